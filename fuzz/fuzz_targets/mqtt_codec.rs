@@ -1,0 +1,39 @@
+//! Feeds arbitrary bytes to the MQTT decoder as a server would see them before CONNECT
+//! and after a 3.1.1 or 5.0 CONNECT. The decoder must never panic, and every packet it
+//! accepts must survive a re-encode and decode unchanged.
+
+#![no_main]
+
+use bytes::BytesMut;
+use ferrite::mqtt::codec::{decode, encode};
+use ferrite::mqtt::packet::{Packet, ProtocolVersion};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    for start in [None, Some(ProtocolVersion::V311), Some(ProtocolVersion::V5)] {
+        decode_all(data, start);
+    }
+});
+
+/// Decodes packets until the input runs out or is rejected, checking each round trip.
+/// Starting from `None`, a decoded CONNECT sets the version for what follows, like a server.
+fn decode_all(data: &[u8], start: Option<ProtocolVersion>) {
+    let mut buf = BytesMut::from(data);
+    let mut version = start;
+    while let Ok(Some(packet)) = decode(&mut buf, version, usize::MAX) {
+        // CONNECT is written for the protocol it names; everything else for the session's.
+        let encode_as = match (&packet, version) {
+            (Packet::Connect(connect), _) => connect.protocol,
+            (_, Some(v)) => v,
+            (_, None) => panic!("decoded {packet:?} before CONNECT"),
+        };
+        let mut again = BytesMut::new();
+        encode(&packet, encode_as, &mut again);
+        let decoded = decode(&mut again, version, usize::MAX);
+        assert_eq!(decoded, Ok(Some(packet.clone())), "re-encoding changed the packet");
+        assert!(again.is_empty(), "re-encoding left {} bytes behind", again.len());
+        if let (Packet::Connect(connect), None) = (&packet, version) {
+            version = Some(connect.protocol);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! A minimal MQTT client for the load generator, built on the node's own codec:
+//! connect, then a read half and a write half driven by separate tasks.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::mqtt::codec;
+use crate::mqtt::packet::*;
+
+/// Reads whole packets from a socket half.
+pub struct PacketReader {
+    read: OwnedReadHalf,
+    buf: BytesMut,
+    version: ProtocolVersion,
+}
+
+impl PacketReader {
+    /// A packet already buffered, without reading the socket.
+    pub fn try_next(&mut self) -> anyhow::Result<Option<Packet>> {
+        Ok(codec::decode(&mut self.buf, Some(self.version), usize::MAX)?)
+    }
+
+    /// The next packet, or `None` at end of stream.
+    pub async fn next(&mut self) -> anyhow::Result<Option<Packet>> {
+        loop {
+            if let Some(p) = codec::decode(&mut self.buf, Some(self.version), usize::MAX)? {
+                return Ok(Some(p));
+            }
+            self.buf.reserve(64 * 1024);
+            if self.read.read_buf(&mut self.buf).await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Writes packets, buffering until `flush`.
+pub struct PacketWriter {
+    write: OwnedWriteHalf,
+    buf: BytesMut,
+    version: ProtocolVersion,
+}
+
+impl PacketWriter {
+    /// Encodes a packet into the buffer.
+    pub fn push(&mut self, p: &Packet) {
+        codec::encode(p, self.version, &mut self.buf);
+    }
+
+    /// Bytes waiting to be written.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Writes everything buffered.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.write.write_all(&self.buf).await?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Connects, sends CONNECT, waits for a successful CONNACK and splits the socket.
+pub async fn connect(
+    addr: SocketAddr,
+    local_ip: Option<std::net::IpAddr>,
+    client_id: &str,
+    version: ProtocolVersion,
+    keep_alive: u16,
+) -> anyhow::Result<(PacketReader, PacketWriter)> {
+    let stream = match local_ip {
+        Some(ip) => {
+            let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            sock.bind(SocketAddr::new(ip, 0))?;
+            sock.connect(addr).await?
+        }
+        None => TcpStream::connect(addr).await?,
+    };
+    stream.set_nodelay(true)?;
+    let (read, write) = stream.into_split();
+    let mut reader = PacketReader { read, buf: BytesMut::with_capacity(4096), version };
+    let mut writer = PacketWriter { write, buf: BytesMut::with_capacity(4096), version };
+    let mut properties = Properties::default();
+    if version.is_v5() {
+        properties.receive_maximum = Some(u16::MAX);
+    }
+    writer.push(&Packet::Connect(Box::new(Connect {
+        protocol: version,
+        clean_start: true,
+        keep_alive,
+        properties,
+        client_id: client_id.to_string(),
+        will: None,
+        username: None,
+        password: None,
+    })));
+    writer.flush().await?;
+    let ack =
+        tokio::time::timeout(Duration::from_secs(30), reader.next()).await.context("no CONNACK within 30 s")??;
+    match ack {
+        Some(Packet::ConnAck(a)) if a.reason_code == 0 => Ok((reader, writer)),
+        Some(Packet::ConnAck(a)) => bail!("connection refused, reason code {:#x}", a.reason_code),
+        other => bail!("expected CONNACK, got {other:?}"),
+    }
+}

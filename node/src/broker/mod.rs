@@ -1,0 +1,858 @@
+//! The broker core shared by every connection: the session table, the routing index,
+//! retained messages and persistence of sessions.
+//!
+//! It is not an actor. Every connection actor calls into it on its own arbiter thread,
+//! so publishing never funnels through one mailbox; shared structures use sharded or
+//! read-mostly locks held for microseconds. Connection actors are reached through
+//! [`ConnLink`] recipients.
+//!
+//! Invariant: a QoS 1/2 publish is acknowledged only after the [`Batch`] that `route`
+//! filled (queue records of persistent subscribers, the retained message) is durable.
+
+pub mod message;
+pub mod retained;
+pub mod router;
+pub mod session;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Message as ActixMessage, Recipient};
+use ferrite_cluster::{Batch, Store, StoreError, Table};
+use parking_lot::Mutex;
+
+use crate::metrics::Metrics;
+use crate::mqtt::packet::{reason, ProtocolVersion, QoS, SubOptions, Will};
+use crate::mqtt::topic::{self, TopicLimits};
+use message::{now_ms, Message};
+use retained::Retained;
+use router::{Match, Router, Subscriber};
+use session::{Outgoing, SessionState, SessionSubscription, StoreOp};
+
+/// Limits and defaults of the broker (AWS IoT Core's quotas by default).
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub topic_limits: TopicLimits,
+    /// Largest accepted payload, in bytes (AWS: 128 KiB).
+    pub max_payload: usize,
+    /// Longest accepted client id, in bytes (AWS: 128).
+    pub max_client_id_len: usize,
+    /// Subscriptions per connection (AWS: 50).
+    pub max_subscriptions: usize,
+    /// Messages the broker has in flight to one client (QoS 1/2).
+    pub max_inflight: usize,
+    /// Messages queued for one session beyond the in-flight window.
+    pub max_queued: usize,
+    /// QoS 1/2 publishes one client may have unacknowledged (our receive maximum).
+    pub receive_maximum: u16,
+    /// Topic aliases a client may use towards us.
+    pub topic_alias_maximum: u16,
+    /// Session expiry for MQTT 3.1.1 clients with clean session = 0, seconds.
+    pub default_session_expiry: u32,
+    /// Upper bound on the session expiry a client may ask for, seconds.
+    pub max_session_expiry: u32,
+    /// Keep alive the server imposes when a client asks for none or more (0: accept any).
+    pub max_keep_alive: u16,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            topic_limits: TopicLimits::default(),
+            max_payload: 128 * 1024,
+            max_client_id_len: 128,
+            max_subscriptions: 50,
+            max_inflight: 64,
+            max_queued: 10_000,
+            receive_maximum: 1024,
+            topic_alias_maximum: 16,
+            default_session_expiry: 3600,
+            max_session_expiry: 7 * 24 * 3600,
+            max_keep_alive: 1200,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Largest MQTT packet we accept: payload limit plus room for topic and properties.
+    pub fn max_packet_size(&self) -> usize {
+        self.max_payload + 64 * 1024
+    }
+}
+
+/// Tells a connection actor that its session has messages to send.
+#[derive(ActixMessage, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Wake;
+
+/// Tells a connection actor to close, with the MQTT 5 reason code to send.
+#[derive(ActixMessage, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Kick(pub u8);
+
+/// How the broker reaches the connection currently attached to a session.
+#[derive(Clone)]
+pub struct ConnLink {
+    pub generation: u64,
+    pub wake: Recipient<Wake>,
+    pub kick: Recipient<Kick>,
+}
+
+/// Mutable part of a session, behind the session's own lock.
+pub struct SessionInner {
+    pub state: SessionState,
+    /// Seconds the session outlives its connection; 0: ends with it.
+    pub expiry_interval: u32,
+    pub conn: Option<ConnLink>,
+    /// Increases at every connect; stale connections and timers compare against it.
+    pub generation: u64,
+    pub protocol: ProtocolVersion,
+    /// Set once the session has been discarded; late callers must not use it.
+    pub ended: bool,
+}
+
+/// A session, shared by the session table, the routing index and its connection.
+pub struct SessionHandle {
+    pub client_id: Arc<str>,
+    pub inner: Mutex<SessionInner>,
+    online: AtomicBool,
+    wake_pending: AtomicBool,
+}
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle").field("client_id", &self.client_id).finish()
+    }
+}
+
+impl SessionHandle {
+    /// True while a connection is attached.
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Relaxed)
+    }
+
+    /// Lets the next `notify` send a [`Wake`] again; the actor calls this before draining.
+    pub fn clear_wake(&self) {
+        self.wake_pending.store(false, Ordering::Release);
+    }
+
+    /// Sends one [`Wake`] to the attached connection unless one is already on its way.
+    fn notify(&self) {
+        if self.wake_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let link = self.inner.lock().conn.as_ref().map(|c| c.wake.clone());
+        match link {
+            Some(w) => w.do_send(Wake),
+            None => self.wake_pending.store(false, Ordering::Release),
+        }
+    }
+}
+
+/// What `open_session` hands back to a new connection.
+pub struct Opened {
+    pub session: Arc<SessionHandle>,
+    pub session_present: bool,
+    pub generation: u64,
+    /// The session expiry actually granted (capped), seconds.
+    pub expiry_interval: u32,
+}
+
+const SHARDS: usize = 64;
+
+/// The broker core.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub router: Router<Arc<SessionHandle>>,
+    pub retained: Retained,
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    sessions: Vec<Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>>,
+    next_seq: AtomicU64,
+    next_generation: AtomicU64,
+    /// Expiry timers of sessions recovered at start, armed once the runtime runs.
+    recovered_expiries: Mutex<Vec<(Arc<SessionHandle>, Duration)>>,
+}
+
+fn shard_of(client_id: &str) -> usize {
+    // FNV-1a: stable and cheap; the table only needs spread, not security.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in client_id.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    (h % SHARDS as u64) as usize
+}
+
+fn queue_key(client_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(client_id.len() + 9);
+    k.extend_from_slice(client_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn sub_key(client_id: &str, filter: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(client_id.len() + filter.len() + 1);
+    k.extend_from_slice(client_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(filter.as_bytes());
+    k
+}
+
+fn client_prefix(client_id: &str) -> Vec<u8> {
+    let mut k = client_id.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+fn encode_options(o: &SubOptions, sub_id: Option<u32>) -> Vec<u8> {
+    let mut v = vec![
+        o.qos as u8 | (u8::from(o.no_local) << 2) | (u8::from(o.retain_as_published) << 3) | (o.retain_handling << 4),
+    ];
+    if let Some(id) = sub_id {
+        v.extend_from_slice(&id.to_be_bytes());
+    }
+    v
+}
+
+fn decode_options(v: &[u8]) -> Option<(SubOptions, Option<u32>)> {
+    let b = *v.first()?;
+    let o = SubOptions {
+        qos: QoS::from_u8(b & 3)?,
+        no_local: b & 4 != 0,
+        retain_as_published: b & 8 != 0,
+        retain_handling: (b >> 4) & 3,
+    };
+    let id = (v.len() == 5).then(|| u32::from_be_bytes([v[1], v[2], v[3], v[4]]));
+    Some((o, id))
+}
+
+/// Queue record: qos, retain, packet id, released flag, subscription ids, message.
+fn encode_queued(out: &Outgoing, packet_id: u16, released: bool, msg_bytes: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(msg_bytes.len() + 8 + out.subscription_ids.len() * 4);
+    v.push(out.qos as u8);
+    v.push(u8::from(out.retain));
+    v.extend_from_slice(&packet_id.to_be_bytes());
+    v.push(u8::from(released));
+    v.push(out.subscription_ids.len().min(255) as u8);
+    for id in out.subscription_ids.iter().take(255) {
+        v.extend_from_slice(&id.to_be_bytes());
+    }
+    v.extend_from_slice(msg_bytes);
+    v
+}
+
+struct QueuedRecord {
+    out: Outgoing,
+    packet_id: u16,
+    released: bool,
+}
+
+fn decode_queued(v: &[u8], seq: u64) -> Option<QueuedRecord> {
+    if v.len() < 6 {
+        return None;
+    }
+    let qos = QoS::from_u8(v[0])?;
+    let retain = v[1] != 0;
+    let packet_id = u16::from_be_bytes([v[2], v[3]]);
+    let released = v[4] != 0;
+    let n = v[5] as usize;
+    let ids_end = 6 + n * 4;
+    let ids = v.get(6..ids_end)?;
+    let subscription_ids = ids.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let msg = Message::decode(&v[ids_end..])?;
+    Some(QueuedRecord {
+        out: Outgoing { msg: Arc::new(msg), qos, retain, subscription_ids, store_seq: Some(seq) },
+        packet_id,
+        released,
+    })
+}
+
+fn encode_session_meta(expiry: u32, disconnected_ms: u64, protocol: ProtocolVersion) -> Vec<u8> {
+    let mut v = Vec::with_capacity(13);
+    v.extend_from_slice(&expiry.to_be_bytes());
+    v.extend_from_slice(&disconnected_ms.to_be_bytes());
+    v.push(match protocol {
+        ProtocolVersion::V31 => 3,
+        ProtocolVersion::V311 => 4,
+        ProtocolVersion::V5 => 5,
+    });
+    v
+}
+
+/// Result of routing one message.
+pub struct Routed {
+    /// Sessions that received the message.
+    pub matched: usize,
+    /// Sessions to wake once the batch has been handed to the store.
+    wakes: Vec<Arc<SessionHandle>>,
+}
+
+impl Routed {
+    /// Wakes every session that got the message. Call after the batch was submitted,
+    /// so that a subscriber's acknowledgement (a delete) is ordered after the put.
+    pub fn wake(self) {
+        for s in self.wakes {
+            s.notify();
+        }
+    }
+}
+
+impl Broker {
+    /// Builds the broker over `store`, recovering retained messages and persistent
+    /// sessions (subscriptions, queues, in-flight QoS 2 state) written before a restart.
+    pub fn open(config: BrokerConfig, store: Arc<Store>, metrics: Arc<Metrics>) -> Result<Arc<Broker>, StoreError> {
+        let retained = Retained::load(&store)?;
+        metrics.retained_messages.set(retained.len() as i64);
+        let broker = Arc::new(Broker {
+            config,
+            router: Router::default(),
+            retained,
+            store,
+            metrics,
+            sessions: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            next_seq: AtomicU64::new(1),
+            next_generation: AtomicU64::new(1),
+            recovered_expiries: Mutex::new(Vec::new()),
+        });
+        broker.recover_sessions()?;
+        Ok(broker)
+    }
+
+    fn recover_sessions(self: &Arc<Self>) -> Result<(), StoreError> {
+        let mut max_seq = 0u64;
+        let now = now_ms();
+        let mut expired = Vec::new();
+        for (key, value) in self.store.scan_prefix(Table::Sessions, b"")? {
+            let Ok(client_id) = String::from_utf8(key) else { continue };
+            if value.len() < 13 {
+                continue;
+            }
+            let expiry = u32::from_be_bytes([value[0], value[1], value[2], value[3]]);
+            let disconnected = u64::from_be_bytes(value[4..12].try_into().expect("8 bytes"));
+            let protocol = match value[12] {
+                3 => ProtocolVersion::V31,
+                4 => ProtocolVersion::V311,
+                _ => ProtocolVersion::V5,
+            };
+            let remaining_ms = (expiry as u64 * 1000).saturating_sub(now.saturating_sub(disconnected));
+            if expiry != u32::MAX && remaining_ms == 0 {
+                expired.push(client_id);
+                continue;
+            }
+            let handle = self.new_handle(client_id.as_str().into(), expiry, protocol, 0);
+            let prefix = client_prefix(&client_id);
+            {
+                let mut inner = handle.inner.lock();
+                for (k, v) in self.store.scan_prefix(Table::Subscriptions, &prefix)? {
+                    let Ok(filter) = String::from_utf8(k[prefix.len()..].to_vec()) else { continue };
+                    let Some((options, sub_id)) = decode_options(&v) else { continue };
+                    let Ok(parsed) = topic::parse_subscription(&filter, &self.config.topic_limits) else { continue };
+                    self.router.subscribe(
+                        parsed.filter,
+                        parsed.share_group,
+                        Subscriber {
+                            client_id: handle.client_id.clone(),
+                            handle: handle.clone(),
+                            options,
+                            subscription_id: sub_id,
+                        },
+                    );
+                    inner.state.subscriptions.insert(filter, SessionSubscription { options, subscription_id: sub_id });
+                }
+                for (k, v) in self.store.scan_prefix(Table::Queue, &prefix)? {
+                    let Some(seq_bytes) = k.get(prefix.len()..).and_then(|s| <[u8; 8]>::try_from(s).ok()) else {
+                        continue;
+                    };
+                    let seq = u64::from_be_bytes(seq_bytes);
+                    max_seq = max_seq.max(seq);
+                    let Some(rec) = decode_queued(&v, seq) else {
+                        tracing::warn!(client_id = %client_id, seq, "skipping a corrupt queued message");
+                        continue;
+                    };
+                    if rec.packet_id != 0 && rec.out.qos == QoS::ExactlyOnce {
+                        inner.state.restore_inflight(rec.packet_id, rec.released, rec.out);
+                    } else if inner.state.enqueue(rec.out).is_err() {
+                        self.metrics.messages_dropped_queue_full_total.inc();
+                    }
+                }
+            }
+            self.sessions[shard_of(&client_id)].lock().insert(handle.client_id.clone(), handle.clone());
+            self.metrics.sessions.inc();
+            if expiry != u32::MAX {
+                self.recovered_expiries.lock().push((handle, Duration::from_millis(remaining_ms)));
+            }
+        }
+        self.next_seq.store(max_seq + 1, Ordering::Relaxed);
+        self.metrics.subscriptions.set(self.router.len() as i64);
+        let mut batch = Batch::new();
+        for client_id in expired {
+            self.delete_session_records(&client_id, &mut batch)?;
+        }
+        self.store.write_now(batch)?;
+        tracing::info!(sessions = self.metrics.sessions.get(), retained = self.retained.len(), "recovered state");
+        Ok(())
+    }
+
+    fn new_handle(
+        &self,
+        client_id: Arc<str>,
+        expiry: u32,
+        protocol: ProtocolVersion,
+        generation: u64,
+    ) -> Arc<SessionHandle> {
+        Arc::new(SessionHandle {
+            client_id,
+            inner: Mutex::new(SessionInner {
+                state: SessionState::new(self.config.max_inflight, self.config.max_queued),
+                expiry_interval: expiry,
+                conn: None,
+                generation,
+                protocol,
+                ended: false,
+            }),
+            online: AtomicBool::new(false),
+            wake_pending: AtomicBool::new(false),
+        })
+    }
+
+    /// Looks up a session by client id.
+    pub fn session(&self, client_id: &str) -> Option<Arc<SessionHandle>> {
+        self.sessions[shard_of(client_id)].lock().get(client_id).cloned()
+    }
+
+    /// Attaches a new connection to the client's session: resumes it (clean start = 0
+    /// and one exists) or starts a fresh one. A connection already attached is kicked
+    /// with 0x8E (session taken over).
+    pub fn open_session(
+        self: &Arc<Self>,
+        client_id: &str,
+        clean_start: bool,
+        expiry_interval: u32,
+        protocol: ProtocolVersion,
+        link: impl FnOnce(u64) -> ConnLink,
+    ) -> Opened {
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let expiry = expiry_interval.min(self.config.max_session_expiry);
+        let mut shard = self.sessions[shard_of(client_id)].lock();
+        let existing = shard.get(client_id).cloned();
+        let mut kicked = None;
+        let mut batch = Batch::new();
+        let resumed = match existing {
+            Some(old) if !clean_start => Some(old),
+            Some(old) => {
+                kicked = old.inner.lock().conn.take();
+                self.end_session(&old, &mut shard, &mut batch);
+                None
+            }
+            None => None,
+        };
+        let session_present = resumed.is_some();
+        let session = match resumed {
+            Some(s) => s,
+            None => {
+                let s = self.new_handle(client_id.into(), expiry, protocol, generation);
+                shard.insert(s.client_id.clone(), s.clone());
+                self.metrics.sessions.inc();
+                s
+            }
+        };
+        drop(shard);
+        {
+            let mut inner = session.inner.lock();
+            if let Some(old) = inner.conn.take() {
+                kicked = Some(old);
+            }
+            inner.generation = generation;
+            inner.expiry_interval = expiry;
+            inner.protocol = protocol;
+            inner.conn = Some(link(generation));
+            if expiry > 0 {
+                batch.put(Table::Sessions, client_id.as_bytes().to_vec(), encode_session_meta(expiry, 0, protocol));
+            } else if session_present {
+                // A persistent session resumed as a non-persistent one: forget it on disk.
+                let _ = self.delete_session_records(client_id, &mut batch);
+            }
+        }
+        session.online.store(true, Ordering::Relaxed);
+        session.wake_pending.store(false, Ordering::Relaxed);
+        self.store.submit(batch);
+        if let Some(old) = kicked {
+            self.metrics.session_takeovers_total.inc();
+            old.kick.do_send(Kick(reason::SESSION_TAKEN_OVER));
+        }
+        Opened { session, session_present, generation, expiry_interval: expiry }
+    }
+
+    /// Removes a session from the routing index and the table and deletes its records.
+    fn end_session(
+        &self,
+        session: &Arc<SessionHandle>,
+        shard: &mut HashMap<Arc<str>, Arc<SessionHandle>>,
+        batch: &mut Batch,
+    ) -> Vec<(String, Outgoing)> {
+        let mut inner = session.inner.lock();
+        if inner.ended {
+            return Vec::new();
+        }
+        inner.ended = true;
+        let mut shared_leftovers = Vec::new();
+        let subs: Vec<String> = inner.state.subscriptions.keys().cloned().collect();
+        for raw in &subs {
+            if let Ok(p) = topic::parse_subscription(raw, &self.config.topic_limits) {
+                self.router.unsubscribe(p.filter, p.share_group, &session.client_id);
+            }
+        }
+        let has_shared = subs.iter().any(|s| s.starts_with("$share/"));
+        let pending = inner.state.take_all();
+        if has_shared {
+            for out in pending {
+                if out.qos != QoS::AtMostOnce {
+                    shared_leftovers.push((out.msg.topic.to_string(), out));
+                }
+            }
+        }
+        drop(inner);
+        if shard.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
+            shard.remove(&session.client_id);
+            self.metrics.sessions.dec();
+        }
+        let _ = self.delete_session_records(&session.client_id, batch);
+        self.metrics.subscriptions.set(self.router.len() as i64);
+        shared_leftovers
+    }
+
+    fn delete_session_records(&self, client_id: &str, batch: &mut Batch) -> Result<(), StoreError> {
+        batch.delete(Table::Sessions, client_id.as_bytes().to_vec());
+        let prefix = client_prefix(client_id);
+        for (k, _) in self.store.scan_prefix(Table::Subscriptions, &prefix)? {
+            batch.delete(Table::Subscriptions, k);
+        }
+        for (k, _) in self.store.scan_prefix(Table::Queue, &prefix)? {
+            batch.delete(Table::Queue, k);
+        }
+        Ok(())
+    }
+
+    /// Detaches the connection of `generation` from its session. A non-persistent
+    /// session ends now; a persistent one stays, keeps its QoS 1/2 queue and expires
+    /// after its interval. The will, if any, is published now or after its delay.
+    pub fn close_session(self: &Arc<Self>, session: &Arc<SessionHandle>, generation: u64, will: Option<Will>) {
+        let expiry;
+        {
+            let mut inner = session.inner.lock();
+            if inner.generation != generation || inner.ended {
+                return; // taken over: the new connection owns the session now
+            }
+            inner.conn = None;
+            session.online.store(false, Ordering::Relaxed);
+            expiry = inner.expiry_interval;
+            if expiry > 0 {
+                inner.state.drop_qos0();
+                let meta = encode_session_meta(expiry, now_ms(), inner.protocol);
+                let mut batch = Batch::new();
+                batch.put(Table::Sessions, session.client_id.as_bytes().to_vec(), meta);
+                self.store.submit(batch);
+            }
+        }
+        if expiry == 0 {
+            let mut batch = Batch::new();
+            let leftovers = {
+                let mut shard = self.sessions[shard_of(&session.client_id)].lock();
+                self.end_session(session, &mut shard, &mut batch)
+            };
+            self.store.submit(batch);
+            self.redistribute(leftovers);
+        } else if expiry != u32::MAX {
+            self.schedule_expiry(session.clone(), generation, Duration::from_secs(expiry as u64));
+        }
+        if let Some(will) = will {
+            let delay = will.properties.will_delay_interval.unwrap_or(0).min(expiry);
+            if delay == 0 {
+                self.publish_will(&session.client_id, will);
+            } else {
+                let broker = self.clone();
+                let session = session.clone();
+                actix_rt::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(delay as u64)).await;
+                    let still_away = {
+                        let inner = session.inner.lock();
+                        inner.generation == generation || inner.ended
+                    };
+                    if still_away {
+                        broker.publish_will(&session.client_id, will);
+                    }
+                });
+            }
+        }
+    }
+
+    fn schedule_expiry(self: &Arc<Self>, session: Arc<SessionHandle>, generation: u64, after: Duration) {
+        let broker = self.clone();
+        let task = async move {
+            tokio::time::sleep(after).await;
+            let current = {
+                let inner = session.inner.lock();
+                inner.generation == generation && inner.conn.is_none() && !inner.ended
+            };
+            if current {
+                tracing::info!(client_id = %session.client_id, "session expired");
+                let mut batch = Batch::new();
+                let leftovers = {
+                    let mut shard = broker.sessions[shard_of(&session.client_id)].lock();
+                    broker.end_session(&session, &mut shard, &mut batch)
+                };
+                broker.store.submit(batch);
+                broker.redistribute(leftovers);
+            }
+        };
+        actix_rt::spawn(task);
+    }
+
+    /// Arms the expiry timers of sessions recovered from storage; call once inside the
+    /// actix system.
+    pub fn arm_recovered_timers(self: &Arc<Self>) {
+        let recovered = std::mem::take(&mut *self.recovered_expiries.lock());
+        for (session, after) in recovered {
+            self.schedule_expiry(session, 0, after);
+        }
+    }
+
+    /// Hands messages of a departed shared-subscription member back to the group.
+    fn redistribute(&self, leftovers: Vec<(String, Outgoing)>) {
+        if leftovers.is_empty() {
+            return;
+        }
+        let mut batch = Batch::new();
+        let mut wakes = Vec::new();
+        for (_, out) in leftovers {
+            let routed = self.route_shared_only(&out.msg, &mut batch);
+            wakes.push(routed);
+        }
+        self.store.submit(batch);
+        for w in wakes {
+            w.wake();
+        }
+    }
+
+    fn route_shared_only(&self, msg: &Arc<Message>, batch: &mut Batch) -> Routed {
+        let mut matches = Vec::new();
+        self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
+        matches.retain(|m| m.shared);
+        self.deliver(msg, matches, batch)
+    }
+
+    /// Publishes a will message now (no delay).
+    pub fn publish_will(&self, client_id: &str, will: Will) {
+        self.metrics.wills_published_total.inc();
+        tracing::info!(client_id, topic = %will.topic, "publishing will message");
+        let msg = Arc::new(Message {
+            topic: will.topic.as_str().into(),
+            payload: will.payload,
+            qos: will.qos,
+            retain: will.retain,
+            properties: Message::forwarded_properties(&will.properties),
+            publisher: Some(client_id.into()),
+            created_ms: now_ms(),
+        });
+        let mut batch = Batch::new();
+        let routed = self.route(&msg, &mut batch);
+        self.store.submit(batch);
+        routed.wake();
+    }
+
+    /// Routes one message: updates the retained table, queues the message for every
+    /// matching session (persisting QoS 1/2 copies for persistent sessions into `batch`)
+    /// and returns the sessions to wake.
+    pub fn route(&self, msg: &Arc<Message>, batch: &mut Batch) -> Routed {
+        if msg.retain {
+            self.retained.set(msg, batch);
+            if msg.qos != QoS::AtMostOnce {
+                batch.set_durable();
+            }
+            self.metrics.retained_messages.set(self.retained.len() as i64);
+        }
+        let mut matches = Vec::new();
+        self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
+        self.deliver(msg, matches, batch)
+    }
+
+    fn deliver(&self, msg: &Arc<Message>, mut matches: Vec<Match<Arc<SessionHandle>>>, batch: &mut Batch) -> Routed {
+        // One copy per session: the highest QoS of its matching subscriptions and all
+        // their subscription identifiers.
+        matches.sort_by_key(|m| Arc::as_ptr(&m.subscriber.handle) as usize);
+        let mut wakes = Vec::with_capacity(matches.len());
+        let mut encoded: Option<Vec<u8>> = None;
+        let mut i = 0;
+        while i < matches.len() {
+            let handle = matches[i].subscriber.handle.clone();
+            let mut qos = None::<QoS>;
+            let mut retain = false;
+            let mut ids = Vec::new();
+            while i < matches.len() && Arc::ptr_eq(&matches[i].subscriber.handle, &handle) {
+                let s = &matches[i].subscriber;
+                i += 1;
+                if s.options.no_local && msg.publisher.as_deref() == Some(&*s.client_id) {
+                    continue;
+                }
+                let q = msg.qos.min(s.options.qos);
+                qos = Some(qos.map_or(q, |old| old.max(q)));
+                retain |= s.options.retain_as_published && msg.retain;
+                ids.extend(s.subscription_id);
+            }
+            let Some(qos) = qos else { continue };
+            let mut out = Outgoing { msg: msg.clone(), qos, retain, subscription_ids: ids, store_seq: None };
+            let mut inner = handle.inner.lock();
+            if inner.ended {
+                continue;
+            }
+            if inner.conn.is_none() && qos == QoS::AtMostOnce {
+                continue; // QoS 0 is not queued for offline clients
+            }
+            if inner.expiry_interval > 0 && qos != QoS::AtMostOnce {
+                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                let bytes = encoded.get_or_insert_with(|| {
+                    let mut b = Vec::with_capacity(msg.payload.len() + msg.topic.len() + 32);
+                    msg.encode(&mut b);
+                    b
+                });
+                batch.put(Table::Queue, queue_key(&handle.client_id, seq), encode_queued(&out, 0, false, bytes));
+                batch.set_durable();
+                out.store_seq = Some(seq);
+            }
+            if inner.state.enqueue(out).is_err() {
+                self.metrics.messages_dropped_queue_full_total.inc();
+                tracing::warn!(client_id = %handle.client_id, "session queue full, message dropped");
+                continue;
+            }
+            let online = inner.conn.is_some();
+            drop(inner);
+            if online {
+                wakes.push(handle);
+            }
+        }
+        Routed { matched: wakes.len(), wakes }
+    }
+
+    /// Turns the session module's store operations into writes.
+    pub fn apply_store_ops(&self, session: &SessionHandle, ops: &[StoreOp]) {
+        if ops.is_empty() {
+            return;
+        }
+        let mut batch = Batch::new();
+        for op in ops {
+            match op {
+                StoreOp::Delete(seq) => batch.delete(Table::Queue, queue_key(&session.client_id, *seq)),
+                StoreOp::Mark { seq, packet_id, released } => {
+                    // Rewrite the record with its packet id; the message is unchanged.
+                    let key = queue_key(&session.client_id, *seq);
+                    if let Ok(Some(mut v)) = self.store.get(Table::Queue, &key) {
+                        if v.len() >= 5 {
+                            v[2..4].copy_from_slice(&packet_id.to_be_bytes());
+                            v[4] = u8::from(*released);
+                            batch.put(Table::Queue, key, v);
+                        }
+                    }
+                }
+            }
+        }
+        self.store.submit(batch);
+    }
+
+    /// Adds (or replaces) a subscription of `session`. Returns whether it is new, or
+    /// the reason code to refuse it with.
+    pub fn subscribe(
+        &self,
+        session: &Arc<SessionHandle>,
+        raw_filter: &str,
+        options: SubOptions,
+        subscription_id: Option<u32>,
+    ) -> Result<bool, u8> {
+        let parsed = topic::parse_subscription(raw_filter, &self.config.topic_limits).map_err(|e| e.reason_code)?;
+        if parsed.share_group.is_some() && options.no_local {
+            return Err(reason::PROTOCOL_ERROR);
+        }
+        let mut inner = session.inner.lock();
+        if !inner.state.subscriptions.contains_key(raw_filter)
+            && inner.state.subscriptions.len() >= self.config.max_subscriptions
+        {
+            return Err(reason::QUOTA_EXCEEDED);
+        }
+        let fresh = self.router.subscribe(
+            parsed.filter,
+            parsed.share_group,
+            Subscriber { client_id: session.client_id.clone(), handle: session.clone(), options, subscription_id },
+        );
+        inner.state.subscriptions.insert(raw_filter.to_string(), SessionSubscription { options, subscription_id });
+        if inner.expiry_interval > 0 {
+            let mut batch = Batch::new();
+            batch.put(
+                Table::Subscriptions,
+                sub_key(&session.client_id, raw_filter),
+                encode_options(&options, subscription_id),
+            );
+            self.store.submit(batch);
+        }
+        self.metrics.subscriptions.set(self.router.len() as i64);
+        Ok(fresh)
+    }
+
+    /// Queues the retained messages a new subscription should get (retain handling 0,
+    /// or 1 when the subscription is new; never for shared subscriptions).
+    pub fn send_retained(
+        &self,
+        session: &Arc<SessionHandle>,
+        raw_filter: &str,
+        options: SubOptions,
+        subscription_id: Option<u32>,
+        fresh: bool,
+    ) {
+        if raw_filter.starts_with("$share/") || options.retain_handling == 2 || (options.retain_handling == 1 && !fresh)
+        {
+            return;
+        }
+        let now = now_ms();
+        let mut inner = session.inner.lock();
+        for msg in self.retained.matching(raw_filter) {
+            if msg.remaining_expiry(now).is_err() {
+                continue;
+            }
+            let out = Outgoing {
+                qos: msg.qos.min(options.qos),
+                msg,
+                retain: true,
+                subscription_ids: subscription_id.into_iter().collect(),
+                store_seq: None,
+            };
+            if inner.state.enqueue(out).is_err() {
+                self.metrics.messages_dropped_queue_full_total.inc();
+            }
+        }
+    }
+
+    /// Removes a subscription; returns false when there was none.
+    pub fn unsubscribe(&self, session: &Arc<SessionHandle>, raw_filter: &str) -> bool {
+        let mut inner = session.inner.lock();
+        if inner.state.subscriptions.remove(raw_filter).is_none() {
+            return false;
+        }
+        if let Ok(p) = topic::parse_subscription(raw_filter, &self.config.topic_limits) {
+            self.router.unsubscribe(p.filter, p.share_group, &session.client_id);
+        }
+        if inner.expiry_interval > 0 {
+            let mut batch = Batch::new();
+            batch.delete(Table::Subscriptions, sub_key(&session.client_id, raw_filter));
+            self.store.submit(batch);
+        }
+        self.metrics.subscriptions.set(self.router.len() as i64);
+        true
+    }
+
+    /// Number of sessions in the table.
+    pub fn session_count(&self) -> usize {
+        self.sessions.iter().map(|s| s.lock().len()).sum()
+    }
+}

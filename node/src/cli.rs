@@ -1,0 +1,124 @@
+//! Command-line interface of the `ferrite` binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::broker::BrokerConfig;
+use crate::config::{ConfigFile, NodeConfig};
+
+/// Ferrite: a self-hosted IoT platform that speaks AWS IoT Core's protocols.
+///
+/// Start a node with `ferrite serve` (no configuration needed): it listens for MQTT on
+/// 127.0.0.1:1883, MQTT over WebSocket on 127.0.0.1:8083/mqtt and HTTP (/health,
+/// /metrics) on 127.0.0.1:8080, and keeps its data in ./ferrite-data.
+#[derive(Debug, Parser)]
+#[command(name = "ferrite", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: MQTT broker, WebSocket gateway and HTTP endpoint.
+    ///
+    /// Precedence: flags override the config file, which overrides built-in defaults.
+    /// Use port 0 to let the OS choose; the node prints the bound addresses on one
+    /// line: `listening mqtt=HOST:PORT ws=HOST:PORT http=HOST:PORT`.
+    ///
+    /// Example: ferrite serve --data-dir /var/lib/ferrite --mqtt-addr 0.0.0.0:1883
+    Serve(ServeArgs),
+    /// Load generator: drive an MQTT broker (ferrite or any other) and report
+    /// messages/s sent and received, lost, duplicated, and latency percentiles.
+    ///
+    /// Example: ferrite bench --target 127.0.0.1:1883 --scenario fan-in -n 10 --qos 1 --duration 10
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Flags of `ferrite serve`; each has a key of the same name (with `_`) in the TOML file.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML config file. Keys: data_dir, mqtt_addr, ws_addr, http_addr, log_level,
+    /// workers, and a [limits] table (see docs/configuration.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where RocksDB keeps sessions and retained messages [default: ./ferrite-data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// MQTT over TCP listen address [default: 127.0.0.1:1883]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub mqtt_addr: Option<SocketAddr>,
+    /// MQTT over WebSocket listen address, path /mqtt [default: 127.0.0.1:8083]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ws_addr: Option<SocketAddr>,
+    /// HTTP listen address for /health and /metrics [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub http_addr: Option<SocketAddr>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive such as
+    /// `ferrite=debug` [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Worker threads (actix arbiters) that own client connections [default: CPU cores]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Print logs as JSON lines instead of text.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+impl ServeArgs {
+    /// Resolves defaults, the config file and flags into one configuration.
+    pub fn resolve(&self) -> anyhow::Result<NodeConfig> {
+        let file = match &self.config {
+            Some(p) => ConfigFile::load(p)?,
+            None => ConfigFile::default(),
+        };
+        let mut broker = BrokerConfig::default();
+        NodeConfig::apply_limits(&mut broker, &file.limits);
+        let default_workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Ok(NodeConfig {
+            data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("ferrite-data")),
+            mqtt_addr: self.mqtt_addr.or(file.mqtt_addr).unwrap_or_else(|| "127.0.0.1:1883".parse().expect("valid")),
+            ws_addr: self.ws_addr.or(file.ws_addr).unwrap_or_else(|| "127.0.0.1:8083".parse().expect("valid")),
+            http_addr: self.http_addr.or(file.http_addr).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid")),
+            log_level: self.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
+            workers: self.workers.or(file.workers).unwrap_or(default_workers).max(1),
+            broker,
+        })
+    }
+}
+
+fn init_logging(level: &str, json: bool) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| anyhow::anyhow!("invalid --log-level {level:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    Ok(())
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => args.resolve().and_then(|cfg| {
+            init_logging(&cfg.log_level, args.log_json)?;
+            crate::node::run(cfg)
+        }),
+        Command::Bench(args) => crate::bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

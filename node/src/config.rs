@@ -1,0 +1,105 @@
+//! Node configuration: built-in defaults, an optional TOML file, then command-line
+//! flags, in increasing precedence. Every flag has a key in the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+use crate::broker::BrokerConfig;
+
+/// The `[limits]` table: AWS IoT Core's quotas by default.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_payload_bytes: Option<usize>,
+    pub max_client_id_bytes: Option<usize>,
+    pub max_topic_bytes: Option<usize>,
+    pub max_topic_slashes: Option<usize>,
+    pub max_subscriptions_per_connection: Option<usize>,
+    pub max_inflight: Option<usize>,
+    pub max_queued_messages: Option<usize>,
+    pub receive_maximum: Option<u16>,
+    pub topic_alias_maximum: Option<u16>,
+    pub default_session_expiry_secs: Option<u32>,
+    pub max_session_expiry_secs: Option<u32>,
+    pub max_keep_alive_secs: Option<u16>,
+}
+
+/// The TOML configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub data_dir: Option<PathBuf>,
+    pub mqtt_addr: Option<SocketAddr>,
+    pub ws_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+    pub log_level: Option<String>,
+    pub workers: Option<usize>,
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+impl ConfigFile {
+    /// Reads and parses a config file, naming the file and the problem on error.
+    pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// Everything `ferrite serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub mqtt_addr: SocketAddr,
+    pub ws_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub log_level: String,
+    pub workers: usize,
+    pub broker: BrokerConfig,
+}
+
+impl NodeConfig {
+    /// Applies the `[limits]` table over the defaults.
+    pub fn apply_limits(broker: &mut BrokerConfig, l: &LimitsFile) {
+        if let Some(v) = l.max_payload_bytes {
+            broker.max_payload = v;
+        }
+        if let Some(v) = l.max_client_id_bytes {
+            broker.max_client_id_len = v;
+        }
+        if let Some(v) = l.max_topic_bytes {
+            broker.topic_limits.max_bytes = v;
+        }
+        if let Some(v) = l.max_topic_slashes {
+            broker.topic_limits.max_slashes = v;
+        }
+        if let Some(v) = l.max_subscriptions_per_connection {
+            broker.max_subscriptions = v;
+        }
+        if let Some(v) = l.max_inflight {
+            broker.max_inflight = v;
+        }
+        if let Some(v) = l.max_queued_messages {
+            broker.max_queued = v;
+        }
+        if let Some(v) = l.receive_maximum {
+            broker.receive_maximum = v.max(1);
+        }
+        if let Some(v) = l.topic_alias_maximum {
+            broker.topic_alias_maximum = v;
+        }
+        if let Some(v) = l.default_session_expiry_secs {
+            broker.default_session_expiry = v;
+        }
+        if let Some(v) = l.max_session_expiry_secs {
+            broker.max_session_expiry = v;
+        }
+        if let Some(v) = l.max_keep_alive_secs {
+            broker.max_keep_alive = v;
+        }
+    }
+}

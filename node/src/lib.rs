@@ -1,0 +1,12 @@
+//! The Ferrite node as a library: the `ferrite` binary is a thin command-line shell
+//! around these modules, and fuzz targets and benchmarks reach the codec through it.
+
+pub mod bench;
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod mqtt;
+pub mod node;
+pub mod server;

@@ -1,0 +1,112 @@
+//! Node metrics as lock-free counters, rendered in the Prometheus text format at
+//! `/metrics`. Counters are plain atomics so the publish path pays one relaxed add.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+macro_rules! metrics {
+    ($( $(#[doc = $doc:literal])* $name:ident : $kind:ident ),* $(,)?) => {
+        /// Every metric the node exports.
+        #[derive(Default, Debug)]
+        pub struct Metrics {
+            $( $(#[doc = $doc])* pub $name: $kind, )*
+        }
+
+        impl Metrics {
+            /// Renders every metric in the Prometheus text exposition format.
+            pub fn render(&self) -> String {
+                let mut out = String::new();
+                $(
+                    let help = concat!($($doc),*).trim();
+                    let _ = writeln!(out, "# HELP ferrite_{} {}", stringify!($name), help);
+                    let _ = writeln!(out, "# TYPE ferrite_{} {}", stringify!($name), $kind::PROM_TYPE);
+                    let _ = writeln!(out, "ferrite_{} {}", stringify!($name), self.$name.get());
+                )*
+                out
+            }
+        }
+    };
+}
+
+/// A monotonically increasing counter.
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    const PROM_TYPE: &'static str = "counter";
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Default, Debug)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    const PROM_TYPE: &'static str = "gauge";
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Subtracts one.
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// Sets the value.
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    /// Current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+metrics! {
+    /// MQTT connections currently open.
+    connections: Gauge,
+    /// MQTT connections accepted since start.
+    connections_total: Counter,
+    /// CONNECT attempts refused (bad version, bad client id, ...).
+    connects_refused_total: Counter,
+    /// Sessions (connected or persistent offline) held by the node.
+    sessions: Gauge,
+    /// Subscriptions in the routing index.
+    subscriptions: Gauge,
+    /// Retained messages held.
+    retained_messages: Gauge,
+    /// PUBLISH packets received from clients.
+    messages_received_total: Counter,
+    /// PUBLISH packets sent to clients.
+    messages_sent_total: Counter,
+    /// Messages dropped because a session queue was full.
+    messages_dropped_queue_full_total: Counter,
+    /// Messages dropped because their expiry interval passed.
+    messages_expired_total: Counter,
+    /// Messages not sent because they exceeded the client's maximum packet size.
+    messages_dropped_too_large_total: Counter,
+    /// Bytes read from client sockets.
+    bytes_received_total: Counter,
+    /// Bytes written to client sockets.
+    bytes_sent_total: Counter,
+    /// Packets that broke the protocol (malformed, wrong flags, ...).
+    protocol_errors_total: Counter,
+    /// Connections closed for keep-alive timeout.
+    keepalive_timeouts_total: Counter,
+    /// Sessions taken over by a new connection with the same client id.
+    session_takeovers_total: Counter,
+    /// Will messages published.
+    wills_published_total: Counter,
+    /// Storage write failures.
+    storage_errors_total: Counter,
+}

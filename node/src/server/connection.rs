@@ -1,0 +1,770 @@
+//! The connection actor: owns one client socket, decodes packets, applies the MQTT
+//! rules that belong to a connection (CONNECT, keep-alive, topic aliases, flow control,
+//! packet size) and calls the broker core for everything shared.
+//!
+//! Invariant: a PUBACK/PUBREC is written only after the storage batch of its publish is
+//! durable; acknowledgements leave in the order their publishes arrived.
+
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::io::{WriteHandler, Writer};
+use actix::prelude::*;
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::FramedRead;
+
+use super::framing::{PacketDecoder, ReadError};
+use crate::broker::message::{now_ms, Message};
+use crate::broker::session::Send as SessionSend;
+use crate::broker::{Broker, ConnLink, Kick, SessionHandle, Wake};
+use crate::mqtt::codec;
+use crate::mqtt::packet::*;
+use crate::mqtt::topic;
+
+/// How long a new connection may take to send CONNECT.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A storage batch of an inbound publish became durable.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Committed {
+    ticket: u64,
+    ok: bool,
+}
+
+struct PendingAck {
+    ticket: u64,
+    packet: Option<Packet>,
+    done: bool,
+}
+
+/// State that exists once CONNECT was accepted.
+struct Attached {
+    version: ProtocolVersion,
+    client_id: Arc<str>,
+    session: Arc<SessionHandle>,
+    generation: u64,
+    will: Option<Will>,
+    client_max_packet: usize,
+    client_alias_max: u16,
+    inbound_aliases: HashMap<u16, Arc<str>>,
+    outbound_aliases: HashMap<Arc<str>, u16>,
+    /// Inbound QoS 1/2 publishes not yet fully acknowledged (our receive maximum).
+    inbound_unacked: usize,
+    problem_info: bool,
+}
+
+/// One client connection.
+pub struct Connection<W: AsyncWrite + Unpin + 'static> {
+    broker: Arc<Broker>,
+    writer: Writer<W, io::Error>,
+    peer: SocketAddr,
+    transport: &'static str,
+    version: Rc<Cell<Option<ProtocolVersion>>>,
+    attached: Option<Attached>,
+    keep_alive: Duration,
+    last_packet: Instant,
+    out: BytesMut,
+    pending_acks: VecDeque<PendingAck>,
+    next_ticket: u64,
+    closing: bool,
+}
+
+impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
+    /// Starts a connection actor on the current arbiter for an accepted stream.
+    pub fn start<R: AsyncRead + Unpin + 'static>(
+        broker: Arc<Broker>,
+        read: R,
+        write: W,
+        peer: SocketAddr,
+        transport: &'static str,
+    ) {
+        let version = Rc::new(Cell::new(None));
+        let decoder = PacketDecoder { version: version.clone(), max_packet_size: broker.config.max_packet_size() };
+        Connection::create(move |ctx| {
+            ctx.add_stream(FramedRead::with_capacity(read, decoder, 16 * 1024));
+            let writer = Writer::new(write, ctx);
+            broker.metrics.connections.inc();
+            broker.metrics.connections_total.inc();
+            Connection {
+                broker,
+                writer,
+                peer,
+                transport,
+                version,
+                attached: None,
+                keep_alive: Duration::ZERO,
+                last_packet: Instant::now(),
+                out: BytesMut::with_capacity(4096),
+                pending_acks: VecDeque::new(),
+                next_ticket: 0,
+                closing: false,
+            }
+        });
+    }
+
+    fn send(&mut self, packet: &Packet) {
+        let v = self.version.get().unwrap_or(ProtocolVersion::V311);
+        codec::encode(packet, v, &mut self.out);
+    }
+
+    fn flush(&mut self) {
+        if !self.out.is_empty() {
+            self.broker.metrics.bytes_sent_total.add(self.out.len() as u64);
+            self.writer.write(&self.out);
+            self.out.clear();
+        }
+    }
+
+    /// Ends the connection; for MQTT 5 a DISCONNECT with `reason` goes first.
+    fn close(&mut self, ctx: &mut Context<Self>, reason_code: Option<u8>, reason_text: &str) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        if let (Some(code), Some(ProtocolVersion::V5), true) =
+            (reason_code, self.version.get(), self.attached.is_some())
+        {
+            let mut properties = Properties::default();
+            if self.attached.as_ref().is_some_and(|a| a.problem_info) && !reason_text.is_empty() {
+                properties.reason_string = Some(reason_text.to_string());
+            }
+            self.send(&Packet::Disconnect(Disconnect { reason_code: code, properties }));
+        }
+        self.flush();
+        self.writer.close();
+        ctx.stop();
+    }
+
+    fn protocol_violation(&mut self, ctx: &mut Context<Self>, code: u8, why: &str) {
+        self.broker.metrics.protocol_errors_total.inc();
+        tracing::warn!(peer = %self.peer, client_id = ?self.attached.as_ref().map(|a| a.client_id.clone()), reason_code = code, why, "closing connection: protocol violation");
+        self.close(ctx, Some(code), why);
+    }
+
+    fn refuse_connect(&mut self, ctx: &mut Context<Self>, version: ProtocolVersion, code: u8, why: &str) {
+        self.broker.metrics.connects_refused_total.inc();
+        tracing::warn!(peer = %self.peer, reason_code = code, why, "refusing CONNECT");
+        self.version.set(Some(version));
+        let mut properties = Properties::default();
+        if version.is_v5() {
+            properties.reason_string = Some(why.to_string());
+        }
+        self.send(&Packet::ConnAck(ConnAck { session_present: false, reason_code: code, properties }));
+        self.closing = true;
+        self.flush();
+        self.writer.close();
+        ctx.stop();
+    }
+
+    fn on_connect(&mut self, ctx: &mut Context<Self>, c: Connect) {
+        let cfg = &self.broker.config;
+        let v5 = c.protocol.is_v5();
+        if c.client_id.len() > cfg.max_client_id_len {
+            return self.refuse_connect(
+                ctx,
+                c.protocol,
+                reason::CLIENT_ID_NOT_VALID,
+                "client id is longer than the maximum (default 128 bytes)",
+            );
+        }
+        let mut assigned = None;
+        let client_id: Arc<str> = if c.client_id.is_empty() {
+            if !v5 && !c.clean_start {
+                return self.refuse_connect(
+                    ctx,
+                    c.protocol,
+                    reason::CLIENT_ID_NOT_VALID,
+                    "an empty client id needs clean session",
+                );
+            }
+            let id = format!("ferrite-{:016x}", rand::random::<u64>());
+            assigned = Some(id.clone());
+            id.into()
+        } else {
+            c.client_id.as_str().into()
+        };
+        if let Some(w) = &c.will {
+            if let Err(e) = topic::validate_topic_name(&w.topic, &cfg.topic_limits) {
+                return self.refuse_connect(ctx, c.protocol, e.reason_code, e.message);
+            }
+            if w.payload.len() > cfg.max_payload {
+                return self.refuse_connect(
+                    ctx,
+                    c.protocol,
+                    reason::PACKET_TOO_LARGE,
+                    "will payload is larger than the maximum payload size",
+                );
+            }
+        }
+        if c.properties.authentication_method.is_some() {
+            return self.refuse_connect(
+                ctx,
+                c.protocol,
+                reason::BAD_AUTHENTICATION_METHOD,
+                "enhanced authentication is not supported",
+            );
+        }
+        let expiry = if v5 {
+            c.properties.session_expiry_interval.unwrap_or(0)
+        } else if c.clean_start {
+            0
+        } else {
+            cfg.default_session_expiry
+        };
+        let mut keep_alive = c.keep_alive;
+        let mut server_keep_alive = None;
+        if cfg.max_keep_alive > 0 && (keep_alive == 0 || keep_alive > cfg.max_keep_alive) && v5 {
+            keep_alive = cfg.max_keep_alive;
+            server_keep_alive = Some(keep_alive);
+        }
+        self.keep_alive = Duration::from_secs(keep_alive as u64);
+        let addr = ctx.address();
+        let opened = self.broker.open_session(&client_id, c.clean_start, expiry, c.protocol, |generation| ConnLink {
+            generation,
+            wake: addr.clone().recipient(),
+            kick: addr.clone().recipient(),
+        });
+        let client_receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX) as usize;
+        {
+            let mut inner = opened.session.inner.lock();
+            inner.state.set_window(cfg.max_inflight.min(client_receive_max));
+        }
+        self.version.set(Some(c.protocol));
+        let mut properties = Properties::default();
+        if v5 {
+            properties.receive_maximum = Some(cfg.receive_maximum);
+            properties.topic_alias_maximum = Some(cfg.topic_alias_maximum);
+            properties.maximum_packet_size = Some(cfg.max_packet_size() as u32);
+            properties.retain_available = Some(1);
+            properties.wildcard_subscription_available = Some(1);
+            properties.subscription_identifiers_available = Some(1);
+            properties.shared_subscription_available = Some(1);
+            properties.assigned_client_identifier = assigned;
+            properties.server_keep_alive = server_keep_alive;
+            if opened.expiry_interval != expiry {
+                properties.session_expiry_interval = Some(opened.expiry_interval);
+            }
+        }
+        self.send(&Packet::ConnAck(ConnAck { session_present: opened.session_present, reason_code: 0, properties }));
+        tracing::info!(client_id = %client_id, peer = %self.peer, transport = self.transport, protocol = ?c.protocol, clean_start = c.clean_start, session_present = opened.session_present, "client connected");
+        self.attached = Some(Attached {
+            version: c.protocol,
+            client_id,
+            session: opened.session.clone(),
+            generation: opened.generation,
+            will: c.will,
+            client_max_packet: c.properties.maximum_packet_size.map_or(usize::MAX, |m| m as usize),
+            client_alias_max: c.properties.topic_alias_maximum.unwrap_or(0),
+            inbound_aliases: HashMap::new(),
+            outbound_aliases: HashMap::new(),
+            inbound_unacked: 0,
+            problem_info: c.properties.request_problem_information.unwrap_or(1) == 1,
+        });
+        if opened.session_present {
+            let mut sends = Vec::new();
+            opened.session.inner.lock().state.resend_inflight(&mut sends);
+            self.write_sends(sends);
+        }
+        self.drain_session();
+        if !self.keep_alive.is_zero() {
+            let period = (self.keep_alive / 2).max(Duration::from_millis(500));
+            ctx.run_interval(period, |act, ctx| {
+                if act.last_packet.elapsed() > act.keep_alive.mul_f32(1.5) {
+                    act.broker.metrics.keepalive_timeouts_total.inc();
+                    tracing::info!(peer = %act.peer, "keep-alive timeout");
+                    act.close(ctx, Some(reason::KEEP_ALIVE_TIMEOUT), "keep alive timeout");
+                }
+            });
+        }
+    }
+
+    /// Moves queued messages into flight and writes them.
+    fn drain_session(&mut self) {
+        let Some(a) = &self.attached else { return };
+        let session = a.session.clone();
+        session.clear_wake();
+        let mut sends = Vec::new();
+        let mut ops = Vec::new();
+        {
+            let mut inner = session.inner.lock();
+            if inner.generation != a.generation {
+                return;
+            }
+            inner.state.drain(now_ms(), &mut sends, &mut ops);
+        }
+        self.broker.apply_store_ops(&session, &ops);
+        self.write_sends(sends);
+    }
+
+    fn write_sends(&mut self, sends: Vec<SessionSend>) {
+        if sends.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let mut dropped = Vec::new();
+        for s in sends {
+            match s {
+                SessionSend::PubRel { packet_id } => self.send(&Packet::PubRel(Ack::ok(packet_id))),
+                SessionSend::Publish { packet_id, dup, out } => {
+                    let a = self.attached.as_mut().expect("attached");
+                    let mut properties = Properties::default();
+                    if a.version.is_v5() {
+                        properties = out.msg.properties.clone();
+                        match out.msg.remaining_expiry(now) {
+                            Ok(rem) => properties.message_expiry_interval = rem,
+                            Err(()) => {
+                                self.broker.metrics.messages_expired_total.inc();
+                                if let Some(pid) = packet_id {
+                                    dropped.push(pid);
+                                }
+                                continue;
+                            }
+                        }
+                        properties.subscription_identifiers = out.subscription_ids.clone();
+                    }
+                    let mut topic_name = out.msg.topic.to_string();
+                    if a.client_alias_max > 0 {
+                        if let Some(alias) = a.outbound_aliases.get(&out.msg.topic) {
+                            properties.topic_alias = Some(*alias);
+                            topic_name.clear();
+                        } else if a.outbound_aliases.len() < a.client_alias_max as usize {
+                            let alias = a.outbound_aliases.len() as u16 + 1;
+                            a.outbound_aliases.insert(out.msg.topic.clone(), alias);
+                            properties.topic_alias = Some(alias);
+                        }
+                    }
+                    let publish = Packet::Publish(Publish {
+                        dup,
+                        qos: out.qos,
+                        retain: out.retain,
+                        topic: topic_name,
+                        packet_id,
+                        properties,
+                        payload: out.msg.payload.clone(),
+                    });
+                    let before = self.out.len();
+                    self.send(&publish);
+                    let limit = self.attached.as_ref().map_or(usize::MAX, |a| a.client_max_packet);
+                    if self.out.len() - before > limit {
+                        self.out.truncate(before);
+                        self.broker.metrics.messages_dropped_too_large_total.inc();
+                        if let Some(pid) = packet_id {
+                            dropped.push(pid);
+                        }
+                        continue;
+                    }
+                    self.broker.metrics.messages_sent_total.inc();
+                }
+            }
+        }
+        if !dropped.is_empty() {
+            let a = self.attached.as_ref().expect("attached");
+            let mut ops = Vec::new();
+            {
+                let mut inner = a.session.inner.lock();
+                for pid in dropped {
+                    inner.state.discard(pid, &mut ops);
+                }
+            }
+            self.broker.apply_store_ops(&a.session, &ops);
+        }
+        self.flush();
+    }
+
+    fn on_publish(&mut self, ctx: &mut Context<Self>, mut p: Publish) {
+        self.broker.metrics.messages_received_total.inc();
+        let cfg = self.broker.config.clone();
+        let a = self.attached.as_mut().expect("attached");
+        // Resolve an inbound topic alias (MQTT 5).
+        if let Some(alias) = p.properties.topic_alias {
+            if alias == 0 || alias > cfg.topic_alias_maximum {
+                return self.protocol_violation(
+                    ctx,
+                    reason::TOPIC_ALIAS_INVALID,
+                    "topic alias is 0 or above the maximum",
+                );
+            }
+            if p.topic.is_empty() {
+                match a.inbound_aliases.get(&alias) {
+                    Some(t) => p.topic = t.to_string(),
+                    None => return self.protocol_violation(ctx, reason::PROTOCOL_ERROR, "unknown topic alias"),
+                }
+            } else {
+                a.inbound_aliases.insert(alias, p.topic.as_str().into());
+            }
+        }
+        if p.properties.subscription_identifiers.len() > 0 {
+            return self.protocol_violation(
+                ctx,
+                reason::PROTOCOL_ERROR,
+                "PUBLISH from a client must not carry subscription identifiers",
+            );
+        }
+        let v5 = a.version.is_v5();
+        let refuse = |this: &mut Self, ctx: &mut Context<Self>, code: u8, why: &'static str| {
+            tracing::warn!(client_id = ?this.attached.as_ref().map(|a| a.client_id.clone()), topic = %p.topic, reason_code = code, why, "publish refused");
+            if v5 && p.qos != QoS::AtMostOnce {
+                let mut ack = Ack::ok(p.packet_id.unwrap_or(0));
+                ack.reason_code = code;
+                if this.attached.as_ref().is_some_and(|a| a.problem_info) {
+                    ack.properties.reason_string = Some(why.to_string());
+                }
+                let packet = if p.qos == QoS::AtLeastOnce { Packet::PubAck(ack) } else { Packet::PubRec(ack) };
+                this.queue_ack(Some(packet), None);
+            } else {
+                this.protocol_violation(ctx, code, why);
+            }
+        };
+        if let Err(e) = topic::validate_topic_name(&p.topic, &cfg.topic_limits) {
+            return refuse(self, ctx, e.reason_code, e.message);
+        }
+        if p.payload.len() > cfg.max_payload {
+            return refuse(self, ctx, reason::PACKET_TOO_LARGE, "payload is larger than the maximum (default 128 KiB)");
+        }
+        if p.properties.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
+            return refuse(
+                self,
+                ctx,
+                reason::PAYLOAD_FORMAT_INVALID,
+                "payload format indicator says UTF-8 but the payload is not",
+            );
+        }
+        let a = self.attached.as_mut().expect("attached");
+        if p.qos == QoS::ExactlyOnce {
+            let pid = p.packet_id.unwrap_or(0);
+            let mut inner = a.session.inner.lock();
+            if inner.state.awaiting_release.contains(&pid) {
+                // A resend of a publish we already routed: acknowledge again only.
+                drop(inner);
+                self.queue_ack(Some(Packet::PubRec(Ack::ok(pid))), None);
+                return;
+            }
+            inner.state.awaiting_release.insert(pid);
+        }
+        if p.qos != QoS::AtMostOnce {
+            a.inbound_unacked += 1;
+            if a.inbound_unacked > cfg.receive_maximum as usize {
+                return self.protocol_violation(
+                    ctx,
+                    reason::RECEIVE_MAXIMUM_EXCEEDED,
+                    "more unacknowledged publishes than the receive maximum",
+                );
+            }
+        }
+        let msg = Arc::new(Message {
+            topic: p.topic.into(),
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties: if v5 { Message::forwarded_properties(&p.properties) } else { Properties::default() },
+            publisher: Some(a.client_id.clone()),
+            created_ms: now_ms(),
+        });
+        let mut batch = ferrite_cluster::Batch::new();
+        let routed = self.broker.route(&msg, &mut batch);
+        let ack = match (p.qos, p.packet_id) {
+            (QoS::AtLeastOnce, Some(pid)) => Some(Packet::PubAck(Ack::ok(pid))),
+            (QoS::ExactlyOnce, Some(pid)) => Some(Packet::PubRec(Ack::ok(pid))),
+            _ => None,
+        };
+        if batch.is_durable() {
+            let ticket = self.next_ticket;
+            self.next_ticket += 1;
+            let addr = ctx.address();
+            self.broker.store.commit(batch, Box::new(move |r| addr.do_send(Committed { ticket, ok: r.is_ok() })));
+            self.queue_ack(ack, Some(ticket));
+        } else {
+            self.broker.store.submit(batch);
+            self.queue_ack(ack, None);
+        }
+        routed.wake();
+    }
+
+    /// Queues an acknowledgement behind earlier ones; `ticket` is the storage commit it
+    /// waits for, `None` when it can leave at once.
+    fn queue_ack(&mut self, packet: Option<Packet>, ticket: Option<u64>) {
+        if let Some(Packet::PubAck(_)) = &packet {
+            if let Some(a) = self.attached.as_mut() {
+                a.inbound_unacked = a.inbound_unacked.saturating_sub(1);
+            }
+        }
+        match ticket {
+            None if self.pending_acks.is_empty() => {
+                if let Some(p) = packet {
+                    self.send(&p);
+                }
+            }
+            None => self.pending_acks.push_back(PendingAck { ticket: u64::MAX, packet, done: true }),
+            Some(t) => self.pending_acks.push_back(PendingAck { ticket: t, packet, done: false }),
+        }
+    }
+
+    fn on_subscribe(&mut self, ctx: &mut Context<Self>, s: Subscribe) {
+        let a = self.attached.as_ref().expect("attached");
+        let session = a.session.clone();
+        let sub_id = s.properties.subscription_identifiers.first().copied();
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut granted = Vec::new();
+        for (filter, options) in &s.filters {
+            match self.broker.subscribe(&session, filter, *options, sub_id) {
+                Ok(fresh) => {
+                    codes.push(options.qos as u8);
+                    granted.push((filter.clone(), *options, fresh));
+                }
+                Err(reason::PROTOCOL_ERROR) => {
+                    return self.protocol_violation(ctx, reason::PROTOCOL_ERROR, "no local on a shared subscription");
+                }
+                Err(code) => {
+                    tracing::info!(client_id = %a.client_id, filter = %filter, reason_code = code, "subscription refused");
+                    codes.push(code);
+                }
+            }
+        }
+        self.send(&Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            properties: Properties::default(),
+            reason_codes: codes,
+        }));
+        for (filter, options, fresh) in granted {
+            self.broker.send_retained(&session, &filter, options, sub_id, fresh);
+        }
+        self.drain_session();
+        self.flush();
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) {
+        let a = self.attached.as_ref().expect("attached");
+        let session = a.session.clone();
+        let codes =
+            u.filters
+                .iter()
+                .map(|f| {
+                    if self.broker.unsubscribe(&session, f) {
+                        reason::SUCCESS
+                    } else {
+                        reason::NO_SUBSCRIPTION_EXISTED
+                    }
+                })
+                .collect();
+        self.send(&Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            properties: Properties::default(),
+            reason_codes: codes,
+        }));
+        self.flush();
+    }
+
+    fn on_ack(&mut self, ctx: &mut Context<Self>, packet: Packet) {
+        let a = self.attached.as_mut().expect("attached");
+        let session = a.session.clone();
+        let mut ops = Vec::new();
+        let mut reply = None;
+        let known = {
+            let mut inner = session.inner.lock();
+            match &packet {
+                Packet::PubAck(ack) => inner.state.on_puback(ack.packet_id, &mut ops),
+                Packet::PubRec(ack) => {
+                    let known = inner.state.on_pubrec(ack.packet_id, ack.reason_code, &mut ops);
+                    if ack.reason_code < 0x80 {
+                        let mut rel = Ack::ok(ack.packet_id);
+                        if !known {
+                            rel.reason_code = reason::PACKET_ID_NOT_FOUND;
+                        }
+                        reply = Some(Packet::PubRel(rel));
+                    }
+                    true
+                }
+                Packet::PubComp(ack) => inner.state.on_pubcomp(ack.packet_id, &mut ops),
+                Packet::PubRel(ack) => {
+                    let found = inner.state.awaiting_release.remove(&ack.packet_id);
+                    let mut comp = Ack::ok(ack.packet_id);
+                    if !found {
+                        comp.reason_code = reason::PACKET_ID_NOT_FOUND;
+                    }
+                    a.inbound_unacked = a.inbound_unacked.saturating_sub(usize::from(found));
+                    reply = Some(Packet::PubComp(comp));
+                    true
+                }
+                _ => true,
+            }
+        };
+        if !known {
+            tracing::debug!(client_id = %a.client_id, ?packet, "acknowledgement for an unknown packet id");
+        }
+        self.broker.apply_store_ops(&session, &ops);
+        if let Some(r) = reply {
+            // PUBREL/PUBCOMP follow any acknowledgements still waiting for storage.
+            self.queue_ack(Some(r), None);
+        }
+        self.drain_session();
+        let _ = ctx;
+        self.flush();
+    }
+
+    fn on_disconnect(&mut self, ctx: &mut Context<Self>, d: Disconnect) {
+        if let Some(a) = self.attached.as_mut() {
+            if d.reason_code != reason::DISCONNECT_WITH_WILL {
+                a.will = None;
+            }
+            if let Some(new_expiry) = d.properties.session_expiry_interval {
+                let mut inner = a.session.inner.lock();
+                if inner.expiry_interval == 0 && new_expiry != 0 {
+                    drop(inner);
+                    return self.protocol_violation(
+                        ctx,
+                        reason::PROTOCOL_ERROR,
+                        "session expiry cannot be set on DISCONNECT when CONNECT had none",
+                    );
+                }
+                inner.expiry_interval = new_expiry.min(self.broker.config.max_session_expiry);
+            }
+            tracing::info!(client_id = %a.client_id, reason_code = d.reason_code, "client disconnected");
+        }
+        self.closing = true;
+        self.flush();
+        self.writer.close();
+        ctx.stop();
+    }
+
+    fn handle_packet(&mut self, ctx: &mut Context<Self>, packet: Packet) {
+        self.last_packet = Instant::now();
+        if self.attached.is_none() {
+            return match packet {
+                Packet::Connect(c) => self.on_connect(ctx, *c),
+                _ => self.protocol_violation(ctx, reason::PROTOCOL_ERROR, "first packet must be CONNECT"),
+            };
+        }
+        match packet {
+            Packet::Connect(_) => {
+                self.protocol_violation(ctx, reason::PROTOCOL_ERROR, "second CONNECT on one connection")
+            }
+            Packet::Publish(p) => self.on_publish(ctx, p),
+            Packet::Subscribe(s) => self.on_subscribe(ctx, s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::PingReq => {
+                self.send(&Packet::PingResp);
+            }
+            p @ (Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_)) => self.on_ack(ctx, p),
+            Packet::Disconnect(d) => self.on_disconnect(ctx, d),
+            Packet::Auth(_) => {
+                self.protocol_violation(ctx, reason::PROTOCOL_ERROR, "AUTH without an authentication method")
+            }
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
+                self.protocol_violation(ctx, reason::PROTOCOL_ERROR, "packet type only a server may send")
+            }
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin + 'static> Actor for Connection<W> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_later(CONNECT_TIMEOUT, |act, ctx| {
+            if act.attached.is_none() {
+                tracing::info!(peer = %act.peer, "no CONNECT in time, closing");
+                act.close(ctx, None, "");
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.broker.metrics.connections.dec();
+        if let Some(a) = self.attached.take() {
+            self.broker.close_session(&a.session, a.generation, a.will);
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin + 'static> StreamHandler<Result<Packet, ReadError>> for Connection<W> {
+    fn handle(&mut self, item: Result<Packet, ReadError>, ctx: &mut Self::Context) {
+        if self.closing {
+            return;
+        }
+        match item {
+            Ok(packet) => {
+                self.handle_packet(ctx, packet);
+                self.flush();
+            }
+            Err(ReadError::Io(e)) => {
+                tracing::debug!(peer = %self.peer, error = %e, "socket read failed");
+                self.close(ctx, None, "");
+            }
+            Err(ReadError::Decode(e)) => {
+                let code = e.reason_code();
+                if self.attached.is_none() {
+                    if let codec::DecodeError::UnsupportedVersion(_) = e {
+                        // Answer in 3.1.1 framing: return code 1, unacceptable protocol version.
+                        return self.refuse_connect(ctx, ProtocolVersion::V311, code, "unsupported protocol version");
+                    }
+                }
+                self.protocol_violation(ctx, code, &e.to_string());
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl<W: AsyncWrite + Unpin + 'static> WriteHandler<io::Error> for Connection<W> {
+    fn error(&mut self, err: io::Error, _ctx: &mut Self::Context) -> Running {
+        tracing::debug!(peer = %self.peer, error = %err, "socket write failed");
+        Running::Stop
+    }
+}
+
+impl<W: AsyncWrite + Unpin + 'static> Handler<Wake> for Connection<W> {
+    type Result = ();
+    fn handle(&mut self, _: Wake, _ctx: &mut Self::Context) {
+        if !self.closing {
+            self.drain_session();
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin + 'static> Handler<Kick> for Connection<W> {
+    type Result = ();
+    fn handle(&mut self, kick: Kick, ctx: &mut Self::Context) {
+        if let Some(a) = self.attached.take() {
+            tracing::info!(client_id = %a.client_id, reason_code = kick.0, "disconnecting: session taken over");
+            let will_now = a.will.filter(|w| w.properties.will_delay_interval.unwrap_or(0) == 0);
+            if let Some(w) = will_now {
+                self.broker.publish_will(&a.client_id, w);
+            }
+            // Keep `attached` for the DISCONNECT's framing, but the session is no longer ours.
+            self.attached = Some(Attached { will: None, generation: u64::MAX, ..a });
+        }
+        self.close(ctx, Some(kick.0), "another connection took the session over");
+    }
+}
+
+impl<W: AsyncWrite + Unpin + 'static> Handler<Committed> for Connection<W> {
+    type Result = ();
+    fn handle(&mut self, c: Committed, ctx: &mut Self::Context) {
+        if !c.ok {
+            self.broker.metrics.storage_errors_total.inc();
+            // Never acknowledge what is not stored: drop the connection so the client resends.
+            return self.close(ctx, Some(reason::UNSPECIFIED_ERROR), "storage failure");
+        }
+        for p in self.pending_acks.iter_mut() {
+            if p.ticket == c.ticket {
+                p.done = true;
+            }
+        }
+        while self.pending_acks.front().is_some_and(|p| p.done) {
+            if let Some(packet) = self.pending_acks.pop_front().and_then(|p| p.packet) {
+                self.send(&packet);
+            }
+        }
+        self.flush();
+    }
+}

@@ -1,0 +1,43 @@
+//! Turns a byte stream into MQTT packets for the connection actor (a `tokio_util`
+//! decoder around the sans-IO codec).
+
+use std::cell::Cell;
+use std::io;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+use tokio_util::codec::Decoder;
+
+use crate::mqtt::codec::{self, DecodeError};
+use crate::mqtt::packet::{Packet, ProtocolVersion};
+
+/// Why reading stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The socket failed.
+    Io(io::Error),
+    /// The peer sent bytes that are not a valid packet.
+    Decode(DecodeError),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// Packet decoder; the protocol version is shared with the actor, which sets it once
+/// CONNECT has been accepted.
+pub struct PacketDecoder {
+    pub version: Rc<Cell<Option<ProtocolVersion>>>,
+    pub max_packet_size: usize,
+}
+
+impl Decoder for PacketDecoder {
+    type Item = Packet;
+    type Error = ReadError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, ReadError> {
+        codec::decode(src, self.version.get(), self.max_packet_size).map_err(ReadError::Decode)
+    }
+}

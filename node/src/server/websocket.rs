@@ -1,0 +1,82 @@
+//! MQTT over WebSocket: the HTTP upgrade on `/mqtt`, then a bridge that turns binary
+//! WebSocket messages into the byte stream the connection actor reads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use super::connection::Connection;
+use crate::broker::Broker;
+
+/// Only this path is upgraded; other paths get 404.
+pub const WS_PATH: &str = "/mqtt";
+
+fn check_upgrade(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
+    if req.uri().path() != WS_PATH {
+        let mut e = ErrorResponse::new(Some(format!("MQTT over WebSocket is served on {WS_PATH}\n")));
+        *e.status_mut() = StatusCode::NOT_FOUND;
+        return Err(e);
+    }
+    let wants_mqtt = req
+        .headers()
+        .get("sec-websocket-protocol")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == "mqtt" || p.trim() == "mqttv3.1"));
+    if wants_mqtt {
+        let proto = req.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).unwrap_or("mqtt");
+        let chosen = if proto.split(',').any(|p| p.trim() == "mqtt") { "mqtt" } else { "mqttv3.1" };
+        resp.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static(chosen));
+    }
+    Ok(resp)
+}
+
+/// Upgrades one accepted socket and runs its MQTT connection.
+pub async fn accept(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+    let ws = match tokio_tungstenite::accept_hdr_async(stream, check_upgrade).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::debug!(peer = %peer, error = %e, "websocket handshake failed");
+            return;
+        }
+    };
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let (actor_side, bridge_side) = tokio::io::duplex(64 * 1024);
+    let (actor_r, actor_w) = tokio::io::split(actor_side);
+    Connection::start(broker, actor_r, actor_w, peer, "websocket");
+    let (mut bridge_r, mut bridge_w) = tokio::io::split(bridge_side);
+    let inbound = async move {
+        while let Some(msg) = ws_rx.next().await {
+            match msg {
+                Ok(WsMessage::Binary(data)) => {
+                    if bridge_w.write_all(&data).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(WsMessage::Close(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let _ = bridge_w.shutdown().await;
+    };
+    let outbound = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match bridge_r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if ws_tx.send(WsMessage::Binary(buf[..n].to_vec())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = ws_tx.close().await;
+    };
+    tokio::join!(inbound, outbound);
+}
