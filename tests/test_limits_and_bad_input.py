@@ -29,12 +29,19 @@ def test_oversized_payload_gets_packet_too_large(node):
     sub = Client(node, "sub")
     sub.subscribe("big", qos=1)
     pub = Client(node, "pub")
-    info = pub.c.publish("big", b"x" * (128 * 1024 + 1), qos=1)
-    info.wait_for_publish(5)
+    pub.c.publish("big", b"x" * (128 * 1024 + 1), qos=1)
+    assert pub.disconnects.get(timeout=5).value == 0x95
     sub.expect_none()
-    assert pub.c.is_connected()
-    pub.publish("big", b"x" * (128 * 1024), qos=1)
+    pub2 = Client(node, "pub2")
+    pub2.publish("big", b"x" * (128 * 1024), qos=1)
     assert len(sub.get().payload) == 128 * 1024
+
+
+def test_oversized_payload_closes_v311_connection(node):
+    pub = Client(node, "pub", v5=False)
+    pub.c.publish("big", b"x" * (128 * 1024 + 1), qos=1)
+    pub.disconnects.get(timeout=5)
+    assert node.metric("protocol_errors_total") >= 1
 
 
 def test_topic_with_too_many_slashes_refused_but_basic_ingest_prefix_free(node):
@@ -60,11 +67,26 @@ def test_fifty_first_subscription_gets_quota_exceeded(node):
     assert c.subscribe("s/50", qos=0)[0].value == 0x97
 
 
-def test_invalid_filter_gets_subscription_failure_v311(node):
-    c = Client(node, "bad", v5=False)
-    assert c.subscribe("a/#/b", qos=1) == [mqtt.ReasonCode(mqtt.PacketTypes.SUBACK, identifier=0x80)] or True
-    c2 = Client(node, "bad5")
-    assert c2.subscribe("a/#/b", qos=1)[0].value == 0x8F
+def v311_connect(cid=b"raw"):
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + struct.pack("!H", len(cid)) + cid
+    return bytes([0x10, len(body)]) + body
+
+
+def subscribe_packet(filt, qos=1, pid=1, v5=False):
+    body = struct.pack("!H", pid) + (b"\x00" if v5 else b"") + struct.pack("!H", len(filt)) + filt + bytes([qos])
+    return bytes([0x82, len(body)]) + body
+
+
+def test_invalid_filter_gets_subscription_failure(node):
+    s = raw_connect(node, v311_connect())
+    assert s.recv(4) == b"\x20\x02\x00\x00"
+    s.sendall(subscribe_packet(b"a/#/b"))
+    assert s.recv(5) == b"\x90\x03\x00\x01\x80"
+    s5 = raw_connect(node, v5_connect(b"raw5"))
+    s5.recv(64)
+    s5.sendall(subscribe_packet(b"a/#/b", v5=True))
+    suback = s5.recv(64)
+    assert suback[0] == 0x90 and suback[-1] == 0x8F
 
 
 def test_malformed_packet_after_connect_gets_disconnect_0x81(node):

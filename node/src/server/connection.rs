@@ -86,7 +86,11 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         transport: &'static str,
     ) {
         let version = Rc::new(Cell::new(None));
-        let decoder = PacketDecoder { version: version.clone(), max_packet_size: broker.config.max_packet_size() };
+        let decoder = PacketDecoder {
+            version: version.clone(),
+            max_packet_size: broker.config.max_packet_size(),
+            metrics: broker.metrics.clone(),
+        };
         Connection::create(move |ctx| {
             ctx.add_stream(FramedRead::with_capacity(read, decoder, 16 * 1024));
             let writer = Writer::new(write, ctx);
@@ -137,9 +141,16 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             }
             self.send(&Packet::Disconnect(Disconnect { reason_code: code, properties }));
         }
+        self.shutdown(ctx);
+    }
+
+    /// Flushes what is buffered, then closes the socket; the actor stops once the
+    /// writer has finished (or after a grace period if the peer stops reading).
+    fn shutdown(&mut self, ctx: &mut Context<Self>) {
+        self.closing = true;
         self.flush();
         self.writer.close();
-        ctx.stop();
+        ctx.run_later(Duration::from_secs(5), |_, ctx| ctx.stop());
     }
 
     fn protocol_violation(&mut self, ctx: &mut Context<Self>, code: u8, why: &str) {
@@ -157,10 +168,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             properties.reason_string = Some(why.to_string());
         }
         self.send(&Packet::ConnAck(ConnAck { session_present: false, reason_code: code, properties }));
-        self.closing = true;
-        self.flush();
-        self.writer.close();
-        ctx.stop();
+        self.shutdown(ctx);
     }
 
     fn on_connect(&mut self, ctx: &mut Context<Self>, c: Connect) {
@@ -426,7 +434,12 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             return refuse(self, ctx, e.reason_code, e.message);
         }
         if p.payload.len() > cfg.max_payload {
-            return refuse(self, ctx, reason::PACKET_TOO_LARGE, "payload is larger than the maximum (default 128 KiB)");
+            // 0x95 is not a valid PUBACK code: the spec's answer is DISCONNECT 0x95.
+            return self.protocol_violation(
+                ctx,
+                reason::PACKET_TOO_LARGE,
+                "payload is larger than the maximum (default 128 KiB)",
+            );
         }
         if p.properties.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
             return refuse(
@@ -627,10 +640,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             }
             tracing::info!(client_id = %a.client_id, reason_code = d.reason_code, "client disconnected");
         }
-        self.closing = true;
-        self.flush();
-        self.writer.close();
-        ctx.stop();
+        self.shutdown(ctx);
     }
 
     fn handle_packet(&mut self, ctx: &mut Context<Self>, packet: Packet) {
@@ -711,7 +721,10 @@ impl<W: AsyncWrite + Unpin + 'static> StreamHandler<Result<Packet, ReadError>> f
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
-        ctx.stop();
+        // While closing, the writer still flushes our last packet; it stops the actor.
+        if !self.closing {
+            ctx.stop();
+        }
     }
 }
 

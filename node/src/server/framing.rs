@@ -4,10 +4,12 @@
 use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
+use crate::metrics::Metrics;
 use crate::mqtt::codec::{self, DecodeError};
 use crate::mqtt::packet::{Packet, ProtocolVersion};
 
@@ -31,6 +33,8 @@ impl From<io::Error> for ReadError {
 pub struct PacketDecoder {
     pub version: Rc<Cell<Option<ProtocolVersion>>>,
     pub max_packet_size: usize,
+    /// Counts bytes of decoded packets.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Decoder for PacketDecoder {
@@ -38,6 +42,9 @@ impl Decoder for PacketDecoder {
     type Error = ReadError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, ReadError> {
-        codec::decode(src, self.version.get(), self.max_packet_size).map_err(ReadError::Decode)
+        let before = src.len();
+        let packet = codec::decode(src, self.version.get(), self.max_packet_size).map_err(ReadError::Decode)?;
+        self.metrics.bytes_received_total.add((before - src.len()) as u64);
+        Ok(packet)
     }
 }
