@@ -246,3 +246,29 @@ def test_health_and_metrics(node):
     c.publish("m/t", "x", qos=1)
     assert node.metric("connections") >= 1
     assert node.metric("messages_received_total") >= 1
+
+
+def test_server_shutdown_sends_disconnect_0x8b(node):
+    c = Client(node, "bye")
+    node.stop()
+    assert c.disconnects.get(timeout=5).value == 0x8B
+
+
+def test_listening_line_and_help(node):
+    import subprocess
+    from conftest import ferrite_bin
+    out = subprocess.run([ferrite_bin(), "serve", "--help"], capture_output=True, text=True).stdout
+    for flag in ("--data-dir", "--mqtt-addr", "--ws-addr", "--http-addr", "--config", "--log-level"):
+        assert flag in out
+    assert node.mqtt_port > 0 and node.ws_port > 0 and node.http_port > 0
+
+
+def test_bad_config_file_is_a_clear_error(tmp_path):
+    import subprocess
+    from conftest import ferrite_bin
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("mqtt_adr = '127.0.0.1:1'\n")
+    r = subprocess.run([ferrite_bin(), "serve", "--config", str(cfg), "--data-dir", str(tmp_path / "d")],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0
+    assert "mqtt_adr" in r.stderr and "bad.toml" in r.stderr

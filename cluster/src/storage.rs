@@ -100,6 +100,9 @@ impl Batch {
     }
 }
 
+/// A key and its value, as scans return them.
+pub type Row = (Vec<u8>, Vec<u8>);
+
 /// Called once a batch is written (or failed to be).
 pub type Callback = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
 
@@ -111,7 +114,19 @@ struct Job {
 /// The node's RocksDB database and its group-commit writer thread.
 pub struct Store {
     db: Arc<DB>,
-    tx: Sender<Job>,
+    tx: Option<Sender<Job>>,
+    writer: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Store {
+    /// Finishes every queued write and releases the database before returning, so the
+    /// same directory can be opened again at once.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
 }
 
 /// Upper bound on jobs merged into one RocksDB write; keeps latency bounded under load.
@@ -128,19 +143,22 @@ impl Store {
         let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?);
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let writer_db = db.clone();
-        thread::Builder::new()
+        let writer = thread::Builder::new()
             .name("ferrite-store-writer".into())
             .spawn(move || writer_loop(&writer_db, rx))
             .expect("spawning the storage writer thread");
-        Ok(Store { db, tx })
+        Ok(Store { db, tx: Some(tx), writer: Some(writer) })
     }
 
     /// Queues `batch` for the next group commit; `done` runs after it is written.
     pub fn commit(&self, batch: Batch, done: Callback) {
-        if let Err(e) = self.tx.send(Job { batch, done: Some(done) }) {
-            if let Some(cb) = e.into_inner().done {
-                cb(Err(Arc::new(StoreError::Closed)));
-            }
+        let job = Job { batch, done: Some(done) };
+        let refused = match &self.tx {
+            Some(tx) => tx.send(job).err().map(|e| e.into_inner()),
+            None => Some(job),
+        };
+        if let Some(cb) = refused.and_then(|j| j.done) {
+            cb(Err(Arc::new(StoreError::Closed)));
         }
     }
 
@@ -149,7 +167,9 @@ impl Store {
         if batch.is_empty() {
             return;
         }
-        let _ = self.tx.send(Job { batch, done: None });
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Job { batch, done: None });
+        }
     }
 
     /// Writes `batch` now on the calling thread (start-up and tests).
@@ -164,7 +184,7 @@ impl Store {
     }
 
     /// Every key/value pair in `table` whose key starts with `prefix`, in key order.
-    pub fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<Row>, StoreError> {
         let cf = self.db.cf_handle(table.name()).expect("column family exists");
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(&cf, rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward));

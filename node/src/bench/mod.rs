@@ -394,10 +394,10 @@ async fn publisher(
         }));
         seq += 1;
         sent.fetch_add(1, Ordering::Relaxed);
-        if interval.is_some() || writer.buffered() > 16 * 1024 || qos == QoS::AtMostOnce && seq % 32 == 0 {
-            if writer.flush().await.is_err() {
-                break;
-            }
+        let due =
+            interval.is_some() || writer.buffered() > 16 * 1024 || qos == QoS::AtMostOnce && seq.is_multiple_of(32);
+        if due && writer.flush().await.is_err() {
+            break;
         }
     }
     let _ = writer.flush().await;

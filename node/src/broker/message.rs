@@ -43,18 +43,14 @@ impl Message {
         }
     }
 
-    /// Seconds of life left at `now_ms`, `None` for no expiry, `Some(0)`... never:
-    /// an expired message gives `Err(())`.
-    pub fn remaining_expiry(&self, now_ms: u64) -> Result<Option<u32>, ()> {
+    /// Seconds of life left at `now_ms`: `Some(None)` for no expiry, `None` once the
+    /// message has expired.
+    pub fn remaining_expiry(&self, now_ms: u64) -> Option<Option<u32>> {
         match self.properties.message_expiry_interval {
-            None => Ok(None),
+            None => Some(None),
             Some(secs) => {
                 let elapsed = now_ms.saturating_sub(self.created_ms) / 1000;
-                if elapsed >= secs as u64 {
-                    Err(())
-                } else {
-                    Ok(Some(secs - elapsed as u32))
-                }
+                (elapsed < secs as u64).then(|| Some(secs - elapsed as u32))
             }
         }
     }

@@ -441,11 +441,12 @@ impl Broker {
         let existing = shard.get(client_id).cloned();
         let mut kicked = None;
         let mut batch = Batch::new();
+        let mut leftovers = Vec::new();
         let resumed = match existing {
             Some(old) if !clean_start => Some(old),
             Some(old) => {
                 kicked = old.inner.lock().conn.take();
-                self.end_session(&old, &mut shard, &mut batch);
+                leftovers = self.end_session(&old, &mut shard, &mut batch);
                 None
             }
             None => None,
@@ -480,6 +481,7 @@ impl Broker {
         session.online.store(true, Ordering::Relaxed);
         session.wake_pending.store(false, Ordering::Relaxed);
         self.store.submit(batch);
+        self.redistribute(leftovers);
         if let Some(old) = kicked {
             self.metrics.session_takeovers_total.inc();
             old.kick.do_send(Kick(reason::SESSION_TAKEN_OVER));
@@ -817,7 +819,7 @@ impl Broker {
         let now = now_ms();
         let mut inner = session.inner.lock();
         for msg in self.retained.matching(raw_filter) {
-            if msg.remaining_expiry(now).is_err() {
+            if msg.remaining_expiry(now).is_none() {
                 continue;
             }
             let out = Outgoing {
@@ -849,6 +851,21 @@ impl Broker {
         }
         self.metrics.subscriptions.set(self.router.len() as i64);
         true
+    }
+
+    /// Sends every connected client a DISCONNECT with `reason_code` (e.g. 0x8B, server
+    /// shutting down) and closes it; persistent sessions stay stored.
+    pub fn disconnect_all(&self, reason_code: u8) -> usize {
+        let mut kicked = 0;
+        for shard in &self.sessions {
+            for session in shard.lock().values() {
+                if let Some(link) = session.inner.lock().conn.as_ref() {
+                    link.kick.do_send(Kick(reason_code));
+                    kicked += 1;
+                }
+            }
+        }
+        kicked
     }
 
     /// Number of sessions in the table.

@@ -160,7 +160,7 @@ impl SessionState {
                 break;
             }
             let out = self.queue.pop_front().expect("front exists");
-            if out.msg.remaining_expiry(now_ms).is_err() {
+            if out.msg.remaining_expiry(now_ms).is_none() {
                 if let Some(seq) = out.store_seq {
                     store.push(StoreOp::Delete(seq));
                 }

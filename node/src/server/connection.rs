@@ -92,7 +92,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             metrics: broker.metrics.clone(),
         };
         Connection::create(move |ctx| {
-            ctx.add_stream(FramedRead::with_capacity(read, decoder, 16 * 1024));
+            ctx.add_stream(FramedRead::with_capacity(read, decoder, 512));
             let writer = Writer::new(write, ctx);
             broker.metrics.connections.inc();
             broker.metrics.connections_total.inc();
@@ -105,7 +105,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 attached: None,
                 keep_alive: Duration::ZERO,
                 last_packet: Instant::now(),
-                out: BytesMut::with_capacity(4096),
+                out: BytesMut::new(),
                 pending_acks: VecDeque::new(),
                 next_ticket: 0,
                 closing: false,
@@ -326,8 +326,8 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                     if a.version.is_v5() {
                         properties = out.msg.properties.clone();
                         match out.msg.remaining_expiry(now) {
-                            Ok(rem) => properties.message_expiry_interval = rem,
-                            Err(()) => {
+                            Some(rem) => properties.message_expiry_interval = rem,
+                            None => {
                                 self.broker.metrics.messages_expired_total.inc();
                                 if let Some(pid) = packet_id {
                                     dropped.push(pid);
@@ -408,7 +408,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 a.inbound_aliases.insert(alias, p.topic.as_str().into());
             }
         }
-        if p.properties.subscription_identifiers.len() > 0 {
+        if !p.properties.subscription_identifiers.is_empty() {
             return self.protocol_violation(
                 ctx,
                 reason::PROTOCOL_ERROR,
@@ -748,15 +748,25 @@ impl<W: AsyncWrite + Unpin + 'static> Handler<Kick> for Connection<W> {
     type Result = ();
     fn handle(&mut self, kick: Kick, ctx: &mut Self::Context) {
         if let Some(a) = self.attached.take() {
-            tracing::info!(client_id = %a.client_id, reason_code = kick.0, "disconnecting: session taken over");
-            let will_now = a.will.filter(|w| w.properties.will_delay_interval.unwrap_or(0) == 0);
-            if let Some(w) = will_now {
-                self.broker.publish_will(&a.client_id, w);
+            tracing::info!(client_id = %a.client_id, reason_code = kick.0, "server disconnects client");
+            if kick.0 == reason::SESSION_TAKEN_OVER {
+                let will_now = a.will.filter(|w| w.properties.will_delay_interval.unwrap_or(0) == 0);
+                if let Some(w) = will_now {
+                    self.broker.publish_will(&a.client_id, w);
+                }
+                // Keep `attached` for the DISCONNECT's framing; the session is no longer ours.
+                self.attached = Some(Attached { will: None, generation: u64::MAX, ..a });
+            } else {
+                // Shutting down: keep the session as it is for after the restart.
+                self.attached = Some(Attached { will: None, ..a });
             }
-            // Keep `attached` for the DISCONNECT's framing, but the session is no longer ours.
-            self.attached = Some(Attached { will: None, generation: u64::MAX, ..a });
         }
-        self.close(ctx, Some(kick.0), "another connection took the session over");
+        let why = if kick.0 == reason::SESSION_TAKEN_OVER {
+            "another connection took the session over"
+        } else {
+            "server shutting down"
+        };
+        self.close(ctx, Some(kick.0), why);
     }
 }
 

@@ -17,6 +17,7 @@ use crate::broker::Broker;
 /// Only this path is upgraded; other paths get 404.
 pub const WS_PATH: &str = "/mqtt";
 
+#[allow(clippy::result_large_err)] // the signature tungstenite's handshake callback requires
 fn check_upgrade(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
     if req.uri().path() != WS_PATH {
         let mut e = ErrorResponse::new(Some(format!("MQTT over WebSocket is served on {WS_PATH}\n")));
