@@ -138,3 +138,19 @@ def test_session_expiry_removes_session(node):
     time.sleep(2.5)
     back = Client(node, "short", clean=False, session_expiry=1)
     assert not back.flags.session_present
+
+
+def test_full_persistent_queue_refuses_instead_of_dropping_acknowledged_messages(make_node):
+    node = make_node(config_text="[limits]\nmax_queued_messages = 5\n")
+    sub = Client(node, "slow", session_expiry=600)
+    sub.subscribe("full/t", qos=1)
+    sub.close()
+    time.sleep(0.3)
+    pub = Client(node, "pub")
+    infos = [pub.publish("full/t", str(i), qos=1) for i in range(7)]
+    time.sleep(0.3)
+    codes = [pub.published[i.mid].value for i in infos]
+    assert codes[:5] == [0] * 5 and codes[5:] == [0x97, 0x97]
+    back = Client(node, "slow", clean=False, session_expiry=600)
+    assert [back.get().payload for _ in range(5)] == [str(i).encode() for i in range(5)]
+    back.expect_none()

@@ -119,6 +119,8 @@ pub struct SessionHandle {
     pub inner: Mutex<SessionInner>,
     online: AtomicBool,
     wake_pending: AtomicBool,
+    /// Messages dropped because the queue was full (for rate-limited logging).
+    dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for SessionHandle {
@@ -287,6 +289,9 @@ fn encode_session_meta(expiry: u32, disconnected_ms: u64, protocol: ProtocolVers
 pub struct Routed {
     /// Sessions that received the message.
     pub matched: usize,
+    /// A persistent session could not queue this QoS 1/2 message (its queue is full):
+    /// the publish must not be acknowledged as delivered.
+    pub refused_by_persistent: bool,
     /// Sessions to wake once the batch has been handed to the store.
     wakes: Vec<Arc<SessionHandle>>,
 }
@@ -416,6 +421,7 @@ impl Broker {
             }),
             online: AtomicBool::new(false),
             wake_pending: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
         })
     }
 
@@ -688,6 +694,7 @@ impl Broker {
         matches.sort_by_key(|m| Arc::as_ptr(&m.subscriber.handle) as usize);
         let mut wakes = Vec::with_capacity(matches.len());
         let mut encoded: Option<Vec<u8>> = None;
+        let mut refused_by_persistent = false;
         let mut i = 0;
         while i < matches.len() {
             let handle = matches[i].subscriber.handle.clone();
@@ -725,9 +732,18 @@ impl Broker {
                 batch.set_durable();
                 out.store_seq = Some(seq);
             }
+            let persistent_copy = out.store_seq;
             if inner.state.enqueue(out).is_err() {
+                if let Some(seq) = persistent_copy {
+                    // Undo the stored copy: this publish will not be acknowledged as a success.
+                    batch.delete(Table::Queue, queue_key(&handle.client_id, seq));
+                    refused_by_persistent = true;
+                }
+                let dropped = handle.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 self.metrics.messages_dropped_queue_full_total.inc();
-                tracing::warn!(client_id = %handle.client_id, "session queue full, message dropped");
+                if dropped.is_power_of_two() {
+                    tracing::warn!(client_id = %handle.client_id, dropped, "session queue full, message dropped");
+                }
                 continue;
             }
             let online = inner.conn.is_some();
@@ -736,7 +752,7 @@ impl Broker {
                 wakes.push(handle);
             }
         }
-        Routed { matched: wakes.len(), wakes }
+        Routed { matched: wakes.len(), refused_by_persistent, wakes }
     }
 
     /// Turns the session module's store operations into writes.

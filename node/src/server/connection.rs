@@ -482,9 +482,22 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         });
         let mut batch = ferrite_cluster::Batch::new();
         let routed = self.broker.route(&msg, &mut batch);
+        let code = if routed.refused_by_persistent { reason::QUOTA_EXCEEDED } else { reason::SUCCESS };
+        if code != reason::SUCCESS && !v5 {
+            // MQTT 3.1.1 has no negative acknowledgement: close without acknowledging,
+            // so the client sends the message again later.
+            self.broker.store.submit(batch);
+            routed.wake();
+            return self.protocol_violation(ctx, code, "a persistent subscriber's queue is full");
+        }
+        if code != reason::SUCCESS && p.qos == QoS::ExactlyOnce {
+            if let Some(a) = self.attached.as_ref() {
+                a.session.inner.lock().state.awaiting_release.remove(&p.packet_id.unwrap_or(0));
+            }
+        }
         let ack = match (p.qos, p.packet_id) {
-            (QoS::AtLeastOnce, Some(pid)) => Some(Packet::PubAck(Ack::ok(pid))),
-            (QoS::ExactlyOnce, Some(pid)) => Some(Packet::PubRec(Ack::ok(pid))),
+            (QoS::AtLeastOnce, Some(pid)) => Some(Packet::PubAck(Ack { reason_code: code, ..Ack::ok(pid) })),
+            (QoS::ExactlyOnce, Some(pid)) => Some(Packet::PubRec(Ack { reason_code: code, ..Ack::ok(pid) })),
             _ => None,
         };
         if batch.is_durable() {
