@@ -362,4 +362,85 @@ mod tests {
         let ids: Vec<u16> = s.inflight.iter().map(|i| i.packet_id).collect();
         assert_eq!(ids, vec![u16::MAX, 1]);
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Enqueue(u8),
+        Drain,
+        AckOldest,
+        AckNewest,
+        Reconnect,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..3).prop_map(Op::Enqueue),
+            Just(Op::Drain),
+            Just(Op::AckOldest),
+            Just(Op::AckNewest),
+            Just(Op::Reconnect)
+        ]
+    }
+
+    /// Completes whatever handshake the in-flight message with `pid` is in.
+    fn complete(s: &mut SessionState, pid: u16, store: &mut Vec<StoreOp>) -> bool {
+        if s.on_puback(pid, store) {
+            return true;
+        }
+        if s.on_pubrec(pid, 0, store) {
+            return s.on_pubcomp(pid, store);
+        }
+        s.on_pubcomp(pid, store)
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of enqueues, drains, acknowledgements and reconnects, the
+        /// window holds, packet ids in flight are unique, and every QoS 1/2 message is
+        /// deleted from storage exactly once, after its acknowledgement.
+        #[test]
+        fn session_state_machine_keeps_its_invariants(ops in proptest::collection::vec(op(), 1..200), window in 1usize..8) {
+            let mut s = SessionState::new(window, 1000);
+            let mut next_seq = 0u64;
+            let mut acked = std::collections::HashSet::new();
+            let mut store = Vec::new();
+            for op in ops {
+                let mut sends = Vec::new();
+                match op {
+                    Op::Enqueue(q) => {
+                        let qos = QoS::from_u8(q).unwrap();
+                        let seq = (qos != QoS::AtMostOnce).then(|| { next_seq += 1; next_seq });
+                        s.enqueue(out(qos, seq)).unwrap();
+                    }
+                    Op::Drain => s.drain(0, &mut sends, &mut store),
+                    Op::AckOldest | Op::AckNewest => {
+                        let pick = if matches!(op, Op::AckOldest) { s.inflight.front() } else { s.inflight.back() };
+                        if let Some(i) = pick.cloned() {
+                            proptest::prop_assert!(complete(&mut s, i.packet_id, &mut store));
+                            proptest::prop_assert!(acked.insert(i.out.store_seq.unwrap()));
+                        }
+                    }
+                    Op::Reconnect => s.resend_inflight(&mut sends),
+                }
+                proptest::prop_assert!(s.inflight.len() <= window);
+                let mut ids: Vec<u16> = s.inflight.iter().map(|i| i.packet_id).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                proptest::prop_assert_eq!(ids.len(), s.inflight.len());
+            }
+            // Drain and acknowledge everything left.
+            loop {
+                let mut sends = Vec::new();
+                s.drain(0, &mut sends, &mut store);
+                let Some(i) = s.inflight.front().cloned() else { break };
+                proptest::prop_assert!(complete(&mut s, i.packet_id, &mut store));
+                acked.insert(i.out.store_seq.unwrap());
+            }
+            proptest::prop_assert_eq!(s.pending(), 0);
+            let deleted: Vec<u64> = store.iter().filter_map(|o| match o { StoreOp::Delete(seq) => Some(*seq), _ => None }).collect();
+            let unique: std::collections::HashSet<u64> = deleted.iter().copied().collect();
+            proptest::prop_assert_eq!(unique.len(), deleted.len(), "a record deleted twice");
+            proptest::prop_assert_eq!(unique.len() as u64, next_seq, "every stored message deleted once");
+        }
+    }
 }
