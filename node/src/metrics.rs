@@ -107,6 +107,8 @@ metrics! {
     session_takeovers_total: Counter,
     /// Will messages published.
     wills_published_total: Counter,
+    /// Publishes after which the publisher was paused because a subscriber was congested.
+    publisher_backpressure_total: Counter,
     /// Storage write failures.
     storage_errors_total: Counter,
 }

@@ -292,6 +292,9 @@ pub struct Routed {
     /// A persistent session could not queue this QoS 1/2 message (its queue is full):
     /// the publish must not be acknowledged as delivered.
     pub refused_by_persistent: bool,
+    /// Some receiving session has more than half its queue limit waiting: the publisher
+    /// should slow down (backpressure) before the queue overflows and drops.
+    pub congested: bool,
     /// Sessions to wake once the batch has been handed to the store.
     wakes: Vec<Arc<SessionHandle>>,
 }
@@ -695,6 +698,7 @@ impl Broker {
         let mut wakes = Vec::with_capacity(matches.len());
         let mut encoded: Option<Vec<u8>> = None;
         let mut refused_by_persistent = false;
+        let mut congested = false;
         let mut i = 0;
         while i < matches.len() {
             let handle = matches[i].subscriber.handle.clone();
@@ -747,12 +751,13 @@ impl Broker {
                 continue;
             }
             let online = inner.conn.is_some();
+            congested |= online && inner.state.pending() > self.config.max_queued / 2;
             drop(inner);
             if online {
                 wakes.push(handle);
             }
         }
-        Routed { matched: wakes.len(), refused_by_persistent, wakes }
+        Routed { matched: wakes.len(), refused_by_persistent, congested, wakes }
     }
 
     /// Turns the session module's store operations into writes.

@@ -30,6 +30,9 @@ use crate::mqtt::topic;
 /// How long a new connection may take to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a publisher's reads pause when one of its subscribers is congested.
+const BACKPRESSURE_PAUSE: Duration = Duration::from_millis(1);
+
 /// A storage batch of an inbound publish became durable.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -482,6 +485,12 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         });
         let mut batch = ferrite_cluster::Batch::new();
         let routed = self.broker.route(&msg, &mut batch);
+        if routed.congested {
+            // Backpressure: stop reading this publisher for a moment so a slow
+            // subscriber's queue drains instead of overflowing.
+            self.broker.metrics.publisher_backpressure_total.inc();
+            ctx.wait(actix::fut::wrap_future(tokio::time::sleep(BACKPRESSURE_PAUSE)));
+        }
         let code = if routed.refused_by_persistent { reason::QUOTA_EXCEEDED } else { reason::SUCCESS };
         if code != reason::SUCCESS && !v5 {
             // MQTT 3.1.1 has no negative acknowledgement: close without acknowledging,
