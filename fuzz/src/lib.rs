@@ -1,9 +1,13 @@
 //! The node's sans-IO MQTT modules, compiled on their own so fuzzing does not build
 //! RocksDB and the rest of the node. The files are the node's own, not copies.
 
+#[path = "../../node/src/mqtt/packet.rs"]
+pub mod packet;
+
+#[path = "../../node/src/mqtt/codec.rs"]
+pub mod codec;
+
+/// The same paths as in the node (`ferrite::mqtt::...`).
 pub mod mqtt {
-    #[path = "../../../node/src/mqtt/packet.rs"]
-    pub mod packet;
-    #[path = "../../../node/src/mqtt/codec.rs"]
-    pub mod codec;
+    pub use super::{codec, packet};
 }
