@@ -111,6 +111,9 @@ pub struct SessionInner {
     pub protocol: ProtocolVersion,
     /// Set once the session has been discarded; late callers must not use it.
     pub ended: bool,
+    /// True once anything of this session was written to storage; a session that never
+    /// was persistent has no records to delete when it ends.
+    pub stored: bool,
 }
 
 /// A session, shared by the session table, the routing index and its connection.
@@ -421,6 +424,7 @@ impl Broker {
                 generation,
                 protocol,
                 ended: false,
+                stored: expiry > 0,
             }),
             online: AtomicBool::new(false),
             wake_pending: AtomicBool::new(false),
@@ -478,6 +482,7 @@ impl Broker {
             }
             inner.generation = generation;
             inner.expiry_interval = expiry;
+            inner.stored |= expiry > 0;
             inner.protocol = protocol;
             inner.conn = Some(link(generation));
             if expiry > 0 {
@@ -518,6 +523,7 @@ impl Broker {
             }
         }
         let has_shared = subs.iter().any(|s| s.starts_with("$share/"));
+        let stored = inner.stored;
         let pending = inner.state.take_all();
         if has_shared {
             for out in pending {
@@ -531,7 +537,9 @@ impl Broker {
             shard.remove(&session.client_id);
             self.metrics.sessions.dec();
         }
-        let _ = self.delete_session_records(&session.client_id, batch);
+        if stored {
+            let _ = self.delete_session_records(&session.client_id, batch);
+        }
         self.metrics.subscriptions.set(self.router.len() as i64);
         shared_leftovers
     }
