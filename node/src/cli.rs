@@ -37,6 +37,11 @@ pub enum Command {
     ///
     /// Example: ferrite bench --target 127.0.0.1:1883 --scenario fan-in -n 10 --qos 1 --duration 10
     Bench(crate::bench::BenchArgs),
+    /// Rules in AWS IoT SQL: check rule files, evaluate a statement, run case files.
+    ///
+    /// Example: ferrite rules check rules/
+    #[command(subcommand)]
+    Rules(crate::rules_cli::RulesCommand),
 }
 
 /// Flags of `ferrite serve`; each has a key of the same name (with `_`) in the TOML file.
@@ -113,9 +118,14 @@ pub fn main() -> ExitCode {
             crate::node::run(cfg)
         }),
         Command::Bench(args) => crate::bench::run(args),
+        Command::Rules(command) => return finish(crate::rules_cli::run(command)),
     };
+    finish(result.map(|()| ExitCode::SUCCESS))
+}
+
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -9,4 +9,5 @@ pub mod http;
 pub mod metrics;
 pub mod mqtt;
 pub mod node;
+pub mod rules_cli;
 pub mod server;

@@ -103,22 +103,10 @@ pub fn parse_subscription<'a>(raw: &'a str, limits: &TopicLimits) -> Result<Pars
 }
 
 /// True when `filter` matches `topic`, with the rule that a filter starting with a
-/// wildcard does not match a topic starting with `$`.
+/// wildcard does not match a topic starting with `$`. One implementation serves
+/// subscriptions and rule FROM filters, so a rule sees exactly what a subscriber would.
 pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
-        return false;
-    }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
+    ferrite_rules::topic_matches(filter, topic)
 }
 
 #[cfg(test)]

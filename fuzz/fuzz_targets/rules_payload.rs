@@ -1,0 +1,40 @@
+//! Payloads are untrusted bytes: parsing them as JSON and running a statement that touches every
+//! kind of value over them must never panic.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use ferrite_rules::{compile, evaluate, MessageContext, MqttProperties, NoHost, Payload, Protocol, SqlVersion, Statement};
+use libfuzzer_sys::fuzz_target;
+
+static STATEMENT: LazyLock<Statement> = LazyLock::new(|| {
+    compile(
+        "SELECT *, a.b.c AS abc, a + b AS sum, a * 2 - b / 3 AS arith, concat(a, b) AS cat, \
+         get(arr, 1) AS second, (SELECT VALUE x FROM arr WHERE x > 1) AS big, upper(s) AS up, \
+         substring(s, 1, 3) AS sub, encode(*, 'base64') AS raw, decode(s, 'base64') AS dec, \
+         cast(a AS Int) AS ai, regexp_replace(s, 'a(.)', '$1') AS re \
+         FROM '#' WHERE a <> b OR isNull(a)",
+        SqlVersion::V2016_03_23,
+    )
+    .expect("the fuzz statement compiles")
+});
+
+fuzz_target!(|data: &[u8]| {
+    let payload = Payload::new(data);
+    let props = MqttProperties::default();
+    let ctx = MessageContext {
+        topic: "fuzz/topic",
+        payload: &payload,
+        client_id: Some("fuzz"),
+        principal: None,
+        trace_id: None,
+        source_ip: None,
+        account_id: "000000000000",
+        timestamp_ms: 0,
+        protocol: Protocol::Mqtt,
+        properties: &props,
+    };
+    if let Ok(Some(out)) = evaluate(&STATEMENT, &ctx, &NoHost) {
+        let _ = out.to_bytes(SqlVersion::V2016_03_23);
+    }
+});

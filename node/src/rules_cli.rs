@@ -1,0 +1,208 @@
+//! `ferrite rules ...`: check rule files, evaluate one statement against one message, and run
+//! IoT SQL case files, without starting a node.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use ferrite_rules::{compile, evaluate, MessageContext, MqttProperties, NoHost, Output, Payload, Protocol, SqlVersion};
+
+/// The `rules` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum RulesCommand {
+    /// Validate rule files and directories (every `*.sql` below a directory).
+    ///
+    /// Exit status 0 when every file is valid; 1 with the errors (file:line:col, the line, a
+    /// caret and what to do) otherwise. A file with any error would load nothing.
+    ///
+    /// Example: ferrite rules check rules/ extra/alerts.sql
+    Check {
+        /// Files or directories.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Evaluate one SQL statement against one message and print the output document as one
+    /// line of JSON, or `null` when WHERE filters the message out (or FROM does not match).
+    ///
+    /// Example: ferrite rules eval --sql "SELECT temp * 1.8 + 32 AS f FROM 'd/+'" --topic d/1 --payload '{"temp":21}'
+    Eval(EvalArgs),
+    /// Run a case file in the format of the IoT SQL corpus (a JSON array of cases with sql,
+    /// sql_version, topic, payload and expected) and end with `N passed, M failed`.
+    ///
+    /// Example: ferrite rules test ../shared/iot-sql/cases.json
+    Test {
+        /// The case file.
+        #[arg(value_name = "CASES.json")]
+        file: PathBuf,
+        /// Print every case, not only failures.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+}
+
+/// Flags of `ferrite rules eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// The statement, e.g. "SELECT * FROM 'a/#' WHERE temp > 30".
+    #[arg(long, value_name = "SQL")]
+    pub sql: String,
+    /// Topic the message was published to.
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: String,
+    /// Payload text (usually JSON; anything else is a binary payload).
+    #[arg(long, value_name = "JSON", conflicts_with = "payload_file")]
+    pub payload: Option<String>,
+    /// Read the payload bytes from a file instead.
+    #[arg(long, value_name = "FILE")]
+    pub payload_file: Option<PathBuf>,
+    /// Client id of the publisher, for clientid().
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// SQL version: 2016-03-23 (default), 2015-10-08 or beta.
+    #[arg(long, value_name = "VERSION", default_value = "2016-03-23")]
+    pub sql_version: String,
+}
+
+/// Runs a `rules` subcommand and returns the process exit code.
+pub fn run(command: RulesCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RulesCommand::Check { paths } => check(&paths),
+        RulesCommand::Eval(args) => eval(args),
+        RulesCommand::Test { file, verbose } => test(&file, verbose),
+    }
+}
+
+/// Every `*.sql` file under the given paths, in a stable order (directories are walked).
+pub fn collect_rule_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read directory {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if p.extension().is_some_and(|e| e == "sql") {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = vec![];
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            anyhow::bail!("{}: no such file or directory", p.display());
+        }
+    }
+    Ok(out)
+}
+
+fn check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let files = collect_rule_files(paths)?;
+    let mut sources = vec![];
+    for f in &files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        sources.push((f.display().to_string(), text));
+    }
+    match ferrite_rules::load_rule_files(&sources) {
+        Ok(rules) => {
+            println!("{} rule{} in {} file{}: ok", rules.len(), s(rules.len()), files.len(), s(files.len()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            let count: usize = errors.iter().map(|e| e.diagnostics.len()).sum();
+            for e in &errors {
+                eprintln!("{}", e.render());
+            }
+            eprintln!("{count} error{} in {} file{}; nothing would be loaded", s(count), errors.len(), s(errors.len()));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn s(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let version = SqlVersion::parse(&args.sql_version)
+        .with_context(|| format!("unknown --sql-version {:?}: use 2016-03-23, 2015-10-08 or beta", args.sql_version))?;
+    let payload: Vec<u8> = match (&args.payload, &args.payload_file) {
+        (Some(p), _) => p.clone().into_bytes(),
+        (None, Some(f)) => std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?,
+        (None, None) => Vec::new(),
+    };
+    let stmt = match compile(&args.sql, version) {
+        Ok(s) => s,
+        Err(diags) => {
+            eprint!("{}", ferrite_rules::diag::render_all(&diags, "--sql", &args.sql));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Some(filter) = &stmt.topic_filter {
+        if !ferrite_rules::topic_matches(filter, &args.topic) {
+            println!("null");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let payload = Payload::new(&payload);
+    let properties = MqttProperties::default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let ctx = MessageContext {
+        topic: &args.topic,
+        payload: &payload,
+        client_id: args.client_id.as_deref(),
+        principal: None,
+        trace_id: None,
+        source_ip: None,
+        account_id: "000000000000",
+        timestamp_ms: now,
+        protocol: Protocol::Mqtt,
+        properties: &properties,
+    };
+    match evaluate(&stmt, &ctx, &NoHost) {
+        Ok(None) => println!("null"),
+        Ok(Some(Output::Json(v))) => println!("{}", v.to_json(version)),
+        Ok(Some(Output::Raw(bytes))) => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)?;
+            out.write_all(b"\n")?;
+        }
+        Err(e) => {
+            eprintln!("error: evaluation failed: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test(file: &Path, verbose: bool) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let results = ferrite_rules::cases::run_case_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let mut failed = 0;
+    for r in &results {
+        match &r.outcome {
+            Ok(note) => {
+                if verbose || note.is_some() {
+                    println!("ok    {}{}", r.id, note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default());
+                }
+            }
+            Err(why) => {
+                failed += 1;
+                println!("FAIL  {}: {why}", r.id);
+            }
+        }
+    }
+    println!("{} passed, {failed} failed", results.len() - failed);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,132 @@
+//! The checked intermediate representation that both the interpreter and (later) the JIT run:
+//! names resolved, functions bound, versions checked, constants parsed. Nothing here refers to
+//! source text except the spans kept for runtime messages.
+
+use crate::functions::Builtin;
+use crate::value::{SqlVersion, Value};
+
+/// Binary operators after checking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    /// Boolean OR.
+    Or,
+    /// Boolean AND.
+    And,
+    /// `=`.
+    Eq,
+    /// `<>`.
+    Ne,
+    /// `<`.
+    Lt,
+    /// `<=`.
+    Le,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    Ge,
+    /// `+` (addition or concatenation).
+    Add,
+    /// `-`.
+    Sub,
+    /// `*`.
+    Mul,
+    /// `/`.
+    Div,
+    /// `%`.
+    Rem,
+}
+
+/// The target of `cast(x AS type)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CastType {
+    /// String, Nvarchar, Text, Ntext, varchar.
+    String,
+    /// Int, Integer.
+    Int,
+    /// Double: a Decimal computed in double precision.
+    Double,
+    /// Decimal (2016-03-23).
+    Decimal,
+    /// Bool, Boolean (2016-03-23).
+    Bool,
+}
+
+/// A checked expression.
+#[derive(Debug, Clone)]
+pub enum Expr {
+    /// A constant.
+    Const(Value),
+    /// `*` as an argument: the current document (the payload, or the element of a nested SELECT).
+    Doc,
+    /// A top-level attribute of the current document.
+    Attr(String),
+    /// A SET variable, by slot.
+    Var(usize),
+    /// `e.name`.
+    Member(Box<Expr>, String),
+    /// `NOT e`.
+    Not(Box<Expr>),
+    /// `-e`.
+    Neg(Box<Expr>),
+    /// `l op r`.
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// A built-in function call.
+    Call(Builtin, Vec<Expr>),
+    /// `cast(e AS t)`.
+    Cast(Box<Expr>, CastType),
+    /// `CASE operand WHEN ... END`.
+    Case {
+        /// Compared with each arm's value.
+        operand: Box<Expr>,
+        /// WHEN value, THEN result.
+        arms: Vec<(Expr, Expr)>,
+        /// ELSE result.
+        otherwise: Option<Box<Expr>>,
+    },
+    /// An object literal.
+    Object(Vec<(String, Expr)>),
+    /// An array literal.
+    Array(Vec<Expr>),
+    /// A nested SELECT.
+    Nested(Box<Query>),
+}
+
+/// One SELECT item.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// `*`: every top-level key of the document.
+    Star,
+    /// A named output key.
+    Named {
+        /// The output key.
+        name: String,
+        /// Its value.
+        expr: Expr,
+    },
+}
+
+/// A SELECT (outer or nested) after checking.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// `SELECT VALUE`: output the single item's bare value.
+    pub value: bool,
+    /// The items.
+    pub items: Vec<Item>,
+    /// For a nested SELECT, the array or object it ranges over.
+    pub source: Option<Expr>,
+    /// WHERE.
+    pub condition: Option<Expr>,
+}
+
+/// A checked statement, ready to run.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// The SQL version it was written for.
+    pub version: SqlVersion,
+    /// SET variables in order; a later one may read an earlier one.
+    pub vars: Vec<(String, Expr)>,
+    /// The outer SELECT.
+    pub query: Query,
+    /// The FROM topic filter (absent only for Basic Ingest rules).
+    pub topic_filter: Option<String>,
+}

@@ -1,0 +1,234 @@
+//! Decimal numbers with AWS IoT's 34 significant digits: IEEE 754 decimal128 (the `dec` crate,
+//! over IBM's decNumber, whose arithmetic and to-string rules are those of Java's BigDecimal with
+//! `MathContext.DECIMAL128`, which is what AWS's engine uses). This module is the only place that
+//! touches the `dec` API.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use dec::{Context, Decimal128, Rounding};
+
+/// A finite decimal number; operations that would leave the finite range give `None`.
+#[derive(Clone, Copy)]
+pub struct Dec(Decimal128);
+
+fn cx() -> Context<Decimal128> {
+    let mut cx = Context::<Decimal128>::default();
+    cx.set_rounding(Rounding::HalfUp);
+    cx
+}
+
+fn finite(d: Decimal128) -> Option<Dec> {
+    d.is_finite().then_some(Dec(d))
+}
+
+impl Dec {
+    /// Zero.
+    pub fn zero() -> Dec {
+        Dec(Decimal128::default())
+    }
+
+    /// Parses a decimal literal (`1.5`, `-2.411E247`); `None` for anything else.
+    pub fn parse(text: &str) -> Option<Dec> {
+        let ok = !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+            && text.bytes().any(|b| b.is_ascii_digit());
+        if !ok {
+            return None;
+        }
+        cx().parse(text).ok().and_then(finite)
+    }
+
+    /// The exact decimal for an integer (rounded to 34 digits if it has more).
+    pub fn from_i128(n: i128) -> Dec {
+        Dec::parse(&n.to_string()).unwrap_or_else(Dec::zero)
+    }
+
+    /// The shortest decimal that reads back as `f`; `None` for NaN and infinities.
+    pub fn from_f64(f: f64) -> Option<Dec> {
+        if !f.is_finite() {
+            return None;
+        }
+        Dec::parse(&format!("{f:e}"))
+    }
+
+    /// Nearest double.
+    pub fn to_f64(self) -> f64 {
+        self.0.to_string().parse().unwrap_or(f64::NAN)
+    }
+
+    /// `self + o`.
+    pub fn checked_add(self, o: Dec) -> Option<Dec> {
+        finite(cx().add(self.0, o.0))
+    }
+    /// `self - o`.
+    pub fn checked_sub(self, o: Dec) -> Option<Dec> {
+        finite(cx().sub(self.0, o.0))
+    }
+    /// `self * o`.
+    pub fn checked_mul(self, o: Dec) -> Option<Dec> {
+        finite(cx().mul(self.0, o.0))
+    }
+    /// `self / o`, rounded to 34 digits; `None` when dividing by zero.
+    pub fn checked_div(self, o: Dec) -> Option<Dec> {
+        if o.is_zero() {
+            return None;
+        }
+        finite(cx().div(self.0, o.0))
+    }
+    /// Remainder of truncating division (sign of the dividend), as Java's BigDecimal.remainder.
+    pub fn checked_rem(self, o: Dec) -> Option<Dec> {
+        if o.is_zero() {
+            return None;
+        }
+        finite(cx().rem(self.0, o.0))
+    }
+    /// `-self`.
+    pub fn negated(self) -> Dec {
+        Dec(cx().minus(self.0))
+    }
+    /// `|self|`.
+    pub fn abs(self) -> Dec {
+        Dec(cx().abs(self.0))
+    }
+    /// Is it zero.
+    pub fn is_zero(self) -> bool {
+        self.0.is_zero()
+    }
+    /// Is it below zero.
+    pub fn is_negative(self) -> bool {
+        self.0.is_negative()
+    }
+    /// Numeric comparison (`1.0` equals `1`).
+    pub fn numeric_cmp(self, o: Dec) -> Ordering {
+        cx().partial_cmp(self.0, o.0).unwrap_or(Ordering::Equal)
+    }
+    /// Does it have no fractional part.
+    pub fn is_integral(self) -> bool {
+        let mut c = cx();
+        let reduced = c.reduce(self.0);
+        reduced.exponent() >= 0 || reduced.is_zero()
+    }
+
+    fn to_integral(self, rounding: Rounding) -> Dec {
+        let mut c = cx();
+        c.set_rounding(rounding);
+        Dec(c.round(self.0))
+    }
+
+    /// Rounded toward negative infinity.
+    pub fn floor(self) -> Dec {
+        self.to_integral(Rounding::Floor)
+    }
+    /// Rounded toward positive infinity.
+    pub fn ceil(self) -> Dec {
+        self.to_integral(Rounding::Ceiling)
+    }
+    /// Rounded to nearest, half away from zero.
+    pub fn round_half_up(self) -> Dec {
+        self.to_integral(Rounding::HalfUp)
+    }
+    /// Rounded toward zero.
+    pub fn trunc(self) -> Dec {
+        self.to_integral(Rounding::Down)
+    }
+
+    /// Truncated to `places` decimal places, trailing zeros removed.
+    pub fn trunc_places(self, places: u32) -> Dec {
+        let mut c = cx();
+        c.set_rounding(Rounding::Down);
+        let quantum = c.parse(format!("1E-{places}")).unwrap_or_default();
+        let q = c.quantize(self.0, quantum);
+        if !q.is_finite() {
+            return self;
+        }
+        Dec(c.reduce(q))
+    }
+
+    /// The integer value when it is integral and fits in an i128.
+    pub fn to_i128_exact(self) -> Option<i128> {
+        if !self.is_integral() {
+            return None;
+        }
+        let mut c = cx();
+        let q = c.quantize(self.0, Decimal128::default());
+        if !q.is_finite() {
+            return None;
+        }
+        q.to_string().parse().ok()
+    }
+
+    /// Java-style rendering: plain digits, or scientific notation for very large or small
+    /// exponents (`1E+3`, `1.5E-7`).
+    pub fn to_sci_string(self) -> String {
+        self.0.to_string()
+    }
+
+    /// Rendering without trailing fractional zeros (for whole numbers under SQL version 2016-03-23).
+    pub fn to_reduced_string(self) -> String {
+        if let Some(i) = self.to_i128_exact() {
+            return i.to_string();
+        }
+        let mut c = cx();
+        c.reduce(self.0).to_string()
+    }
+}
+
+impl fmt::Debug for Dec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for Dec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl PartialEq for Dec {
+    fn eq(&self, other: &Dec) -> bool {
+        self.numeric_cmp(*other) == Ordering::Equal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Dec {
+        Dec::parse(s).unwrap()
+    }
+
+    #[test]
+    fn keeps_34_significant_digits() {
+        let x = d("1234567890123456789012345678901234");
+        assert_eq!(x.to_sci_string(), "1234567890123456789012345678901234");
+        assert_eq!(d("1").checked_div(d("3")).unwrap().to_sci_string(), "0.3333333333333333333333333333333333");
+    }
+
+    #[test]
+    fn rounding_modes_follow_their_names() {
+        assert_eq!(d("-1.5").round_half_up().to_i128_exact(), Some(-2));
+        assert_eq!(d("-1.2").floor().to_i128_exact(), Some(-2));
+        assert_eq!(d("-1.2").ceil().to_i128_exact(), Some(-1));
+        assert_eq!(d("2.888").trunc_places(2).to_sci_string(), "2.88");
+        assert_eq!(d("2.300").trunc_places(2).to_sci_string(), "2.3");
+    }
+
+    #[test]
+    fn whole_numbers_render_reduced() {
+        assert_eq!(d("10.0").to_reduced_string(), "10");
+        assert_eq!(d("1E3").to_reduced_string(), "1000");
+        assert_eq!(d("10.0").to_sci_string(), "10.0");
+        assert_eq!(d("1.50").to_reduced_string(), "1.5");
+    }
+
+    #[test]
+    fn rejects_non_numbers_and_division_by_zero() {
+        assert!(Dec::parse("abc").is_none());
+        assert!(Dec::parse("NaN").is_none());
+        assert!(Dec::parse("Infinity").is_none());
+        assert!(d("1").checked_div(Dec::zero()).is_none());
+    }
+}

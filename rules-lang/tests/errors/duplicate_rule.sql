@@ -1,0 +1,2 @@
+CREATE RULE same AS SELECT * FROM 'a' DO log();
+CREATE RULE same AS SELECT * FROM 'b' DO log();

@@ -1,0 +1,3 @@
+CREATE RULE r
+AS SELECT temperature, humidity, FROM 'device/+/data'
+DO log();

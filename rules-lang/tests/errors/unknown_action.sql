@@ -1,0 +1,3 @@
+CREATE RULE archive
+AS SELECT * FROM 'a/#'
+DO s3(bucketName = 'archive', key = '${topic()}');

@@ -1,0 +1,3 @@
+CREATE RULE r
+AS SELECT lenght(name) AS n FROM 'devices/+'
+DO log();
