@@ -416,7 +416,11 @@ fn pest_error(source: &str, e: pest::error::Error<Rule>) -> Diagnostic {
 
 fn previous_word(source: &str, pos: usize) -> &str {
     let before = source[..pos.min(source.len())].trim_end();
-    let start = before.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+    let start = before
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     &before[start..]
 }
 
@@ -559,6 +563,15 @@ mod tests {
         assert!(
             matches!(&expr.kind, ExprKind::Member(inner, name) if name == "temperature" && matches!(inner.kind, ExprKind::Call { .. }))
         );
+    }
+
+    #[test]
+    fn errors_after_multibyte_characters_do_not_panic() {
+        // Found by the rules_parser fuzz target: a comment ending in a multibyte character.
+        let e = parse_statement("--\u{3cc}\u{487}A ").unwrap_err();
+        assert!(e.message.starts_with("expected"), "{}", e.message);
+        let e = parse_statement("SELECT é FROM 't'").unwrap_err();
+        assert!(e.message.contains("found `é`"), "{}", e.message);
     }
 
     #[test]
