@@ -150,6 +150,9 @@ impl Checker {
                     Item::Named { name: "*".into(), expr: Expr::Doc }
                 }
                 SelectItem::Star(_) => Item::Star,
+                SelectItem::Expr { expr, alias: Some((a, _)), .. } if a.contains('.') => {
+                    Item::Dotted { path: a.split('.').map(str::to_string).collect(), expr: self.expr(expr) }
+                }
                 SelectItem::Expr { expr, alias, text } => {
                     let name = match (alias, &expr.kind) {
                         (Some((a, _)), _) => a.clone(),

@@ -66,7 +66,7 @@ pub fn evaluate(stmt: &Statement, ctx: &MessageContext<'_>, host: &dyn Host) -> 
     }
     let q = &stmt.query;
     if q.value {
-        let Some(Item::Named { expr, .. }) = q.items.first() else {
+        let Some(Item::Named { expr, .. } | Item::Dotted { expr, .. }) = q.items.first() else {
             return Ok(Some(Output::Json(Value::Undefined)));
         };
         let v = it.eval(expr, &scope)?;
@@ -131,6 +131,12 @@ impl Interp<'_, '_> {
                         out.insert(name.clone(), v);
                     }
                 }
+                Item::Dotted { path, expr } => {
+                    let v = self.eval(expr, scope)?;
+                    if !v.is_undefined() {
+                        insert_path(&mut out, path, v);
+                    }
+                }
             }
         }
         Ok(out)
@@ -150,7 +156,7 @@ impl Interp<'_, '_> {
             }
             if q.value {
                 match q.items.first() {
-                    Some(Item::Named { expr, .. }) => it.eval(expr, &inner),
+                    Some(Item::Named { expr, .. } | Item::Dotted { expr, .. }) => it.eval(expr, &inner),
                     Some(Item::Star) => Ok(element.clone()),
                     None => Ok(Value::Undefined),
                 }
@@ -251,6 +257,25 @@ impl Interp<'_, '_> {
             }
             Expr::Nested(q) => self.nested(q, scope)?,
         })
+    }
+}
+
+/// Puts `v` at `path` inside `out`, turning a non-object on the way into an object.
+fn insert_path(out: &mut Object, path: &[String], v: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            out.insert(last.clone(), v);
+        }
+        [first, rest @ ..] => {
+            let slot = out.entry(first.clone()).or_insert_with(|| Value::Object(Object::new()));
+            if !matches!(slot, Value::Object(_)) {
+                *slot = Value::Object(Object::new());
+            }
+            if let Value::Object(inner) = slot {
+                insert_path(inner, rest, v);
+            }
+        }
     }
 }
 

@@ -103,6 +103,13 @@ pub enum Item {
         /// Its value.
         expr: Expr,
     },
+    /// `expr AS a.b.c`: the value lands at a nested key, creating or extending objects on the way.
+    Dotted {
+        /// The key path.
+        path: Vec<String>,
+        /// Its value.
+        expr: Expr,
+    },
 }
 
 /// A SELECT (outer or nested) after checking.

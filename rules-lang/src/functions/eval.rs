@@ -408,8 +408,8 @@ pub fn call(builtin: Builtin, args: &[Value], env: &CallEnv<'_, '_>, raw_doc: Op
             _ => Value::Undefined,
         },
         Builtin::Replace => match (text(a0, v), text(a1, v), text(&args[2], v)) {
-            (Some(s), Some(from), Some(to)) if !from.is_empty() => Value::String(s.replace(&from, &to)),
-            (Some(s), Some(_), Some(_)) => Value::String(s),
+            // As Java's String.replace: an empty `from` inserts `to` between every character.
+            (Some(s), Some(from), Some(to)) => Value::String(s.replace(&from, &to)),
             _ => Value::Undefined,
         },
         Builtin::Substring => {
