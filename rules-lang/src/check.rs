@@ -313,7 +313,12 @@ impl Checker {
             } else {
                 format!("{} to {} arguments", sig.min_args, sig.max_args)
             };
-            self.error(span, format!("function `{}` takes {expected}, found {}", sig.name, args.len()));
+            let fix =
+                if args.len() < sig.min_args { "add the missing arguments" } else { "remove the extra arguments" };
+            self.diags.push(
+                Diagnostic::new(span, format!("function `{}` takes {expected}, found {}", sig.name, args.len()))
+                    .with_help(format!("{fix}; docs/rules.md lists every function")),
+            );
         }
         if sig.v2_only {
             self.needs_v2(name_span, &format!("function `{}`", sig.name));
