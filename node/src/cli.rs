@@ -48,7 +48,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// TOML config file. Keys: data_dir, mqtt_addr, ws_addr, http_addr, log_level,
-    /// workers, and a [limits] table (see docs/configuration.md).
+    /// workers, rules_dir, and a [limits] table (see docs/configuration.md).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where RocksDB keeps sessions and retained messages [default: ./ferrite-data]
@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// Worker threads (actix arbiters) that own client connections [default: CPU cores]
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Directory of rule files (`*.sql`, see docs/rules.md), reloaded when a file changes; a
+    /// set with errors is not loaded and the running rules stay [default: ./rules when present]
+    #[arg(long, value_name = "DIR")]
+    pub rules_dir: Option<PathBuf>,
     /// Print logs as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -92,6 +96,10 @@ impl ServeArgs {
             http_addr: self.http_addr.or(file.http_addr).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid")),
             log_level: self.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
             workers: self.workers.or(file.workers).unwrap_or(default_workers).max(1),
+            rules_dir: self.rules_dir.clone().or(file.rules_dir).or_else(|| {
+                let default = PathBuf::from("rules");
+                default.is_dir().then_some(default)
+            }),
             broker,
         })
     }

@@ -37,6 +37,7 @@ pub struct ConfigFile {
     pub http_addr: Option<SocketAddr>,
     pub log_level: Option<String>,
     pub workers: Option<usize>,
+    pub rules_dir: Option<PathBuf>,
     #[serde(default)]
     pub limits: LimitsFile,
 }
@@ -59,6 +60,8 @@ pub struct NodeConfig {
     pub http_addr: SocketAddr,
     pub log_level: String,
     pub workers: usize,
+    /// Directory of `.sql` rule files, watched for changes (None: no rules).
+    pub rules_dir: Option<PathBuf>,
     pub broker: BrokerConfig,
 }
 

@@ -16,7 +16,9 @@ async fn health(broker: web::Data<Arc<Broker>>) -> HttpResponse {
 }
 
 async fn metrics(broker: web::Data<Arc<Broker>>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(broker.metrics.render())
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(broker.metrics.render() + &broker.rules.render_metrics())
 }
 
 /// Starts the HTTP server on an already-bound listener.

@@ -9,5 +9,6 @@ pub mod http;
 pub mod metrics;
 pub mod mqtt;
 pub mod node;
+pub mod rules;
 pub mod rules_cli;
 pub mod server;

@@ -20,6 +20,11 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         Arc::new(Store::open(&db_path).with_context(|| format!("cannot open storage at {}", db_path.display()))?);
     let metrics = Arc::new(Metrics::default());
     let broker = Broker::open(cfg.broker.clone(), store, metrics).context("cannot recover broker state")?;
+    broker.rules.start(&broker, cfg.data_dir.clone()).context("cannot start the rule runtime")?;
+    if let Some(dir) = &cfg.rules_dir {
+        anyhow::ensure!(dir.is_dir(), "--rules-dir {}: no such directory", dir.display());
+        crate::rules::reload::load_and_watch(&broker, dir.clone())?;
+    }
     let system = actix_rt::System::new();
     system.block_on(async move {
         broker.arm_recovered_timers();

@@ -137,3 +137,42 @@ pub struct Statement {
     /// The FROM topic filter (absent only for Basic Ingest rules).
     pub topic_filter: Option<String>,
 }
+
+impl Statement {
+    /// Does the statement read attributes of the payload (so a non-JSON payload leaves them
+    /// Undefined, which the node counts as a parse error)?
+    pub fn reads_attributes(&self) -> bool {
+        self.vars.iter().any(|(_, e)| e.reads_attributes()) || self.query.reads_attributes()
+    }
+}
+
+impl Query {
+    fn reads_attributes(&self) -> bool {
+        self.source.as_ref().is_some_and(Expr::reads_attributes)
+            || self.condition.as_ref().is_some_and(Expr::reads_attributes)
+            || self.items.iter().any(|i| match i {
+                Item::Star => false,
+                Item::Named { expr, .. } | Item::Dotted { expr, .. } => expr.reads_attributes(),
+            })
+    }
+}
+
+impl Expr {
+    /// Does this expression read an attribute of its document.
+    pub fn reads_attributes(&self) -> bool {
+        match self {
+            Expr::Attr(_) => true,
+            Expr::Const(_) | Expr::Doc | Expr::Var(_) => false,
+            Expr::Member(e, _) | Expr::Not(e) | Expr::Neg(e) | Expr::Cast(e, _) => e.reads_attributes(),
+            Expr::Binary(_, l, r) => l.reads_attributes() || r.reads_attributes(),
+            Expr::Call(_, args) | Expr::Array(args) => args.iter().any(Expr::reads_attributes),
+            Expr::Case { operand, arms, otherwise } => {
+                operand.reads_attributes()
+                    || arms.iter().any(|(w, t)| w.reads_attributes() || t.reads_attributes())
+                    || otherwise.as_ref().is_some_and(|o| o.reads_attributes())
+            }
+            Expr::Object(entries) => entries.iter().any(|(_, e)| e.reads_attributes()),
+            Expr::Nested(q) => q.reads_attributes(),
+        }
+    }
+}

@@ -174,6 +174,8 @@ pub struct Broker {
     pub retained: Retained,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
+    /// Rules that run on every routed message (empty until rules are loaded).
+    pub rules: crate::rules::RuleEngine,
     sessions: Vec<Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>>,
     next_seq: AtomicU64,
     next_generation: AtomicU64,
@@ -288,6 +290,9 @@ fn encode_session_meta(expiry: u32, disconnected_ms: u64, protocol: ProtocolVers
     v
 }
 
+/// Publishes to `$aws/rules/{rule}/...` go to that rule only (AWS's Basic Ingest).
+pub const BASIC_INGEST_PREFIX: &str = "$aws/rules/";
+
 /// Result of routing one message.
 pub struct Routed {
     /// Sessions that received the message.
@@ -324,6 +329,7 @@ impl Broker {
             retained,
             store,
             metrics,
+            rules: crate::rules::RuleEngine::default(),
             sessions: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             next_seq: AtomicU64::new(1),
             next_generation: AtomicU64::new(1),
@@ -687,6 +693,15 @@ impl Broker {
     /// matching session (persisting QoS 1/2 copies for persistent sessions into `batch`)
     /// and returns the sessions to wake.
     pub fn route(&self, msg: &Arc<Message>, batch: &mut Batch) -> Routed {
+        if let Some(rest) = msg.topic.strip_prefix(BASIC_INGEST_PREFIX) {
+            // Basic Ingest: the named rule only, never subscribers or the retained table.
+            let (rule, topic) = rest.split_once('/').unwrap_or((rest, ""));
+            if !self.rules.ingest(rule, topic, msg) {
+                tracing::debug!(rule, "Basic Ingest publish for a rule that is not loaded; dropped");
+            }
+            return Routed { matched: 0, refused_by_persistent: false, congested: false, wakes: Vec::new() };
+        }
+        self.rules.on_publish(msg);
         if msg.retain {
             self.retained.set(msg, batch);
             if msg.qos != QoS::AtMostOnce {

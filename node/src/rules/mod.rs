@@ -1,0 +1,408 @@
+//! The rule runtime: rules loaded from `--rules-dir` run on every publish that their FROM
+//! filter matches, on the node that received it, with the payload parsed at most once and
+//! shared by all matching rules. Outputs go to per-action queues (see `actions`); the publish
+//! path never waits for an action.
+
+pub mod actions;
+pub mod http_client;
+pub mod index;
+pub mod reload;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use ferrite_rules::{
+    evaluate, Action, ActionKind, MessageContext, MqttProperties, NoHost, Param, Payload, Protocol, Rule, Statement,
+};
+use parking_lot::{Mutex, RwLock};
+
+use self::actions::{ActionMetrics, ActionSink, ErrorRoute, Job, JobMeta, Rendered};
+use self::index::FilterIndex;
+use crate::broker::message::Message;
+use crate::broker::Broker;
+use crate::mqtt::packet::{Properties, QoS};
+
+/// The account id rules see in `accountid()` until accounts exist.
+pub const ACCOUNT_ID: &str = "000000000000";
+/// Default bounded queue length of an action.
+pub const DEFAULT_QUEUE_SIZE: usize = 1000;
+/// Default retries of a failing action before its error action runs.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+/// Counters of one rule, kept across reloads by rule name.
+#[derive(Debug, Default)]
+pub struct RuleMetrics {
+    /// Messages whose topic matched the rule.
+    pub matched: AtomicU64,
+    /// Messages that passed WHERE (an output was produced).
+    pub passed: AtomicU64,
+    /// Messages that WHERE filtered out.
+    pub filtered: AtomicU64,
+    /// Evaluations that failed (a failed lookup).
+    pub errors: AtomicU64,
+    /// Messages whose payload was not JSON although the rule reads attributes.
+    pub parse_errors: AtomicU64,
+}
+
+struct LoadedAction {
+    action: Action,
+    sink: ActionSink,
+}
+
+struct LoadedRule {
+    rule: Rule,
+    name: Arc<str>,
+    reads_attributes: bool,
+    metrics: Arc<RuleMetrics>,
+    actions: Vec<LoadedAction>,
+    error_action: Option<LoadedAction>,
+}
+
+/// One immutable version of the loaded rule set; replaced whole on reload.
+#[derive(Default)]
+struct RuleSet {
+    rules: Vec<LoadedRule>,
+    index: FilterIndex,
+    by_name: HashMap<String, usize>,
+}
+
+/// The rule runtime of a node.
+pub struct RuleEngine {
+    current: RwLock<Arc<RuleSet>>,
+    rule_metrics: Mutex<HashMap<String, Arc<RuleMetrics>>>,
+    action_metrics: Mutex<HashMap<String, Arc<ActionMetrics>>>,
+    runtime: OnceLock<tokio::runtime::Handle>,
+    broker: OnceLock<Weak<Broker>>,
+    data_dir: OnceLock<PathBuf>,
+    next_trace: AtomicU64,
+}
+
+impl Default for RuleEngine {
+    fn default() -> Self {
+        RuleEngine {
+            current: RwLock::new(Arc::new(RuleSet::default())),
+            rule_metrics: Mutex::new(HashMap::new()),
+            action_metrics: Mutex::new(HashMap::new()),
+            runtime: OnceLock::new(),
+            broker: OnceLock::new(),
+            data_dir: OnceLock::new(),
+            next_trace: AtomicU64::new(1),
+        }
+    }
+}
+
+impl std::fmt::Debug for RuleEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleEngine").field("rules", &self.current.read().rules.len()).finish()
+    }
+}
+
+fn int_param(action: &Action, name: &str) -> Option<i64> {
+    match action.param(name) {
+        Some(Param::Int(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+impl RuleEngine {
+    /// Connects the engine to its broker and starts the thread that runs actions. Until this
+    /// is called no rule can be loaded.
+    pub fn start(&self, broker: &Arc<Broker>, data_dir: PathBuf) -> anyhow::Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name("rule-actions".into()).spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            let _ = tx.send(rt.handle().clone());
+            rt.block_on(std::future::pending::<()>());
+        })?;
+        let handle = rx.recv()?;
+        let _ = self.runtime.set(handle);
+        let _ = self.broker.set(Arc::downgrade(broker));
+        let _ = self.data_dir.set(data_dir);
+        Ok(())
+    }
+
+    /// Number of rules loaded.
+    pub fn len(&self) -> usize {
+        self.current.read().rules.len()
+    }
+
+    /// True when no rule is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces the running rule set with `rules` at once: actions of the old set finish the
+    /// jobs they hold, then stop.
+    pub fn replace(&self, rules: Vec<Rule>) {
+        let runtime = self.runtime.get().expect("RuleEngine::start was called").clone();
+        let broker = self.broker.get().cloned().unwrap_or_default();
+        let data_dir = self.data_dir.get().cloned().unwrap_or_default();
+        let mut set = RuleSet::default();
+        for rule in rules {
+            let id = set.rules.len();
+            let name: Arc<str> = rule.name.as_str().into();
+            let metrics = self.rule_metrics.lock().entry(rule.name.clone()).or_default().clone();
+            let start = |action: &Action, label: String| {
+                let metrics = self.action_metrics.lock().entry(label.clone()).or_default().clone();
+                let default_retries = if action.kind == ActionKind::Log { 0 } else { DEFAULT_MAX_RETRIES };
+                let sink = actions::start(
+                    &runtime,
+                    label.into(),
+                    metrics,
+                    int_param(action, "queueSize").map_or(DEFAULT_QUEUE_SIZE, |n| n as usize),
+                    int_param(action, "maxRetries").map_or(default_retries, |n| n as u32),
+                    broker.clone(),
+                    data_dir.clone(),
+                );
+                LoadedAction { action: action.clone(), sink }
+            };
+            let actions = rule
+                .actions
+                .iter()
+                .enumerate()
+                .map(|(i, a)| start(a, format!("{}/{}#{i}", rule.name, a.kind.name())))
+                .collect();
+            let error_action =
+                rule.error_action.as_ref().map(|a| start(a, format!("{}/error:{}", rule.name, a.kind.name())));
+            if let Some(filter) = &rule.statement.topic_filter {
+                set.index.insert(filter, id);
+            }
+            set.by_name.insert(rule.name.clone(), id);
+            set.rules.push(LoadedRule {
+                reads_attributes: rule.statement.reads_attributes(),
+                rule,
+                name,
+                metrics,
+                actions,
+                error_action,
+            });
+        }
+        *self.current.write() = Arc::new(set);
+    }
+
+    /// Runs every enabled rule whose FROM filter matches the message.
+    pub fn on_publish(&self, msg: &Message) {
+        let set = self.current.read().clone();
+        if set.rules.is_empty() {
+            return;
+        }
+        let mut ids = Vec::new();
+        set.index.matches(&msg.topic, &mut ids);
+        if ids.is_empty() {
+            return;
+        }
+        self.run(&set, &ids, &msg.topic, msg);
+    }
+
+    /// Basic Ingest: a publish to `$aws/rules/{rule}/{topic}` goes to that rule only.
+    /// Returns false when no such rule is loaded (the message is dropped, as AWS does).
+    pub fn ingest(&self, rule_name: &str, topic: &str, msg: &Message) -> bool {
+        let set = self.current.read().clone();
+        let Some(&id) = set.by_name.get(rule_name) else { return false };
+        self.run(&set, &[id], topic, msg);
+        true
+    }
+
+    fn run(&self, set: &RuleSet, ids: &[usize], topic: &str, msg: &Message) {
+        let payload = Payload::new(&msg.payload);
+        let properties = mqtt_properties(&msg.properties);
+        let trace = format!("{:016x}", self.next_trace.fetch_add(1, Ordering::Relaxed));
+        let ctx = MessageContext {
+            topic,
+            payload: &payload,
+            client_id: msg.publisher.as_deref(),
+            principal: None,
+            trace_id: Some(&trace),
+            source_ip: None,
+            account_id: ACCOUNT_ID,
+            timestamp_ms: msg.created_ms as i64,
+            protocol: Protocol::Mqtt,
+            properties: &properties,
+        };
+        for &id in ids {
+            let r = &set.rules[id];
+            if !r.rule.enabled {
+                continue;
+            }
+            r.metrics.matched.fetch_add(1, Ordering::Relaxed);
+            let result = evaluate(&r.rule.statement, &ctx, &NoHost);
+            if r.reads_attributes && !payload.is_json() {
+                r.metrics.parse_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            let meta = || {
+                Arc::new(JobMeta {
+                    rule: r.name.clone(),
+                    topic: topic.to_string(),
+                    client_id: msg.publisher.as_deref().map(str::to_string),
+                    trace_id: trace.clone(),
+                    payload: msg.payload.clone(),
+                    error: r.error_action.as_ref().and_then(|e| {
+                        render(&e.action, &r.rule.statement, &ctx)
+                            .map(|rendered| ErrorRoute { sink: e.sink.clone(), rendered })
+                            .ok()
+                    }),
+                })
+            };
+            match result {
+                Ok(None) => {
+                    r.metrics.filtered.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Some(output)) => {
+                    r.metrics.passed.fetch_add(1, Ordering::Relaxed);
+                    let output = Arc::new(output.to_bytes(r.rule.statement.version));
+                    let meta = meta();
+                    for a in &r.actions {
+                        match render(&a.action, &r.rule.statement, &ctx) {
+                            Ok(rendered) => {
+                                let job = Job { output: output.clone(), rendered, meta: meta.clone() };
+                                if let Err(refused) = a.sink.offer(job) {
+                                    let (job, why) = *refused;
+                                    actions::send_to_error_action(&meta, &job.rendered, &why);
+                                }
+                            }
+                            Err(why) => {
+                                a.sink.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                                let failed = Rendered::Log { level: "error".into(), message: None };
+                                actions::send_to_error_action(&meta, &failed, &why);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    r.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(rule = %r.name, topic, error = %e, "rule evaluation failed");
+                    let failed = Rendered::Log { level: "error".into(), message: None };
+                    actions::send_to_error_action(&meta(), &failed, &format!("evaluation failed: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Per-rule and per-action counters in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        let rules = self.rule_metrics.lock();
+        let mut names: Vec<&String> = rules.keys().collect();
+        names.sort();
+        let families: [Family<RuleMetrics>; 5] = [
+            ("rule_matched_total", "Messages whose topic matched the rule", |m| m.matched.load(Ordering::Relaxed)),
+            ("rule_passed_total", "Messages that passed WHERE", |m| m.passed.load(Ordering::Relaxed)),
+            ("rule_filtered_total", "Messages that WHERE filtered out", |m| m.filtered.load(Ordering::Relaxed)),
+            ("rule_errors_total", "Evaluations that failed", |m| m.errors.load(Ordering::Relaxed)),
+            ("rule_parse_errors_total", "Non-JSON payloads for rules that read attributes", |m| {
+                m.parse_errors.load(Ordering::Relaxed)
+            }),
+        ];
+        for (name, help, get) in families {
+            let _ = writeln!(out, "# HELP ferrite_{name} {help}\n# TYPE ferrite_{name} counter");
+            for n in &names {
+                let _ = writeln!(out, "ferrite_{name}{{rule=\"{}\"}} {}", escape(n), get(&rules[*n]));
+            }
+        }
+        let actions = self.action_metrics.lock();
+        let mut labels: Vec<&String> = actions.keys().collect();
+        labels.sort();
+        let families: [Family<ActionMetrics>; 4] = [
+            ("rule_action_succeeded_total", "Action jobs that succeeded", |m| m.succeeded.load(Ordering::Relaxed)),
+            ("rule_action_failed_total", "Action jobs that failed after their retries", |m| {
+                m.failed.load(Ordering::Relaxed)
+            }),
+            ("rule_action_retried_total", "Action retries", |m| m.retried.load(Ordering::Relaxed)),
+            ("rule_action_throttled_total", "Action jobs refused by a full queue", |m| {
+                m.throttled.load(Ordering::Relaxed)
+            }),
+        ];
+        for (name, help, get) in families {
+            let _ = writeln!(out, "# HELP ferrite_{name} {help}\n# TYPE ferrite_{name} counter");
+            for l in &labels {
+                let _ = writeln!(out, "ferrite_{name}{{action=\"{}\"}} {}", escape(l), get(&actions[*l]));
+            }
+        }
+        let _ = writeln!(out, "# HELP ferrite_rules_loaded Rules loaded\n# TYPE ferrite_rules_loaded gauge");
+        let _ = writeln!(out, "ferrite_rules_loaded {}", self.len());
+        out
+    }
+}
+
+/// A metric family: name, help text and how to read it from a counter set.
+type Family<M> = (&'static str, &'static str, fn(&M) -> u64);
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn mqtt_properties(p: &Properties) -> MqttProperties {
+    MqttProperties {
+        payload_format_utf8: p.payload_format_indicator.map(|i| i == 1),
+        content_type: p.content_type.clone(),
+        response_topic: p.response_topic.clone(),
+        correlation_data: p.correlation_data.as_ref().map(|b| b.to_vec()),
+        user_properties: p.user_properties.clone(),
+    }
+}
+
+fn template(action: &Action, name: &str, stmt: &Statement, ctx: &MessageContext<'_>) -> Result<Option<String>, String> {
+    match action.param(name) {
+        Some(Param::Template(t)) => t.render(stmt, ctx, &NoHost).map(Some).map_err(|e| e.to_string()),
+        _ => Ok(None),
+    }
+}
+
+fn template_map(
+    action: &Action,
+    name: &str,
+    stmt: &Statement,
+    ctx: &MessageContext<'_>,
+) -> Result<Vec<(String, String)>, String> {
+    match action.param(name) {
+        Some(Param::Map(entries)) => entries
+            .iter()
+            .map(|(k, t)| t.render(stmt, ctx, &NoHost).map(|v| (k.clone(), v)).map_err(|e| e.to_string()))
+            .collect(),
+        _ => Ok(vec![]),
+    }
+}
+
+/// Renders an action's templates for one message.
+fn render(action: &Action, stmt: &Statement, ctx: &MessageContext<'_>) -> Result<Rendered, String> {
+    Ok(match action.kind {
+        ActionKind::Republish => {
+            let topic = template(action, "topic", stmt, ctx)?.unwrap_or_default();
+            let qos = match int_param(action, "qos") {
+                Some(2) => QoS::ExactlyOnce,
+                Some(1) => QoS::AtLeastOnce,
+                _ => QoS::AtMostOnce,
+            };
+            let retain = matches!(action.param("retain"), Some(Param::Bool(true)));
+            let properties = Properties {
+                content_type: template(action, "contentType", stmt, ctx)?,
+                response_topic: template(action, "responseTopic", stmt, ctx)?,
+                correlation_data: template(action, "correlationData", stmt, ctx)?.map(Into::into),
+                payload_format_indicator: template(action, "payloadFormatIndicator", stmt, ctx)?
+                    .map(|f| u8::from(f == "UTF8_DATA")),
+                message_expiry_interval: int_param(action, "messageExpiry").map(|n| n as u32),
+                user_properties: template_map(action, "userProperties", stmt, ctx)?,
+                ..Properties::default()
+            };
+            Rendered::Republish { topic, qos, retain, properties: Box::new(properties) }
+        }
+        ActionKind::Http => Rendered::Http {
+            url: template(action, "url", stmt, ctx)?.unwrap_or_default(),
+            headers: template_map(action, "headers", stmt, ctx)?,
+            timeout: Duration::from_millis(int_param(action, "timeoutMs").unwrap_or(5000) as u64),
+        },
+        ActionKind::File => Rendered::File {
+            path: PathBuf::from(template(action, "path", stmt, ctx)?.unwrap_or_default()),
+            max_bytes: int_param(action, "maxBytes").unwrap_or(64 * 1024 * 1024) as u64,
+            max_files: int_param(action, "maxFiles").unwrap_or(5) as u32,
+        },
+        ActionKind::Log => Rendered::Log {
+            level: template(action, "level", stmt, ctx)?.unwrap_or_else(|| "info".into()),
+            message: template(action, "message", stmt, ctx)?,
+        },
+    })
+}
