@@ -30,6 +30,11 @@ pub enum RulesCommand {
     /// sql_version, topic, payload and expected) and end with `N passed, M failed`.
     ///
     /// Example: ferrite rules test ../shared/iot-sql/cases.json
+    /// Measure one statement on one thread: evaluations per second, parsing the payload
+    /// each time (as the node does for every message).
+    ///
+    /// Example: ferrite rules bench --sql "SELECT temp, deviceId FROM 'sensors/+/data' WHERE temp > 50" --payload '{"temp":60,"deviceId":"d1"}'
+    Bench(BenchArgs),
     Test {
         /// The case file.
         #[arg(value_name = "CASES.json")]
@@ -63,12 +68,36 @@ pub struct EvalArgs {
     pub sql_version: String,
 }
 
+/// Flags of `ferrite rules bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The statement.
+    #[arg(long, value_name = "SQL")]
+    pub sql: String,
+    /// Payload text.
+    #[arg(long, value_name = "JSON")]
+    pub payload: String,
+    /// Topic of the messages [default: a topic that matches FROM with `+` and `#` filled in].
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// Engine: `interp`, the reference interpreter (the Cranelift JIT arrives with its issue).
+    #[arg(long, value_name = "ENGINE", default_value = "interp", value_parser = ["interp"])]
+    pub engine: String,
+    /// How long to run.
+    #[arg(long, value_name = "N", default_value_t = 3.0)]
+    pub seconds: f64,
+    /// SQL version.
+    #[arg(long, value_name = "VERSION", default_value = "2016-03-23")]
+    pub sql_version: String,
+}
+
 /// Runs a `rules` subcommand and returns the process exit code.
 pub fn run(command: RulesCommand) -> anyhow::Result<ExitCode> {
     match command {
         RulesCommand::Check { paths } => check(&paths),
         RulesCommand::Eval(args) => eval(args),
         RulesCommand::Test { file, verbose } => test(&file, verbose),
+        RulesCommand::Bench(args) => bench(args),
     }
 }
 
@@ -205,4 +234,56 @@ fn test(file: &Path, verbose: bool) -> anyhow::Result<ExitCode> {
     }
     println!("{} passed, {failed} failed", results.len() - failed);
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let version = SqlVersion::parse(&args.sql_version)
+        .with_context(|| format!("unknown --sql-version {:?}: use 2016-03-23, 2015-10-08 or beta", args.sql_version))?;
+    let stmt = match compile(&args.sql, version) {
+        Ok(s) => s,
+        Err(diags) => {
+            eprint!("{}", ferrite_rules::diag::render_all(&diags, "--sql", &args.sql));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let topic = args.topic.clone().unwrap_or_else(|| {
+        stmt.topic_filter.as_deref().unwrap_or("bench").replace('+', "x").replace("/#", "/x").replace('#', "x")
+    });
+    let raw = args.payload.as_bytes();
+    let properties = MqttProperties::default();
+    let run_one = || {
+        let payload = Payload::new(raw);
+        let ctx = MessageContext {
+            topic: &topic,
+            payload: &payload,
+            client_id: Some("bench"),
+            principal: None,
+            trace_id: None,
+            source_ip: None,
+            account_id: "000000000000",
+            timestamp_ms: 0,
+            protocol: Protocol::Mqtt,
+            properties: &properties,
+        };
+        evaluate(&stmt, &ctx, &NoHost).map(|o| o.is_some())
+    };
+    let passes = run_one().map_err(|e| anyhow::anyhow!("evaluation failed: {e}"))?;
+    let start = std::time::Instant::now();
+    let deadline = std::time::Duration::from_secs_f64(args.seconds.max(0.1));
+    let mut n: u64 = 0;
+    while start.elapsed() < deadline {
+        for _ in 0..1000 {
+            let _ = std::hint::black_box(run_one());
+        }
+        n += 1000;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{:.0} messages/s (engine {}, 1 thread, payload of {} bytes parsed per message, WHERE {})",
+        n as f64 / secs,
+        args.engine,
+        raw.len(),
+        if passes { "passes" } else { "filters out" }
+    );
+    Ok(ExitCode::SUCCESS)
 }
