@@ -91,7 +91,7 @@ fn run_case_inner(case: &Value) -> Result<Option<String>, String> {
         Some(p) if p.eq_ignore_ascii_case("http") => Protocol::Http,
         _ => Protocol::Mqtt,
     };
-    let timestamp = context.and_then(|c| field(c, "timestamp")).and_then(|t| t.to_int_floor()).unwrap_or(0) as i64;
+    let timestamp = context.and_then(|c| field(c, "timestamp")).and_then(|t| t.to_int()).unwrap_or(0) as i64;
     let payload = Payload::new(&raw);
     let properties = MqttProperties::default();
     let ctx = MessageContext {
@@ -147,7 +147,7 @@ fn run_case_inner(case: &Value) -> Result<Option<String>, String> {
             let text = str_field(check, "template").ok_or("template check without `template`")?;
             let template = parse_template(text, SourceMap { source: text, raw_start: 0, quote: '\u{0}' }, &stmt)
                 .map_err(|d| format!("template {text:?}: {}", d[0].message))?;
-            let check_ts = field(check, "context").and_then(|c| field(c, "timestamp")).and_then(|t| t.to_int_floor());
+            let check_ts = field(check, "context").and_then(|c| field(c, "timestamp")).and_then(|t| t.to_int());
             let ctx = MessageContext { timestamp_ms: check_ts.map_or(ctx.timestamp_ms, |t| t as i64), ..ctx };
             let rendered = template.render(&stmt, &ctx, &NoHost).map_err(|e| format!("template {text:?}: {e}"))?;
             if flag(check, "nondeterministic") {

@@ -176,12 +176,13 @@ impl Value {
         self.to_num().map(Num::to_dec)
     }
 
-    /// Standard conversion to Int, rounding Decimals down (toward negative infinity) as most of
-    /// AWS's function tables say; strings are parsed as Decimal then truncated.
-    pub fn to_int_floor(&self) -> Option<i128> {
+    /// Standard conversion to Int: Decimals are "rounded down" as AWS's function tables say,
+    /// in Java's sense (toward zero, as BigDecimal.intValue); strings are parsed as Decimal then
+    /// truncated the same way.
+    pub fn to_int(&self) -> Option<i128> {
         match self {
             Value::Int(i) => Some(*i),
-            Value::Decimal(d) => d.floor().to_i128_exact(),
+            Value::Decimal(d) => d.trunc().to_i128_exact(),
             Value::String(s) if numeric_string(s) => Dec::parse(s)?.trunc().to_i128_exact(),
             _ => None,
         }

@@ -44,7 +44,7 @@ fn text(v: &Value, version: SqlVersion) -> Option<String> {
     v.to_text(version)
 }
 
-/// Index-like arguments: Ints, Decimals rounded down and numeric strings; huge values saturate.
+/// Index-like arguments: Ints, Decimals rounded toward zero and numeric strings; huge values saturate.
 fn index(v: &Value) -> Option<i128> {
     match v {
         Value::Int(i) => Some(*i),
@@ -54,7 +54,7 @@ fn index(v: &Value) -> Option<i128> {
                 Value::Decimal(d) => *d,
                 _ => return None,
             };
-            Some(d.floor().to_i128_exact().unwrap_or(if d.is_negative() { i128::MIN } else { i128::MAX }))
+            Some(d.trunc().to_i128_exact().unwrap_or(if d.is_negative() { i128::MIN } else { i128::MAX }))
         }
         _ => None,
     }
@@ -123,7 +123,7 @@ fn pad(args: &[Value], version: SqlVersion, left: bool) -> Value {
 }
 
 fn bits(args: &[Value], f: impl Fn(i128, i128) -> i128) -> Value {
-    match (args[0].to_int_floor(), args[1].to_int_floor()) {
+    match (args[0].to_int(), args[1].to_int()) {
         (Some(a), Some(b)) => Value::Int(f(a, b)),
         _ => Value::Undefined,
     }
@@ -192,7 +192,7 @@ pub fn call(builtin: Builtin, args: &[Value], env: &CallEnv<'_, '_>, raw_doc: Op
         Builtin::BitAnd => bits(args, |a, b| a & b),
         Builtin::BitOr => bits(args, |a, b| a | b),
         Builtin::BitXor => bits(args, |a, b| a ^ b),
-        Builtin::BitNot => a0.to_int_floor().map_or(Value::Undefined, |a| Value::Int(!a)),
+        Builtin::BitNot => a0.to_int().map_or(Value::Undefined, |a| Value::Int(!a)),
         Builtin::Ceil => match a0 {
             Value::Int(i) => Value::Int(*i),
             _ => a0.to_dec().map_or(Value::Undefined, |d| int_or_dec(d.ceil())),
@@ -276,11 +276,11 @@ pub fn call(builtin: Builtin, args: &[Value], env: &CallEnv<'_, '_>, raw_doc: Op
             _ => Value::Undefined,
         },
         Builtin::Get => match a0 {
-            Value::Array(items) => match a1.to_int_floor() {
+            Value::Array(items) => match a1.to_int() {
                 Some(i) if i >= 0 => items.get(i as usize).cloned().unwrap_or(Value::Undefined),
                 _ => Value::Undefined,
             },
-            Value::String(s) => match a1.to_int_floor() {
+            Value::String(s) => match a1.to_int() {
                 Some(i) if i >= 0 => s.chars().nth(i as usize).map_or(Value::Undefined, |c| Value::String(c.into())),
                 _ => Value::Undefined,
             },
@@ -372,7 +372,7 @@ pub fn call(builtin: Builtin, args: &[Value], env: &CallEnv<'_, '_>, raw_doc: Op
                 },
                 None => "UTC".to_string(),
             };
-            match (text(a0, v), a1.to_int_floor().and_then(|ms| i64::try_from(ms).ok())) {
+            match (text(a0, v), a1.to_int().and_then(|ms| i64::try_from(ms).ok())) {
                 (Some(pattern), Some(ms)) => {
                     datetime::format_epoch_millis(&pattern, ms, &zone).map_or(Value::Undefined, Value::String)
                 }
@@ -558,7 +558,7 @@ pub fn cast(value: &Value, ty: CastType, version: SqlVersion) -> Value {
         (CastType::String, other) => text(other, version).map_or(Value::Undefined, Value::String),
         (CastType::Int, Value::Bool(b)) => Value::Int(*b as i128),
         (CastType::Int, Value::Int(i)) => Value::Int(*i),
-        (CastType::Int, Value::Decimal(d)) => int_or_dec(d.floor()),
+        (CastType::Int, Value::Decimal(d)) => int_or_dec(d.trunc()),
         (CastType::Int, Value::String(s)) if numeric_string(s) => {
             Dec::parse(s).map_or(Value::Undefined, |d| int_or_dec(d.trunc()))
         }
