@@ -218,3 +218,17 @@ def test_disabled_rules_do_not_run(rules_node):
     Client(n, "p").publish("device/1/data", '{"temperature": 99}')
     sub.expect_none()
     assert n.metric("rules_loaded") == 1
+
+
+def test_a_rule_republishing_to_its_own_topic_stops_after_a_bounded_chain(rules_node):
+    n = rules_node({"loop.sql": """
+CREATE RULE echo AS SELECT * FROM 'loop/#' DO republish(topic = 'loop/again');
+"""})
+    sub = Client(n, "s")
+    sub.subscribe("loop/#")
+    Client(n, "p").publish("loop/start", '{"n": 1}')
+    got = [sub.get().topic]
+    got += [sub.get().topic for _ in range(8)]
+    sub.expect_none(wait=1.0)
+    assert got == ["loop/start"] + ["loop/again"] * 8
+    assert n.metric("rule_loops_stopped_total") == 1

@@ -22,6 +22,10 @@ pub struct Message {
     pub publisher: Option<Arc<str>>,
     /// Wall-clock milliseconds at arrival, for message expiry across restarts.
     pub created_ms: u64,
+    /// How many rule republishes led to this message (not stored). Rules stop running at
+    /// `crate::rules::MAX_RULE_HOPS`, so a rule that republishes to a topic it reads cannot
+    /// loop forever.
+    pub rule_hops: u8,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -115,7 +119,7 @@ impl Message {
             let v = r.string()?;
             p.user_properties.push((k, v));
         }
-        Some(Message { topic, payload, qos, retain, properties: p, publisher, created_ms })
+        Some(Message { topic, payload, qos, retain, properties: p, publisher, created_ms, rule_hops: 0 })
     }
 }
 
@@ -190,7 +194,7 @@ mod tests {
             let m = Message {
                 topic: topic.into(), payload: payload.into(), qos: QoS::from_u8(qos).unwrap(), retain,
                 properties: Properties { message_expiry_interval: expiry, content_type: ct, user_properties: ups, ..Default::default() },
-                publisher: publisher.map(Arc::from), created_ms: created,
+                publisher: publisher.map(Arc::from), created_ms: created, rule_hops: 0,
             };
             let mut buf = Vec::new();
             m.encode(&mut buf);

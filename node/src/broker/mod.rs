@@ -682,6 +682,7 @@ impl Broker {
             properties: Message::forwarded_properties(&will.properties),
             publisher: Some(client_id.into()),
             created_ms: now_ms(),
+            rule_hops: 0,
         });
         let mut batch = Batch::new();
         let routed = self.route(&msg, &mut batch);

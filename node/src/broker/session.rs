@@ -283,6 +283,7 @@ mod tests {
             properties: Properties::default(),
             publisher: None,
             created_ms: 0,
+            rule_hops: 0,
         };
         Outgoing { msg: Arc::new(msg), qos, retain: false, subscription_ids: vec![], store_seq: seq }
     }

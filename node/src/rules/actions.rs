@@ -123,6 +123,8 @@ pub struct JobMeta {
     pub payload: Bytes,
     /// Where failures go.
     pub error: Option<ErrorRoute>,
+    /// Rule republishes that led to the original message.
+    pub rule_hops: u8,
 }
 
 /// One unit of work for an action worker.
@@ -236,6 +238,7 @@ pub fn send_to_error_action(meta: &Arc<JobMeta>, failed: &Rendered, why: &str) {
             trace_id: meta.trace_id.clone(),
             payload: meta.payload.clone(),
             error: None,
+            rule_hops: meta.rule_hops,
         }),
     };
     if let Err(refused) = route.sink.offer(job) {
@@ -258,6 +261,7 @@ async fn execute(job: &Job, broker: &Weak<Broker>, data_dir: &std::path::Path) -
                 properties: properties.as_ref().clone(),
                 publisher: None,
                 created_ms: now_ms(),
+                rule_hops: job.meta.rule_hops.saturating_add(1),
             });
             let mut batch = ferrite_cluster::Batch::new();
             let routed = broker.route(&msg, &mut batch);

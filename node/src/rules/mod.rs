@@ -30,6 +30,9 @@ use crate::mqtt::packet::{Properties, QoS};
 pub const ACCOUNT_ID: &str = "000000000000";
 /// Default bounded queue length of an action.
 pub const DEFAULT_QUEUE_SIZE: usize = 1000;
+/// Rules do not run on a message that this many rule republishes led to: a rule that
+/// republishes to a topic it reads stops there instead of looping forever.
+pub const MAX_RULE_HOPS: u8 = 8;
 /// Default retries of a failing action before its error action runs.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
@@ -79,6 +82,7 @@ pub struct RuleEngine {
     broker: OnceLock<Weak<Broker>>,
     data_dir: OnceLock<PathBuf>,
     next_trace: AtomicU64,
+    loops_stopped: AtomicU64,
 }
 
 impl Default for RuleEngine {
@@ -91,6 +95,7 @@ impl Default for RuleEngine {
             broker: OnceLock::new(),
             data_dir: OnceLock::new(),
             next_trace: AtomicU64::new(1),
+            loops_stopped: AtomicU64::new(0),
         }
     }
 }
@@ -208,6 +213,15 @@ impl RuleEngine {
     }
 
     fn run(&self, set: &RuleSet, ids: &[usize], topic: &str, msg: &Message) {
+        if msg.rule_hops >= MAX_RULE_HOPS {
+            self.loops_stopped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                topic,
+                hops = msg.rule_hops,
+                "rules not run: the message came from a chain of {MAX_RULE_HOPS} rule republishes (a rule loop?)"
+            );
+            return;
+        }
         let payload = Payload::new(&msg.payload);
         let properties = mqtt_properties(&msg.properties);
         let trace = format!("{:016x}", self.next_trace.fetch_add(1, Ordering::Relaxed));
@@ -240,6 +254,7 @@ impl RuleEngine {
                     client_id: msg.publisher.as_deref().map(str::to_string),
                     trace_id: trace.clone(),
                     payload: msg.payload.clone(),
+                    rule_hops: msg.rule_hops,
                     error: r.error_action.as_ref().and_then(|e| {
                         render(&e.action, &r.rule.statement, &ctx)
                             .map(|rendered| ErrorRoute { sink: e.sink.clone(), rendered })
@@ -322,6 +337,11 @@ impl RuleEngine {
                 let _ = writeln!(out, "ferrite_{name}{{action=\"{}\"}} {}", escape(l), get(&actions[*l]));
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP ferrite_rule_loops_stopped_total Messages not given to rules because {MAX_RULE_HOPS} rule republishes led to them\n# TYPE ferrite_rule_loops_stopped_total counter"
+        );
+        let _ = writeln!(out, "ferrite_rule_loops_stopped_total {}", self.loops_stopped.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP ferrite_rules_loaded Rules loaded\n# TYPE ferrite_rules_loaded gauge");
         let _ = writeln!(out, "ferrite_rules_loaded {}", self.len());
         out

@@ -482,6 +482,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             properties: if v5 { Message::forwarded_properties(&p.properties) } else { Properties::default() },
             publisher: Some(a.client_id.clone()),
             created_ms: now_ms(),
+            rule_hops: 0,
         });
         let mut batch = ferrite_cluster::Batch::new();
         let routed = self.broker.route(&msg, &mut batch);
