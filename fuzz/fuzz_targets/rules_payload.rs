@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use ferrite_rules::{compile, evaluate, MessageContext, MqttProperties, NoHost, Payload, Protocol, SqlVersion, Statement};
+use ferrite_rules::{compile, evaluate, MessageContext, MqttProperties, NoHost, Payload, SqlVersion, Statement};
 use libfuzzer_sys::fuzz_target;
 
 static STATEMENT: LazyLock<Statement> = LazyLock::new(|| {
@@ -22,18 +22,7 @@ static STATEMENT: LazyLock<Statement> = LazyLock::new(|| {
 fuzz_target!(|data: &[u8]| {
     let payload = Payload::new(data);
     let props = MqttProperties::default();
-    let ctx = MessageContext {
-        topic: "fuzz/topic",
-        payload: &payload,
-        client_id: Some("fuzz"),
-        principal: None,
-        trace_id: None,
-        source_ip: None,
-        account_id: "000000000000",
-        timestamp_ms: 0,
-        protocol: Protocol::Mqtt,
-        properties: &props,
-    };
+    let ctx = MessageContext { client_id: Some("fuzz"), ..MessageContext::new("fuzz/topic", &payload, &props) };
     if let Ok(Some(out)) = evaluate(&STATEMENT, &ctx, &NoHost) {
         let _ = out.to_bytes(SqlVersion::V2016_03_23);
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use ferrite_rules::{compile, evaluate, MessageContext, MqttProperties, NoHost, Output, Payload, Protocol, SqlVersion};
+use ferrite_rules::{compile, evaluate, MessageContext, MqttProperties, NoHost, Output, Payload, SqlVersion};
 
 /// The `rules` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -131,16 +131,24 @@ pub fn collect_rule_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Reads every rule file under `paths` as (name, text) pairs, ready for
+/// `ferrite_rules::load_rule_files`; `rules check` and the node's reload share it.
+pub fn read_rule_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, String)>> {
+    collect_rule_files(paths)?
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+            Ok((f.display().to_string(), text))
+        })
+        .collect()
+}
+
 fn check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let files = collect_rule_files(paths)?;
-    let mut sources = vec![];
-    for f in &files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
-        sources.push((f.display().to_string(), text));
-    }
+    let sources = read_rule_sources(paths)?;
     match ferrite_rules::load_rule_files(&sources) {
         Ok(rules) => {
-            println!("{} rule{} in {} file{}: ok", rules.len(), s(rules.len()), files.len(), s(files.len()));
+            let files = sources.len();
+            println!("{} rule{} in {files} file{}: ok", rules.len(), s(rules.len()), s(files));
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
@@ -185,18 +193,10 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let payload = Payload::new(&payload);
     let properties = MqttProperties::default();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let ctx = MessageContext {
-        topic: &args.topic,
-        payload: &payload,
         client_id: args.client_id.as_deref(),
-        principal: None,
-        trace_id: None,
-        source_ip: None,
-        account_id: "000000000000",
-        timestamp_ms: now,
-        protocol: Protocol::Mqtt,
-        properties: &properties,
+        timestamp_ms: crate::broker::message::now_ms() as i64,
+        ..MessageContext::new(&args.topic, &payload, &properties)
     };
     match evaluate(&stmt, &ctx, &NoHost) {
         Ok(None) => println!("null"),
@@ -253,18 +253,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let properties = MqttProperties::default();
     let run_one = || {
         let payload = Payload::new(raw);
-        let ctx = MessageContext {
-            topic: &topic,
-            payload: &payload,
-            client_id: Some("bench"),
-            principal: None,
-            trace_id: None,
-            source_ip: None,
-            account_id: "000000000000",
-            timestamp_ms: 0,
-            protocol: Protocol::Mqtt,
-            properties: &properties,
-        };
+        let ctx = MessageContext { client_id: Some("bench"), ..MessageContext::new(&topic, &payload, &properties) };
         evaluate(&stmt, &ctx, &NoHost).map(|o| o.is_some())
     };
     let passes = run_one().map_err(|e| anyhow::anyhow!("evaluation failed: {e}"))?;

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ferrite_rules::{compile, evaluate, MessageContext, MqttProperties, NoHost, Payload, Protocol, SqlVersion};
+use ferrite_rules::{compile, evaluate, MessageContext, MqttProperties, NoHost, Payload, SqlVersion};
 
 const PAYLOAD: &str = r#"{"deviceId":"sensor-0042","temp":61.5,"humidity":48.25,"pressure":1013.2,"battery":87,"firmware":"2.4.1","location":{"lat":47.6062,"lon":-122.3321},"status":"ok","ts":1700000000123,"tags":["roof","north"]}"#;
 
@@ -56,18 +56,8 @@ fn main() {
         let stmt = compile(sql, SqlVersion::V2016_03_23).expect("compiles");
         let rate = per_second(&format!("interp, parse + evaluate: {label}"), || {
             let payload = Payload::new(black_box(PAYLOAD.as_bytes()));
-            let ctx = MessageContext {
-                topic: "sensors/x/data",
-                payload: &payload,
-                client_id: Some("bench"),
-                principal: None,
-                trace_id: None,
-                source_ip: None,
-                account_id: "000000000000",
-                timestamp_ms: 0,
-                protocol: Protocol::Mqtt,
-                properties: &props,
-            };
+            let ctx =
+                MessageContext { client_id: Some("bench"), ..MessageContext::new("sensors/x/data", &payload, &props) };
             black_box(evaluate(&stmt, &ctx, &NoHost).ok());
         });
         println!("{:<58} {:>12.2}x", "  ratio to the serde_json baseline", rate / baseline);

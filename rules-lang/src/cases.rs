@@ -1,7 +1,7 @@
 //! Runs case files in the format of the shared IoT SQL corpus (`iot-sql/cases.json`): each case
 //! is a statement, a message and the expected output. Used by `ferrite rules test` and the tests.
 
-use crate::context::{MessageContext, MqttProperties, NoHost, Payload, Protocol};
+use crate::context::{MessageContext, MqttProperties, NoHost, Payload, Protocol, DEFAULT_ACCOUNT_ID};
 use crate::interp::{evaluate, Output};
 use crate::template::{parse_template, SourceMap};
 use crate::value::{parse_json, sql_eq, SqlVersion, Value};
@@ -72,9 +72,7 @@ fn run_case_inner(case: &Value) -> Result<Option<String>, String> {
     let sql = str_field(case, "sql").ok_or("the case has no `sql`")?;
     let version_text = str_field(case, "sql_version").unwrap_or("2015-10-08");
     let version = SqlVersion::parse(version_text).ok_or_else(|| format!("unknown sql_version {version_text}"))?;
-    let stmt = compile(sql, version).map_err(|d| {
-        d.iter().map(|d| crate::diag::render_all(std::slice::from_ref(d), "sql", sql)).collect::<Vec<_>>().join("\n")
-    })?;
+    let stmt = compile(sql, version).map_err(|d| crate::diag::render_all(&d, "sql", sql))?;
     let raw: Vec<u8> = match (str_field(case, "payload_raw"), field(case, "payload")) {
         (Some(raw), _) => raw.as_bytes().to_vec(),
         (None, Some(Value::Null) | None) => Vec::new(),
@@ -101,7 +99,7 @@ fn run_case_inner(case: &Value) -> Result<Option<String>, String> {
         principal: ctx_str("principal"),
         trace_id: ctx_str("traceid"),
         source_ip: ctx_str("sourceip"),
-        account_id: ctx_str("accountid").unwrap_or("000000000000"),
+        account_id: ctx_str("accountid").unwrap_or(DEFAULT_ACCOUNT_ID),
         timestamp_ms: if timestamp == 0 { now_ms() } else { timestamp },
         protocol,
         properties: &properties,

@@ -61,6 +61,9 @@ pub struct MqttProperties {
     pub user_properties: Vec<(String, String)>,
 }
 
+/// The account id rules see in `accountid()` until accounts exist.
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+
 /// Everything about one message that a rule can read.
 #[derive(Debug)]
 pub struct MessageContext<'a> {
@@ -84,6 +87,26 @@ pub struct MessageContext<'a> {
     pub protocol: Protocol,
     /// Its MQTT 5 properties.
     pub properties: &'a MqttProperties,
+}
+
+impl<'a> MessageContext<'a> {
+    /// A message published over MQTT to `topic` with nothing else known: no client id,
+    /// principal, trace id or source address, the default account, timestamp 0. Callers that
+    /// know more set the fields with struct update syntax.
+    pub fn new(topic: &'a str, payload: &'a Payload<'a>, properties: &'a MqttProperties) -> MessageContext<'a> {
+        MessageContext {
+            topic,
+            payload,
+            client_id: None,
+            principal: None,
+            trace_id: None,
+            source_ip: None,
+            account_id: DEFAULT_ACCOUNT_ID,
+            timestamp_ms: 0,
+            protocol: Protocol::Mqtt,
+            properties,
+        }
+    }
 }
 
 /// A secret from the local secrets store.

@@ -51,14 +51,9 @@ impl Output {
 
 /// Evaluates a statement against a message: `Ok(None)` when WHERE filters it out.
 pub fn evaluate(stmt: &Statement, ctx: &MessageContext<'_>, host: &dyn Host) -> Result<Option<Output>, EvalError> {
-    let mut it =
-        Interp { env: CallEnv { ctx, host, version: stmt.version }, vars: Vec::with_capacity(stmt.vars.len()) };
     let doc = ctx.payload.document();
     let scope = Scope { doc, raw: Some(ctx.payload.raw()) };
-    for (_, e) in &stmt.vars {
-        let v = it.eval(e, &scope)?;
-        it.vars.push(v);
-    }
+    let mut it = Interp::with_variables(stmt, ctx, host, &scope)?;
     if let Some(cond) = &stmt.query.condition {
         if !matches!(it.eval(cond, &scope)?, Value::Bool(true)) {
             return Ok(None);
@@ -94,14 +89,8 @@ pub fn evaluate_expr(
     ctx: &MessageContext<'_>,
     host: &dyn Host,
 ) -> Result<Value, EvalError> {
-    let mut it =
-        Interp { env: CallEnv { ctx, host, version: stmt.version }, vars: Vec::with_capacity(stmt.vars.len()) };
     let scope = Scope { doc: ctx.payload.document(), raw: Some(ctx.payload.raw()) };
-    for (_, e) in &stmt.vars {
-        let v = it.eval(e, &scope)?;
-        it.vars.push(v);
-    }
-    it.eval(expr, &scope)
+    Interp::with_variables(stmt, ctx, host, &scope)?.eval(expr, &scope)
 }
 
 struct Scope<'s> {
@@ -115,7 +104,23 @@ struct Interp<'e, 'a> {
     vars: Vec<Value>,
 }
 
-impl Interp<'_, '_> {
+impl<'e, 'a> Interp<'e, 'a> {
+    /// An interpreter for `stmt` with its SET variables evaluated, in order, over `scope`.
+    fn with_variables(
+        stmt: &Statement,
+        ctx: &'e MessageContext<'a>,
+        host: &'e dyn Host,
+        scope: &Scope<'_>,
+    ) -> Result<Self, EvalError> {
+        let mut it =
+            Interp { env: CallEnv { ctx, host, version: stmt.version }, vars: Vec::with_capacity(stmt.vars.len()) };
+        for (_, e) in &stmt.vars {
+            let v = it.eval(e, scope)?;
+            it.vars.push(v);
+        }
+        Ok(it)
+    }
+
     fn items(&mut self, items: &[Item], scope: &Scope<'_>) -> Result<Object, EvalError> {
         let mut out = Object::new();
         for item in items {

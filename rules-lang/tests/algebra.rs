@@ -2,9 +2,7 @@
 //! (compile + evaluate), against plain Rust arithmetic as the oracle.
 
 use ferrite_rules::value::sql_eq;
-use ferrite_rules::{
-    compile, evaluate, MessageContext, MqttProperties, NoHost, Output, Payload, Protocol, SqlVersion, Value,
-};
+use ferrite_rules::{compile, evaluate, MessageContext, MqttProperties, NoHost, Output, Payload, SqlVersion, Value};
 use proptest::prelude::*;
 
 /// Evaluates `SELECT VALUE <expr>` over a payload.
@@ -13,18 +11,7 @@ fn eval(expr: &str, payload: &str) -> Value {
         .unwrap_or_else(|d| panic!("{expr}: {}", d[0].message));
     let payload = Payload::new(payload.as_bytes());
     let props = MqttProperties::default();
-    let ctx = MessageContext {
-        topic: "t",
-        payload: &payload,
-        client_id: None,
-        principal: None,
-        trace_id: None,
-        source_ip: None,
-        account_id: "0",
-        timestamp_ms: 0,
-        protocol: Protocol::Mqtt,
-        properties: &props,
-    };
+    let ctx = MessageContext::new("t", &payload, &props);
     match evaluate(&stmt, &ctx, &NoHost).unwrap() {
         Some(Output::Json(v)) => v,
         other => panic!("unexpected {other:?}"),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use ferrite_rules::ActionKind;
 use tokio::sync::mpsc;
 
 use super::http_client;
@@ -64,13 +65,13 @@ pub enum Rendered {
 }
 
 impl Rendered {
-    /// AWS's action name, for error documents.
-    pub fn aws_name(&self) -> &'static str {
+    /// Which action this is.
+    pub fn kind(&self) -> ActionKind {
         match self {
-            Rendered::Republish { .. } => "RepublishAction",
-            Rendered::Http { .. } => "HttpAction",
-            Rendered::File { .. } => "FileAction",
-            Rendered::Log { .. } => "LogAction",
+            Rendered::Republish { .. } => ActionKind::Republish,
+            Rendered::Http { .. } => ActionKind::Http,
+            Rendered::File { .. } => ActionKind::File,
+            Rendered::Log { .. } => ActionKind::Log,
         }
     }
 
@@ -82,6 +83,16 @@ impl Rendered {
             Rendered::File { path, .. } => path.display().to_string(),
             Rendered::Log { .. } => "log".into(),
         }
+    }
+}
+
+/// AWS's name of an action in error documents (`failedAction`).
+pub fn aws_action_name(kind: ActionKind) -> &'static str {
+    match kind {
+        ActionKind::Republish => "RepublishAction",
+        ActionKind::Http => "HttpAction",
+        ActionKind::File => "FileAction",
+        ActionKind::Log => "LogAction",
     }
 }
 
@@ -123,6 +134,8 @@ pub struct JobMeta {
     pub payload: Bytes,
     /// Where failures go.
     pub error: Option<ErrorRoute>,
+    /// The output is a JSON document (sent as application/json), not raw payload bytes.
+    pub output_is_json: bool,
     /// Rule republishes that led to the original message.
     pub rule_hops: u8,
 }
@@ -192,7 +205,7 @@ pub fn start(
                     Err(why) => {
                         metrics.failed.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(action = %label, rule = %job.meta.rule, error = %why, "rule action failed");
-                        send_to_error_action(&job.meta, &job.rendered, &why);
+                        send_to_error_action(&job.meta, job.rendered.kind(), &job.rendered.resource(), &why);
                         break;
                     }
                 }
@@ -208,8 +221,9 @@ pub fn backoff(attempt: u32) -> Duration {
     ceiling.mul_f64(rand::random::<f64>())
 }
 
-/// AWS's error-action document for one failed action.
-pub fn error_document(meta: &JobMeta, failed: &Rendered, message: &str) -> Vec<u8> {
+/// AWS's error-action document for one failure (`failed_action` as AWS names it, e.g.
+/// `HttpAction`, and the resource it wrote to).
+pub fn error_document(meta: &JobMeta, failed_action: &str, failed_resource: &str, message: &str) -> Vec<u8> {
     let doc = serde_json::json!({
         "ruleName": &*meta.rule,
         "topic": meta.topic,
@@ -217,19 +231,26 @@ pub fn error_document(meta: &JobMeta, failed: &Rendered, message: &str) -> Vec<u
         "clientId": meta.client_id.as_deref().unwrap_or("n/a"),
         "base64OriginalPayload": base64::engine::general_purpose::STANDARD.encode(&meta.payload),
         "failures": [{
-            "failedAction": failed.aws_name(),
-            "failedResource": failed.resource(),
+            "failedAction": failed_action,
+            "failedResource": failed_resource,
             "errorMessage": message,
         }],
     });
     doc.to_string().into_bytes()
 }
 
-/// Hands a failure to the rule's error action (if it has one and this is not it).
-pub fn send_to_error_action(meta: &Arc<JobMeta>, failed: &Rendered, why: &str) {
+/// Hands the failure of one action to the rule's error action (if it has one and this is
+/// not it).
+pub fn send_to_error_action(meta: &Arc<JobMeta>, failed: ActionKind, resource: &str, why: &str) {
+    send_failure(meta, aws_action_name(failed), resource, why);
+}
+
+/// Hands any failure of a rule to its error action: `failed_action` is AWS's name of what
+/// failed.
+pub fn send_failure(meta: &Arc<JobMeta>, failed_action: &str, resource: &str, why: &str) {
     let Some(route) = &meta.error else { return };
     let job = Job {
-        output: Arc::new(error_document(meta, failed, why)),
+        output: Arc::new(error_document(meta, failed_action, resource, why)),
         rendered: route.rendered.clone(),
         meta: Arc::new(JobMeta {
             rule: meta.rule.clone(),
@@ -238,6 +259,7 @@ pub fn send_to_error_action(meta: &Arc<JobMeta>, failed: &Rendered, why: &str) {
             trace_id: meta.trace_id.clone(),
             payload: meta.payload.clone(),
             error: None,
+            output_is_json: true,
             rule_hops: meta.rule_hops,
         }),
     };
@@ -290,11 +312,7 @@ async fn execute(job: &Job, broker: &Weak<Broker>, data_dir: &std::path::Path) -
         }
         Rendered::Http { url, headers, timeout } => {
             let target = http_client::parse_url(url)?;
-            let content_type = if serde_json::from_slice::<serde::de::IgnoredAny>(&job.output).is_ok() {
-                "application/json"
-            } else {
-                "application/octet-stream"
-            };
+            let content_type = if job.meta.output_is_json { "application/json" } else { "application/octet-stream" };
             let status = http_client::post(&target, headers, content_type, &job.output, *timeout).await?;
             if (200..300).contains(&status) {
                 Ok(())

@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use ferrite_rules::{
-    evaluate, Action, ActionKind, MessageContext, MqttProperties, NoHost, Param, Payload, Protocol, Rule, Statement,
+    evaluate, Action, ActionKind, MessageContext, MqttProperties, NoHost, Output, Param, Payload, Rule, Statement,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -26,8 +26,6 @@ use crate::broker::message::Message;
 use crate::broker::Broker;
 use crate::mqtt::packet::{Properties, QoS};
 
-/// The account id rules see in `accountid()` until accounts exist.
-pub const ACCOUNT_ID: &str = "000000000000";
 /// Default bounded queue length of an action.
 pub const DEFAULT_QUEUE_SIZE: usize = 1000;
 /// Rules do not run on a message that this many rule republishes led to: a rule that
@@ -226,16 +224,10 @@ impl RuleEngine {
         let properties = mqtt_properties(&msg.properties);
         let trace = format!("{:016x}", self.next_trace.fetch_add(1, Ordering::Relaxed));
         let ctx = MessageContext {
-            topic,
-            payload: &payload,
             client_id: msg.publisher.as_deref(),
-            principal: None,
             trace_id: Some(&trace),
-            source_ip: None,
-            account_id: ACCOUNT_ID,
             timestamp_ms: msg.created_ms as i64,
-            protocol: Protocol::Mqtt,
-            properties: &properties,
+            ..MessageContext::new(topic, &payload, &properties)
         };
         for &id in ids {
             let r = &set.rules[id];
@@ -247,7 +239,7 @@ impl RuleEngine {
             if r.reads_attributes && !payload.is_json() {
                 r.metrics.parse_errors.fetch_add(1, Ordering::Relaxed);
             }
-            let meta = || {
+            let meta = |output_is_json: bool| {
                 Arc::new(JobMeta {
                     rule: r.name.clone(),
                     topic: topic.to_string(),
@@ -255,6 +247,7 @@ impl RuleEngine {
                     trace_id: trace.clone(),
                     payload: msg.payload.clone(),
                     rule_hops: msg.rule_hops,
+                    output_is_json,
                     error: r.error_action.as_ref().and_then(|e| {
                         render(&e.action, &r.rule.statement, &ctx)
                             .map(|rendered| ErrorRoute { sink: e.sink.clone(), rendered })
@@ -268,21 +261,22 @@ impl RuleEngine {
                 }
                 Ok(Some(output)) => {
                     r.metrics.passed.fetch_add(1, Ordering::Relaxed);
+                    let output_is_json = matches!(&output, Output::Json(v) if !v.is_undefined());
                     let output = Arc::new(output.to_bytes(r.rule.statement.version));
-                    let meta = meta();
+                    let meta = meta(output_is_json);
                     for a in &r.actions {
                         match render(&a.action, &r.rule.statement, &ctx) {
                             Ok(rendered) => {
                                 let job = Job { output: output.clone(), rendered, meta: meta.clone() };
                                 if let Err(refused) = a.sink.offer(job) {
                                     let (job, why) = *refused;
-                                    actions::send_to_error_action(&meta, &job.rendered, &why);
+                                    actions::send_to_error_action(&meta, a.action.kind, &job.rendered.resource(), &why);
                                 }
                             }
                             Err(why) => {
                                 a.sink.metrics.failed.fetch_add(1, Ordering::Relaxed);
-                                let failed = Rendered::Log { level: "error".into(), message: None };
-                                actions::send_to_error_action(&meta, &failed, &why);
+                                // Its templates could not be rendered, so there is no resource to name.
+                                actions::send_to_error_action(&meta, a.action.kind, "", &why);
                             }
                         }
                     }
@@ -290,8 +284,8 @@ impl RuleEngine {
                 Err(e) => {
                     r.metrics.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(rule = %r.name, topic, error = %e, "rule evaluation failed");
-                    let failed = Rendered::Log { level: "error".into(), message: None };
-                    actions::send_to_error_action(&meta(), &failed, &format!("evaluation failed: {e}"));
+                    let why = format!("evaluation failed: {e}");
+                    actions::send_failure(&meta(false), "RuleEvaluation", &r.name, &why);
                 }
             }
         }

@@ -13,12 +13,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Reads and checks every rule file under `dir`. `Err` holds the rendered diagnostics.
 pub fn load_dir(dir: &Path) -> Result<Vec<ferrite_rules::Rule>, String> {
-    let files = crate::rules_cli::collect_rule_files(&[dir.to_path_buf()]).map_err(|e| format!("{e:#}"))?;
-    let mut sources = Vec::with_capacity(files.len());
-    for f in &files {
-        let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
-        sources.push((f.display().to_string(), text));
-    }
+    let sources = crate::rules_cli::read_rule_sources(&[dir.to_path_buf()]).map_err(|e| format!("{e:#}"))?;
     ferrite_rules::load_rule_files(&sources)
         .map_err(|errors| errors.iter().map(|e| e.render()).collect::<Vec<_>>().join("\n"))
 }

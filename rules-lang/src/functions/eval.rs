@@ -48,15 +48,10 @@ fn text(v: &Value, version: SqlVersion) -> Option<String> {
 fn index(v: &Value) -> Option<i128> {
     match v {
         Value::Int(i) => Some(*i),
-        Value::Decimal(_) | Value::String(_) => {
-            let d = match v {
-                Value::String(s) if numeric_string(s) => Dec::parse(s)?,
-                Value::Decimal(d) => *d,
-                _ => return None,
-            };
+        other => {
+            let d = other.to_dec()?;
             Some(d.trunc().to_i128_exact().unwrap_or(if d.is_negative() { i128::MIN } else { i128::MAX }))
         }
-        _ => None,
     }
 }
 
@@ -111,13 +106,8 @@ fn java_replacement(r: &str) -> String {
 
 fn pad(args: &[Value], version: SqlVersion, left: bool) -> Value {
     let Some(s) = text(&args[0], version) else { return Value::Undefined };
-    let n = match &args[1] {
-        Value::Int(_) | Value::Decimal(_) | Value::String(_) => match index(&args[1]) {
-            Some(n) => n.clamp(0, 1000) as usize,
-            None => return Value::Undefined,
-        },
-        _ => return Value::Undefined,
-    };
+    let Some(n) = index(&args[1]) else { return Value::Undefined };
+    let n = n.clamp(0, 1000) as usize;
     let spaces = " ".repeat(n);
     Value::String(if left { spaces + &s } else { s + &spaces })
 }
