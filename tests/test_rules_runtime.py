@@ -230,5 +230,6 @@ CREATE RULE echo AS SELECT * FROM 'loop/#' DO republish(topic = 'loop/again');
     got = [sub.get().topic]
     got += [sub.get().topic for _ in range(8)]
     sub.expect_none(wait=1.0)
-    assert got == ["loop/start"] + ["loop/again"] * 8
+    # The republished copies run on the actions thread and may overtake the original.
+    assert sorted(got) == sorted(["loop/start"] + ["loop/again"] * 8)
     assert n.metric("rule_loops_stopped_total") == 1
