@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use ferrite_rules::cases::Engine;
+use ferrite_rules::jit::JitModule;
 use ferrite_rules::{compile, evaluate, MessageContext, MqttProperties, NoHost, Output, Payload, SqlVersion};
 
 /// The `rules` subcommands.
@@ -16,25 +18,35 @@ pub enum RulesCommand {
     /// caret and what to do) otherwise. A file with any error would load nothing.
     ///
     /// Example: ferrite rules check rules/ extra/alerts.sql
+    ///
+    /// With --explain, also say for each rule how it runs: `fully compiled` (Cranelift native
+    /// code), `compiled; falls back to the interpreter for ...` (naming the parts), or
+    /// `interpreted: <why>`.
     Check {
         /// Files or directories.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Print how each rule is compiled.
+        #[arg(long)]
+        explain: bool,
     },
     /// Evaluate one SQL statement against one message and print the output document as one
     /// line of JSON, or `null` when WHERE filters the message out (or FROM does not match).
     ///
     /// Example: ferrite rules eval --sql "SELECT temp * 1.8 + 32 AS f FROM 'd/+'" --topic d/1 --payload '{"temp":21}'
     Eval(EvalArgs),
+    /// Measure one statement on one thread: messages per second, parsing the payload each time
+    /// (as the node does for every message, reading only the members the statement uses).
+    ///
+    /// Example: ferrite rules bench --sql "SELECT temp, deviceId FROM 'sensors/+/data' WHERE temp > 50" --payload '{"temp":60,"deviceId":"d1"}' --engine jit
+    Bench(BenchArgs),
     /// Run a case file in the format of the IoT SQL corpus (a JSON array of cases with sql,
     /// sql_version, topic, payload and expected) and end with `N passed, M failed`.
     ///
-    /// Example: ferrite rules test ../shared/iot-sql/cases.json
-    /// Measure one statement on one thread: evaluations per second, parsing the payload
-    /// each time (as the node does for every message).
+    /// With --engine both (the default) every case runs on the Cranelift JIT and on the
+    /// interpreter, and any difference between them (output bytes, Undefined, error) fails it.
     ///
-    /// Example: ferrite rules bench --sql "SELECT temp, deviceId FROM 'sensors/+/data' WHERE temp > 50" --payload '{"temp":60,"deviceId":"d1"}'
-    Bench(BenchArgs),
+    /// Example: ferrite rules test ../shared/iot-sql/cases.json --engine both
     Test {
         /// The case file.
         #[arg(value_name = "CASES.json")]
@@ -42,6 +54,9 @@ pub enum RulesCommand {
         /// Print every case, not only failures.
         #[arg(long, short)]
         verbose: bool,
+        /// Engine: `jit`, `interp`, or `both` (run both and compare).
+        #[arg(long, value_name = "ENGINE", default_value = "both", value_parser = ["jit", "interp", "both"])]
+        engine: String,
     },
 }
 
@@ -80,8 +95,9 @@ pub struct BenchArgs {
     /// Topic of the messages [default: a topic that matches FROM with `+` and `#` filled in].
     #[arg(long, value_name = "TOPIC")]
     pub topic: Option<String>,
-    /// Engine: `interp`, the reference interpreter (the Cranelift JIT arrives with its issue).
-    #[arg(long, value_name = "ENGINE", default_value = "interp", value_parser = ["interp"])]
+    /// Engine: `jit` (Cranelift native code, what the node runs) or `interp` (the reference
+    /// interpreter).
+    #[arg(long, value_name = "ENGINE", default_value = "jit", value_parser = ["jit", "interp"])]
     pub engine: String,
     /// How long to run.
     #[arg(long, value_name = "N", default_value_t = 3.0)]
@@ -94,9 +110,11 @@ pub struct BenchArgs {
 /// Runs a `rules` subcommand and returns the process exit code.
 pub fn run(command: RulesCommand) -> anyhow::Result<ExitCode> {
     match command {
-        RulesCommand::Check { paths } => check(&paths),
+        RulesCommand::Check { paths, explain } => check(&paths, explain),
         RulesCommand::Eval(args) => eval(args),
-        RulesCommand::Test { file, verbose } => test(&file, verbose),
+        RulesCommand::Test { file, verbose, engine } => {
+            test(&file, verbose, Engine::parse(&engine).unwrap_or_default())
+        }
         RulesCommand::Bench(args) => bench(args),
     }
 }
@@ -143,10 +161,16 @@ pub fn read_rule_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Strin
         .collect()
 }
 
-fn check(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn check(paths: &[PathBuf], explain: bool) -> anyhow::Result<ExitCode> {
     let sources = read_rule_sources(paths)?;
     match ferrite_rules::load_rule_files(&sources) {
         Ok(rules) => {
+            if explain {
+                let module = JitModule::compile(rules.iter().map(|r| &r.statement));
+                for (i, r) in rules.iter().enumerate() {
+                    println!("{} ({}): {}", r.name, r.origin, module.explanation(i));
+                }
+            }
             let files = sources.len();
             println!("{} rule{} in {files} file{}: ok", rules.len(), s(rules.len()), s(files));
             Ok(ExitCode::SUCCESS)
@@ -201,6 +225,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     match evaluate(&stmt, &ctx, &NoHost) {
         Ok(None) => println!("null"),
         Ok(Some(Output::Json(v))) => println!("{}", v.to_json(version)),
+        Ok(Some(Output::Text(t))) => println!("{t}"),
         Ok(Some(Output::Raw(bytes))) => {
             use std::io::Write as _;
             let mut out = std::io::stdout().lock();
@@ -215,9 +240,10 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn test(file: &Path, verbose: bool) -> anyhow::Result<ExitCode> {
+fn test(file: &Path, verbose: bool, engine: Engine) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let results = ferrite_rules::cases::run_case_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let results = ferrite_rules::cases::run_case_file_with(&text, engine)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let mut failed = 0;
     for r in &results {
         match &r.outcome {
@@ -251,10 +277,16 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     });
     let raw = args.payload.as_bytes();
     let properties = MqttProperties::default();
+    let jit = (args.engine == "jit").then(|| JitModule::compile(std::iter::once(&stmt)));
+    // As the node does: parse only the members the statement reads (validating all the text).
+    let projection = stmt.projection();
     let run_one = || {
-        let payload = Payload::new(raw);
+        let payload = Payload::with_projection(raw, projection.as_ref());
         let ctx = MessageContext { client_id: Some("bench"), ..MessageContext::new(&topic, &payload, &properties) };
-        evaluate(&stmt, &ctx, &NoHost).map(|o| o.is_some())
+        match &jit {
+            Some(m) => m.evaluate(0, &ctx, &NoHost).map(|o| o.is_some()),
+            None => evaluate(&stmt, &ctx, &NoHost).map(|o| o.is_some()),
+        }
     };
     let passes = run_one().map_err(|e| anyhow::anyhow!("evaluation failed: {e}"))?;
     let start = std::time::Instant::now();

@@ -1,4 +1,5 @@
-//! Interpreter throughput on the issue's reference rule, with a baseline in the same run:
+//! Rule throughput on one thread, with baselines in the same run: the Cranelift JIT against the
+//! reference interpreter (with payload parsing, and over pre-parsed corpus payloads), and
 //! serde_json parsing the same payload into `serde_json::Value` (what a rules engine built on
 //! serde_json would pay before evaluating anything).
 //!
@@ -7,7 +8,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ferrite_rules::{compile, evaluate, MessageContext, MqttProperties, NoHost, Payload, SqlVersion};
+use ferrite_rules::jit::JitModule;
+use ferrite_rules::{
+    compile, evaluate, parse_json, MessageContext, MqttProperties, NoHost, Payload, SqlVersion, Value,
+};
 
 const PAYLOAD: &str = r#"{"deviceId":"sensor-0042","temp":61.5,"humidity":48.25,"pressure":1013.2,"battery":87,"firmware":"2.4.1","location":{"lat":47.6062,"lon":-122.3321},"status":"ok","ts":1700000000123,"tags":["roof","north"]}"#;
 
@@ -20,7 +24,11 @@ fn measure_for() -> Duration {
     }
 }
 
+/// `BENCH_ONLY=text` runs only the measurements whose label contains the text (for profiling).
 fn per_second(label: &str, mut f: impl FnMut()) -> f64 {
+    if std::env::var("BENCH_ONLY").is_ok_and(|only| !label.contains(&only)) {
+        return f64::NAN;
+    }
     for _ in 0..1_000 {
         f();
     }
@@ -35,6 +43,44 @@ fn per_second(label: &str, mut f: impl FnMut()) -> f64 {
     let rate = n as f64 / start.elapsed().as_secs_f64();
     println!("{label:<58} {rate:>12.0} msg/s");
     rate
+}
+
+/// Deterministic corpus cases whose FROM matches: (statement, payload bytes, topic).
+fn corpus_rules() -> Vec<(ferrite_rules::Statement, Vec<u8>, String)> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/cases.json");
+    let text = std::fs::read_to_string(path).expect("vendored corpus");
+    let Ok(Value::Array(cases)) = parse_json(text.as_bytes()) else { panic!("corpus is a JSON array") };
+    let field = |c: &Value, k: &str| match c {
+        Value::Object(o) => o.get(k).cloned(),
+        _ => None,
+    };
+    let text_of = |v: Option<Value>| match v {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for case in &cases {
+        if matches!(field(case, "nondeterministic"), Some(Value::Bool(true))) || field(case, "context").is_some() {
+            continue;
+        }
+        let (Some(sql), Some(topic)) = (text_of(field(case, "sql")), text_of(field(case, "topic"))) else { continue };
+        if topic.starts_with("$aws/rules/") {
+            continue;
+        }
+        let version =
+            text_of(field(case, "sql_version")).and_then(|v| SqlVersion::parse(&v)).unwrap_or(SqlVersion::V2015_10_08);
+        let Ok(stmt) = compile(&sql, version) else { continue };
+        if !stmt.topic_filter.as_deref().is_some_and(|f| ferrite_rules::topic_matches(f, &topic)) {
+            continue;
+        }
+        let raw = match (text_of(field(case, "payload_raw")), field(case, "payload")) {
+            (Some(r), _) => r.into_bytes(),
+            (None, Some(p)) => p.to_json(SqlVersion::V2015_10_08).into_bytes(),
+            (None, None) => continue,
+        };
+        out.push((stmt, raw, topic));
+    }
+    out
 }
 
 fn main() {
@@ -52,14 +98,70 @@ fn main() {
         black_box(serde_json::from_slice::<serde_json::Value>(black_box(PAYLOAD.as_bytes())).ok());
     });
     let props = MqttProperties::default();
+
+    println!("\n== parse the payload + evaluate + render the output, per message ==");
     for (sql, label) in cases {
         let stmt = compile(sql, SqlVersion::V2016_03_23).expect("compiles");
-        let rate = per_second(&format!("interp, parse + evaluate: {label}"), || {
+        let jit = JitModule::compile(std::iter::once(&stmt));
+        let projection = stmt.projection();
+        let full_rate = per_second(&format!("interp, full parse (previous design): {label}"), || {
             let payload = Payload::new(black_box(PAYLOAD.as_bytes()));
             let ctx =
                 MessageContext { client_id: Some("bench"), ..MessageContext::new("sensors/x/data", &payload, &props) };
-            black_box(evaluate(&stmt, &ctx, &NoHost).ok());
+            black_box(evaluate(&stmt, &ctx, &NoHost).ok().flatten().map(|o| o.to_bytes(stmt.version)));
         });
-        println!("{:<58} {:>12.2}x", "  ratio to the serde_json baseline", rate / baseline);
+        let interp_rate = per_second(&format!("interp, projected parse: {label}"), || {
+            let payload = Payload::with_projection(black_box(PAYLOAD.as_bytes()), projection.as_ref());
+            let ctx =
+                MessageContext { client_id: Some("bench"), ..MessageContext::new("sensors/x/data", &payload, &props) };
+            black_box(evaluate(&stmt, &ctx, &NoHost).ok().flatten().map(|o| o.to_bytes(stmt.version)));
+        });
+        let jit_rate = per_second(&format!("jit, projected parse: {label}"), || {
+            let payload = Payload::with_projection(black_box(PAYLOAD.as_bytes()), projection.as_ref());
+            let ctx =
+                MessageContext { client_id: Some("bench"), ..MessageContext::new("sensors/x/data", &payload, &props) };
+            black_box(jit.evaluate(0, &ctx, &NoHost).ok().flatten().map(|o| o.to_bytes(stmt.version)));
+        });
+        println!("{:<58} {:>12.2}x", "  jit / interp (both projected)", jit_rate / interp_rate);
+        println!("{:<58} {:>12.2}x", "  jit projected / interp full parse", jit_rate / full_rate);
+        println!("{:<58} {:>12.2}x", "  jit / serde_json parse-only baseline", jit_rate / baseline);
+    }
+
+    println!("\n== pre-parsed payloads: evaluate + render the output ==");
+    let mut rules = vec![];
+    for (sql, _) in cases {
+        let stmt = compile(sql, SqlVersion::V2016_03_23).expect("compiles");
+        rules.push((stmt, PAYLOAD.as_bytes().to_vec(), "sensors/x/data".to_string()));
+    }
+    let reference = rules.remove(0);
+    let corpus = corpus_rules();
+    for (label, set) in [("reference rule", vec![reference]), ("corpus-derived rules (all of them, one each)", corpus)]
+    {
+        let module = JitModule::compile(set.iter().map(|(s, _, _)| s));
+        let payloads: Vec<Payload<'_>> = set.iter().map(|(_, raw, _)| Payload::new(raw)).collect();
+        for p in &payloads {
+            p.document();
+        }
+        let contexts: Vec<MessageContext<'_>> = set
+            .iter()
+            .zip(&payloads)
+            .map(|((_, _, topic), p)| MessageContext {
+                client_id: Some("bench"),
+                ..MessageContext::new(topic, p, &props)
+            })
+            .collect();
+        let n = set.len() as f64;
+        let interp_rate = per_second(&format!("interp: {label} ({} rules)", set.len()), || {
+            for ((stmt, _, _), ctx) in set.iter().zip(&contexts) {
+                black_box(evaluate(stmt, ctx, &NoHost).ok().flatten().map(|o| o.to_bytes(stmt.version)));
+            }
+        }) * n;
+        let jit_rate = per_second(&format!("jit: {label} ({} rules)", set.len()), || {
+            for (i, ((stmt, _, _), ctx)) in set.iter().zip(&contexts).enumerate() {
+                black_box(module.evaluate(i, ctx, &NoHost).ok().flatten().map(|o| o.to_bytes(stmt.version)));
+            }
+        }) * n;
+        println!("{:<58} {:>12.0} evals/s vs {:.0}", "  jit evaluations/s vs interp", jit_rate, interp_rate);
+        println!("{:<58} {:>12.2}x", "  jit / interp", jit_rate / interp_rate);
     }
 }

@@ -2,7 +2,9 @@
 //! is a statement, a message and the expected output. Used by `ferrite rules test` and the tests.
 
 use crate::context::{MessageContext, MqttProperties, NoHost, Payload, Protocol, DEFAULT_ACCOUNT_ID};
-use crate::interp::{evaluate, Output};
+use crate::interp::{evaluate, EvalError, Output};
+use crate::ir::Statement;
+use crate::jit::JitModule;
 use crate::template::{parse_template, SourceMap};
 use crate::value::{parse_json, sql_eq, SqlVersion, Value};
 use crate::{compile, topic_matches};
@@ -17,11 +19,95 @@ pub struct CaseResult {
     pub outcome: Result<Option<String>, String>,
 }
 
-/// Reads a case file and runs every case in it.
+/// Which engine evaluates the cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// The reference interpreter.
+    Interp,
+    /// The Cranelift JIT.
+    Jit,
+    /// Both; any disagreement between them (value, Undefined, error) fails the case.
+    #[default]
+    Both,
+}
+
+impl Engine {
+    /// Parses `interp`, `jit` or `both`.
+    pub fn parse(text: &str) -> Option<Engine> {
+        match text {
+            "interp" => Some(Engine::Interp),
+            "jit" => Some(Engine::Jit),
+            "both" => Some(Engine::Both),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a case file and runs every case in it on the interpreter.
 pub fn run_case_file(text: &str) -> Result<Vec<CaseResult>, String> {
+    run_case_file_with(text, Engine::Interp)
+}
+
+/// Reads a case file and runs every case in it on the given engine(s).
+pub fn run_case_file_with(text: &str, engine: Engine) -> Result<Vec<CaseResult>, String> {
     let doc = parse_json(text.as_bytes()).map_err(|e| format!("the case file is not JSON: {e}"))?;
     let Value::Array(cases) = doc else { return Err("the case file must hold a JSON array of cases".into()) };
-    Ok(cases.iter().enumerate().map(|(i, c)| run_case(i, c)).collect())
+    Ok(cases.iter().enumerate().map(|(i, c)| run_case(i, c, engine)).collect())
+}
+
+/// An evaluation result in a form two engines can be compared by: the exact output bytes (JSON
+/// text or raw), or the error message.
+pub fn comparable(
+    result: &Result<Option<Output>, EvalError>,
+    version: SqlVersion,
+) -> Result<Option<(bool, Vec<u8>)>, String> {
+    match result {
+        Ok(None) => Ok(None),
+        Ok(Some(o @ Output::Raw(_))) => Ok(Some((true, o.to_bytes(version)))),
+        Ok(Some(o)) => Ok(Some((false, o.to_bytes(version)))),
+        Err(e) => Err(e.message.clone()),
+    }
+}
+
+fn evaluate_on(
+    engine: Engine,
+    stmt: &Statement,
+    ctx: &MessageContext<'_>,
+    nondeterministic: bool,
+) -> Result<Option<Output>, String> {
+    let interp = || evaluate(stmt, ctx, &NoHost);
+    let jit = || JitModule::compile(std::iter::once(stmt)).evaluate(0, ctx, &NoHost);
+    let result = match engine {
+        Engine::Interp => interp(),
+        Engine::Jit => jit(),
+        Engine::Both => {
+            let (a, b) = (interp(), jit());
+            if !nondeterministic {
+                let (ca, cb) = (comparable(&a, stmt.version), comparable(&b, stmt.version));
+                if ca != cb {
+                    return Err(format!(
+                        "the engines disagree: interp gave {}, jit gave {}",
+                        describe_result(&a, stmt.version),
+                        describe_result(&b, stmt.version)
+                    ));
+                }
+            }
+            b
+        }
+    };
+    let output = result.map_err(|e| format!("evaluation failed: {e}"))?;
+    // Directly rendered JSON is checked as the value it denotes.
+    Ok(output.map(|o| match o {
+        Output::Text(_) => Output::Json(o.to_value()),
+        other => other,
+    }))
+}
+
+fn describe_result(r: &Result<Option<Output>, EvalError>, version: SqlVersion) -> String {
+    match r {
+        Ok(o) => describe(o, version),
+        Err(e) => format!("error {:?}", e.message),
+    }
 }
 
 fn field<'v>(case: &'v Value, name: &str) -> Option<&'v Value> {
@@ -63,12 +149,12 @@ pub fn matches_expected(actual: &Value, expected: &Value, approx: Option<f64>) -
     }
 }
 
-fn run_case(index: usize, case: &Value) -> CaseResult {
+fn run_case(index: usize, case: &Value, engine: Engine) -> CaseResult {
     let id = str_field(case, "id").map_or_else(|| format!("#{index}"), str::to_string);
-    CaseResult { id, outcome: run_case_inner(case) }
+    CaseResult { id, outcome: run_case_inner(case, engine) }
 }
 
-fn run_case_inner(case: &Value) -> Result<Option<String>, String> {
+fn run_case_inner(case: &Value, engine: Engine) -> Result<Option<String>, String> {
     let sql = str_field(case, "sql").ok_or("the case has no `sql`")?;
     let version_text = str_field(case, "sql_version").unwrap_or("2015-10-08");
     let version = SqlVersion::parse(version_text).ok_or_else(|| format!("unknown sql_version {version_text}"))?;
@@ -105,10 +191,10 @@ fn run_case_inner(case: &Value) -> Result<Option<String>, String> {
         properties: &properties,
     };
     let fired = basic_ingest || stmt.topic_filter.as_deref().is_none_or(|f| topic_matches(f, topic));
-    let actual =
-        if fired { evaluate(&stmt, &ctx, &NoHost).map_err(|e| format!("evaluation failed: {e}"))? } else { None };
+    let nondeterministic = flag(case, "nondeterministic");
+    let actual = if fired { evaluate_on(engine, &stmt, &ctx, nondeterministic)? } else { None };
     let mut note = None;
-    if !flag(case, "nondeterministic") {
+    if !nondeterministic {
         let approx = field(case, "approx").and_then(|a| a.to_dec()).map(|d| d.to_f64());
         if let Some(expected_raw) = str_field(case, "expected_raw") {
             match &actual {
@@ -166,6 +252,7 @@ fn describe(output: &Option<Output>, version: SqlVersion) -> String {
         None => "no output (filtered out)".to_string(),
         Some(Output::Json(v)) => v.to_json(version),
         Some(Output::Raw(b)) => format!("raw {:?}", String::from_utf8_lossy(b)),
+        Some(Output::Text(t)) => t.clone(),
     }
 }
 

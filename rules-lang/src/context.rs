@@ -4,6 +4,7 @@
 
 use std::cell::OnceCell;
 
+use crate::projection::{parse_projected, Projection};
 use crate::value::{parse_json, Value};
 
 /// A message payload as raw bytes, parsed as JSON the first time a rule needs it and shared by
@@ -12,12 +13,21 @@ use crate::value::{parse_json, Value};
 pub struct Payload<'a> {
     raw: &'a [u8],
     parsed: OnceCell<Value>,
+    projection: Option<&'a Projection>,
 }
 
 impl<'a> Payload<'a> {
     /// Wraps raw payload bytes; nothing is parsed yet.
     pub fn new(raw: &'a [u8]) -> Payload<'a> {
-        Payload { raw, parsed: OnceCell::new() }
+        Payload { raw, parsed: OnceCell::new(), projection: None }
+    }
+
+    /// Wraps raw payload bytes that will be parsed keeping only the projected top-level
+    /// members (the whole text is still validated, so a non-JSON payload is still Binary).
+    /// Only rules whose [`Statement::projection`](crate::Statement::projection) is covered by
+    /// it may read this payload. `None` parses everything.
+    pub fn with_projection(raw: &'a [u8], projection: Option<&'a Projection>) -> Payload<'a> {
+        Payload { raw, parsed: OnceCell::new(), projection }
     }
 
     /// The bytes as published.
@@ -27,7 +37,13 @@ impl<'a> Payload<'a> {
 
     /// The payload as the dialect sees it: the JSON value, or `Binary` when it is not JSON.
     pub fn document(&self) -> &Value {
-        self.parsed.get_or_init(|| parse_json(self.raw).unwrap_or_else(|_| Value::Binary(self.raw.to_vec())))
+        self.parsed.get_or_init(|| {
+            let parsed = match self.projection {
+                Some(p) => parse_projected(self.raw, p),
+                None => parse_json(self.raw),
+            };
+            parsed.unwrap_or_else(|_| Value::Binary(self.raw.to_vec()))
+        })
     }
 
     /// Whether the payload is JSON (so attribute reads can find anything).

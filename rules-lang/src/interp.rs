@@ -37,6 +37,9 @@ pub enum Output {
     Json(Value),
     /// `SELECT *` over a payload that is not JSON: the bytes pass through unchanged.
     Raw(Vec<u8>),
+    /// A JSON object already rendered as text by compiled code (what `Json` of the same object
+    /// would serialize to).
+    Text(String),
 }
 
 impl Output {
@@ -45,6 +48,16 @@ impl Output {
         match self {
             Output::Json(v) => v.to_json(version).into_bytes(),
             Output::Raw(b) => b.clone(),
+            Output::Text(t) => t.clone().into_bytes(),
+        }
+    }
+
+    /// The output as a value: JSON text is parsed back, raw bytes are Binary.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Output::Json(v) => v.clone(),
+            Output::Raw(b) => Value::Binary(b.clone()),
+            Output::Text(t) => crate::value::parse_json(t.as_bytes()).unwrap_or(Value::Undefined),
         }
     }
 }
@@ -91,6 +104,19 @@ pub fn evaluate_expr(
 ) -> Result<Value, EvalError> {
     let scope = Scope { doc: ctx.payload.document(), raw: Some(ctx.payload.raw()) };
     Interp::with_variables(stmt, ctx, host, &scope)?.eval(expr, &scope)
+}
+
+/// Evaluates one part of a statement (what compiled code hands back) over `doc`, with the SET
+/// variables evaluated so far.
+pub(crate) fn evaluate_part(
+    expr: &Expr,
+    call: &CallEnv<'_, '_>,
+    vars: Vec<Value>,
+    doc: &Value,
+    raw: Option<&[u8]>,
+) -> Result<Value, EvalError> {
+    let mut it = Interp { env: CallEnv { ctx: call.ctx, host: call.host, version: call.version }, vars };
+    it.eval(expr, &Scope { doc, raw })
 }
 
 struct Scope<'s> {
@@ -266,7 +292,7 @@ impl<'e, 'a> Interp<'e, 'a> {
 }
 
 /// Puts `v` at `path` inside `out`, turning a non-object on the way into an object.
-fn insert_path(out: &mut Object, path: &[String], v: Value) {
+pub(crate) fn insert_path(out: &mut Object, path: &[String], v: Value) {
     match path {
         [] => {}
         [last] => {

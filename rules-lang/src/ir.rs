@@ -3,6 +3,7 @@
 //! source text except the spans kept for runtime messages.
 
 use crate::functions::Builtin;
+use crate::projection::Projection;
 use crate::value::{SqlVersion, Value};
 
 /// Binary operators after checking.
@@ -146,6 +147,29 @@ impl Statement {
     }
 }
 
+impl Statement {
+    /// The top-level payload members the statement reads, or `None` when it needs the whole
+    /// document (`*`, `SELECT *`). A payload parsed with this projection gives the statement the
+    /// same results as a full parse.
+    pub fn projection(&self) -> Option<Projection> {
+        let mut keys = Vec::new();
+        for (_, e) in &self.vars {
+            e.top_level_keys(&mut keys)?;
+        }
+        let q = &self.query;
+        if let Some(c) = &q.condition {
+            c.top_level_keys(&mut keys)?;
+        }
+        for item in &q.items {
+            match item {
+                Item::Star => return None,
+                Item::Named { expr, .. } | Item::Dotted { expr, .. } => expr.top_level_keys(&mut keys)?,
+            }
+        }
+        Some(Projection::new(keys))
+    }
+}
+
 impl Query {
     fn reads_attributes(&self) -> bool {
         self.source.as_ref().is_some_and(Expr::reads_attributes)
@@ -158,6 +182,52 @@ impl Query {
 }
 
 impl Expr {
+    /// Adds the top-level members of the document this expression reads to `out`; `None` when
+    /// it reads the document as a whole. A nested SELECT's items read its elements, not the
+    /// document, so only its source counts.
+    pub fn top_level_keys(&self, out: &mut Vec<String>) -> Option<()> {
+        match self {
+            Expr::Attr(name) => {
+                if !out.contains(name) {
+                    out.push(name.clone());
+                }
+            }
+            Expr::Doc => return None,
+            Expr::Const(_) | Expr::Var(_) => {}
+            Expr::Member(e, _) | Expr::Not(e) | Expr::Neg(e) | Expr::Cast(e, _) => e.top_level_keys(out)?,
+            Expr::Binary(_, l, r) => {
+                l.top_level_keys(out)?;
+                r.top_level_keys(out)?;
+            }
+            Expr::Call(_, args) | Expr::Array(args) => {
+                for a in args {
+                    a.top_level_keys(out)?;
+                }
+            }
+            Expr::Case { operand, arms, otherwise } => {
+                operand.top_level_keys(out)?;
+                for (w, t) in arms {
+                    w.top_level_keys(out)?;
+                    t.top_level_keys(out)?;
+                }
+                if let Some(o) = otherwise {
+                    o.top_level_keys(out)?;
+                }
+            }
+            Expr::Object(entries) => {
+                for (_, e) in entries {
+                    e.top_level_keys(out)?;
+                }
+            }
+            Expr::Nested(q) => {
+                if let Some(source) = &q.source {
+                    source.top_level_keys(out)?;
+                }
+            }
+        }
+        Some(())
+    }
+
     /// Does this expression read an attribute of its document.
     pub fn reads_attributes(&self) -> bool {
         match self {

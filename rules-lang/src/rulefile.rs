@@ -66,6 +66,24 @@ pub struct Action {
 }
 
 impl Action {
+    /// Adds the top-level payload members its templates read; `None` when one reads the whole
+    /// document.
+    pub fn top_level_keys(&self, out: &mut Vec<String>) -> Option<()> {
+        let templates = self.params.iter().flat_map(|(_, p)| match p {
+            Param::Template(t) => vec![t],
+            Param::Map(m) => m.iter().map(|(_, t)| t).collect(),
+            Param::Int(_) | Param::Bool(_) => vec![],
+        });
+        for t in templates {
+            for part in &t.parts {
+                if let crate::template::Part::Expr(e) = part {
+                    e.top_level_keys(out)?;
+                }
+            }
+        }
+        Some(())
+    }
+
     /// A parameter by name.
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|(n, _)| n == name).map(|(_, p)| p)
@@ -91,6 +109,19 @@ pub struct Rule {
     pub error_action: Option<Action>,
     /// The file it came from and its line, for messages.
     pub origin: String,
+}
+
+impl Rule {
+    /// The top-level payload members the rule reads, in its statement and in its actions'
+    /// templates; `None` when it needs the whole document.
+    pub fn projection(&self) -> Option<crate::projection::Projection> {
+        let statement = self.statement.projection()?;
+        let mut keys: Vec<String> = statement.keys().map(str::to_string).collect();
+        for a in self.actions.iter().chain(&self.error_action) {
+            a.top_level_keys(&mut keys)?;
+        }
+        Some(crate::projection::Projection::new(keys))
+    }
 }
 
 /// Errors of one file, renderable like rustc's.

@@ -235,7 +235,7 @@ pub fn decimal_text(d: Dec, version: SqlVersion) -> String {
     }
 }
 
-fn write_json(v: &Value, version: SqlVersion, out: &mut String) {
+pub(crate) fn write_json(v: &Value, version: SqlVersion, out: &mut String) {
     match v {
         Value::Undefined => {}
         Value::Null => out.push_str("null"),
@@ -278,7 +278,7 @@ fn write_json(v: &Value, version: SqlVersion, out: &mut String) {
     }
 }
 
-fn write_json_string(s: &str, out: &mut String) {
+pub(crate) fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {

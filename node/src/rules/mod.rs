@@ -15,8 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+use ferrite_rules::jit::JitModule;
+use ferrite_rules::projection::Projection;
 use ferrite_rules::{
-    evaluate, Action, ActionKind, MessageContext, MqttProperties, NoHost, Output, Param, Payload, Rule, Statement,
+    Action, ActionKind, MessageContext, MqttProperties, NoHost, Output, Param, Payload, Rule, Statement,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -58,17 +60,35 @@ struct LoadedRule {
     rule: Rule,
     name: Arc<str>,
     reads_attributes: bool,
+    /// The payload members it reads (`None`: the whole document).
+    projection: Option<Projection>,
     metrics: Arc<RuleMetrics>,
     actions: Vec<LoadedAction>,
     error_action: Option<LoadedAction>,
 }
 
-/// One immutable version of the loaded rule set; replaced whole on reload.
-#[derive(Default)]
+/// One immutable version of the loaded rule set; replaced whole on reload. Its native code
+/// (statement `i` is rule `i`) is freed when the last message using this version is done.
 struct RuleSet {
     rules: Vec<LoadedRule>,
     index: FilterIndex,
     by_name: HashMap<String, usize>,
+    code: JitModule,
+    /// The members any rule of the set reads (`None` when one needs the whole document): the
+    /// payload of a message several rules match is parsed once with it.
+    projection: Option<Projection>,
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        RuleSet {
+            rules: Vec::new(),
+            index: FilterIndex::default(),
+            by_name: HashMap::new(),
+            code: JitModule::compile(std::iter::empty()),
+            projection: None,
+        }
+    }
 }
 
 /// The rule runtime of a node.
@@ -177,12 +197,19 @@ impl RuleEngine {
             set.by_name.insert(rule.name.clone(), id);
             set.rules.push(LoadedRule {
                 reads_attributes: rule.statement.reads_attributes(),
+                projection: rule.projection(),
                 rule,
                 name,
                 metrics,
                 actions,
                 error_action,
             });
+        }
+        set.code = JitModule::compile(set.rules.iter().map(|r| &r.rule.statement));
+        set.projection =
+            set.rules.iter().try_fold(Projection::default(), |all, r| r.projection.as_ref().map(|p| all.union(p)));
+        for (i, r) in set.rules.iter().enumerate() {
+            tracing::info!(rule = %r.name, engine = %set.code.explanation(i), "rule loaded");
         }
         *self.current.write() = Arc::new(set);
     }
@@ -220,7 +247,12 @@ impl RuleEngine {
             );
             return;
         }
-        let payload = Payload::new(&msg.payload);
+        // One rule: parse what it reads; several: what any rule of the set reads (still once).
+        let projection = match ids {
+            [one] => set.rules[*one].projection.as_ref(),
+            _ => set.projection.as_ref(),
+        };
+        let payload = Payload::with_projection(&msg.payload, projection);
         let properties = mqtt_properties(&msg.properties);
         let trace = format!("{:016x}", self.next_trace.fetch_add(1, Ordering::Relaxed));
         let ctx = MessageContext {
@@ -235,7 +267,7 @@ impl RuleEngine {
                 continue;
             }
             r.metrics.matched.fetch_add(1, Ordering::Relaxed);
-            let result = evaluate(&r.rule.statement, &ctx, &NoHost);
+            let result = set.code.evaluate(id, &ctx, &NoHost);
             if r.reads_attributes && !payload.is_json() {
                 r.metrics.parse_errors.fetch_add(1, Ordering::Relaxed);
             }
@@ -261,7 +293,11 @@ impl RuleEngine {
                 }
                 Ok(Some(output)) => {
                     r.metrics.passed.fetch_add(1, Ordering::Relaxed);
-                    let output_is_json = matches!(&output, Output::Json(v) if !v.is_undefined());
+                    let output_is_json = match &output {
+                        Output::Json(v) => !v.is_undefined(),
+                        Output::Text(_) => true,
+                        Output::Raw(_) => false,
+                    };
                     let output = Arc::new(output.to_bytes(r.rule.statement.version));
                     let meta = meta(output_is_json);
                     for a in &r.actions {
