@@ -79,8 +79,14 @@ fn corpus_rules() -> Vec<(ferrite_rules::Statement, Vec<u8>, String)> {
             (None, None) => continue,
         };
         out.push((stmt, raw, topic));
+        SQL_TEXT.with(|t| t.borrow_mut().push(sql));
     }
     out
+}
+
+thread_local! {
+    /// The SQL of each corpus rule, for naming the rules in the per-rule report.
+    static SQL_TEXT: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn main() {
@@ -108,19 +114,19 @@ fn main() {
             let payload = Payload::new(black_box(PAYLOAD.as_bytes()));
             let ctx =
                 MessageContext { client_id: Some("bench"), ..MessageContext::new("sensors/x/data", &payload, &props) };
-            black_box(evaluate(&stmt, &ctx, &NoHost).ok().flatten().map(|o| o.to_bytes(stmt.version)));
+            black_box(evaluate(&stmt, &ctx, &NoHost).ok().flatten().map(|o| o.into_bytes(stmt.version)));
         });
         let interp_rate = per_second(&format!("interp, projected parse: {label}"), || {
             let payload = Payload::with_projection(black_box(PAYLOAD.as_bytes()), projection.as_ref());
             let ctx =
                 MessageContext { client_id: Some("bench"), ..MessageContext::new("sensors/x/data", &payload, &props) };
-            black_box(evaluate(&stmt, &ctx, &NoHost).ok().flatten().map(|o| o.to_bytes(stmt.version)));
+            black_box(evaluate(&stmt, &ctx, &NoHost).ok().flatten().map(|o| o.into_bytes(stmt.version)));
         });
         let jit_rate = per_second(&format!("jit, projected parse: {label}"), || {
             let payload = Payload::with_projection(black_box(PAYLOAD.as_bytes()), projection.as_ref());
             let ctx =
                 MessageContext { client_id: Some("bench"), ..MessageContext::new("sensors/x/data", &payload, &props) };
-            black_box(jit.evaluate(0, &ctx, &NoHost).ok().flatten().map(|o| o.to_bytes(stmt.version)));
+            black_box(jit.evaluate(0, &ctx, &NoHost).ok().flatten().map(|o| o.into_bytes(stmt.version)));
         });
         println!("{:<58} {:>12.2}x", "  jit / interp (both projected)", jit_rate / interp_rate);
         println!("{:<58} {:>12.2}x", "  jit projected / interp full parse", jit_rate / full_rate);
@@ -153,15 +159,59 @@ fn main() {
         let n = set.len() as f64;
         let interp_rate = per_second(&format!("interp: {label} ({} rules)", set.len()), || {
             for ((stmt, _, _), ctx) in set.iter().zip(&contexts) {
-                black_box(evaluate(stmt, ctx, &NoHost).ok().flatten().map(|o| o.to_bytes(stmt.version)));
+                black_box(evaluate(stmt, ctx, &NoHost).ok().flatten().map(|o| o.into_bytes(stmt.version)));
             }
         }) * n;
         let jit_rate = per_second(&format!("jit: {label} ({} rules)", set.len()), || {
             for (i, ((stmt, _, _), ctx)) in set.iter().zip(&contexts).enumerate() {
-                black_box(module.evaluate(i, ctx, &NoHost).ok().flatten().map(|o| o.to_bytes(stmt.version)));
+                black_box(module.evaluate(i, ctx, &NoHost).ok().flatten().map(|o| o.into_bytes(stmt.version)));
             }
         }) * n;
         println!("{:<58} {:>12.0} evals/s vs {:.0}", "  jit evaluations/s vs interp", jit_rate, interp_rate);
-        println!("{:<58} {:>12.2}x", "  jit / interp", jit_rate / interp_rate);
+        println!("{:<58} {:>12.2}x", "  jit / interp (total time)", jit_rate / interp_rate);
+        if set.len() > 1 && std::env::var("BENCH_ONLY").is_err() {
+            per_rule_ratios(&set, &module, &contexts);
+        }
+    }
+}
+
+/// Each rule on its own: the geometric mean of the JIT/interpreter speed ratios (every rule
+/// counts the same, however slow its functions), and the rules where the JIT gains least.
+fn per_rule_ratios(
+    set: &[(ferrite_rules::Statement, Vec<u8>, String)],
+    module: &JitModule,
+    contexts: &[MessageContext<'_>],
+) {
+    let time = |f: &mut dyn FnMut()| {
+        let budget = measure_for() / 100;
+        let start = Instant::now();
+        let mut n = 0u32;
+        while start.elapsed() < budget {
+            for _ in 0..20 {
+                f();
+            }
+            n += 20;
+        }
+        start.elapsed().as_secs_f64() / f64::from(n)
+    };
+    let mut ratios = Vec::new();
+    for (i, ((stmt, _, _), ctx)) in set.iter().zip(contexts).enumerate() {
+        let interp = time(&mut || {
+            black_box(evaluate(stmt, ctx, &NoHost).ok().flatten().map(|o| o.into_bytes(stmt.version)));
+        });
+        let jit = time(&mut || {
+            black_box(module.evaluate(i, ctx, &NoHost).ok().flatten().map(|o| o.into_bytes(stmt.version)));
+        });
+        ratios.push((interp / jit, interp, i));
+    }
+    let geomean = (ratios.iter().map(|(r, _, _)| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
+    let mut sorted: Vec<f64> = ratios.iter().map(|(r, _, _)| *r).collect();
+    sorted.sort_by(f64::total_cmp);
+    println!("{:<58} {:>12.2}x", "  jit / interp, geometric mean over rules", geomean);
+    println!("{:<58} {:>12.2}x", "  jit / interp, median rule", sorted[sorted.len() / 2]);
+    ratios.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (r, interp, i) in ratios.iter().take(8) {
+        let sql = SQL_TEXT.with(|t| t.borrow().get(*i).cloned().unwrap_or_default());
+        println!("    least gain: {r:>5.2}x  interp {:>8.0} ns  {sql}", interp * 1e9);
     }
 }

@@ -52,6 +52,15 @@ impl Output {
         }
     }
 
+    /// The bytes an action would send, without copying text already rendered.
+    pub fn into_bytes(self, version: SqlVersion) -> Vec<u8> {
+        match self {
+            Output::Json(v) => v.to_json(version).into_bytes(),
+            Output::Raw(b) => b,
+            Output::Text(t) => t.into_bytes(),
+        }
+    }
+
     /// The output as a value: JSON text is parsed back, raw bytes are Binary.
     pub fn to_value(&self) -> Value {
         match self {
@@ -106,19 +115,6 @@ pub fn evaluate_expr(
     Interp::with_variables(stmt, ctx, host, &scope)?.eval(expr, &scope)
 }
 
-/// Evaluates one part of a statement (what compiled code hands back) over `doc`, with the SET
-/// variables evaluated so far.
-pub(crate) fn evaluate_part(
-    expr: &Expr,
-    call: &CallEnv<'_, '_>,
-    vars: Vec<Value>,
-    doc: &Value,
-    raw: Option<&[u8]>,
-) -> Result<Value, EvalError> {
-    let mut it = Interp { env: CallEnv { ctx: call.ctx, host: call.host, version: call.version }, vars };
-    it.eval(expr, &Scope { doc, raw })
-}
-
 struct Scope<'s> {
     doc: &'s Value,
     /// The bytes `encode(*, ...)` sees: the payload as published (outer statement only).
@@ -148,7 +144,7 @@ impl<'e, 'a> Interp<'e, 'a> {
     }
 
     fn items(&mut self, items: &[Item], scope: &Scope<'_>) -> Result<Object, EvalError> {
-        let mut out = Object::new();
+        let mut out = Object::default();
         for item in items {
             match item {
                 Item::Star => {
@@ -267,7 +263,7 @@ impl<'e, 'a> Interp<'e, 'a> {
                 }
             }
             Expr::Object(entries) => {
-                let mut o = Object::new();
+                let mut o = Object::default();
                 for (k, e) in entries {
                     let v = self.eval(e, scope)?;
                     if !v.is_undefined() {
@@ -299,9 +295,9 @@ pub(crate) fn insert_path(out: &mut Object, path: &[String], v: Value) {
             out.insert(last.clone(), v);
         }
         [first, rest @ ..] => {
-            let slot = out.entry(first.clone()).or_insert_with(|| Value::Object(Object::new()));
+            let slot = out.entry(first.clone()).or_insert_with(|| Value::Object(Object::default()));
             if !matches!(slot, Value::Object(_)) {
-                *slot = Value::Object(Object::new());
+                *slot = Value::Object(Object::default());
             }
             if let Value::Object(inner) = slot {
                 insert_path(inner, rest, v);

@@ -41,7 +41,16 @@ impl Dec {
 
     /// The exact decimal for an integer (rounded to 34 digits if it has more).
     pub fn from_i128(n: i128) -> Dec {
+        if n.unsigned_abs() < 10u128.pow(34) {
+            // Exact: fits the coefficient.
+            return Dec(cx().from_i128(n));
+        }
         Dec::parse(&n.to_string()).unwrap_or_else(Dec::zero)
+    }
+
+    /// Magnitude of the coefficient, exponent and sign of a finite decimal.
+    fn parts(self) -> Option<(u128, i32, bool)> {
+        self.0.is_finite().then(|| (self.0.coefficient().unsigned_abs(), self.0.exponent(), self.0.is_negative()))
     }
 
     /// The shortest decimal that reads back as `f`; `None` for NaN and infinities.
@@ -105,6 +114,12 @@ impl Dec {
     }
     /// Does it have no fractional part.
     pub fn is_integral(self) -> bool {
+        if let Some((coefficient, exponent, _)) = self.parts() {
+            // Whole when the digits right of the point are all zero.
+            return exponent >= 0
+                || coefficient == 0
+                || (exponent > -34 && coefficient % 10u128.pow(exponent.unsigned_abs()) == 0);
+        }
         let mut c = cx();
         let reduced = c.reduce(self.0);
         reduced.exponent() >= 0 || reduced.is_zero()
@@ -150,6 +165,20 @@ impl Dec {
         if !self.is_integral() {
             return None;
         }
+        if let Some((coefficient, exponent, negative)) = self.parts() {
+            let magnitude = if exponent >= 0 {
+                10u128.checked_pow(exponent as u32).and_then(|p| coefficient.checked_mul(p))
+            } else if exponent > -34 {
+                Some(coefficient / 10u128.pow(exponent.unsigned_abs()))
+            } else {
+                Some(0)
+            }?;
+            // Like decNumber's quantize to exponent 0: more than 34 digits is not exact.
+            if magnitude >= 10u128.pow(34) {
+                return None;
+            }
+            return if negative { 0i128.checked_sub_unsigned(magnitude) } else { i128::try_from(magnitude).ok() };
+        }
         let mut c = cx();
         let q = c.quantize(self.0, Decimal128::default());
         if !q.is_finite() {
@@ -161,6 +190,30 @@ impl Dec {
     /// Java-style rendering: plain digits, or scientific notation for very large or small
     /// exponents (`1E+3`, `1.5E-7`).
     pub fn to_sci_string(self) -> String {
+        if let Some((coefficient, exponent, negative)) = self.parts() {
+            let digits = coefficient.to_string();
+            let adjusted = exponent as i64 + digits.len() as i64 - 1;
+            // Plain notation (no exponent) is what decNumber prints in this range.
+            if exponent <= 0 && adjusted >= -6 {
+                let mut out = String::with_capacity(digits.len() + 9);
+                if negative {
+                    out.push('-');
+                }
+                let point = digits.len() as i64 + exponent as i64;
+                if exponent == 0 {
+                    out.push_str(&digits);
+                } else if point > 0 {
+                    out.push_str(&digits[..point as usize]);
+                    out.push('.');
+                    out.push_str(&digits[point as usize..]);
+                } else {
+                    out.push_str("0.");
+                    out.extend(std::iter::repeat_n('0', (-point) as usize));
+                    out.push_str(&digits);
+                }
+                return out;
+            }
+        }
         self.0.to_string()
     }
 
@@ -230,5 +283,32 @@ mod tests {
         assert!(Dec::parse("NaN").is_none());
         assert!(Dec::parse("Infinity").is_none());
         assert!(d("1").checked_div(Dec::zero()).is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_conversions_agree_with_decnumber(
+            digits in "[0-9]{1,36}",
+            exponent in -45i32..45,
+            negative in proptest::bool::ANY,
+            n in proptest::num::i128::ANY,
+        ) {
+            let text = format!("{}{digits}E{exponent}", if negative { "-" } else { "" });
+            let x = d(&text);
+            // decNumber's own answers, the way these functions computed them before.
+            proptest::prop_assert_eq!(x.to_sci_string(), x.0.to_string());
+            let reduced = cx().reduce(x.0);
+            let integral = reduced.exponent() >= 0 || reduced.is_zero();
+            proptest::prop_assert_eq!(x.is_integral(), integral);
+            let exact = if integral {
+                cx().quantize(x.0, Decimal128::default()).to_string().parse::<i128>().ok()
+            } else {
+                None
+            };
+            proptest::prop_assert_eq!(x.to_i128_exact(), exact);
+            let small = n % 10i128.pow(30);
+            proptest::prop_assert_eq!(Dec::from_i128(small).0.to_string(), small.to_string());
+            proptest::prop_assert_eq!(Dec::from_i128(n).0.to_string(), Dec::parse(&n.to_string()).unwrap().0.to_string());
+        }
     }
 }

@@ -120,11 +120,7 @@ impl Scanner<'_> {
 
     fn ws(&mut self) {
         let mut i = self.i;
-        // Compact payloads have no whitespace: one comparison settles the common case.
-        while let Some(&c) = self.b.get(i) {
-            if c > b' ' || !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
-                break;
-            }
+        while i < self.b.len() && matches!(self.b[i], b' ' | b'\t' | b'\n' | b'\r') {
             i += 1;
         }
         self.i = i;
@@ -142,7 +138,7 @@ impl Scanner<'_> {
     /// The top-level object (the scanner is at its `{`), with only the projected members built.
     fn projected_object(&mut self, projection: &Projection) -> Result<Object, JsonError> {
         self.i += 1;
-        let mut out = Object::with_capacity(projection.keys.len().min(16));
+        let mut out = Object::with_capacity_and_hasher(projection.keys.len().min(16), Default::default());
         self.ws();
         if self.eat(b"}") {
             return Ok(out);

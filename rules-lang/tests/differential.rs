@@ -162,6 +162,14 @@ proptest! {
         agree(&format!("SELECT *, {e1} AS a, {e2} AS x.y FROM 't/#'"), &p)?;
         agree(&format!("SELECT {e1} AS r, {e2} AS r FROM 't/#' WHERE {e2}"), &p)?;
     }
+
+    #[test]
+    fn jit_matches_interpreter_on_nested_selects(e1 in expr(), e2 in expr(), p in payload()) {
+        // Inside, `x`, `y.z` and `*` are the element's; `a` and the rest are usually missing.
+        let e1x = e1.replace("o.x", "x").replace("o.y.z", "y.z");
+        agree(&format!("SELECT (SELECT VALUE {e1x} FROM arr WHERE {e2}) AS n, (SELECT *, {e1x} AS k, x AS q.r FROM o) AS m FROM 't/#'"), &p)?;
+        agree("SELECT VALUE (SELECT encode(*, 'base64') AS e, (SELECT VALUE * FROM arr) AS all FROM arr) FROM 't/#'", &p)?;
+    }
 }
 
 #[test]

@@ -298,7 +298,7 @@ impl RuleEngine {
                         Output::Text(_) => true,
                         Output::Raw(_) => false,
                     };
-                    let output = Arc::new(output.to_bytes(r.rule.statement.version));
+                    let output = Arc::new(output.into_bytes(r.rule.statement.version));
                     let meta = meta(output_is_json);
                     for a in &r.actions {
                         match render(&a.action, &r.rule.statement, &ctx) {

@@ -307,7 +307,7 @@ pub fn call(builtin: Builtin, args: &[Value], env: &CallEnv<'_, '_>, raw_doc: Op
                     props
                         .iter()
                         .map(|(k, val)| {
-                            let mut o = crate::value::Object::new();
+                            let mut o = crate::value::Object::default();
                             o.insert("key".into(), Value::str(k));
                             o.insert("value".into(), Value::str(val));
                             Value::Object(o)

@@ -4,8 +4,9 @@
 //! message out, 1: `env.output` holds the result, 2: `env.error` holds the error). Values are
 //! `*const Value` pointers; Booleans from comparisons, NOT, AND and OR stay truth codes in
 //! registers until something needs them as values. Attribute paths are read once, at entry, and
-//! shared by every use (they cannot fail and have no effects). Nested SELECTs are handed to the
-//! interpreter through [`runtime::jit_fallback`]; everything else is native code and helper calls.
+//! shared by every use (they cannot fail and have no effects). A nested SELECT becomes a function
+//! of its own, `fn(env, element, slot_count, vars, out) -> status`, that [`rt::jit_nested`] runs
+//! once per element.
 
 use std::collections::HashMap;
 
@@ -17,9 +18,11 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::FunctionBuilder;
 
-use super::runtime::{self as rt, CallSite, Fallback, NumConst};
+use std::sync::atomic::AtomicUsize;
+
+use super::runtime::{self as rt, CallSite, NumConst};
 use crate::functions::Builtin;
-use crate::ir::{BinOp, Expr, Item, Statement};
+use crate::ir::{BinOp, Expr, Item, Query, Statement};
 use crate::num::Dec;
 use crate::value::Value;
 
@@ -56,49 +59,93 @@ enum Operand {
 const VALUE_SIZE: u32 = std::mem::size_of::<Value>() as u32;
 const VALUE_ALIGN_SHIFT: u8 = std::mem::align_of::<Value>().trailing_zeros() as u8;
 
-/// Compiles one statement into `b`'s function.
-pub fn compile_statement(
-    b: &mut FunctionBuilder<'_>,
-    config: TargetFrontendConfig,
-    stmt: &Statement,
-    pool: &mut Pool,
-) -> Compiled {
-    let ptr = config.pointer_type();
+/// A nested SELECT waiting for its own function: compiled after the function that uses it,
+/// into the same module.
+pub struct PendingNested {
+    /// Where the finished function's address goes.
+    pub site: *const NestedSite,
+    /// The nested query.
+    pub query: Query,
+    /// How many SET variables it sees.
+    pub vars: usize,
+}
+
+/// The function of a nested SELECT, run by [`rt::jit_nested`] once per element. Its address is
+/// filled in when the module is finalized, before any compiled code runs.
+#[derive(Default)]
+pub struct NestedSite {
+    /// The compiled element function (`rt::NestedFn`), as an address.
+    pub function: AtomicUsize,
+    /// Its frame size.
+    pub slots: AtomicUsize,
+}
+
+/// What compiling a function tells its caller.
+pub struct Compiled {
+    /// How many frame slots the function must be told it has (its third argument).
+    pub slots: usize,
+}
+
+/// The entry block's work common to statement and nested functions: frame slots initialised,
+/// an exit block that drops them and returns its status argument.
+struct Frame {
+    slots_ss: cranelift_codegen::ir::StackSlot,
+    slots: ClValue,
+    nslots: ClValue,
+    exit: Block,
+}
+
+fn begin(b: &mut FunctionBuilder<'_>, ptr: Type) -> (Vec<ClValue>, Frame) {
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     b.seal_block(entry);
     let params = b.block_params(entry).to_vec();
-    let (env, doc, nslots) = (params[0], params[1], params[2]);
-    // Sized once the body is known (see the end of this function).
+    // Sized once the body is known (see `end`).
     let slots_ss = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 0, VALUE_ALIGN_SHIFT));
+    let slots = b.ins().stack_addr(ptr, slots_ss, 0);
+    let exit = b.create_block();
+    b.append_block_param(exit, types::I64);
+    let nslots = params[2];
+    let frame = Frame { slots_ss, slots, nslots, exit };
+    let sig = b.import_signature(helper_sig(ptr, 2, false));
+    let callee = b.ins().iconst(ptr, rt::jit_init_slots as *const u8 as i64);
+    b.ins().call_indirect(sig, callee, &[slots, nslots]);
+    (params, frame)
+}
+
+fn end(b: &mut FunctionBuilder<'_>, ptr: Type, frame: &Frame, used_slots: u32) -> Compiled {
+    b.switch_to_block(frame.exit);
+    b.seal_block(frame.exit);
+    let status = b.block_params(frame.exit)[0];
+    let sig = b.import_signature(helper_sig(ptr, 2, false));
+    let callee = b.ins().iconst(ptr, rt::jit_drop_slots as *const u8 as i64);
+    b.ins().call_indirect(sig, callee, &[frame.slots, frame.nslots]);
+    b.ins().return_(&[status]);
+    b.func.sized_stack_slots[frame.slots_ss].size = used_slots.max(1) * VALUE_SIZE;
+    Compiled { slots: used_slots as usize }
+}
+
+/// Compiles one statement into `b`'s function: `fn(env, doc, slot_count) -> status`.
+pub fn compile_statement(
+    b: &mut FunctionBuilder<'_>,
+    config: TargetFrontendConfig,
+    stmt: &Statement,
+    pool: &mut Pool,
+    pending: &mut Vec<PendingNested>,
+) -> Compiled {
+    let ptr = config.pointer_type();
+    let (params, frame) = begin(b, ptr);
     let vars_ss = b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
         (stmt.vars.len().max(1) * 8) as u32,
         3,
     ));
-    let slots = b.ins().stack_addr(ptr, slots_ss, 0);
     let vars_area = b.ins().stack_addr(ptr, vars_ss, 0);
-    let exit = b.create_block();
-    b.append_block_param(exit, types::I64);
-
-    let mut g = Gen {
-        b,
-        ptr,
-        env,
-        doc,
-        slots,
-        vars_area,
-        nslots: 0,
-        paths: HashMap::new(),
-        vars: Vec::new(),
-        exit,
-        pool,
-        sigs: HashMap::new(),
-        fallbacks: Vec::new(),
-    };
-    g.call_void("init_slots", rt::jit_init_slots as *const u8, &[g.slots, nslots]);
-    g.hoist_paths(stmt);
+    let mut g = Gen::new(b, ptr, &params, &frame, vars_area, RawSource::Payload, pool, pending);
+    let mut exprs: Vec<&Expr> = stmt.vars.iter().map(|(_, e)| e).collect();
+    exprs.extend(query_exprs(&stmt.query));
+    g.hoist_paths(&exprs);
     for (_, e) in &stmt.vars {
         let v = g.expr(e);
         let p = g.ptr_of(v);
@@ -106,43 +153,91 @@ pub fn compile_statement(
         g.b.ins().store(MemFlagsData::trusted(), p, g.vars_area, off);
         g.vars.push(p);
     }
-    if let Some(cond) = &stmt.query.condition {
-        let c = g.expr(cond);
-        let is_true = match c {
-            Operand::Code(code) => g.b.ins().icmp_imm_s(IntCC::Equal, code, rt::CODE_TRUE),
-            Operand::Ptr(p) => {
-                let t = g.call("is_true", rt::jit_is_true as *const u8, &[p]);
-                g.b.ins().icmp_imm_s(IntCC::NotEqual, t, 0)
-            }
-        };
-        let pass = g.b.create_block();
-        let zero = g.b.ins().iconst(types::I64, 0);
-        g.b.ins().brif(is_true, pass, &[], g.exit, &[BlockArg::Value(zero)]);
-        g.b.switch_to_block(pass);
-        g.b.seal_block(pass);
-    }
+    g.condition(stmt.query.condition.as_ref());
     g.output(stmt);
-    let fallbacks = std::mem::take(&mut g.fallbacks);
-    let nslots_total = g.nslots;
-
-    b.switch_to_block(exit);
-    b.seal_block(exit);
-    let status = b.block_params(exit)[0];
-    let sig = helper_sig(ptr, 2, false);
-    let sigref = b.import_signature(sig);
-    let callee = b.ins().iconst(ptr, rt::jit_drop_slots as *const u8 as i64);
-    b.ins().call_indirect(sigref, callee, &[slots, nslots]);
-    b.ins().return_(&[status]);
-    b.func.sized_stack_slots[slots_ss].size = nslots_total.max(1) * VALUE_SIZE;
-    Compiled { fallbacks, slots: nslots_total as usize }
+    let used = g.nslots;
+    end(b, ptr, &frame, used)
 }
 
-/// What compiling a statement tells its caller.
-pub struct Compiled {
-    /// Descriptions of the parts that run on the interpreter.
-    pub fallbacks: Vec<String>,
-    /// How many frame slots the function must be told it has (its third argument).
-    pub slots: usize,
+/// Compiles a nested SELECT's element function into `b`'s function:
+/// `fn(env, element, slot_count, vars, out) -> status` (0: no value, 1: `*out` holds it,
+/// 2: error).
+pub fn compile_nested(
+    b: &mut FunctionBuilder<'_>,
+    config: TargetFrontendConfig,
+    nested: &PendingNested,
+    pool: &mut Pool,
+    pending: &mut Vec<PendingNested>,
+) -> Compiled {
+    let ptr = config.pointer_type();
+    let (params, frame) = begin(b, ptr);
+    let (vars_area, out) = (params[3], params[4]);
+    let mut g = Gen::new(b, ptr, &params, &frame, vars_area, RawSource::DocJson, pool, pending);
+    for i in 0..nested.vars {
+        let p = g.b.ins().load(ptr, MemFlagsData::trusted(), vars_area, (i * 8) as i32);
+        g.vars.push(p);
+    }
+    let q = &nested.query;
+    g.hoist_paths(&query_exprs(q));
+    g.condition(q.condition.as_ref());
+    if q.value {
+        let v = match q.items.first() {
+            Some(Item::Named { expr, .. } | Item::Dotted { expr, .. }) => {
+                let v = g.expr(expr);
+                g.ptr_of(v)
+            }
+            Some(Item::Star) => g.doc,
+            None => g.const_ptr(&rt::UNDEFINED),
+        };
+        g.call_void("nested_put", rt::jit_nested_put as *const u8, &[out, v]);
+    } else {
+        let obj = g.new_slot();
+        let cap = g.imm(q.items.len() as i64);
+        let obj = g.call("object_new", rt::jit_object_new as *const u8, &[obj, cap]);
+        for item in &q.items {
+            match item {
+                Item::Star => g.call_void("object_star", rt::jit_object_star as *const u8, &[obj, g.doc]),
+                Item::Named { name, expr } => {
+                    let v = g.expr(expr);
+                    let v = g.ptr_of(v);
+                    let key = g.pool.keep(name.clone());
+                    let key = g.imm(key);
+                    g.call_void("object_put", rt::jit_object_put as *const u8, &[obj, key, v]);
+                }
+                Item::Dotted { path, expr } => {
+                    let v = g.expr(expr);
+                    let v = g.ptr_of(v);
+                    let p = g.pool.keep(path.clone());
+                    let p = g.imm(p);
+                    g.call_void("object_put_path", rt::jit_object_put_path as *const u8, &[obj, p, v]);
+                }
+            }
+        }
+        g.call_void("nested_take", rt::jit_nested_take as *const u8, &[out, obj]);
+    }
+    g.finish(1);
+    let used = g.nslots;
+    end(b, ptr, &frame, used)
+}
+
+/// The expressions of a query evaluated in its own scope (not its source).
+fn query_exprs(q: &Query) -> Vec<&Expr> {
+    let mut out: Vec<&Expr> = q.condition.iter().collect();
+    for item in &q.items {
+        if let Item::Named { expr, .. } | Item::Dotted { expr, .. } = item {
+            out.push(expr);
+        }
+    }
+    out
+}
+
+/// Where `encode(*, ...)` finds its bytes in a scope.
+#[derive(Clone, Copy)]
+enum RawSource {
+    /// The outer statement: the payload as published.
+    Payload,
+    /// A nested SELECT: its element as JSON text.
+    DocJson,
 }
 
 fn helper_sig(ptr: Type, params: usize, returns: bool) -> Signature {
@@ -168,8 +263,9 @@ struct Gen<'g, 'b> {
     vars: Vec<ClValue>,
     exit: Block,
     pool: &'g mut Pool,
+    pending: &'g mut Vec<PendingNested>,
+    raw: RawSource,
     sigs: HashMap<(usize, bool), cranelift_codegen::ir::SigRef>,
-    fallbacks: Vec<String>,
 }
 
 /// The attribute path an expression reads (`a`, `a.b.c`), when it is one.
@@ -214,7 +310,54 @@ fn collect_paths(e: &Expr, out: &mut Vec<Vec<String>>) {
     }
 }
 
-impl Gen<'_, '_> {
+impl<'g, 'b> Gen<'g, 'b> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        b: &'g mut FunctionBuilder<'b>,
+        ptr: Type,
+        params: &[ClValue],
+        frame: &Frame,
+        vars_area: ClValue,
+        raw: RawSource,
+        pool: &'g mut Pool,
+        pending: &'g mut Vec<PendingNested>,
+    ) -> Self {
+        Gen {
+            b,
+            ptr,
+            env: params[0],
+            doc: params[1],
+            slots: frame.slots,
+            vars_area,
+            nslots: 0,
+            paths: HashMap::new(),
+            vars: Vec::new(),
+            exit: frame.exit,
+            pool,
+            pending,
+            raw,
+            sigs: HashMap::new(),
+        }
+    }
+
+    /// WHERE: continues when the condition is exactly true, else leaves with status 0.
+    fn condition(&mut self, cond: Option<&Expr>) {
+        let Some(cond) = cond else { return };
+        let c = self.expr(cond);
+        let is_true = match c {
+            Operand::Code(code) => self.b.ins().icmp_imm_s(IntCC::Equal, code, rt::CODE_TRUE),
+            Operand::Ptr(p) => {
+                let t = self.call("is_true", rt::jit_is_true as *const u8, &[p]);
+                self.b.ins().icmp_imm_s(IntCC::NotEqual, t, 0)
+            }
+        };
+        let pass = self.b.create_block();
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.ins().brif(is_true, pass, &[], self.exit, &[BlockArg::Value(zero)]);
+        self.b.switch_to_block(pass);
+        self.b.seal_block(pass);
+    }
+
     fn sig(&mut self, params: usize, returns: bool) -> cranelift_codegen::ir::SigRef {
         if let Some(s) = self.sigs.get(&(params, returns)) {
             return *s;
@@ -257,19 +400,10 @@ impl Gen<'_, '_> {
         self.b.seal_block(ok);
     }
 
-    fn hoist_paths(&mut self, stmt: &Statement) {
+    fn hoist_paths(&mut self, exprs: &[&Expr]) {
         let mut paths = Vec::new();
-        for (_, e) in &stmt.vars {
+        for e in exprs {
             collect_paths(e, &mut paths);
-        }
-        let q = &stmt.query;
-        if let Some(c) = &q.condition {
-            collect_paths(c, &mut paths);
-        }
-        for item in &q.items {
-            if let Item::Named { expr, .. } | Item::Dotted { expr, .. } = item {
-                collect_paths(expr, &mut paths);
-            }
         }
         // Shorter paths first, so `a.b` reuses the pointer of `a`.
         paths.sort_by_key(Vec::len);
@@ -422,16 +556,24 @@ impl Gen<'_, '_> {
                 }
                 Operand::Ptr(arr)
             }
-            Expr::Nested(_) => {
-                self.fallbacks.push("nested SELECT".to_string());
-                let part = self.pool.keep(Fallback { expr: e.clone(), vars: self.vars.len() });
-                let part = self.imm(part);
+            Expr::Nested(q) => {
+                let source = match &q.source {
+                    Some(e) => {
+                        let v = self.expr(e);
+                        self.ptr_of(v)
+                    }
+                    None => self.const_ptr(&rt::UNDEFINED),
+                };
+                let site = self.pool.keep(NestedSite::default());
+                self.pending.push(PendingNested {
+                    site: site as *const NestedSite,
+                    query: (**q).clone(),
+                    vars: self.vars.len(),
+                });
+                let site = self.imm(site);
                 let out = self.new_slot();
-                let p = self.call(
-                    "fallback",
-                    rt::jit_fallback as *const u8,
-                    &[self.env, part, self.vars_area, self.doc, out],
-                );
+                let p =
+                    self.call("nested", rt::jit_nested as *const u8, &[self.env, site, source, self.vars_area, out]);
                 self.check(p);
                 Operand::Ptr(p)
             }
@@ -467,7 +609,11 @@ impl Gen<'_, '_> {
     }
 
     fn call_builtin(&mut self, builtin: Builtin, args: &[Expr]) -> Operand {
-        let raw_doc = builtin == Builtin::Encode && matches!(args.first(), Some(Expr::Doc));
+        let raw = match (builtin, args.first(), self.raw) {
+            (Builtin::Encode, Some(Expr::Doc), RawSource::Payload) => rt::RAW_PAYLOAD,
+            (Builtin::Encode, Some(Expr::Doc), RawSource::DocJson) => rt::RAW_DOC_JSON,
+            _ => rt::RAW_NONE,
+        };
         let mut ptrs = Vec::with_capacity(args.len());
         for a in args {
             let v = self.expr(a);
@@ -486,7 +632,7 @@ impl Gen<'_, '_> {
                 self.b.ins().store(MemFlagsData::trusted(), w, base, i as i32 * VALUE_SIZE as i32 + word * 8);
             }
         }
-        let site = self.pool.keep(CallSite { builtin, raw_doc });
+        let site = self.pool.keep(CallSite { builtin, raw });
         let site = self.imm(site);
         let n = self.imm(args.len() as i64);
         let out = self.new_slot();

@@ -2,9 +2,8 @@
 //! `extern "C"` helpers of [`runtime`] for strings, JSON access and built-ins.
 //!
 //! One [`JitModule`] holds the code of one loaded rule-set version; dropping it frees the code.
-//! The interpreter stays the reference: a statement the JIT cannot compile runs on it, and the
-//! parts of a compiled statement that are not compiled (nested SELECTs) are handed to it at run
-//! time. [`JitModule::explanation`] says which.
+//! The interpreter stays the reference and the fallback: a statement Cranelift cannot compile
+//! runs on it, and [`JitModule::explanation`] says which statements do and why.
 
 mod codegen;
 mod runtime;
@@ -29,11 +28,11 @@ type CompiledFn = unsafe extern "C" fn(*mut Env<'_, '_>, *const crate::Value, us
 /// How a statement runs, for `ferrite rules check --explain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Explanation {
-    /// Native code throughout.
+    /// Native code throughout: WHERE, SELECT items, SET variables and nested SELECTs, with
+    /// built-ins, JSON access and string work done by helper calls.
     Compiled,
-    /// Native code, except the listed parts, which run on the interpreter.
-    Partly(Vec<String>),
-    /// The whole statement runs on the interpreter, for the reason given.
+    /// The whole statement runs on the interpreter, for the reason given (Cranelift could not
+    /// compile it, or this machine has no Cranelift backend).
     Interpreted(String),
 }
 
@@ -41,18 +40,6 @@ impl std::fmt::Display for Explanation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Explanation::Compiled => f.write_str("fully compiled"),
-            Explanation::Partly(parts) => {
-                let mut kinds: Vec<(&str, usize)> = Vec::new();
-                for p in parts {
-                    match kinds.iter_mut().find(|(k, _)| k == p) {
-                        Some((_, n)) => *n += 1,
-                        None => kinds.push((p, 1)),
-                    }
-                }
-                let list: Vec<String> =
-                    kinds.iter().map(|(k, n)| if *n == 1 { format!("1 {k}") } else { format!("{n} {k}s") }).collect();
-                write!(f, "compiled; falls back to the interpreter for {}", list.join(", "))
-            }
             Explanation::Interpreted(why) => write!(f, "interpreted: {why}"),
         }
     }
@@ -120,24 +107,47 @@ impl JitModule {
         let mut fctx = FunctionBuilderContext::new();
         let ptr = module.target_config().pointer_type();
         let mut ids = Vec::with_capacity(statements.len());
+        let mut nested_sites = Vec::new();
         for stmt in &statements {
+            let mut pending = Vec::new();
+            let define = |ctx: &mut cranelift_codegen::Context, module: &mut JITModule| {
+                let defined = match module.declare_anonymous_function(&ctx.func.signature) {
+                    Ok(id) => module.define_function(id, ctx).map(|()| id),
+                    Err(e) => Err(e),
+                };
+                defined.map_err(|e| format!("Cranelift could not compile it: {e}"))
+            };
             ctx.func.signature.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
             ctx.func.signature.returns.push(AbiParam::new(types::I64));
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let compiled = codegen::compile_statement(&mut b, module.target_config(), stmt, &mut pool);
+            let compiled = codegen::compile_statement(&mut b, module.target_config(), stmt, &mut pool, &mut pending);
             b.finalize(module.target_config());
-            let defined = match module.declare_anonymous_function(&ctx.func.signature) {
-                Ok(id) => module.define_function(id, &mut ctx).map(|()| id),
-                Err(e) => Err(e),
-            };
-            ids.push(match defined {
-                Ok(id) => Ok((id, compiled)),
-                Err(e) => Err(format!("Cranelift could not compile it: {e}")),
-            });
+            let mut result = define(&mut ctx, &mut module).map(|id| (id, compiled));
             module.clear_context(&mut ctx);
+            // Nested SELECTs get functions of their own (theirs may add more).
+            while let Some(nested) = pending.pop() {
+                ctx.func.signature.params.extend((0..5).map(|_| AbiParam::new(ptr)));
+                ctx.func.signature.returns.push(AbiParam::new(types::I64));
+                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                let compiled =
+                    codegen::compile_nested(&mut b, module.target_config(), &nested, &mut pool, &mut pending);
+                b.finalize(module.target_config());
+                match define(&mut ctx, &mut module) {
+                    Ok(id) => nested_sites.push((nested.site, id, compiled.slots)),
+                    Err(e) => result = Err(e),
+                }
+                module.clear_context(&mut ctx);
+            }
+            ids.push(result);
         }
         if let Err(e) = module.finalize_definitions() {
             return JitModule::interpreted(statements, &format!("Cranelift could not finish the module: {e}"));
+        }
+        for (site, id, slots) in nested_sites {
+            // SAFETY: `site` points into `pool`, which is alive and not otherwise borrowed.
+            let site = unsafe { &*site };
+            site.function.store(module.get_finalized_function(id) as usize, std::sync::atomic::Ordering::Relaxed);
+            site.slots.store(slots, std::sync::atomic::Ordering::Relaxed);
         }
         let entries = statements
             .into_iter()
@@ -147,12 +157,7 @@ impl JitModule {
                     let code = module.get_finalized_function(id);
                     // SAFETY: the function was built with exactly this signature.
                     let f: CompiledFn = unsafe { std::mem::transmute::<*const u8, CompiledFn>(code) };
-                    let explanation = if compiled.fallbacks.is_empty() {
-                        Explanation::Compiled
-                    } else {
-                        Explanation::Partly(compiled.fallbacks)
-                    };
-                    Entry { statement, function: Some((f, compiled.slots)), explanation }
+                    Entry { statement, function: Some((f, compiled.slots)), explanation: Explanation::Compiled }
                 }
                 Err(why) => Entry { statement, function: None, explanation: Explanation::Interpreted(why) },
             })
@@ -204,7 +209,7 @@ impl JitModule {
             raw: ctx.payload.raw(),
             error: None,
             output: None,
-            object: Object::new(),
+            object: Object::default(),
             text: String::new(),
         };
         // SAFETY: `f` was compiled from `entry.statement` by this module, which is alive; `env`
@@ -257,11 +262,13 @@ mod tests {
     }
 
     #[test]
-    fn nested_select_falls_back_and_says_so() {
-        let (how, out) =
-            run("SELECT (SELECT VALUE v FROM a WHERE v > 1) AS big FROM 't'", r#"{"a":[{"v":1},{"v":2}]}"#);
-        assert!(matches!(how, Explanation::Partly(ref parts) if parts.len() == 1), "{how:?}");
-        assert_eq!(text(out), r#"{"big":[2]}"#);
+    fn nested_selects_compile_to_functions_of_their_own() {
+        let (how, out) = run(
+            "SELECT (SELECT VALUE v FROM a WHERE v > 1) AS big, (SELECT v, (SELECT VALUE w FROM ws) AS w FROM a) AS all FROM 't'",
+            r#"{"a":[{"v":1,"ws":[{"w":5}]},{"v":2}]}"#,
+        );
+        assert_eq!(how, Explanation::Compiled);
+        assert_eq!(text(out), r#"{"big":[2],"all":[{"v":1,"w":[5]},{"v":2}]}"#);
     }
 
     #[test]

@@ -13,7 +13,10 @@ use std::ptr;
 
 use crate::functions::{self, Builtin, CallEnv};
 use crate::interp::{self, EvalError, Output};
-use crate::ir::{BinOp, CastType, Expr};
+use std::sync::atomic::Ordering as AtomicOrdering;
+
+use super::codegen::NestedSite;
+use crate::ir::{BinOp, CastType};
 use crate::num::Dec;
 use crate::value::{sql_cmp, sql_eq, write_json, write_json_string, Num, Object, Value};
 
@@ -48,12 +51,19 @@ pub struct Env<'e, 'a> {
     pub text: String,
 }
 
-/// A call site: which built-in, and whether its first argument is the raw payload (`encode(*)`).
+/// `encode` gets no raw bytes.
+pub const RAW_NONE: u8 = 0;
+/// `encode(*, ...)` in the outer statement: the payload as published.
+pub const RAW_PAYLOAD: u8 = 1;
+/// `encode(*, ...)` in a nested SELECT: its element as JSON text.
+pub const RAW_DOC_JSON: u8 = 2;
+
+/// A call site: which built-in, and where `encode(*, ...)` finds its bytes.
 pub struct CallSite {
     /// The function.
     pub builtin: Builtin,
-    /// `encode(*, ...)` on the outer document reads the published bytes.
-    pub raw_doc: bool,
+    /// One of `RAW_NONE`, `RAW_PAYLOAD`, `RAW_DOC_JSON`.
+    pub raw: u8,
 }
 
 /// An Int constant together with its Decimal form, converted once at compile time.
@@ -246,7 +256,15 @@ pub unsafe extern "C" fn jit_call(
     let args: &[Value] = if n == 0 { &[] } else { std::slice::from_raw_parts(args, n) };
     let name = functions::signature(site.builtin).name;
     guarded(env, name, |env| {
-        let raw = if site.raw_doc { Some(env.raw) } else { None };
+        let doc_json;
+        let raw = match (site.raw, args.first()) {
+            (RAW_PAYLOAD, _) => Some(env.raw),
+            (RAW_DOC_JSON, Some(doc)) => {
+                doc_json = doc.to_json(env.call.version).into_bytes();
+                Some(doc_json.as_slice())
+            }
+            _ => None,
+        };
         match functions::call(site.builtin, args, &env.call, raw) {
             Ok(v) => put(out, v),
             Err(e) => fail(env, e),
@@ -287,7 +305,7 @@ pub unsafe extern "C" fn jit_case_matches(v: *const Value, w: *const Value) -> i
 
 /// Starts an object literal in a slot.
 pub unsafe extern "C" fn jit_object_new(out: *mut Value, capacity: usize) -> *const Value {
-    put(out, Value::Object(Object::with_capacity(capacity)))
+    put(out, Value::Object(Object::with_capacity_and_hasher(capacity, Default::default())))
 }
 
 /// Adds a member to an object literal (Undefined members are left out).
@@ -313,32 +331,76 @@ pub unsafe extern "C" fn jit_array_push(arr: *mut Value, v: *const Value) {
     }
 }
 
-/// The part of a statement compiled code hands back to the interpreter (a nested SELECT), with
-/// the SET variables evaluated so far.
-pub struct Fallback {
-    /// The expression.
-    pub expr: Expr,
-    /// How many SET variables are visible to it.
-    pub vars: usize,
-}
+/// The compiled function of a nested SELECT's elements:
+/// `fn(env, element, slot_count, vars, out) -> status`.
+type NestedFn = unsafe extern "C" fn(*mut Env<'_, '_>, *const Value, usize, *const *const Value, *mut Value) -> i64;
 
-/// Evaluates a fallback part with the interpreter.
-pub unsafe extern "C" fn jit_fallback(
+/// A nested SELECT over `source`: its element function runs on each element of an array (the
+/// results that are not Undefined form the result array) or once on an object.
+pub unsafe extern "C" fn jit_nested(
     env: *mut Env<'_, '_>,
-    part: *const Fallback,
+    site: *const NestedSite,
+    source: *const Value,
     vars: *const *const Value,
-    doc: *const Value,
     out: *mut Value,
 ) -> *const Value {
-    let env = &mut *env;
-    let part = &*part;
-    let vars: Vec<Value> = (0..part.vars).map(|i| (**vars.add(i)).clone()).collect();
-    guarded(env, "a nested SELECT", |env| {
-        match interp::evaluate_part(&part.expr, &env.call, vars, &*doc, Some(env.raw)) {
-            Ok(v) => put(out, v),
-            Err(e) => fail(env, e),
+    let site = &*site;
+    // SAFETY: the module stored the address of a function with exactly this signature before
+    // any compiled code could run.
+    let f: NestedFn = std::mem::transmute::<usize, NestedFn>(site.function.load(AtomicOrdering::Relaxed));
+    let slots = site.slots.load(AtomicOrdering::Relaxed);
+    let run = |element: &Value| -> Option<Value> {
+        let mut result = Value::Undefined;
+        match f(env, element, slots, vars, &mut result) {
+            0 | 1 => Some(result),
+            _ => None,
         }
-    })
+    };
+    match &*source {
+        Value::Array(elements) => {
+            let mut results = Vec::with_capacity(elements.len());
+            for e in elements {
+                match run(e) {
+                    Some(v) if !v.is_undefined() => results.push(v),
+                    Some(_) => {}
+                    None => return ptr::null(),
+                }
+            }
+            put(out, Value::Array(results))
+        }
+        object @ Value::Object(_) => match run(object) {
+            Some(v) => put(out, v),
+            None => ptr::null(),
+        },
+        _ => &UNDEFINED,
+    }
+}
+
+/// A nested SELECT VALUE's result for one element (a copy: the element function's frame is
+/// about to be dropped).
+pub unsafe extern "C" fn jit_nested_put(out: *mut Value, v: *const Value) {
+    *out = (*v).clone();
+}
+
+/// A nested SELECT's object result for one element, moved out of its frame slot.
+pub unsafe extern "C" fn jit_nested_take(out: *mut Value, slot: *mut Value) {
+    *out = std::mem::take(&mut *slot);
+}
+
+/// `*` in a nested SELECT's items: every member of the element.
+pub unsafe extern "C" fn jit_object_star(obj: *mut Value, doc: *const Value) {
+    if let (Value::Object(o), Value::Object(d)) = (&mut *obj, &*doc) {
+        o.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+}
+
+/// A dotted alias in a nested SELECT's items.
+pub unsafe extern "C" fn jit_object_put_path(obj: *mut Value, path: *const Vec<String>, v: *const Value) {
+    if let (Value::Object(o), v) = (&mut *obj, &*v) {
+        if !v.is_undefined() {
+            interp::insert_path(o, &*path, v.clone());
+        }
+    }
 }
 
 /// `SELECT VALUE v`: the output is `v` itself (SQL 2015-10-08 cannot output an array).
@@ -351,8 +413,21 @@ pub unsafe extern "C" fn jit_out_value(env: *mut Env<'_, '_>, v: *const Value) -
         ));
         return 1;
     }
-    env.output = Some(Output::Json(v.clone()));
+    env.output = Some(rendered(v, env.call.version));
     0
+}
+
+/// A result value as output: rendered to JSON text at once (no copy of the value), except
+/// Undefined and Binary, which keep their own output forms.
+fn rendered(v: &Value, version: crate::value::SqlVersion) -> Output {
+    match v {
+        Value::Undefined | Value::Binary(_) => Output::Json(v.clone()),
+        other => {
+            let mut text = String::with_capacity(128);
+            write_json(other, version, &mut text);
+            Output::Text(text)
+        }
+    }
 }
 
 /// `SELECT *` on its own: the document, or the raw bytes when the payload is not JSON.
@@ -360,14 +435,14 @@ pub unsafe extern "C" fn jit_out_star(env: *mut Env<'_, '_>, doc: *const Value) 
     let env = &mut *env;
     env.output = Some(match &*doc {
         Value::Binary(b) => Output::Raw(b.clone()),
-        other => Output::Json(other.clone()),
+        other => rendered(other, env.call.version),
     });
 }
 
 /// Starts a directly rendered object output.
 pub unsafe extern "C" fn jit_text_begin(env: *mut Env<'_, '_>) {
     let env = &mut *env;
-    env.text.clear();
+    env.text = String::with_capacity(128);
     env.text.push('{');
 }
 
@@ -403,7 +478,7 @@ pub fn member_prefix(name: &str) -> String {
 
 /// Starts an object output that needs the general path.
 pub unsafe extern "C" fn jit_object_out_begin(env: *mut Env<'_, '_>) {
-    (*env).object = Object::new();
+    (*env).object = Object::default();
 }
 
 /// `*` among other items: every member of the document.
