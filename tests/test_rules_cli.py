@@ -112,3 +112,38 @@ def test_rules_help_teaches_the_subcommands():
     assert r.returncode == 0
     for word in ("check", "eval", "test"):
         assert word in r.stdout
+
+
+def test_test_runs_every_engine_and_both_is_the_default():
+    with open(CORPUS) as f:
+        total = len(json.load(f))
+    for engine in ("jit", "interp", "both"):
+        r = ferrite("rules", "test", CORPUS, "--engine", engine)
+        assert r.returncode == 0, r.stdout
+        assert r.stdout.strip().splitlines()[-1] == f"{total} passed, 0 failed"
+    r = ferrite("rules", "test", CORPUS, "--engine", "cranelift")
+    assert r.returncode == 2
+    assert "jit, interp, both" in r.stderr
+
+
+def test_check_explain_says_how_each_rule_runs(tmp_path):
+    f = tmp_path / "r.sql"
+    f.write_text("CREATE RULE hot AS SELECT temp, deviceId FROM 'sensors/+/data' WHERE temp > 50 DO log();\n"
+                 "CREATE RULE nested AS SELECT (SELECT VALUE v FROM vs WHERE v > 1) AS big FROM 'a' DO log();\n")
+    r = ferrite("rules", "check", "--explain", str(f))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == f"hot ({f}:1): fully compiled"
+    assert lines[1] == f"nested ({f}:2): fully compiled"
+    assert lines[-1] == "2 rules in 1 file: ok"
+
+
+def test_bench_prints_messages_per_second_for_each_engine():
+    for engine in ("jit", "interp"):
+        r = ferrite("rules", "bench", "--sql", "SELECT temp, deviceId FROM 'sensors/+/data' WHERE temp > 50",
+                    "--payload", '{"temp": 61.5, "deviceId": "d1"}', "--engine", engine, "--seconds", "0.2")
+        assert r.returncode == 0, r.stderr
+        rate, rest = r.stdout.split(" messages/s ", 1)
+        assert int(rate) > 0
+        assert f"engine {engine}, 1 thread" in rest
+        assert "WHERE passes" in rest

@@ -30,6 +30,9 @@ impl Dec {
 
     /// Parses a decimal literal (`1.5`, `-2.411E247`); `None` for anything else.
     pub fn parse(text: &str) -> Option<Dec> {
+        if let Some(d) = Dec::parse_plain(text) {
+            return Some(d);
+        }
         let ok = !text.is_empty()
             && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
             && text.bytes().any(|b| b.is_ascii_digit());
@@ -37,6 +40,44 @@ impl Dec {
             return None;
         }
         cx().parse(text).ok().and_then(finite)
+    }
+
+    /// `-?digits(.digits)?` with at most 34 digits, without decNumber's string parser (which
+    /// allocates): the digits become the coefficient and the fraction's length the exponent,
+    /// exactly what decNumber would make of it. Anything else (including -0) is `None`.
+    fn parse_plain(text: &str) -> Option<Dec> {
+        let b = text.as_bytes();
+        let (negative, digits) = match b.first()? {
+            b'-' => (true, &b[1..]),
+            _ => (false, b),
+        };
+        let mut coefficient: u128 = 0;
+        let mut count = 0usize;
+        let mut fraction: Option<usize> = None;
+        for &c in digits {
+            match c {
+                b'0'..=b'9' => {
+                    coefficient = coefficient * 10 + u128::from(c - b'0');
+                    count += 1;
+                    if let Some(f) = &mut fraction {
+                        *f += 1;
+                    }
+                }
+                b'.' if fraction.is_none() && count > 0 => fraction = Some(0),
+                _ => return None,
+            }
+            if count > 34 {
+                return None;
+            }
+        }
+        if count == 0 || fraction == Some(0) || (negative && coefficient == 0) {
+            return None;
+        }
+        let signed = if negative { -(coefficient as i128) } else { coefficient as i128 };
+        let mut c = cx();
+        let mut d = c.from_i128(signed);
+        c.set_exponent(&mut d, -(fraction.unwrap_or(0) as i32));
+        Some(Dec(d))
     }
 
     /// The exact decimal for an integer (rounded to 34 digits if it has more).
@@ -110,6 +151,11 @@ impl Dec {
     }
     /// Numeric comparison (`1.0` equals `1`).
     pub fn numeric_cmp(self, o: Dec) -> Ordering {
+        if let (Some(a), Some(b)) = (self.parts(), o.parts()) {
+            if let Some(order) = cmp_parts(a, b) {
+                return order;
+            }
+        }
         cx().partial_cmp(self.0, o.0).unwrap_or(Ordering::Equal)
     }
     /// Does it have no fractional part.
@@ -245,6 +291,28 @@ impl PartialEq for Dec {
     }
 }
 
+/// Compares two finite decimals given as (coefficient magnitude, exponent, negative) by scaling
+/// the one with the larger exponent; `None` when that would overflow (decNumber decides then).
+fn cmp_parts(a: (u128, i32, bool), b: (u128, i32, bool)) -> Option<Ordering> {
+    let sign = |(c, _, negative): (u128, i32, bool)| {
+        if c == 0 {
+            0
+        } else if negative {
+            -1
+        } else {
+            1
+        }
+    };
+    let (sa, sb) = (sign(a), sign(b));
+    if sa != sb || sa == 0 {
+        return Some(sa.cmp(&sb));
+    }
+    let scale = |c: u128, by: i32| 10u128.checked_pow(by as u32).and_then(|p| c.checked_mul(p));
+    let (ma, mb) = if a.1 >= b.1 { (scale(a.0, a.1 - b.1)?, b.0) } else { (a.0, scale(b.0, b.1 - a.1)?) };
+    let magnitude = ma.cmp(&mb);
+    Some(if sa < 0 { magnitude.reverse() } else { magnitude })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +363,26 @@ mod tests {
         ) {
             let text = format!("{}{digits}E{exponent}", if negative { "-" } else { "" });
             let x = d(&text);
+            let split = digits.len() / 2;
+            let plain = format!("{}{}.{}", if negative { "-" } else { "" }, &digits[..split.max(1)], &digits[split.max(1)..]);
+            let plain = plain.trim_end_matches('.');
+            let decnumber = cx().parse(plain).unwrap();
+            let fast = Dec::parse(plain).unwrap();
+            proptest::prop_assert_eq!(fast.0.to_string(), decnumber.to_string());
+            proptest::prop_assert_eq!(fast.0.exponent(), decnumber.exponent());
+            proptest::prop_assert_eq!(fast.0.is_negative(), decnumber.is_negative());
+            for other in [d("0"), d("-0.0"), d("61.5"), d("-2.50"), d("50"), d("1E+3"), x, fast] {
+                proptest::prop_assert_eq!(
+                    x.numeric_cmp(other),
+                    cx().partial_cmp(x.0, other.0).unwrap(),
+                    "{} vs {}", x.0, other.0
+                );
+                proptest::prop_assert_eq!(
+                    other.numeric_cmp(fast),
+                    cx().partial_cmp(other.0, fast.0).unwrap(),
+                    "{} vs {}", other.0, fast.0
+                );
+            }
             // decNumber's own answers, the way these functions computed them before.
             proptest::prop_assert_eq!(x.to_sci_string(), x.0.to_string());
             let reduced = cx().reduce(x.0);

@@ -6,6 +6,7 @@
 //! runs on it, and [`JitModule::explanation`] says which statements do and why.
 
 mod codegen;
+mod fold;
 mod runtime;
 
 use cranelift_codegen::ir::{types, AbiParam};
@@ -120,7 +121,8 @@ impl JitModule {
             ctx.func.signature.params.extend([AbiParam::new(ptr), AbiParam::new(ptr), AbiParam::new(ptr)]);
             ctx.func.signature.returns.push(AbiParam::new(types::I64));
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let compiled = codegen::compile_statement(&mut b, module.target_config(), stmt, &mut pool, &mut pending);
+            let folded = fold::fold_statement(stmt);
+            let compiled = codegen::compile_statement(&mut b, module.target_config(), &folded, &mut pool, &mut pending);
             b.finalize(module.target_config());
             let mut result = define(&mut ctx, &mut module).map(|id| (id, compiled));
             module.clear_context(&mut ctx);
