@@ -19,7 +19,6 @@ use crate::context::{Host, MessageContext};
 use crate::functions::CallEnv;
 use crate::interp::{self, EvalError, Output};
 use crate::ir::Statement;
-use crate::value::Object;
 
 use codegen::Pool;
 use runtime::Env;
@@ -211,7 +210,7 @@ impl JitModule {
             raw: ctx.payload.raw(),
             error: None,
             output: None,
-            object: Object::default(),
+            object: None,
             text: String::new(),
         };
         // SAFETY: `f` was compiled from `entry.statement` by this module, which is alive; `env`

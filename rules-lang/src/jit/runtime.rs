@@ -46,7 +46,7 @@ pub struct Env<'e, 'a> {
     pub output: Option<Output>,
     /// The object under construction for outputs that need one (`*` with other items, dotted
     /// aliases, repeated names).
-    pub object: Object,
+    pub object: Option<Object>,
     /// The JSON text under construction for outputs rendered directly.
     pub text: String,
 }
@@ -478,13 +478,13 @@ pub fn member_prefix(name: &str) -> String {
 
 /// Starts an object output that needs the general path.
 pub unsafe extern "C" fn jit_object_out_begin(env: *mut Env<'_, '_>) {
-    (*env).object = Object::default();
+    (*env).object = Some(Object::default());
 }
 
 /// `*` among other items: every member of the document.
 pub unsafe extern "C" fn jit_object_out_star(env: *mut Env<'_, '_>, doc: *const Value) {
     if let Value::Object(o) = &*doc {
-        (*env).object.extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));
+        (*env).object.get_or_insert_with(Object::default).extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 }
 
@@ -492,7 +492,7 @@ pub unsafe extern "C" fn jit_object_out_star(env: *mut Env<'_, '_>, doc: *const 
 pub unsafe extern "C" fn jit_object_out_named(env: *mut Env<'_, '_>, name: *const String, v: *const Value) {
     let v = &*v;
     if !v.is_undefined() {
-        (*env).object.insert((*name).clone(), v.clone());
+        (*env).object.get_or_insert_with(Object::default).insert((*name).clone(), v.clone());
     }
 }
 
@@ -500,12 +500,12 @@ pub unsafe extern "C" fn jit_object_out_named(env: *mut Env<'_, '_>, name: *cons
 pub unsafe extern "C" fn jit_object_out_dotted(env: *mut Env<'_, '_>, path: *const Vec<String>, v: *const Value) {
     let v = &*v;
     if !v.is_undefined() {
-        interp::insert_path(&mut (*env).object, &*path, v.clone());
+        interp::insert_path((*env).object.get_or_insert_with(Object::default), &*path, v.clone());
     }
 }
 
 /// Finishes an object output.
 pub unsafe extern "C" fn jit_object_out_end(env: *mut Env<'_, '_>) {
     let env = &mut *env;
-    env.output = Some(Output::Json(Value::Object(std::mem::take(&mut env.object))));
+    env.output = Some(Output::Json(Value::Object(env.object.take().unwrap_or_default())));
 }
