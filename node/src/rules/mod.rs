@@ -208,9 +208,17 @@ impl RuleEngine {
         set.code = JitModule::compile(set.rules.iter().map(|r| &r.rule.statement));
         set.projection =
             set.rules.iter().try_fold(Projection::default(), |all, r| r.projection.as_ref().map(|p| all.union(p)));
+        let mut compiled = 0;
         for (i, r) in set.rules.iter().enumerate() {
-            tracing::info!(rule = %r.name, engine = %set.code.explanation(i), "rule loaded");
+            let how = set.code.explanation(i);
+            if *how == ferrite_rules::jit::Explanation::Compiled {
+                compiled += 1;
+                tracing::debug!(rule = %r.name, engine = %how, "rule loaded");
+            } else {
+                tracing::warn!(rule = %r.name, engine = %how, "rule loaded, on the interpreter");
+            }
         }
+        tracing::info!(rules = set.rules.len(), compiled, "rule set compiled");
         *self.current.write() = Arc::new(set);
     }
 
