@@ -92,7 +92,8 @@ impl Dec {
 
     /// Magnitude of the coefficient, exponent and sign of a finite decimal.
     fn parts(self) -> Option<(u128, i32, bool)> {
-        self.0.is_finite().then(|| (self.0.coefficient().unsigned_abs(), self.0.exponent(), self.0.is_negative()))
+        // `is_signed`, not `is_negative`: -0 has the sign bit but is not below zero.
+        self.0.is_finite().then(|| (self.0.coefficient().unsigned_abs(), self.0.exponent(), self.0.is_signed()))
     }
 
     /// The shortest decimal that reads back as `f`; `None` for NaN and infinities.
@@ -213,7 +214,9 @@ impl Dec {
             return None;
         }
         if let Some((coefficient, exponent, negative)) = self.parts() {
-            let magnitude = if exponent >= 0 {
+            let magnitude = if coefficient == 0 {
+                Some(0)
+            } else if exponent >= 0 {
                 10u128.checked_pow(exponent as u32).and_then(|p| coefficient.checked_mul(p))
             } else if exponent > -34 {
                 Some(coefficient / 10u128.pow(exponent.unsigned_abs()))
@@ -339,6 +342,16 @@ mod tests {
     }
 
     #[test]
+    fn negative_zero_keeps_its_sign_in_text() {
+        for text in ["-0", "-0.00", "-0E+3", "-0E-9"] {
+            assert_eq!(d(text).to_sci_string(), cx().parse(text).unwrap().to_string());
+        }
+        assert_eq!(d("-0.00").to_sci_string(), "-0.00");
+        assert_eq!(d("-0").numeric_cmp(d("0")), Ordering::Equal);
+        assert_eq!(d("-0.0").to_i128_exact(), Some(0));
+    }
+
+    #[test]
     fn whole_numbers_render_reduced() {
         assert_eq!(d("10.0").to_reduced_string(), "10");
         assert_eq!(d("1E3").to_reduced_string(), "1000");
@@ -355,6 +368,8 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 2048, ..Default::default() })]
+
         #[test]
         fn fast_conversions_agree_with_decnumber(
             digits in "[0-9]{1,36}",
