@@ -687,12 +687,22 @@ impl Broker {
         let mut batch = Batch::new();
         let routed = self.route(&msg, &mut batch);
         self.store.submit(batch);
+        self.deliver_then_run_rules(routed, &msg);
+    }
+
+    /// Wakes the sessions a routed message was queued for, then runs the rules its topic
+    /// matches: rule evaluation never delays delivery to subscribers. Every caller of
+    /// [`Broker::route`] finishes with this (Basic Ingest messages ran their rule in `route`).
+    pub fn deliver_then_run_rules(&self, routed: Routed, msg: &Message) {
         routed.wake();
+        if !msg.topic.starts_with(BASIC_INGEST_PREFIX) {
+            self.rules.on_publish(msg);
+        }
     }
 
     /// Routes one message: updates the retained table, queues the message for every
     /// matching session (persisting QoS 1/2 copies for persistent sessions into `batch`)
-    /// and returns the sessions to wake.
+    /// and returns the sessions to wake; [`Broker::deliver_then_run_rules`] finishes it.
     pub fn route(&self, msg: &Arc<Message>, batch: &mut Batch) -> Routed {
         if let Some(rest) = msg.topic.strip_prefix(BASIC_INGEST_PREFIX) {
             // Basic Ingest: the named rule only, never subscribers or the retained table.
@@ -702,7 +712,6 @@ impl Broker {
             }
             return Routed { matched: 0, refused_by_persistent: false, congested: false, wakes: Vec::new() };
         }
-        self.rules.on_publish(msg);
         if msg.retain {
             self.retained.set(msg, batch);
             if msg.qos != QoS::AtMostOnce {
