@@ -12,3 +12,4 @@ pub mod node;
 pub mod rules;
 pub mod rules_cli;
 pub mod server;
+pub mod shadow;
