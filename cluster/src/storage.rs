@@ -26,11 +26,14 @@ pub enum Table {
     Retained,
     /// Node-level metadata (format version, counters).
     Meta,
+    /// Device shadows, keyed by thing name, 0, shadow name (empty for the classic shadow).
+    Shadows,
 }
 
 impl Table {
     /// Every table, in the order they are created.
-    pub const ALL: [Table; 5] = [Table::Sessions, Table::Subscriptions, Table::Queue, Table::Retained, Table::Meta];
+    pub const ALL: [Table; 6] =
+        [Table::Sessions, Table::Subscriptions, Table::Queue, Table::Retained, Table::Meta, Table::Shadows];
 
     /// The RocksDB column family name.
     pub fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Table {
             Table::Queue => "queue",
             Table::Retained => "retained",
             Table::Meta => "meta",
+            Table::Shadows => "shadows",
         }
     }
 }

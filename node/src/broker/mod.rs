@@ -176,6 +176,8 @@ pub struct Broker {
     pub metrics: Arc<Metrics>,
     /// Rules that run on every routed message (empty until rules are loaded).
     pub rules: crate::rules::RuleEngine,
+    /// Device shadows, answering requests on their reserved topics.
+    pub shadows: crate::shadow::ShadowService,
     sessions: Vec<Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>>,
     next_seq: AtomicU64,
     next_generation: AtomicU64,
@@ -330,6 +332,7 @@ impl Broker {
             store,
             metrics,
             rules: crate::rules::RuleEngine::default(),
+            shadows: crate::shadow::ShadowService::default(),
             sessions: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             next_seq: AtomicU64::new(1),
             next_generation: AtomicU64::new(1),
@@ -684,25 +687,52 @@ impl Broker {
             created_ms: now_ms(),
             rule_hops: 0,
         });
-        let mut batch = Batch::new();
-        let routed = self.route(&msg, &mut batch);
-        self.store.submit(batch);
-        self.deliver_then_run_rules(routed, &msg);
+        self.publish_now(&msg);
     }
 
-    /// Wakes the sessions a routed message was queued for, then runs the rules its topic
-    /// matches: rule evaluation never delays delivery to subscribers. Every caller of
-    /// [`Broker::route`] finishes with this (Basic Ingest messages ran their rule in `route`).
-    pub fn deliver_then_run_rules(&self, routed: Routed, msg: &Message) {
+    /// Routes, stores (without waiting for the write) and finishes a message the node
+    /// publishes itself (wills, shadow responses).
+    fn publish_now(&self, msg: &Arc<Message>) {
+        let mut batch = Batch::new();
+        let routed = self.route(msg, &mut batch);
+        self.store.submit(batch);
+        self.finish_publish(routed, msg);
+    }
+
+    /// Finishes a routed message: wakes the sessions it was queued for, then serves it if it
+    /// is a shadow request, then runs the rules its topic matches. Neither shadows nor rules
+    /// delay delivery to subscribers. Every caller of [`Broker::route`] finishes with this
+    /// (Basic Ingest messages ran their rule in `route`).
+    pub fn finish_publish(&self, routed: Routed, msg: &Message) {
         routed.wake();
-        if !msg.topic.starts_with(BASIC_INGEST_PREFIX) {
-            self.rules.on_publish(msg);
+        if msg.topic.starts_with(BASIC_INGEST_PREFIX) {
+            return;
         }
+        if let Some(req) = crate::shadow::topics::parse(&msg.topic) {
+            self.shadows.handle(self, &req, &msg.payload, now_ms() / 1000);
+        }
+        self.rules.on_publish(msg);
+    }
+
+    /// Publishes a message the node itself originates (shadow responses) at QoS 1, as if a
+    /// client had published it: subscribers, retained-free, rules included.
+    pub fn publish_internal(&self, topic: String, doc: serde_json::Value) {
+        let msg = Arc::new(Message {
+            topic: topic.into(),
+            payload: bytes::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default()),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: crate::mqtt::packet::Properties::default(),
+            publisher: None,
+            created_ms: now_ms(),
+            rule_hops: 0,
+        });
+        self.publish_now(&msg);
     }
 
     /// Routes one message: updates the retained table, queues the message for every
     /// matching session (persisting QoS 1/2 copies for persistent sessions into `batch`)
-    /// and returns the sessions to wake; [`Broker::deliver_then_run_rules`] finishes it.
+    /// and returns the sessions to wake; [`Broker::finish_publish`] finishes it.
     pub fn route(&self, msg: &Arc<Message>, batch: &mut Batch) -> Routed {
         if let Some(rest) = msg.topic.strip_prefix(BASIC_INGEST_PREFIX) {
             // Basic Ingest: the named rule only, never subscribers or the retained table.

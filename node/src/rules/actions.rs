@@ -297,13 +297,13 @@ async fn execute(job: &Job, broker: &Weak<Broker>, data_dir: &std::path::Path) -
                     }),
                 );
                 let ok = rx.await.unwrap_or(false);
-                broker.deliver_then_run_rules(routed, &msg);
+                broker.finish_publish(routed, &msg);
                 if !ok {
                     return Err("storage failed to persist the republished message".into());
                 }
             } else {
                 broker.store.submit(batch);
-                broker.deliver_then_run_rules(routed, &msg);
+                broker.finish_publish(routed, &msg);
             }
             if refused {
                 return Err("a persistent subscriber's queue is full".into());

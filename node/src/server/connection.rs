@@ -497,7 +497,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             // MQTT 3.1.1 has no negative acknowledgement: close without acknowledging,
             // so the client sends the message again later.
             self.broker.store.submit(batch);
-            self.broker.deliver_then_run_rules(routed, &msg);
+            self.broker.finish_publish(routed, &msg);
             return self.protocol_violation(ctx, code, "a persistent subscriber's queue is full");
         }
         if code != reason::SUCCESS && p.qos == QoS::ExactlyOnce {
@@ -520,7 +520,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             self.broker.store.submit(batch);
             self.queue_ack(ack, None);
         }
-        self.broker.deliver_then_run_rules(routed, &msg);
+        self.broker.finish_publish(routed, &msg);
     }
 
     /// Queues an acknowledgement behind earlier ones; `ticket` is the storage commit it

@@ -216,6 +216,38 @@ fn section_pair(desired: &Map<String, Value>, reported: &Map<String, Value>) -> 
 }
 
 impl Shadow {
+    /// The shadow as stored bytes: its version and document (null once deleted).
+    pub fn encode(&self) -> Vec<u8> {
+        let state = self.state.as_ref().map(|s| {
+            json!({
+                "desired": s.desired, "reported": s.reported,
+                "desired_meta": s.desired_meta, "reported_meta": s.reported_meta,
+                "timestamp": s.timestamp,
+            })
+        });
+        serde_json::to_vec(&json!({ "version": self.version, "state": state })).unwrap_or_default()
+    }
+
+    /// A shadow from [`Shadow::encode`]'s bytes; `None` when they are not such a record.
+    pub fn decode(bytes: &[u8]) -> Option<Shadow> {
+        let doc: Value = serde_json::from_slice(bytes).ok()?;
+        let version = doc.get("version")?.as_u64()?;
+        let state = match doc.get("state")? {
+            Value::Null => None,
+            s => {
+                let map = |k: &str| s.get(k).and_then(Value::as_object).cloned();
+                Some(State {
+                    desired: map("desired")?,
+                    reported: map("reported")?,
+                    desired_meta: map("desired_meta")?,
+                    reported_meta: map("reported_meta")?,
+                    timestamp: s.get("timestamp")?.as_u64()?,
+                })
+            }
+        };
+        Some(Shadow { state, version })
+    }
+
     /// The current version (0 for a shadow never written).
     pub fn version(&self) -> u64 {
         self.version
@@ -445,6 +477,16 @@ mod tests {
         assert_eq!(s.delete("lamp", None, 3).unwrap_err().code, 404);
         let u = update(&mut s, json!({"state": {"reported": {"a": 1}}}), 4).unwrap();
         assert_eq!(u.accepted["version"], json!(2));
+    }
+
+    #[test]
+    fn encoded_shadows_decode_to_the_same_shadow() {
+        let mut s = Shadow::default();
+        update(&mut s, json!({"state": {"reported": {"a": [1, {"b": 2}]}, "desired": {"c": "x"}}}), 5).unwrap();
+        assert_eq!(Shadow::decode(&s.encode()), Some(s.clone()));
+        s.delete("t", None, 6).unwrap();
+        assert_eq!(Shadow::decode(&s.encode()), Some(s));
+        assert_eq!(Shadow::decode(b"garbage"), None);
     }
 
     #[test]

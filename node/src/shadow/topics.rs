@@ -1,0 +1,122 @@
+//! The reserved MQTT topics of device shadows:
+//! `$aws/things/{thingName}/shadow[/name/{shadowName}]/{get|update|delete}`.
+
+/// What a request asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `get`.
+    Get,
+    /// `update`.
+    Update,
+    /// `delete`.
+    Delete,
+}
+
+impl Operation {
+    /// The topic segment.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Get => "get",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+}
+
+/// A shadow request addressed by topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request<'t> {
+    /// The thing.
+    pub thing: &'t str,
+    /// The named shadow, or `None` for the classic shadow.
+    pub shadow: Option<&'t str>,
+    /// The operation.
+    pub op: Operation,
+}
+
+/// Longest thing name AWS allows.
+pub const MAX_THING_NAME: usize = 128;
+/// Longest shadow name AWS allows.
+pub const MAX_SHADOW_NAME: usize = 64;
+
+fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
+}
+
+/// The request a topic addresses, when it is one (responses such as `.../update/accepted`
+/// are not requests).
+pub fn parse(topic: &str) -> Option<Request<'_>> {
+    let rest = topic.strip_prefix("$aws/things/")?;
+    let (thing, rest) = rest.split_once("/shadow/")?;
+    let (shadow, op) = match rest.strip_prefix("name/") {
+        Some(named) => {
+            let (name, op) = named.split_once('/')?;
+            (Some(name), op)
+        }
+        None => (None, rest),
+    };
+    let op = match op {
+        "get" => Operation::Get,
+        "update" => Operation::Update,
+        "delete" => Operation::Delete,
+        _ => return None,
+    };
+    if !valid_name(thing, MAX_THING_NAME) || shadow.is_some_and(|s| !valid_name(s, MAX_SHADOW_NAME)) {
+        return None;
+    }
+    Some(Request { thing, shadow, op })
+}
+
+impl Request<'_> {
+    /// `$aws/things/{thing}/shadow[/name/{shadow}]/{op}/{suffix}`.
+    pub fn response_topic(&self, suffix: &str) -> String {
+        match self.shadow {
+            Some(s) => format!("$aws/things/{}/shadow/name/{s}/{}/{suffix}", self.thing, self.op.name()),
+            None => format!("$aws/things/{}/shadow/{}/{suffix}", self.thing, self.op.name()),
+        }
+    }
+
+    /// The name a 404 message shows: the shadow's name, or the thing's for a classic shadow.
+    pub fn display_name(&self) -> &str {
+        self.shadow.unwrap_or(self.thing)
+    }
+
+    /// The storage key: thing, 0, shadow name (empty for the classic shadow).
+    pub fn key(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.thing.len() + 1 + self.shadow.map_or(0, str::len));
+        k.extend_from_slice(self.thing.as_bytes());
+        k.push(0);
+        k.extend_from_slice(self.shadow.unwrap_or("").as_bytes());
+        k
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_and_named_requests_parse_and_answer_on_their_topics() {
+        let r = parse("$aws/things/lamp-1/shadow/update").unwrap();
+        assert_eq!(r, Request { thing: "lamp-1", shadow: None, op: Operation::Update });
+        assert_eq!(r.response_topic("accepted"), "$aws/things/lamp-1/shadow/update/accepted");
+        let r = parse("$aws/things/lamp/shadow/name/cfg/get").unwrap();
+        assert_eq!(r.shadow, Some("cfg"));
+        assert_eq!(r.response_topic("rejected"), "$aws/things/lamp/shadow/name/cfg/get/rejected");
+    }
+
+    #[test]
+    fn responses_other_topics_and_bad_names_are_not_requests() {
+        for t in [
+            "$aws/things/lamp/shadow/update/accepted",
+            "$aws/things/lamp/shadow/update/delta",
+            "$aws/things/lamp/shadow/list",
+            "$aws/things//shadow/get",
+            "$aws/things/la mp/shadow/get",
+            "$aws/things/lamp/shadow/name//get",
+            "things/lamp/shadow/get",
+        ] {
+            assert_eq!(parse(t), None, "{t}");
+        }
+    }
+}
