@@ -1,6 +1,7 @@
 """Black-box test fixtures: start the real `ferrite` binary on free ports and talk to it
 with real MQTT clients (paho-mqtt) and raw sockets."""
 
+import json
 import os
 import queue
 import re
@@ -242,3 +243,11 @@ def read_all(sock, timeout=2.0):
     except socket.timeout:
         pass
     return data
+
+
+def next_json_on(client, topic, timeout=5):
+    """The JSON payload of the next message `client` receives on `topic` (others are skipped)."""
+    while True:
+        m = client.get(timeout=timeout)
+        if m.topic == topic:
+            return json.loads(m.payload)

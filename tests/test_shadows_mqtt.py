@@ -3,7 +3,7 @@ application would use them (issue 6, first part)."""
 
 import json
 
-from conftest import Client
+from conftest import Client, next_json_on as next_on
 
 SHADOW = "$aws/things/lamp/shadow"
 
@@ -11,12 +11,6 @@ SHADOW = "$aws/things/lamp/shadow"
 def request(client, op, body, prefix=SHADOW):
     client.publish(f"{prefix}/{op}", json.dumps(body) if body is not None else "", qos=1)
 
-
-def next_on(client, topic, timeout=5):
-    while True:
-        m = client.get(timeout=timeout)
-        if m.topic == topic:
-            return json.loads(m.payload)
 
 
 def test_reported_then_desired_gives_the_device_a_delta(node):

@@ -9,6 +9,7 @@
 //! Invariant: a QoS 1/2 publish is acknowledged only after the [`Batch`] that `route`
 //! filled (queue records of persistent subscribers, the retained message) is durable.
 
+pub mod lifecycle;
 pub mod message;
 pub mod retained;
 pub mod router;
@@ -178,6 +179,8 @@ pub struct Broker {
     pub rules: crate::rules::RuleEngine,
     /// Device shadows, answering requests on their reserved topics.
     pub shadows: crate::shadow::ShadowService,
+    /// Orders lifecycle (presence) events.
+    pub lifecycle_versions: lifecycle::VersionCounter,
     sessions: Vec<Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>>,
     next_seq: AtomicU64,
     next_generation: AtomicU64,
@@ -333,6 +336,7 @@ impl Broker {
             metrics,
             rules: crate::rules::RuleEngine::default(),
             shadows: crate::shadow::ShadowService::default(),
+            lifecycle_versions: lifecycle::VersionCounter::starting_at(now_ms()),
             sessions: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             next_seq: AtomicU64::new(1),
             next_generation: AtomicU64::new(1),

@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
 
 use super::framing::{PacketDecoder, ReadError};
+use crate::broker::lifecycle::{self, DisconnectReason};
 use crate::broker::message::{now_ms, Message};
 use crate::broker::session::Send as SessionSend;
 use crate::broker::{Broker, ConnLink, Kick, SessionHandle, Wake};
@@ -77,6 +78,11 @@ pub struct Connection<W: AsyncWrite + Unpin + 'static> {
     pending_acks: VecDeque<PendingAck>,
     next_ticket: u64,
     closing: bool,
+    /// Names this connection in lifecycle events.
+    session_id: String,
+    /// Why the connection ends, once known (the first cause wins; none means the socket was
+    /// lost).
+    end_reason: Option<DisconnectReason>,
 }
 
 impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
@@ -112,6 +118,8 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 pending_acks: VecDeque::new(),
                 next_ticket: 0,
                 closing: false,
+                session_id: format!("{:032x}", rand::random::<u128>()),
+                end_reason: None,
             }
         });
     }
@@ -156,7 +164,34 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         ctx.run_later(Duration::from_secs(5), |_, ctx| ctx.stop());
     }
 
+    /// Records why the connection ends, unless an earlier cause was recorded.
+    fn ending(&mut self, reason: DisconnectReason) {
+        self.end_reason.get_or_insert(reason);
+    }
+
+    /// Publishes a presence event for the attached client.
+    fn publish_presence(&self, event: lifecycle::Presence<'_>) {
+        let Some(a) = self.attached.as_ref() else { return };
+        if !lifecycle::has_events(&a.client_id) {
+            return;
+        }
+        let version = self.broker.lifecycle_versions.next();
+        let (topic, doc) = lifecycle::presence(&a.client_id, &self.session_id, event, now_ms(), version);
+        self.broker.publish_internal(topic, doc);
+    }
+
+    /// Publishes a subscribed/unsubscribed event for the attached client.
+    fn publish_subscriptions(&self, subscribed: bool, topics: &[String]) {
+        let Some(a) = self.attached.as_ref() else { return };
+        if topics.is_empty() || !lifecycle::has_events(&a.client_id) {
+            return;
+        }
+        let (topic, doc) = lifecycle::subscriptions(&a.client_id, &self.session_id, subscribed, topics, now_ms());
+        self.broker.publish_internal(topic, doc);
+    }
+
     fn protocol_violation(&mut self, ctx: &mut Context<Self>, code: u8, why: &str) {
+        self.ending(DisconnectReason::ClientError);
         self.broker.metrics.protocol_errors_total.inc();
         tracing::warn!(peer = %self.peer, client_id = ?self.attached.as_ref().map(|a| a.client_id.clone()), reason_code = code, why, "closing connection: protocol violation");
         self.close(ctx, Some(code), why);
@@ -278,6 +313,8 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             inbound_unacked: 0,
             problem_info: c.properties.request_problem_information.unwrap_or(1) == 1,
         });
+        let ip = self.peer.ip().to_string();
+        self.publish_presence(lifecycle::Presence::Connected { ip: &ip });
         if opened.session_present {
             let mut sends = Vec::new();
             opened.session.inner.lock().state.resend_inflight(&mut sends);
@@ -288,6 +325,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             let period = (self.keep_alive / 2).max(Duration::from_millis(500));
             ctx.run_interval(period, |act, ctx| {
                 if act.last_packet.elapsed() > act.keep_alive.mul_f32(1.5) {
+                    act.ending(DisconnectReason::KeepAliveTimeout);
                     act.broker.metrics.keepalive_timeouts_total.inc();
                     tracing::info!(peer = %act.peer, "keep-alive timeout");
                     act.close(ctx, Some(reason::KEEP_ALIVE_TIMEOUT), "keep alive timeout");
@@ -568,9 +606,11 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             properties: Properties::default(),
             reason_codes: codes,
         }));
+        let topics: Vec<String> = granted.iter().map(|(f, _, _)| f.clone()).collect();
         for (filter, options, fresh) in granted {
             self.broker.send_retained(&session, &filter, options, sub_id, fresh);
         }
+        self.publish_subscriptions(true, &topics);
         self.drain_session();
         self.flush();
     }
@@ -594,6 +634,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             properties: Properties::default(),
             reason_codes: codes,
         }));
+        self.publish_subscriptions(false, &u.filters);
         self.flush();
     }
 
@@ -645,6 +686,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     }
 
     fn on_disconnect(&mut self, ctx: &mut Context<Self>, d: Disconnect) {
+        self.ending(DisconnectReason::ClientInitiated);
         if let Some(a) = self.attached.as_mut() {
             if d.reason_code != reason::DISCONNECT_WITH_WILL {
                 a.will = None;
@@ -710,6 +752,8 @@ impl<W: AsyncWrite + Unpin + 'static> Actor for Connection<W> {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.broker.metrics.connections.dec();
+        let reason = self.end_reason.unwrap_or(DisconnectReason::ConnectionLost);
+        self.publish_presence(lifecycle::Presence::Disconnected(reason));
         if let Some(a) = self.attached.take() {
             self.broker.close_session(&a.session, a.generation, a.will);
         }
@@ -770,6 +814,11 @@ impl<W: AsyncWrite + Unpin + 'static> Handler<Wake> for Connection<W> {
 impl<W: AsyncWrite + Unpin + 'static> Handler<Kick> for Connection<W> {
     type Result = ();
     fn handle(&mut self, kick: Kick, ctx: &mut Self::Context) {
+        self.ending(if kick.0 == reason::SESSION_TAKEN_OVER {
+            DisconnectReason::DuplicateClientId
+        } else {
+            DisconnectReason::ServerInitiated
+        });
         if let Some(a) = self.attached.take() {
             tracing::info!(client_id = %a.client_id, reason_code = kick.0, "server disconnects client");
             if kick.0 == reason::SESSION_TAKEN_OVER {
@@ -797,6 +846,7 @@ impl<W: AsyncWrite + Unpin + 'static> Handler<Committed> for Connection<W> {
     type Result = ();
     fn handle(&mut self, c: Committed, ctx: &mut Self::Context) {
         if !c.ok {
+            self.ending(DisconnectReason::ServerError);
             self.broker.metrics.storage_errors_total.inc();
             // Never acknowledge what is not stored: drop the connection so the client resends.
             return self.close(ctx, Some(reason::UNSPECIFIED_ERROR), "storage failure");
