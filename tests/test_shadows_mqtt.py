@@ -2,6 +2,7 @@
 application would use them (issue 6, first part)."""
 
 import json
+import queue
 
 from conftest import Client, next_json_on as next_on
 
@@ -89,3 +90,22 @@ def test_shadows_survive_a_restart(node):
     doc = next_on(c, f"{SHADOW}/get/accepted")
     assert doc["state"] == {"reported": {"fw": "1.2"}}
     assert doc["version"] == 1
+
+
+def test_requests_over_the_per_thing_rate_are_rejected_with_429(make_node):
+    node = make_node(config_text="[limits]\nshadow_requests_per_second_per_thing = 2\n")
+    c = Client(node, "app")
+    c.subscribe(f"{SHADOW}/get/rejected", qos=1)
+    other = "$aws/things/fan/shadow"
+    c.subscribe(f"{other}/get/rejected", qos=1)
+    for i in range(6):
+        request(c, "get", {"clientToken": f"t{i}"})
+    codes = set()
+    try:
+        while True:
+            codes.add(next_on(c, f"{SHADOW}/get/rejected", timeout=1)["code"])
+    except queue.Empty:
+        pass
+    assert 429 in codes and 404 in codes
+    request(c, "get", {}, prefix=other)
+    assert next_on(c, f"{other}/get/rejected")["code"] == 404

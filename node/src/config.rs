@@ -25,6 +25,7 @@ pub struct LimitsFile {
     pub default_session_expiry_secs: Option<u32>,
     pub max_session_expiry_secs: Option<u32>,
     pub max_keep_alive_secs: Option<u16>,
+    pub shadow_requests_per_second_per_thing: Option<u32>,
 }
 
 /// The TOML configuration file.
@@ -103,6 +104,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.max_keep_alive_secs {
             broker.max_keep_alive = v;
+        }
+        if let Some(v) = l.shadow_requests_per_second_per_thing {
+            broker.shadow_requests_per_second_per_thing = v;
         }
     }
 }

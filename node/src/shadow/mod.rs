@@ -4,6 +4,7 @@
 //! until then shadows are written to RocksDB directly, durably, before `accepted` is sent.
 
 pub mod document;
+pub mod rate;
 pub mod service;
 pub mod topics;
 

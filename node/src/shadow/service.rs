@@ -4,12 +4,14 @@
 //! requires). A request that fails gets `rejected` and changes nothing.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use ferrite_cluster::{Batch, Table};
 use parking_lot::Mutex;
 use serde_json::Value;
 
 use super::document::{Shadow, ShadowError};
+use super::rate::RateLimiter;
 use super::topics::{Operation, Request};
 use crate::broker::Broker;
 
@@ -17,6 +19,7 @@ use crate::broker::Broker;
 #[derive(Debug, Default)]
 pub struct ShadowService {
     shadows: Mutex<HashMap<Vec<u8>, Shadow>>,
+    rate: Mutex<RateLimiter>,
 }
 
 /// `clientToken` of a get/delete request body (which may be empty).
@@ -28,6 +31,13 @@ fn client_token(payload: &[u8]) -> Option<String> {
 impl ShadowService {
     /// Handles one request and publishes its responses through `broker`.
     pub fn handle(&self, broker: &Broker, req: &Request<'_>, payload: &[u8], now_s: u64) {
+        let per_second = broker.config.shadow_requests_per_second_per_thing;
+        if !self.rate.lock().allow(req.thing, per_second, Instant::now()) {
+            let err = ShadowError { code: 429, message: "Too Many Requests".into() };
+            let token = client_token(payload);
+            broker.publish_internal(req.response_topic("rejected"), err.document(now_s, token.as_deref()));
+            return;
+        }
         let mut responses: Vec<(String, Value)> = Vec::new();
         let key = req.key();
         let mut shadows = self.shadows.lock();
