@@ -13,3 +13,4 @@ pub mod rules;
 pub mod rules_cli;
 pub mod server;
 pub mod shadow;
+pub mod sigv4;
