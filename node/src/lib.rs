@@ -5,6 +5,7 @@ pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod http;
 pub mod metrics;
 pub mod mqtt;

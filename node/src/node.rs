@@ -20,6 +20,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         Arc::new(Store::open(&db_path).with_context(|| format!("cannot open storage at {}", db_path.display()))?);
     let metrics = Arc::new(Metrics::default());
     let broker = Broker::open(cfg.broker.clone(), store, metrics).context("cannot recover broker state")?;
+    let (credentials, created) = crate::credentials::Credentials::load_or_create(&cfg.data_dir)?;
     broker.rules.start(&broker, cfg.data_dir.clone()).context("cannot start the rule runtime")?;
     if let Some(dir) = &cfg.rules_dir {
         anyhow::ensure!(dir.is_dir(), "--rules-dir {}: no such directory", dir.display());
@@ -34,13 +35,21 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let http = std::net::TcpListener::bind(cfg.http_addr)
             .with_context(|| format!("cannot listen for HTTP on {}", cfg.http_addr))?;
         let (mqtt_local, ws_local, http_local) = (mqtt.local_addr()?, ws.local_addr()?, http.local_addr()?);
-        let http_server = crate::http::serve(http, broker.clone())?;
+        let credentials_path = credentials.path.clone();
+        let http_server = crate::http::serve(http, broker.clone(), credentials)?;
         actix_rt::spawn(server::serve_mqtt(mqtt, broker.clone(), workers.clone()));
         actix_rt::spawn(server::serve_ws(ws, broker.clone(), workers.clone()));
         actix_rt::spawn(http_server);
         tracing::warn!("authentication is not enabled yet: every client connects anonymously");
         tracing::info!(data_dir = %cfg.data_dir.display(), workers = cfg.workers, "node started");
         println!("listening mqtt={mqtt_local} ws={ws_local} http={http_local}");
+        if created {
+            println!("wrote a root access key for the HTTP API to {}", credentials_path.display());
+        }
+        println!(
+            "use it with: AWS_SHARED_CREDENTIALS_FILE={} aws iot-data get-thing-shadow --endpoint-url http://{http_local} ...",
+            credentials_path.display()
+        );
         let _ = std::io::stdout().flush();
         wait_for_shutdown().await;
         let clients = broker.disconnect_all(crate::mqtt::packet::reason::SERVER_SHUTTING_DOWN);

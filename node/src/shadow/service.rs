@@ -29,73 +29,87 @@ fn client_token(payload: &[u8]) -> Option<String> {
 }
 
 impl ShadowService {
-    /// Handles one request and publishes its responses through `broker`.
+    /// Handles one request arriving on its MQTT topic: the responses (or `rejected`) are
+    /// published through `broker`.
     pub fn handle(&self, broker: &Broker, req: &Request<'_>, payload: &[u8], now_s: u64) {
+        if let Err(e) = self.apply(broker, req, payload, now_s) {
+            let token = client_token(payload);
+            broker.publish_internal(req.response_topic("rejected"), e.document(now_s, token.as_deref()));
+        }
+    }
+
+    /// Applies one request, from MQTT or HTTP: on success the `accepted` document is published
+    /// (with `documents` and `delta` for updates) and returned; on failure nothing changes and
+    /// the error is returned for the caller to report its own way.
+    pub fn apply(&self, broker: &Broker, req: &Request<'_>, payload: &[u8], now_s: u64) -> Result<Value, ShadowError> {
         let per_second = broker.config.shadow_requests_per_second_per_thing;
         if !self.rate.lock().allow(req.thing, per_second, Instant::now()) {
-            let err = ShadowError { code: 429, message: "Too Many Requests".into() };
-            let token = client_token(payload);
-            broker.publish_internal(req.response_topic("rejected"), err.document(now_s, token.as_deref()));
-            return;
+            return Err(ShadowError { code: 429, message: "Too Many Requests".into() });
         }
-        let mut responses: Vec<(String, Value)> = Vec::new();
+        let internal = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::error!(thing = req.thing, error = %e, "{what} a shadow failed");
+            ShadowError { code: 500, message: "Internal service failure".into() }
+        };
         let key = req.key();
         let mut shadows = self.shadows.lock();
         let current = match shadows.get(&key) {
             Some(s) => s.clone(),
-            None => match broker.store.get(Table::Shadows, &key) {
-                Ok(bytes) => bytes.and_then(|b| Shadow::decode(&b)).unwrap_or_default(),
-                Err(e) => {
-                    tracing::error!(thing = req.thing, error = %e, "reading a shadow failed");
-                    let err = ShadowError { code: 500, message: "Internal service failure".into() };
-                    let token = client_token(payload);
-                    drop(shadows);
-                    broker.publish_internal(req.response_topic("rejected"), err.document(now_s, token.as_deref()));
-                    return;
-                }
-            },
+            None => broker
+                .store
+                .get(Table::Shadows, &key)
+                .map_err(|e| internal("reading", &e))?
+                .and_then(|b| Shadow::decode(&b))
+                .unwrap_or_default(),
         };
         let mut next = current.clone();
         let token = client_token(payload);
-        let outcome: Result<(), ShadowError> = match req.op {
-            Operation::Get => next.get(req.display_name(), token.as_deref(), now_s).map(|doc| {
-                responses.push((req.response_topic("accepted"), doc));
-            }),
-            Operation::Delete => next.delete(req.display_name(), token.as_deref(), now_s).map(|doc| {
-                responses.push((req.response_topic("accepted"), doc));
-            }),
-            Operation::Update => next.update(payload, now_s).map(|u| {
-                responses.push((req.response_topic("accepted"), u.accepted));
+        let mut responses: Vec<(String, Value)> = Vec::new();
+        let accepted = match req.op {
+            Operation::Get => next.get(req.display_name(), token.as_deref(), now_s)?,
+            Operation::Delete => next.delete(req.display_name(), token.as_deref(), now_s)?,
+            Operation::Update => {
+                let u = next.update(payload, now_s)?;
                 responses.push((req.response_topic("documents"), u.documents));
                 if let Some(delta) = u.delta {
                     responses.push((req.response_topic("delta"), delta));
                 }
-            }),
-        };
-        let outcome = outcome.and_then(|()| {
-            if next == current {
-                return Ok(());
+                u.accepted
             }
+        };
+        if next != current {
             let mut batch = Batch::new();
             batch.put(Table::Shadows, key.clone(), next.encode());
             batch.set_durable();
-            broker.store.write_now(batch).map_err(|e| {
-                tracing::error!(thing = req.thing, error = %e, "writing a shadow failed");
-                ShadowError { code: 500, message: "Internal service failure".into() }
-            })
-        });
-        match outcome {
-            Ok(()) => {
-                shadows.insert(key, next);
-            }
-            Err(e) => {
-                responses.clear();
-                responses.push((req.response_topic("rejected"), e.document(now_s, token.as_deref())));
-            }
+            broker.store.write_now(batch).map_err(|e| internal("writing", &e))?;
+            shadows.insert(key, next);
+        } else {
+            shadows.entry(key).or_insert(next);
         }
         drop(shadows);
+        broker.publish_internal(req.response_topic("accepted"), accepted.clone());
         for (topic, doc) in responses {
             broker.publish_internal(topic, doc);
         }
+        Ok(accepted)
+    }
+
+    /// The names of a thing's named shadows that exist, in name order.
+    pub fn named_shadows(&self, broker: &Broker, thing: &str) -> Result<Vec<String>, ShadowError> {
+        let mut prefix = thing.as_bytes().to_vec();
+        prefix.push(0);
+        let rows = broker.store.scan_prefix(Table::Shadows, &prefix).map_err(|e| {
+            tracing::error!(thing, error = %e, "listing shadows failed");
+            ShadowError { code: 500, message: "Internal service failure".into() }
+        })?;
+        let mut names: Vec<String> = rows
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let name = String::from_utf8(k[prefix.len()..].to_vec()).ok()?;
+                let exists = Shadow::decode(&v).is_some_and(|s| s.exists());
+                (!name.is_empty() && exists).then_some(name)
+            })
+            .collect();
+        names.sort();
+        Ok(names)
     }
 }

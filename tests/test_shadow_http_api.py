@@ -1,0 +1,101 @@
+"""The iot-data shadow routes with boto3 from PyPI, signed with the root key the node wrote on
+its first start, and the MQTT messages an HTTP update causes (issue 6, part)."""
+
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+
+import boto3
+import botocore.exceptions
+import pytest
+
+from conftest import Client, ferrite_bin, next_json_on
+
+
+def iot_data(node, profile_file=None):
+    """A boto3 iot-data client configured the way the node's startup line tells users to:
+    AWS_SHARED_CREDENTIALS_FILE pointing at the file it wrote (any region name works)."""
+    saved = os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = profile_file or os.path.join(node.data_dir, "credentials")
+    try:
+        session = boto3.session.Session(region_name="eu-west-1")
+        return session.client("iot-data", endpoint_url=f"http://{node.host}:{node.http_port}")
+    finally:
+        if saved is None:
+            del os.environ["AWS_SHARED_CREDENTIALS_FILE"]
+        else:
+            os.environ["AWS_SHARED_CREDENTIALS_FILE"] = saved
+
+
+def test_first_start_writes_a_credentials_file_and_prints_its_path(tmp_path):
+    proc = subprocess.Popen([ferrite_bin(), "serve", "--data-dir", str(tmp_path), "--mqtt-addr", "127.0.0.1:0",
+                             "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().startswith("listening ")
+        second = proc.stdout.readline().strip()
+        assert second == f"wrote a root access key for the HTTP API to {tmp_path / 'credentials'}"
+        text = (tmp_path / "credentials").read_text()
+        assert text.startswith("[default]\naws_access_key_id = AKIA")
+        assert oct((tmp_path / "credentials").stat().st_mode & 0o777) == "0o600"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_update_get_list_and_delete_shadows_with_boto3(node):
+    client = iot_data(node)
+    device = Client(node, "lamp")
+    device.subscribe("$aws/things/lamp/shadow/update/delta", qos=1)
+    out = client.update_thing_shadow(thingName="lamp", payload=json.dumps({"state": {"desired": {"on": True}}}))
+    accepted = json.loads(out["payload"].read())
+    assert accepted["version"] == 1 and accepted["state"] == {"desired": {"on": True}}
+    assert next_json_on(device, "$aws/things/lamp/shadow/update/delta")["state"] == {"on": True}
+
+    got = json.loads(client.get_thing_shadow(thingName="lamp")["payload"].read())
+    assert got["state"] == {"desired": {"on": True}, "delta": {"on": True}}
+
+    for name in ("cfg", "alarm", "net"):
+        client.update_thing_shadow(thingName="lamp", shadowName=name, payload=b'{"state":{"reported":{"x":1}}}')
+    first = client.list_named_shadows_for_thing(thingName="lamp", pageSize=2)
+    assert first["results"] == ["alarm", "cfg"]
+    rest = client.list_named_shadows_for_thing(thingName="lamp", pageSize=2, nextToken=first["nextToken"])
+    assert rest["results"] == ["net"] and "nextToken" not in rest
+
+    deleted = json.loads(client.delete_thing_shadow(thingName="lamp", shadowName="cfg")["payload"].read())
+    assert deleted["version"] == 1
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as e:
+        client.get_thing_shadow(thingName="lamp", shadowName="cfg")
+    assert e.value.response["Error"]["Message"] == "No shadow exists with name: 'cfg'"
+
+
+def test_version_conflicts_and_bad_documents_map_to_aws_exceptions(node):
+    client = iot_data(node)
+    client.update_thing_shadow(thingName="fan", payload=b'{"state":{"reported":{"rpm":10}}}')
+    with pytest.raises(client.exceptions.ConflictException):
+        client.update_thing_shadow(thingName="fan", payload=b'{"state":{"reported":{"rpm":11}},"version":9}')
+    with pytest.raises(client.exceptions.InvalidRequestException) as e:
+        client.update_thing_shadow(thingName="fan", payload=b'{"nostate":1}')
+    assert e.value.response["Error"]["Message"] == "Missing required node: state"
+    with pytest.raises(client.exceptions.RequestEntityTooLargeException):
+        client.update_thing_shadow(thingName="fan", payload=json.dumps({"state": {"reported": {"b": "x" * 9000}}}))
+
+
+def test_unsigned_and_wrongly_signed_requests_are_refused_and_change_nothing(node, tmp_path):
+    bad = tmp_path / "bad-credentials"
+    bad.write_text("[default]\naws_access_key_id = AKIANOTAKEY\naws_secret_access_key = nope\n")
+    client = iot_data(node, str(bad))
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        client.update_thing_shadow(thingName="door", payload=b'{"state":{"reported":{"open":true}}}')
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert e.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    good = iot_data(node)
+    with pytest.raises(good.exceptions.ResourceNotFoundException):
+        good.get_thing_shadow(thingName="door")
+    req = urllib.request.Request(f"http://{node.host}:{node.http_port}/things/door/shadow", method="GET")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=5)
+    assert e.value.code == 403
+    assert e.value.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
