@@ -4,6 +4,7 @@ its first start, and the MQTT messages an HTTP update causes (issue 6, part)."""
 import json
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -99,3 +100,23 @@ def test_unsigned_and_wrongly_signed_requests_are_refused_and_change_nothing(nod
         urllib.request.urlopen(req, timeout=5)
     assert e.value.code == 403
     assert e.value.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+
+def test_keys_created_and_deleted_on_a_running_node_take_effect(node, tmp_path):
+    out = subprocess.run([ferrite_bin(), "keys", "create", "--data-dir", node.data_dir, "--profile", "ops"],
+                         capture_output=True, text=True, check=True).stdout
+    key_id = out.split("aws_access_key_id = ")[1].split()[0]
+    secret = out.split("aws_secret_access_key = ")[1].split()[0]
+    listed = subprocess.run([ferrite_bin(), "keys", "list", "--data-dir", node.data_dir],
+                            capture_output=True, text=True, check=True).stdout
+    assert f"{key_id}\tops" in listed and secret not in listed
+    profile = tmp_path / "ops"
+    profile.write_text(f"[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n")
+    ops = iot_data(node, str(profile))
+    ops.update_thing_shadow(thingName="pump", payload=b'{"state":{"reported":{"on":true}}}')
+    subprocess.run([ferrite_bin(), "keys", "delete", key_id, "--data-dir", node.data_dir], check=True,
+                   capture_output=True)
+    time.sleep(0.05)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ops.get_thing_shadow(thingName="pump")
+    assert e.value.response["Error"]["Code"] == "UnrecognizedClientException"

@@ -42,6 +42,12 @@ pub enum Command {
     /// Example: ferrite rules check rules/
     #[command(subcommand)]
     Rules(crate::rules_cli::RulesCommand),
+    /// Access keys of the HTTP API (SigV4), kept in DATA_DIR/credentials in the AWS
+    /// shared-credentials format.
+    ///
+    /// Example: ferrite keys create --data-dir /var/lib/ferrite --profile ops
+    #[command(subcommand)]
+    Keys(crate::credentials::KeysCommand),
 }
 
 /// Flags of `ferrite serve`; each has a key of the same name (with `_`) in the TOML file.
@@ -127,6 +133,7 @@ pub fn main() -> ExitCode {
         }),
         Command::Bench(args) => crate::bench::run(args),
         Command::Rules(command) => return finish(crate::rules_cli::run(command)),
+        Command::Keys(command) => crate::credentials::run(command),
     };
     finish(result.map(|()| ExitCode::SUCCESS))
 }

@@ -4,15 +4,26 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::Context as _;
+use parking_lot::RwLock;
 
-/// The keys the API accepts: access key id -> secret.
-#[derive(Debug, Clone, Default)]
+/// The keys the API accepts: access key id -> secret. The file is read again when it changes,
+/// so `ferrite keys create|delete` take effect on a running node.
+#[derive(Debug, Default)]
 pub struct Credentials {
-    keys: HashMap<String, String>,
+    keys: RwLock<(Option<FileStamp>, HashMap<String, String>)>,
     /// The file they came from.
     pub path: PathBuf,
+}
+
+/// What tells a changed file: its modification time and length.
+type FileStamp = (SystemTime, u64);
+
+fn modified(path: &Path) -> Option<FileStamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {
@@ -56,14 +67,119 @@ impl Credentials {
             let text = format!("[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n");
             write_private(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
         }
+        let stamp = modified(&path);
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        Ok((Credentials { keys: parse(&text), path }, created))
+        Ok((Credentials { keys: RwLock::new((stamp, parse(&text))), path }, created))
     }
 
-    /// The secret of an access key.
+    /// The secret of an access key (rereading the file first if it changed).
     pub fn secret(&self, access_key: &str) -> Option<String> {
-        self.keys.get(access_key).cloned()
+        let stamp = modified(&self.path);
+        if stamp != self.keys.read().0 {
+            if let Ok(text) = std::fs::read_to_string(&self.path) {
+                *self.keys.write() = (stamp, parse(&text));
+            }
+        }
+        self.keys.read().1.get(access_key).cloned()
     }
+}
+
+/// `ferrite keys ...`: manage the access keys of a data directory.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Create an access key (a new profile in DATA_DIR/credentials) and print it. A running
+    /// node accepts it at once.
+    ///
+    /// Example: ferrite keys create --data-dir /var/lib/ferrite --profile ops
+    Create {
+        /// The data directory of the node.
+        #[arg(long, value_name = "DIR", default_value = "ferrite-data")]
+        data_dir: PathBuf,
+        /// Profile name for the new key.
+        #[arg(long, value_name = "NAME")]
+        profile: String,
+    },
+    /// List the access key ids (never the secrets) with their profiles.
+    List {
+        /// The data directory of the node.
+        #[arg(long, value_name = "DIR", default_value = "ferrite-data")]
+        data_dir: PathBuf,
+    },
+    /// Delete an access key; requests signed with it are refused from then on.
+    Delete {
+        /// The access key id.
+        #[arg(value_name = "ACCESS_KEY_ID")]
+        access_key: String,
+        /// The data directory of the node.
+        #[arg(long, value_name = "DIR", default_value = "ferrite-data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// Profiles of a shared-credentials file in order: (name, access key id, its lines).
+fn profiles(text: &str) -> Vec<(String, Option<String>, Vec<String>)> {
+    let mut out: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            out.push((name.to_string(), None, vec![line.to_string()]));
+        } else if let Some(p) = out.last_mut() {
+            if let Some(("aws_access_key_id", v)) = t.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                p.1 = Some(v.to_string());
+            }
+            p.2.push(line.to_string());
+        }
+    }
+    out
+}
+
+/// Runs a `keys` subcommand.
+pub fn run(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { data_dir, profile } => {
+            std::fs::create_dir_all(&data_dir)?;
+            let (creds, _) = Credentials::load_or_create(&data_dir)?;
+            let text = std::fs::read_to_string(&creds.path)?;
+            anyhow::ensure!(
+                profiles(&text).iter().all(|(name, _, _)| *name != profile),
+                "profile `{profile}` already exists in {}",
+                creds.path.display()
+            );
+            let id = format!("AKIA{}", random_string(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"));
+            let secret = random_string(40, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+            let mut new = text.trim_end().to_string();
+            new.push_str(&format!("\n\n[{profile}]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"));
+            std::fs::write(&creds.path, new)?;
+            println!("profile {profile} in {}", creds.path.display());
+            println!("aws_access_key_id = {id}");
+            println!("aws_secret_access_key = {secret}");
+        }
+        KeysCommand::List { data_dir } => {
+            let path = data_dir.join("credentials");
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            for (name, id, _) in profiles(&text) {
+                println!("{}\t{name}", id.unwrap_or_else(|| "-".into()));
+            }
+        }
+        KeysCommand::Delete { access_key, data_dir } => {
+            let path = data_dir.join("credentials");
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let all = profiles(&text);
+            anyhow::ensure!(
+                all.iter().any(|(_, id, _)| id.as_deref() == Some(access_key.as_str())),
+                "no access key {access_key} in {}",
+                path.display()
+            );
+            let kept: Vec<String> = all
+                .into_iter()
+                .filter(|(_, id, _)| id.as_deref() != Some(access_key.as_str()))
+                .map(|(_, _, lines)| lines.join("\n").trim_end().to_string())
+                .collect();
+            std::fs::write(&path, kept.join("\n\n") + "\n")?;
+            println!("deleted {access_key}");
+        }
+    }
+    Ok(())
 }
 
 /// Writes a file only its owner can read.
@@ -95,8 +211,28 @@ mod tests {
         assert!(text.starts_with("[default]\naws_access_key_id = AKIA"));
         let (again, created) = Credentials::load_or_create(dir.path()).unwrap();
         assert!(!created);
-        assert_eq!(first.keys, again.keys);
-        assert_eq!(first.keys.len(), 1);
+        assert_eq!(first.keys.read().1, again.keys.read().1);
+        assert_eq!(first.keys.read().1.len(), 1);
+    }
+
+    #[test]
+    fn created_and_deleted_keys_take_effect_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (creds, _) = Credentials::load_or_create(dir.path()).unwrap();
+        let data_dir = dir.path().to_path_buf();
+        run(KeysCommand::Create { data_dir: data_dir.clone(), profile: "ops".into() }).unwrap();
+        let text = std::fs::read_to_string(&creds.path).unwrap();
+        let (_, id, _) = profiles(&text).into_iter().find(|(n, _, _)| n == "ops").unwrap();
+        let id = id.unwrap();
+        // The file's timestamp may not move within one test; force a reread.
+        creds.keys.write().0 = None;
+        assert!(creds.secret(&id).is_some());
+        assert!(run(KeysCommand::Create { data_dir: data_dir.clone(), profile: "ops".into() }).is_err());
+        run(KeysCommand::Delete { access_key: id.clone(), data_dir: data_dir.clone() }).unwrap();
+        creds.keys.write().0 = None;
+        assert!(creds.secret(&id).is_none());
+        assert_eq!(profiles(&std::fs::read_to_string(&creds.path).unwrap()).len(), 1);
+        assert!(run(KeysCommand::Delete { access_key: id, data_dir }).is_err());
     }
 
     #[test]
