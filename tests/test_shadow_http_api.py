@@ -120,3 +120,24 @@ def test_keys_created_and_deleted_on_a_running_node_take_effect(node, tmp_path):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ops.get_thing_shadow(thingName="pump")
     assert e.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
+def test_publish_and_retained_messages_over_http(node):
+    client = iot_data(node)
+    sub = Client(node, "sub")
+    sub.subscribe("plant/+/status", qos=1)
+    client.publish(topic="plant/7/status", qos=1, retain=True, payload=b'{"ok":true}')
+    m = sub.get()
+    assert (m.topic, m.payload, m.qos) == ("plant/7/status", b'{"ok":true}', 1)
+    client.publish(topic="plant/8/status", retain=True, payload=b"up")
+    got = client.get_retained_message(topic="plant/7/status")
+    assert (got["topic"], got["payload"], got["qos"]) == ("plant/7/status", b'{"ok":true}', 1)
+    assert got["lastModifiedTime"] > 0
+    first = client.list_retained_messages(maxResults=1)
+    assert [t["topic"] for t in first["retainedTopics"]] == ["plant/7/status"]
+    rest = client.list_retained_messages(maxResults=1, nextToken=first["nextToken"])
+    assert [(t["topic"], t["payloadSize"]) for t in rest["retainedTopics"]] == [("plant/8/status", 2)]
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_retained_message(topic="plant/9/status")
+    with pytest.raises(client.exceptions.InvalidRequestException):
+        client.publish(topic="plant/+/status", payload=b"x")

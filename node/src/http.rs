@@ -118,13 +118,11 @@ async fn list_named_shadows(
         Ok(n) => n,
         Err(e) => return shadow_error(&e),
     };
-    let page = query.page_size.unwrap_or(25).clamp(1, 100);
-    // The token is the last name of the previous page.
-    let start = query.next_token.as_deref().map_or(0, |after| names.partition_point(|n| n.as_str() <= after));
-    let results: Vec<&String> = names[start..].iter().take(page).collect();
+    let (results, next) =
+        page_after(&names, |n| n.as_str(), query.next_token.as_deref(), query.page_size.unwrap_or(25).clamp(1, 100));
     let mut doc = json!({ "results": results, "timestamp": now_ms() / 1000 });
-    if start + page < names.len() {
-        doc["nextToken"] = json!(results.last());
+    if let Some(t) = next {
+        doc["nextToken"] = json!(t);
     }
     HttpResponse::Ok().json(doc)
 }
@@ -141,6 +139,143 @@ async fn metrics(broker: web::Data<Arc<Broker>>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(broker.metrics.render() + &broker.rules.render_metrics())
+}
+
+/// Decodes `%XX` escapes of a path segment (the topic labels of the data-plane routes).
+fn percent_decoded(raw: &str) -> Option<String> {
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The topic label after `prefix` in the request's raw path.
+fn topic_label(req: &HttpRequest, prefix: &str) -> Option<String> {
+    percent_decoded(req.uri().path().strip_prefix(prefix)?)
+}
+
+#[derive(serde::Deserialize)]
+struct PublishQuery {
+    qos: Option<u8>,
+    retain: Option<bool>,
+}
+
+/// Publish: the body goes to the topic as if an MQTT client had published it. A QoS 1
+/// publish answers 200 only once it is durable.
+async fn publish(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<PublishQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(refused) = authenticate(&api, &req, &body, "iotdata") {
+        return *refused;
+    }
+    let Some(topic) = topic_label(&req, "/topics/") else {
+        return aws_error(400, "InvalidRequestException", "The topic is not valid percent-encoded UTF-8");
+    };
+    let broker = &api.broker;
+    if let Err(e) = crate::mqtt::topic::validate_topic_name(&topic, &broker.config.topic_limits) {
+        return aws_error(400, "InvalidRequestException", &format!("Invalid topic {topic:?}: {}", e.message));
+    }
+    if body.len() > broker.config.max_payload {
+        return aws_error(413, "RequestEntityTooLargeException", "The payload exceeds the maximum size allowed");
+    }
+    let qos = match query.qos.unwrap_or(0) {
+        0 => crate::mqtt::packet::QoS::AtMostOnce,
+        1 => crate::mqtt::packet::QoS::AtLeastOnce,
+        _ => return aws_error(400, "InvalidRequestException", "qos must be 0 or 1"),
+    };
+    let msg = Arc::new(crate::broker::message::Message {
+        topic: topic.as_str().into(),
+        payload: body.clone(),
+        qos,
+        retain: query.retain.unwrap_or(false),
+        properties: crate::mqtt::packet::Properties::default(),
+        publisher: None,
+        created_ms: now_ms(),
+        rule_hops: 0,
+    });
+    if !broker.publish_and_wait(&msg).await.stored {
+        return aws_error(500, "InternalFailureException", "Internal service failure");
+    }
+    HttpResponse::Ok().finish()
+}
+
+/// GetRetainedMessage.
+async fn get_retained(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    use base64::Engine as _;
+    if let Err(refused) = authenticate(&api, &req, &body, "iotdata") {
+        return *refused;
+    }
+    let Some(topic) = topic_label(&req, "/retainedMessage/") else {
+        return aws_error(400, "InvalidRequestException", "The topic is not valid percent-encoded UTF-8");
+    };
+    match api.broker.retained.get(&topic) {
+        Some(m) => HttpResponse::Ok().json(json!({
+            "topic": &*m.topic,
+            "payload": base64::engine::general_purpose::STANDARD.encode(&m.payload),
+            "qos": m.qos as u8,
+            "lastModifiedTime": m.created_ms,
+        })),
+        None => aws_error(404, "ResourceNotFoundException", &format!("No retained message exists for topic '{topic}'")),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetainedQuery {
+    next_token: Option<String>,
+    max_results: Option<usize>,
+}
+
+/// ListRetainedMessages: summaries in topic order, `maxResults` at a time (default 50).
+async fn list_retained(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<RetainedQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(refused) = authenticate(&api, &req, &body, "iotdata") {
+        return *refused;
+    }
+    let all = api.broker.retained.all();
+    let size = query.max_results.unwrap_or(50).clamp(1, 200);
+    let (page, next) = page_after(&all, |m| &m.topic, query.next_token.as_deref(), size);
+    let topics: Vec<serde_json::Value> = page
+        .iter()
+        .map(|m| json!({ "topic": &*m.topic, "payloadSize": m.payload.len(), "qos": m.qos as u8, "lastModifiedTime": m.created_ms }))
+        .collect();
+    let mut doc = json!({ "retainedTopics": topics });
+    if let Some(t) = next {
+        doc["nextToken"] = json!(t);
+    }
+    HttpResponse::Ok().json(doc)
+}
+
+/// One page of `items` (sorted by `key`) after the `after` token, and the next token when
+/// more follow: the key of the page's last item.
+fn page_after<'i, T>(
+    items: &'i [T],
+    key: impl Fn(&T) -> &str,
+    after: Option<&str>,
+    size: usize,
+) -> (&'i [T], Option<String>) {
+    let start = after.map_or(0, |a| items.partition_point(|i| key(i) <= a));
+    let end = (start + size).min(items.len());
+    let page = &items[start..end];
+    let next = (end < items.len()).then(|| page.last().map(|i| key(i).to_string())).flatten();
+    (page, next)
 }
 
 /// Starts the HTTP server on an already-bound listener.
@@ -169,6 +304,9 @@ pub fn serve(
                     .to(thing_shadow),
             )
             .route("/api/things/shadow/ListNamedShadowsForThing/{thingName}", web::get().to(list_named_shadows))
+            .route("/topics/{topic:.*}", web::post().to(publish))
+            .route("/retainedMessage", web::get().to(list_retained))
+            .route("/retainedMessage/{topic:.*}", web::get().to(get_retained))
     })
     .workers(1)
     .disable_signals()

@@ -302,6 +302,16 @@ fn encode_session_meta(expiry: u32, disconnected_ms: u64, protocol: ProtocolVers
 /// Publishes to `$aws/rules/{rule}/...` go to that rule only (AWS's Basic Ingest).
 pub const BASIC_INGEST_PREFIX: &str = "$aws/rules/";
 
+/// How [`Broker::publish_and_wait`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The durable part (QoS 1/2 copies for persistent sessions, a retained message) was
+    /// written.
+    pub stored: bool,
+    /// A persistent subscriber's queue was full (MQTT 5 answers QUOTA_EXCEEDED).
+    pub refused_by_persistent: bool,
+}
+
 /// Result of routing one message.
 pub struct Routed {
     /// Sessions that received the message.
@@ -705,6 +715,31 @@ impl Broker {
         let routed = self.route(msg, &mut batch);
         self.store.submit(batch);
         self.finish_publish(routed, msg);
+    }
+
+    /// Publishes a message on behalf of something that waits for the answer (a rule's
+    /// republish, the HTTP Publish API): routes it, waits until its durable part is written,
+    /// finishes it, and says whether storage succeeded and whether a persistent subscriber's
+    /// full queue refused it.
+    pub async fn publish_and_wait(&self, msg: &Arc<Message>) -> Published {
+        let mut batch = Batch::new();
+        let routed = self.route(msg, &mut batch);
+        let refused_by_persistent = routed.refused_by_persistent;
+        let stored = if batch.is_durable() {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.store.commit(
+                batch,
+                Box::new(move |r| {
+                    let _ = tx.send(r.is_ok());
+                }),
+            );
+            rx.await.unwrap_or(false)
+        } else {
+            self.store.submit(batch);
+            true
+        };
+        self.finish_publish(routed, msg);
+        Published { stored, refused_by_persistent }
     }
 
     /// Finishes a routed message: wakes the sessions it was queued for, then serves it if it

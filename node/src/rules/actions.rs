@@ -285,27 +285,11 @@ async fn execute(job: &Job, broker: &Weak<Broker>, data_dir: &std::path::Path) -
                 created_ms: now_ms(),
                 rule_hops: job.meta.rule_hops.saturating_add(1),
             });
-            let mut batch = ferrite_cluster::Batch::new();
-            let routed = broker.route(&msg, &mut batch);
-            let refused = routed.refused_by_persistent;
-            if batch.is_durable() {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                broker.store.commit(
-                    batch,
-                    Box::new(move |r| {
-                        let _ = tx.send(r.is_ok());
-                    }),
-                );
-                let ok = rx.await.unwrap_or(false);
-                broker.finish_publish(routed, &msg);
-                if !ok {
-                    return Err("storage failed to persist the republished message".into());
-                }
-            } else {
-                broker.store.submit(batch);
-                broker.finish_publish(routed, &msg);
+            let published = broker.publish_and_wait(&msg).await;
+            if !published.stored {
+                return Err("storage failed to persist the republished message".into());
             }
-            if refused {
+            if published.refused_by_persistent {
                 return Err("a persistent subscriber's queue is full".into());
             }
             Ok(())
