@@ -141,3 +141,17 @@ def test_publish_and_retained_messages_over_http(node):
         client.get_retained_message(topic="plant/9/status")
     with pytest.raises(client.exceptions.InvalidRequestException):
         client.publish(topic="plant/+/status", payload=b"x")
+
+
+def test_the_aws_cli_works_with_the_printed_credentials_file(node, tmp_path):
+    env = dict(os.environ, AWS_SHARED_CREDENTIALS_FILE=os.path.join(node.data_dir, "credentials"),
+               AWS_DEFAULT_REGION="local", AWS_CONFIG_FILE=str(tmp_path / "none"))
+    endpoint = f"http://{node.host}:{node.http_port}"
+    out = tmp_path / "out.json"
+    subprocess.run(["aws", "iot-data", "update-thing-shadow", "--endpoint-url", endpoint, "--thing-name", "cli-lamp",
+                    "--payload", '{"state":{"reported":{"on":true}}}', str(out)],
+                   env=env, check=True, capture_output=True, timeout=60)
+    assert json.loads(out.read_text())["version"] == 1
+    subprocess.run(["aws", "iot-data", "get-thing-shadow", "--endpoint-url", endpoint, "--thing-name", "cli-lamp",
+                    str(out)], env=env, check=True, capture_output=True, timeout=60)
+    assert json.loads(out.read_text())["state"] == {"reported": {"on": True}}

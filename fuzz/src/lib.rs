@@ -1,4 +1,4 @@
-//! The node's sans-IO MQTT modules, compiled on their own so fuzzing does not build
+//! The node's sans-IO modules (MQTT, SigV4), compiled on their own so fuzzing does not build
 //! RocksDB and the rest of the node. The files are the node's own, not copies.
 
 #[path = "../../node/src/mqtt/packet.rs"]
@@ -11,3 +11,6 @@ pub mod codec;
 pub mod mqtt {
     pub use super::{codec, packet};
 }
+
+#[path = "../../node/src/sigv4.rs"]
+pub mod sigv4;
