@@ -251,3 +251,21 @@ def next_json_on(client, topic, timeout=5):
         m = client.get(timeout=timeout)
         if m.topic == topic:
             return json.loads(m.payload)
+
+
+def aws_client(node, service, credentials_file=None):
+    """A boto3 client of `service` ("iot", "iot-data") for the node, configured the way the
+    node's startup line tells users to: AWS_SHARED_CREDENTIALS_FILE pointing at the file it
+    wrote (any region name works)."""
+    import boto3
+
+    saved = os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = credentials_file or os.path.join(node.data_dir, "credentials")
+    try:
+        session = boto3.session.Session(region_name="eu-west-1")
+        return session.client(service, endpoint_url=f"http://{node.host}:{node.http_port}")
+    finally:
+        if saved is None:
+            del os.environ["AWS_SHARED_CREDENTIALS_FILE"]
+        else:
+            os.environ["AWS_SHARED_CREDENTIALS_FILE"] = saved

@@ -8,26 +8,14 @@ import time
 import urllib.error
 import urllib.request
 
-import boto3
 import botocore.exceptions
 import pytest
 
-from conftest import Client, ferrite_bin, next_json_on
+from conftest import Client, aws_client, ferrite_bin, next_json_on
 
 
 def iot_data(node, profile_file=None):
-    """A boto3 iot-data client configured the way the node's startup line tells users to:
-    AWS_SHARED_CREDENTIALS_FILE pointing at the file it wrote (any region name works)."""
-    saved = os.environ.get("AWS_SHARED_CREDENTIALS_FILE")
-    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = profile_file or os.path.join(node.data_dir, "credentials")
-    try:
-        session = boto3.session.Session(region_name="eu-west-1")
-        return session.client("iot-data", endpoint_url=f"http://{node.host}:{node.http_port}")
-    finally:
-        if saved is None:
-            del os.environ["AWS_SHARED_CREDENTIALS_FILE"]
-        else:
-            os.environ["AWS_SHARED_CREDENTIALS_FILE"] = saved
+    return aws_client(node, "iot-data", profile_file)
 
 
 def test_first_start_writes_a_credentials_file_and_prints_its_path(tmp_path):

@@ -28,12 +28,21 @@ pub enum Table {
     Meta,
     /// Device shadows, keyed by thing name, 0, shadow name (empty for the classic shadow).
     Shadows,
+    /// Registry records, keyed by kind, 0, name (`thing\0lamp`).
+    Registry,
 }
 
 impl Table {
     /// Every table, in the order they are created.
-    pub const ALL: [Table; 6] =
-        [Table::Sessions, Table::Subscriptions, Table::Queue, Table::Retained, Table::Meta, Table::Shadows];
+    pub const ALL: [Table; 7] = [
+        Table::Sessions,
+        Table::Subscriptions,
+        Table::Queue,
+        Table::Retained,
+        Table::Meta,
+        Table::Shadows,
+        Table::Registry,
+    ];
 
     /// The RocksDB column family name.
     pub fn name(self) -> &'static str {
@@ -44,6 +53,7 @@ impl Table {
             Table::Retained => "retained",
             Table::Meta => "meta",
             Table::Shadows => "shadows",
+            Table::Registry => "registry",
         }
     }
 }

@@ -28,7 +28,7 @@ fn aws_error(status: u16, error_type: &str, message: &str) -> HttpResponse {
 }
 
 /// Checks the request's SigV4 signature for `service`; the error response when it fails.
-fn authenticate(api: &Api, req: &HttpRequest, body: &[u8], service: &str) -> Result<(), Box<HttpResponse>> {
+fn authenticate(api: &Api, req: &HttpRequest, body: &[u8], service: &str) -> Result<sigv4::Signer, Box<HttpResponse>> {
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
@@ -43,7 +43,6 @@ fn authenticate(api: &Api, req: &HttpRequest, body: &[u8], service: &str) -> Res
     };
     let now = (now_ms() / 1000) as i64;
     sigv4::verify(&signed, &[service], now, |k| api.credentials.secret(k))
-        .map(|_| ())
         .map_err(|e| Box::new(aws_error(e.status, e.error_type, &e.message)))
 }
 
@@ -263,6 +262,146 @@ async fn list_retained(
     HttpResponse::Ok().json(doc)
 }
 
+fn registry_error(e: &crate::registry::things::RegistryError) -> HttpResponse {
+    aws_error(e.status, e.error_type, &e.message)
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct AttributePayload {
+    #[serde(default)]
+    attributes: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    merge: bool,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ThingBody {
+    thing_type_name: Option<String>,
+    attribute_payload: Option<AttributePayload>,
+    expected_version: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThingQuery {
+    expected_version: Option<u64>,
+}
+
+/// CreateThing, DescribeThing, UpdateThing and DeleteThing.
+async fn thing(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    name: web::Path<String>,
+    query: web::Query<ThingQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let signer = match authenticate(&api, &req, &body, "iot") {
+        Ok(s) => s,
+        Err(refused) => return *refused,
+    };
+    let (registry, store) = (&api.broker.registry, &api.broker.store);
+    let parsed: Result<ThingBody, _> =
+        if body.is_empty() { Ok(ThingBody::default()) } else { serde_json::from_slice(&body) };
+    let Ok(b) = parsed else {
+        return aws_error(400, "InvalidRequestException", "The request body is not valid JSON for this operation");
+    };
+    let result = match *req.method() {
+        actix_web::http::Method::POST => {
+            let new = crate::registry::things::NewThing {
+                name: name.to_string(),
+                thing_type: b.thing_type_name,
+                attributes: b.attribute_payload.unwrap_or_default().attributes,
+            };
+            registry
+                .create_thing(store, new, &signer.region)
+                .map(|t| json!({ "thingName": t.thing_name, "thingArn": t.thing_arn, "thingId": t.thing_id }))
+        }
+        actix_web::http::Method::GET => match registry.thing(&name) {
+            Some(t) => {
+                let mut doc = serde_json::to_value(&t).unwrap_or_default();
+                doc["defaultClientId"] = json!(t.thing_name);
+                Ok(doc)
+            }
+            None => Err(crate::registry::things::RegistryError {
+                status: 404,
+                error_type: "ResourceNotFoundException",
+                message: format!("Thing {name} cannot be found."),
+            }),
+        },
+        actix_web::http::Method::PATCH => {
+            if b.thing_type_name.is_some() {
+                return aws_error(404, "ResourceNotFoundException", "Thing types are not supported yet");
+            }
+            let payload = b.attribute_payload;
+            let update = crate::registry::things::ThingUpdate {
+                merge: payload.as_ref().is_some_and(|p| p.merge),
+                attributes: payload.map(|p| p.attributes),
+                expected_version: b.expected_version,
+            };
+            registry.update_thing(store, &name, update).map(|()| json!({}))
+        }
+        _ => registry.delete_thing(store, &name, query.expected_version).map(|()| json!({})),
+    };
+    match result {
+        Ok(doc) => HttpResponse::Ok().json(doc),
+        Err(e) => registry_error(&e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListThingsQuery {
+    next_token: Option<String>,
+    max_results: Option<usize>,
+    attribute_name: Option<String>,
+    attribute_value: Option<String>,
+    thing_type_name: Option<String>,
+    use_prefix_attribute_value: Option<bool>,
+}
+
+/// ListThings: in name order, `maxResults` at a time (default 50, at most 250).
+async fn list_things(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<ListThingsQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
+        return *refused;
+    }
+    let filter = match (&query.attribute_name, &query.attribute_value) {
+        (Some(n), Some(v)) => Some((n.as_str(), v.as_str(), query.use_prefix_attribute_value.unwrap_or(false))),
+        (None, None) => None,
+        _ => return aws_error(400, "InvalidRequestException", "attributeName and attributeValue go together"),
+    };
+    let mut things = api.broker.registry.list_things(filter);
+    if let Some(t) = &query.thing_type_name {
+        things.retain(|x| x.thing_type_name.as_deref() == Some(t.as_str()));
+    }
+    let size = query.max_results.unwrap_or(50).clamp(1, 250);
+    let (page, next) = page_after(&things, |t| &t.thing_name, query.next_token.as_deref(), size);
+    let mut doc = json!({ "things": page.iter().map(|t| json!({
+        "thingName": t.thing_name, "thingArn": t.thing_arn, "attributes": t.attributes, "version": t.version,
+    })).collect::<Vec<_>>() });
+    if let Some(t) = next {
+        doc["nextToken"] = json!(t);
+    }
+    HttpResponse::Ok().json(doc)
+}
+
+/// DescribeEndpoint: the host name clients used to reach this node (devices connect to the
+/// same host's MQTT port).
+async fn describe_endpoint(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
+        return *refused;
+    }
+    let host = req.connection_info().host().to_string();
+    let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_string();
+    HttpResponse::Ok().json(json!({ "endpointAddress": host }))
+}
+
 /// One page of `items` (sorted by `key`) after the `after` token, and the next token when
 /// more follow: the key of the page's last item.
 fn page_after<'i, T>(
@@ -305,6 +444,9 @@ pub fn serve(
             )
             .route("/api/things/shadow/ListNamedShadowsForThing/{thingName}", web::get().to(list_named_shadows))
             .route("/topics/{topic:.*}", web::post().to(publish))
+            .route("/things", web::get().to(list_things))
+            .route("/things/{thingName}", web::route().to(thing))
+            .route("/endpoint", web::get().to(describe_endpoint))
             .route("/retainedMessage", web::get().to(list_retained))
             .route("/retainedMessage/{topic:.*}", web::get().to(get_retained))
     })

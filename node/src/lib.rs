@@ -10,6 +10,7 @@ pub mod http;
 pub mod metrics;
 pub mod mqtt;
 pub mod node;
+pub mod registry;
 pub mod rules;
 pub mod rules_cli;
 pub mod server;

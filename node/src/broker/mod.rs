@@ -185,6 +185,8 @@ pub struct Broker {
     pub shadows: crate::shadow::ShadowService,
     /// Orders lifecycle (presence) events.
     pub lifecycle_versions: lifecycle::VersionCounter,
+    /// Things (and later thing types and groups).
+    pub registry: crate::registry::Registry,
     sessions: Vec<Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>>,
     next_seq: AtomicU64,
     next_generation: AtomicU64,
@@ -342,6 +344,7 @@ impl Broker {
     pub fn open(config: BrokerConfig, store: Arc<Store>, metrics: Arc<Metrics>) -> Result<Arc<Broker>, StoreError> {
         let retained = Retained::load(&store)?;
         metrics.retained_messages.set(retained.len() as i64);
+        let registry = crate::registry::Registry::load(&store)?;
         let broker = Arc::new(Broker {
             config,
             router: Router::default(),
@@ -351,6 +354,7 @@ impl Broker {
             rules: crate::rules::RuleEngine::default(),
             shadows: crate::shadow::ShadowService::default(),
             lifecycle_versions: lifecycle::VersionCounter::starting_at(now_ms()),
+            registry,
             sessions: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             next_seq: AtomicU64::new(1),
             next_generation: AtomicU64::new(1),

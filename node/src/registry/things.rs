@@ -1,0 +1,223 @@
+//! Things in the registry, as AWS IoT's `CreateThing`, `DescribeThing`, `ListThings`,
+//! `UpdateThing` and `DeleteThing` define them. Pure: commands in, records and AWS's errors
+//! out; storage sits outside (see `registry::mod`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Attributes a thing without a thing type may have (AWS's limit).
+pub const MAX_ATTRIBUTES_WITHOUT_TYPE: usize = 3;
+
+/// One thing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Thing {
+    /// The name (unique).
+    pub thing_name: String,
+    /// A generated id.
+    pub thing_id: String,
+    /// `arn:aws:iot:{region}:{account}:thing/{name}`.
+    pub thing_arn: String,
+    /// The thing type, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thing_type_name: Option<String>,
+    /// Name-value attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// Starts at 1 and grows with every update.
+    pub version: u64,
+}
+
+/// A refused command: AWS's error type, status and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryError {
+    /// HTTP status.
+    pub status: u16,
+    /// `x-amzn-ErrorType`.
+    pub error_type: &'static str,
+    /// Message.
+    pub message: String,
+}
+
+fn invalid(message: impl Into<String>) -> RegistryError {
+    RegistryError { status: 400, error_type: "InvalidRequestException", message: message.into() }
+}
+
+fn not_found(name: &str) -> RegistryError {
+    RegistryError {
+        status: 404,
+        error_type: "ResourceNotFoundException",
+        message: format!("Thing {name} cannot be found."),
+    }
+}
+
+fn version_conflict(name: &str) -> RegistryError {
+    RegistryError {
+        status: 409,
+        error_type: "VersionConflictException",
+        message: format!("The version for thing {name} does not match the expected version."),
+    }
+}
+
+fn valid_thing_name(s: &str) -> bool {
+    (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
+}
+
+/// Checks attribute names and values against AWS's patterns.
+fn check_attributes(attrs: &BTreeMap<String, String>) -> Result<(), RegistryError> {
+    for (k, v) in attrs {
+        let name_ok =
+            (1..=128).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.,@/:#-".contains(&b));
+        if !name_ok {
+            return Err(invalid(format!("Invalid attribute name {k:?}")));
+        }
+        let value_ok = v.len() <= 800 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.,@/:#=[]-".contains(&b));
+        if !value_ok {
+            return Err(invalid(format!("Invalid value {v:?} for attribute {k}")));
+        }
+    }
+    Ok(())
+}
+
+/// `CreateThing`'s input.
+#[derive(Debug, Clone, Default)]
+pub struct NewThing {
+    /// Name.
+    pub name: String,
+    /// Thing type (thing types are not built yet: any is refused as unknown).
+    pub thing_type: Option<String>,
+    /// Attributes.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// `UpdateThing`'s input.
+#[derive(Debug, Clone, Default)]
+pub struct ThingUpdate {
+    /// New attributes.
+    pub attributes: Option<BTreeMap<String, String>>,
+    /// Merge with the stored attributes (an empty value removes one) instead of replacing.
+    pub merge: bool,
+    /// Fails with 409 unless the thing is at this version.
+    pub expected_version: Option<u64>,
+}
+
+/// Creates a thing; creating an identical one again succeeds (as AWS's CreateThing does).
+pub fn create(existing: Option<&Thing>, new: NewThing, arn_prefix: &str, id: String) -> Result<Thing, RegistryError> {
+    if !valid_thing_name(&new.name) {
+        return Err(invalid(format!("Invalid thing name {:?}", new.name)));
+    }
+    if let Some(t) = &new.thing_type {
+        return Err(RegistryError {
+            status: 404,
+            error_type: "ResourceNotFoundException",
+            message: format!("Thing type {t} does not exist."),
+        });
+    }
+    check_attributes(&new.attributes)?;
+    if new.attributes.len() > MAX_ATTRIBUTES_WITHOUT_TYPE {
+        return Err(invalid("A thing without a thing type can have at most 3 attributes"));
+    }
+    if let Some(t) = existing {
+        if t.attributes == new.attributes && t.thing_type_name == new.thing_type {
+            return Ok(t.clone());
+        }
+        return Err(RegistryError {
+            status: 409,
+            error_type: "ResourceAlreadyExistsException",
+            message: format!("Thing {} already exists in account with different attributes", new.name),
+        });
+    }
+    Ok(Thing {
+        thing_arn: format!("{arn_prefix}thing/{}", new.name),
+        thing_name: new.name,
+        thing_id: id,
+        thing_type_name: new.thing_type,
+        attributes: new.attributes,
+        version: 1,
+    })
+}
+
+/// Applies an update; the new record.
+pub fn update(existing: Option<&Thing>, name: &str, u: ThingUpdate) -> Result<Thing, RegistryError> {
+    let mut t = existing.cloned().ok_or_else(|| not_found(name))?;
+    if u.expected_version.is_some_and(|v| v != t.version) {
+        return Err(version_conflict(name));
+    }
+    if let Some(attrs) = u.attributes {
+        if u.merge {
+            for (k, v) in attrs {
+                if v.is_empty() {
+                    t.attributes.remove(&k);
+                } else {
+                    t.attributes.insert(k, v);
+                }
+            }
+        } else {
+            t.attributes = attrs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        }
+        check_attributes(&t.attributes)?;
+        if t.thing_type_name.is_none() && t.attributes.len() > MAX_ATTRIBUTES_WITHOUT_TYPE {
+            return Err(invalid("A thing without a thing type can have at most 3 attributes"));
+        }
+    }
+    t.version += 1;
+    Ok(t)
+}
+
+/// Checks a delete (`DeleteThing` of a missing thing succeeds, as in AWS).
+pub fn check_delete(existing: Option<&Thing>, name: &str, expected_version: Option<u64>) -> Result<(), RegistryError> {
+    match existing {
+        Some(t) if expected_version.is_some_and(|v| v != t.version) => Err(version_conflict(name)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn new(name: &str, a: &[(&str, &str)]) -> NewThing {
+        NewThing { name: name.into(), thing_type: None, attributes: attrs(a) }
+    }
+
+    #[test]
+    fn create_is_idempotent_for_the_same_configuration_only() {
+        let t = create(None, new("lamp", &[("room", "kitchen")]), "arn:aws:iot:r:000000000000:", "id1".into()).unwrap();
+        assert_eq!(t.thing_arn, "arn:aws:iot:r:000000000000:thing/lamp");
+        assert_eq!(t.version, 1);
+        assert_eq!(create(Some(&t), new("lamp", &[("room", "kitchen")]), "", "id2".into()).unwrap(), t);
+        let e = create(Some(&t), new("lamp", &[("room", "hall")]), "", "id3".into()).unwrap_err();
+        assert_eq!((e.status, e.error_type), (409, "ResourceAlreadyExistsException"));
+    }
+
+    #[test]
+    fn names_attributes_and_limits_are_checked() {
+        assert_eq!(create(None, new("bad name", &[]), "", "i".into()).unwrap_err().status, 400);
+        assert_eq!(create(None, new("ok", &[("a", "x y")]), "", "i".into()).unwrap_err().status, 400);
+        let four = new("ok", &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]);
+        assert_eq!(create(None, four, "", "i".into()).unwrap_err().status, 400);
+        let typed = NewThing { thing_type: Some("sensor".into()), ..new("ok", &[]) };
+        assert_eq!(create(None, typed, "", "i".into()).unwrap_err().error_type, "ResourceNotFoundException");
+    }
+
+    #[test]
+    fn updates_merge_or_replace_and_check_the_expected_version() {
+        let t = create(None, new("lamp", &[("a", "1"), ("b", "2")]), "", "i".into()).unwrap();
+        let merged =
+            ThingUpdate { attributes: Some(attrs(&[("b", ""), ("c", "3")])), merge: true, expected_version: Some(1) };
+        let t2 = update(Some(&t), "lamp", merged).unwrap();
+        assert_eq!((t2.attributes.clone(), t2.version), (attrs(&[("a", "1"), ("c", "3")]), 2));
+        let replaced = ThingUpdate { attributes: Some(attrs(&[("z", "9")])), ..Default::default() };
+        assert_eq!(update(Some(&t2), "lamp", replaced).unwrap().attributes, attrs(&[("z", "9")]));
+        let stale = ThingUpdate { expected_version: Some(1), ..Default::default() };
+        assert_eq!(update(Some(&t2), "lamp", stale).unwrap_err().error_type, "VersionConflictException");
+        assert_eq!(update(None, "ghost", ThingUpdate::default()).unwrap_err().status, 404);
+        assert!(check_delete(Some(&t2), "lamp", Some(1)).is_err());
+        assert!(check_delete(Some(&t2), "lamp", Some(2)).is_ok());
+        assert!(check_delete(None, "ghost", None).is_ok());
+    }
+}

@@ -1,0 +1,63 @@
+"""Things in the registry through the `iot` control-plane API, with boto3 and the AWS CLI,
+signed with the key the node wrote (issue 6, part)."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import aws_client
+
+
+def iot(node):
+    return aws_client(node, "iot")
+
+
+def test_create_describe_update_list_and_delete_things(node):
+    c = iot(node)
+    made = c.create_thing(thingName="lamp-1", attributePayload={"attributes": {"room": "kitchen"}})
+    assert made["thingArn"] == "arn:aws:iot:eu-west-1:000000000000:thing/lamp-1"
+    again = c.create_thing(thingName="lamp-1", attributePayload={"attributes": {"room": "kitchen"}})
+    assert (again["thingId"], again["thingArn"]) == (made["thingId"], made["thingArn"]), "same configuration: same thing"
+    with pytest.raises(c.exceptions.ResourceAlreadyExistsException):
+        c.create_thing(thingName="lamp-1", attributePayload={"attributes": {"room": "hall"}})
+    d = c.describe_thing(thingName="lamp-1")
+    assert (d["thingName"], d["thingId"], d["version"], d["attributes"], d["defaultClientId"]) == \
+        ("lamp-1", made["thingId"], 1, {"room": "kitchen"}, "lamp-1")
+
+    c.update_thing(thingName="lamp-1", attributePayload={"attributes": {"floor": "2"}, "merge": True},
+                   expectedVersion=1)
+    assert c.describe_thing(thingName="lamp-1")["attributes"] == {"room": "kitchen", "floor": "2"}
+    with pytest.raises(c.exceptions.VersionConflictException):
+        c.update_thing(thingName="lamp-1", attributePayload={"attributes": {}}, expectedVersion=1)
+
+    for n in ("fan-1", "fan-2"):
+        c.create_thing(thingName=n, attributePayload={"attributes": {"room": "hall"}})
+    page = c.list_things(maxResults=2)
+    assert [t["thingName"] for t in page["things"]] == ["fan-1", "fan-2"]
+    rest = c.list_things(maxResults=2, nextToken=page["nextToken"])
+    assert [t["thingName"] for t in rest["things"]] == ["lamp-1"]
+    hall = c.list_things(attributeName="room", attributeValue="hall")
+    assert [t["thingName"] for t in hall["things"]] == ["fan-1", "fan-2"]
+
+    c.delete_thing(thingName="fan-2")
+    with pytest.raises(c.exceptions.ResourceNotFoundException):
+        c.describe_thing(thingName="fan-2")
+    with pytest.raises(c.exceptions.InvalidRequestException):
+        c.create_thing(thingName="bad name")
+
+
+def test_things_survive_a_restart_and_the_cli_lists_them(node, tmp_path):
+    c = iot(node)
+    c.create_thing(thingName="pump-9")
+    node.restart(kill=True)
+    env = dict(os.environ, AWS_SHARED_CREDENTIALS_FILE=os.path.join(node.data_dir, "credentials"),
+               AWS_DEFAULT_REGION="local", AWS_CONFIG_FILE=str(tmp_path / "none"))
+    out = subprocess.run(["aws", "iot", "list-things", "--endpoint-url", f"http://{node.host}:{node.http_port}"],
+                         env=env, check=True, capture_output=True, text=True, timeout=60).stdout
+    assert [t["thingName"] for t in json.loads(out)["things"]] == ["pump-9"]
+    endpoint = subprocess.run(["aws", "iot", "describe-endpoint", "--endpoint-url",
+                               f"http://{node.host}:{node.http_port}"],
+                              env=env, check=True, capture_output=True, text=True, timeout=60).stdout
+    assert json.loads(endpoint)["endpointAddress"] == node.host
