@@ -61,3 +61,33 @@ def test_things_survive_a_restart_and_the_cli_lists_them(node, tmp_path):
                                f"http://{node.host}:{node.http_port}"],
                               env=env, check=True, capture_output=True, text=True, timeout=60).stdout
     assert json.loads(endpoint)["endpointAddress"] == node.host
+
+
+def test_thing_types_take_things_until_deprecated_and_delete_only_when_unused(node):
+    c = iot(node)
+    made = c.create_thing_type(thingTypeName="sensor", thingTypeProperties={
+        "thingTypeDescription": "temperature sensors", "searchableAttributes": ["room"]})
+    assert made["thingTypeArn"] == "arn:aws:iot:eu-west-1:000000000000:thingtype/sensor"
+    with pytest.raises(c.exceptions.ResourceAlreadyExistsException):
+        c.create_thing_type(thingTypeName="sensor")
+    described = c.describe_thing_type(thingTypeName="sensor")
+    assert described["thingTypeProperties"]["searchableAttributes"] == ["room"]
+    assert described["thingTypeMetadata"]["deprecated"] is False
+
+    attributes = {f"a{i}": str(i) for i in range(10)}
+    c.create_thing(thingName="t-1", thingTypeName="sensor", attributePayload={"attributes": attributes})
+    assert c.describe_thing(thingName="t-1")["thingTypeName"] == "sensor"
+    with pytest.raises(c.exceptions.InvalidRequestException):
+        c.create_thing(thingName="t-2", attributePayload={"attributes": attributes})
+    with pytest.raises(c.exceptions.ResourceNotFoundException):
+        c.create_thing(thingName="t-3", thingTypeName="robot")
+
+    c.deprecate_thing_type(thingTypeName="sensor")
+    assert c.describe_thing_type(thingTypeName="sensor")["thingTypeMetadata"]["deprecated"] is True
+    with pytest.raises(c.exceptions.InvalidRequestException):
+        c.create_thing(thingName="t-4", thingTypeName="sensor")
+    with pytest.raises(c.exceptions.InvalidRequestException):
+        c.delete_thing_type(thingTypeName="sensor")
+    c.delete_thing(thingName="t-1")
+    c.delete_thing_type(thingTypeName="sensor")
+    assert c.list_thing_types()["thingTypes"] == []

@@ -281,6 +281,8 @@ struct ThingBody {
     thing_type_name: Option<String>,
     attribute_payload: Option<AttributePayload>,
     expected_version: Option<u64>,
+    #[serde(default)]
+    remove_thing_type: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -331,14 +333,13 @@ async fn thing(
             }),
         },
         actix_web::http::Method::PATCH => {
-            if b.thing_type_name.is_some() {
-                return aws_error(404, "ResourceNotFoundException", "Thing types are not supported yet");
-            }
             let payload = b.attribute_payload;
             let update = crate::registry::things::ThingUpdate {
                 merge: payload.as_ref().is_some_and(|p| p.merge),
                 attributes: payload.map(|p| p.attributes),
                 expected_version: b.expected_version,
+                thing_type: b.thing_type_name,
+                remove_thing_type: b.remove_thing_type,
             };
             registry.update_thing(store, &name, update).map(|()| json!({}))
         }
@@ -382,9 +383,19 @@ async fn list_things(
     }
     let size = query.max_results.unwrap_or(50).clamp(1, 250);
     let (page, next) = page_after(&things, |t| &t.thing_name, query.next_token.as_deref(), size);
-    let mut doc = json!({ "things": page.iter().map(|t| json!({
-        "thingName": t.thing_name, "thingArn": t.thing_arn, "attributes": t.attributes, "version": t.version,
-    })).collect::<Vec<_>>() });
+    let things: Vec<serde_json::Value> = page
+        .iter()
+        .map(|t| {
+            let mut doc = json!({
+                "thingName": t.thing_name, "thingArn": t.thing_arn, "attributes": t.attributes, "version": t.version,
+            });
+            if let Some(ty) = &t.thing_type_name {
+                doc["thingTypeName"] = json!(ty);
+            }
+            doc
+        })
+        .collect();
+    let mut doc = json!({ "things": things });
     if let Some(t) = next {
         doc["nextToken"] = json!(t);
     }
@@ -400,6 +411,108 @@ async fn describe_endpoint(api: web::Data<Api>, req: HttpRequest, body: web::Byt
     let host = req.connection_info().host().to_string();
     let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_string();
     HttpResponse::Ok().json(json!({ "endpointAddress": host }))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ThingTypeProperties {
+    thing_type_description: Option<String>,
+    #[serde(default)]
+    searchable_attributes: Vec<String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ThingTypeBody {
+    thing_type_properties: Option<ThingTypeProperties>,
+    #[serde(default)]
+    undo_deprecate: bool,
+}
+
+fn thing_type_document(t: &crate::registry::types::ThingType) -> serde_json::Value {
+    let mut props = json!({ "searchableAttributes": t.searchable_attributes });
+    if let Some(d) = &t.description {
+        props["thingTypeDescription"] = json!(d);
+    }
+    let mut meta = json!({ "deprecated": t.deprecated, "creationDate": t.creation_date });
+    if let Some(d) = t.deprecation_date {
+        meta["deprecationDate"] = json!(d);
+    }
+    json!({
+        "thingTypeName": t.thing_type_name, "thingTypeId": t.thing_type_id, "thingTypeArn": t.thing_type_arn,
+        "thingTypeProperties": props, "thingTypeMetadata": meta,
+    })
+}
+
+/// CreateThingType, DescribeThingType, DeleteThingType, and `/deprecate`.
+async fn thing_type(api: web::Data<Api>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+    let signer = match authenticate(&api, &req, &body, "iot") {
+        Ok(s) => s,
+        Err(refused) => return *refused,
+    };
+    let (registry, store) = (&api.broker.registry, &api.broker.store);
+    let parsed: Result<ThingTypeBody, _> =
+        if body.is_empty() { Ok(ThingTypeBody::default()) } else { serde_json::from_slice(&body) };
+    let Ok(b) = parsed else {
+        return aws_error(400, "InvalidRequestException", "The request body is not valid JSON for this operation");
+    };
+    let now = now_ms() / 1000;
+    let (name, deprecate) = match path.strip_suffix("/deprecate") {
+        Some(n) => (n.to_string(), true),
+        None => (path.to_string(), false),
+    };
+    let result = match (req.method().clone(), deprecate) {
+        (actix_web::http::Method::POST, true) => {
+            registry.deprecate_thing_type(store, &name, b.undo_deprecate, now).map(|()| json!({}))
+        }
+        (actix_web::http::Method::POST, false) => {
+            let p = b.thing_type_properties.unwrap_or_default();
+            registry
+                .create_thing_type(store, &name, p.thing_type_description, p.searchable_attributes, &signer.region, now)
+                .map(|t| json!({ "thingTypeName": t.thing_type_name, "thingTypeArn": t.thing_type_arn, "thingTypeId": t.thing_type_id }))
+        }
+        (actix_web::http::Method::GET, false) => registry
+            .thing_type(&name)
+            .map(|t| thing_type_document(&t))
+            .ok_or_else(|| crate::registry::types::not_found(&name)),
+        (actix_web::http::Method::DELETE, false) => registry.delete_thing_type(store, &name).map(|()| json!({})),
+        _ => return aws_error(405, "MethodNotAllowedException", "Method not allowed"),
+    };
+    match result {
+        Ok(doc) => HttpResponse::Ok().json(doc),
+        Err(e) => registry_error(&e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListTypesQuery {
+    next_token: Option<String>,
+    max_results: Option<usize>,
+    thing_type_name: Option<String>,
+}
+
+/// ListThingTypes.
+async fn list_thing_types(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<ListTypesQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
+        return *refused;
+    }
+    let mut all = api.broker.registry.thing_types();
+    if let Some(n) = &query.thing_type_name {
+        all.retain(|t| &t.thing_type_name == n);
+    }
+    let size = query.max_results.unwrap_or(50).clamp(1, 250);
+    let (page, next) = page_after(&all, |t| &t.thing_type_name, query.next_token.as_deref(), size);
+    let mut doc = json!({ "thingTypes": page.iter().map(thing_type_document).collect::<Vec<_>>() });
+    if let Some(t) = next {
+        doc["nextToken"] = json!(t);
+    }
+    HttpResponse::Ok().json(doc)
 }
 
 /// One page of `items` (sorted by `key`) after the `after` token, and the next token when
@@ -447,6 +560,8 @@ pub fn serve(
             .route("/things", web::get().to(list_things))
             .route("/things/{thingName}", web::route().to(thing))
             .route("/endpoint", web::get().to(describe_endpoint))
+            .route("/thing-types", web::get().to(list_thing_types))
+            .route("/thing-types/{name:.*}", web::route().to(thing_type))
             .route("/retainedMessage", web::get().to(list_retained))
             .route("/retainedMessage/{topic:.*}", web::get().to(get_retained))
     })

@@ -1,8 +1,10 @@
-//! The registry (issue 6, in progress): things so far (`things`, pure). Records are kept in
+//! The registry (issue 6, in progress): things and thing types so far (`things`, `types`,
+//! both pure). Records are kept in
 //! the `registry` column family, written durably before a command answers, and loaded whole
-//! at start. Thing types and thing groups are still to come.
+//! at start. Thing groups are still to come.
 
 pub mod things;
+pub mod types;
 
 use std::collections::BTreeMap;
 
@@ -10,14 +12,29 @@ use ferrite_cluster::{Batch, Store, StoreError, Table};
 use parking_lot::RwLock;
 
 use things::{NewThing, RegistryError, Thing, ThingUpdate};
+use types::ThingType;
 
 /// The account id in ARNs until accounts exist.
 pub const ACCOUNT_ID: &str = "000000000000";
 
-fn thing_key(name: &str) -> Vec<u8> {
-    let mut k = b"thing\0".to_vec();
+fn key(kind: &[u8], name: &str) -> Vec<u8> {
+    let mut k = kind.to_vec();
+    k.push(0);
     k.extend_from_slice(name.as_bytes());
     k
+}
+
+fn thing_key(name: &str) -> Vec<u8> {
+    key(b"thing", name)
+}
+
+fn type_key(name: &str) -> Vec<u8> {
+    key(b"type", name)
+}
+
+fn new_id() -> String {
+    let id = format!("{:032x}", rand::random::<u128>());
+    format!("{}-{}-{}-{}-{}", &id[..8], &id[8..12], &id[12..16], &id[16..20], &id[20..])
 }
 
 fn storage_failed(e: StoreError) -> RegistryError {
@@ -29,6 +46,7 @@ fn storage_failed(e: StoreError) -> RegistryError {
 #[derive(Debug, Default)]
 pub struct Registry {
     things: RwLock<BTreeMap<String, Thing>>,
+    types: RwLock<BTreeMap<String, ThingType>>,
 }
 
 impl Registry {
@@ -40,22 +58,87 @@ impl Registry {
                 things.insert(t.thing_name.clone(), t);
             }
         }
-        Ok(Registry { things: RwLock::new(things) })
+        let mut types = BTreeMap::new();
+        for (_, v) in store.scan_prefix(Table::Registry, b"type\0")? {
+            if let Ok(t) = serde_json::from_slice::<ThingType>(&v) {
+                types.insert(t.thing_type_name.clone(), t);
+            }
+        }
+        Ok(Registry { things: RwLock::new(things), types: RwLock::new(types) })
+    }
+
+    fn write(&self, store: &Store, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), RegistryError> {
+        let mut batch = Batch::new();
+        match value {
+            Some(v) => batch.put(Table::Registry, key, v),
+            None => batch.delete(Table::Registry, key),
+        }
+        batch.set_durable();
+        store.write_now(batch).map_err(storage_failed)
+    }
+
+    /// `CreateThingType`.
+    pub fn create_thing_type(
+        &self,
+        store: &Store,
+        name: &str,
+        description: Option<String>,
+        searchable: Vec<String>,
+        region: &str,
+        now_s: u64,
+    ) -> Result<ThingType, RegistryError> {
+        let mut all = self.types.write();
+        let arn_prefix = format!("arn:aws:iot:{region}:{ACCOUNT_ID}:");
+        let t = types::create(all.get(name), name, description, searchable, &arn_prefix, new_id(), now_s)?;
+        self.write(store, type_key(name), Some(serde_json::to_vec(&t).unwrap_or_default()))?;
+        all.insert(name.to_string(), t.clone());
+        Ok(t)
+    }
+
+    /// `DescribeThingType`.
+    pub fn thing_type(&self, name: &str) -> Option<ThingType> {
+        self.types.read().get(name).cloned()
+    }
+
+    /// `ListThingTypes`, in name order.
+    pub fn thing_types(&self) -> Vec<ThingType> {
+        self.types.read().values().cloned().collect()
+    }
+
+    /// `DeprecateThingType` (or undo it).
+    pub fn deprecate_thing_type(&self, store: &Store, name: &str, undo: bool, now_s: u64) -> Result<(), RegistryError> {
+        let mut all = self.types.write();
+        let mut t = all.get(name).cloned().ok_or_else(|| types::not_found(name))?;
+        t.deprecated = !undo;
+        t.deprecation_date = (!undo).then_some(now_s);
+        self.write(store, type_key(name), Some(serde_json::to_vec(&t).unwrap_or_default()))?;
+        all.insert(name.to_string(), t);
+        Ok(())
+    }
+
+    /// `DeleteThingType`: only a deprecated type that no thing has.
+    pub fn delete_thing_type(&self, store: &Store, name: &str) -> Result<(), RegistryError> {
+        let mut all = self.types.write();
+        let using = self.things.read().values().filter(|t| t.thing_type_name.as_deref() == Some(name)).count();
+        types::check_delete(all.get(name), name, using)?;
+        self.write(store, type_key(name), None)?;
+        all.remove(name);
+        Ok(())
+    }
+
+    fn type_usable(&self, name: &str) -> Result<(), RegistryError> {
+        types::usable(self.types.read().get(name), name)
     }
 
     fn store_thing(&self, store: &Store, thing: &Thing) -> Result<(), RegistryError> {
-        let mut batch = Batch::new();
-        batch.put(Table::Registry, thing_key(&thing.thing_name), serde_json::to_vec(thing).unwrap_or_default());
-        batch.set_durable();
-        store.write_now(batch).map_err(storage_failed)
+        self.write(store, thing_key(&thing.thing_name), Some(serde_json::to_vec(thing).unwrap_or_default()))
     }
 
     /// `CreateThing`; `region` is the one the caller signed for (it goes into the ARN).
     pub fn create_thing(&self, store: &Store, new: NewThing, region: &str) -> Result<Thing, RegistryError> {
         let mut things = self.things.write();
-        let id = format!("{:032x}", rand::random::<u128>());
-        let id = format!("{}-{}-{}-{}-{}", &id[..8], &id[8..12], &id[12..16], &id[16..20], &id[20..]);
-        let thing = things::create(things.get(&new.name), new, &format!("arn:aws:iot:{region}:{ACCOUNT_ID}:"), id)?;
+        let arn_prefix = format!("arn:aws:iot:{region}:{ACCOUNT_ID}:");
+        let thing = things::create(things.get(&new.name), new, &arn_prefix, new_id(), |t| self.type_usable(t))?;
         if things.get(&thing.thing_name) != Some(&thing) {
             self.store_thing(store, &thing)?;
             things.insert(thing.thing_name.clone(), thing.clone());
@@ -86,7 +169,7 @@ impl Registry {
     /// `UpdateThing`.
     pub fn update_thing(&self, store: &Store, name: &str, u: ThingUpdate) -> Result<(), RegistryError> {
         let mut things = self.things.write();
-        let thing = things::update(things.get(name), name, u)?;
+        let thing = things::update(things.get(name), name, u, |t| self.type_usable(t))?;
         self.store_thing(store, &thing)?;
         things.insert(name.to_string(), thing);
         Ok(())
@@ -97,10 +180,7 @@ impl Registry {
         let mut things = self.things.write();
         things::check_delete(things.get(name), name, expected_version)?;
         if things.contains_key(name) {
-            let mut batch = Batch::new();
-            batch.delete(Table::Registry, thing_key(name));
-            batch.set_durable();
-            store.write_now(batch).map_err(storage_failed)?;
+            self.write(store, thing_key(name), None)?;
             things.remove(name);
         }
         Ok(())

@@ -8,6 +8,19 @@ use serde::{Deserialize, Serialize};
 
 /// Attributes a thing without a thing type may have (AWS's limit).
 pub const MAX_ATTRIBUTES_WITHOUT_TYPE: usize = 3;
+/// Attributes a thing with a thing type may have.
+pub const MAX_ATTRIBUTES_WITH_TYPE: usize = 50;
+
+fn check_attribute_count(t: &Thing) -> Result<(), RegistryError> {
+    let (max, what) = match t.thing_type_name {
+        Some(_) => (MAX_ATTRIBUTES_WITH_TYPE, "with"),
+        None => (MAX_ATTRIBUTES_WITHOUT_TYPE, "without"),
+    };
+    if t.attributes.len() > max {
+        return Err(invalid(format!("A thing {what} a thing type can have at most {max} attributes")));
+    }
+    Ok(())
+}
 
 /// One thing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,7 +97,7 @@ fn check_attributes(attrs: &BTreeMap<String, String>) -> Result<(), RegistryErro
 pub struct NewThing {
     /// Name.
     pub name: String,
-    /// Thing type (thing types are not built yet: any is refused as unknown).
+    /// Thing type (must exist and not be deprecated).
     pub thing_type: Option<String>,
     /// Attributes.
     pub attributes: BTreeMap<String, String>,
@@ -99,24 +112,28 @@ pub struct ThingUpdate {
     pub merge: bool,
     /// Fails with 409 unless the thing is at this version.
     pub expected_version: Option<u64>,
+    /// A new thing type (must exist and not be deprecated).
+    pub thing_type: Option<String>,
+    /// Removes the thing type.
+    pub remove_thing_type: bool,
 }
 
 /// Creates a thing; creating an identical one again succeeds (as AWS's CreateThing does).
-pub fn create(existing: Option<&Thing>, new: NewThing, arn_prefix: &str, id: String) -> Result<Thing, RegistryError> {
+/// `type_usable` says whether a thing type exists and may take new things.
+pub fn create(
+    existing: Option<&Thing>,
+    new: NewThing,
+    arn_prefix: &str,
+    id: String,
+    type_usable: impl Fn(&str) -> Result<(), RegistryError>,
+) -> Result<Thing, RegistryError> {
     if !valid_thing_name(&new.name) {
         return Err(invalid(format!("Invalid thing name {:?}", new.name)));
     }
     if let Some(t) = &new.thing_type {
-        return Err(RegistryError {
-            status: 404,
-            error_type: "ResourceNotFoundException",
-            message: format!("Thing type {t} does not exist."),
-        });
+        type_usable(t)?;
     }
     check_attributes(&new.attributes)?;
-    if new.attributes.len() > MAX_ATTRIBUTES_WITHOUT_TYPE {
-        return Err(invalid("A thing without a thing type can have at most 3 attributes"));
-    }
     if let Some(t) = existing {
         if t.attributes == new.attributes && t.thing_type_name == new.thing_type {
             return Ok(t.clone());
@@ -127,21 +144,38 @@ pub fn create(existing: Option<&Thing>, new: NewThing, arn_prefix: &str, id: Str
             message: format!("Thing {} already exists in account with different attributes", new.name),
         });
     }
-    Ok(Thing {
+    let thing = Thing {
         thing_arn: format!("{arn_prefix}thing/{}", new.name),
         thing_name: new.name,
         thing_id: id,
         thing_type_name: new.thing_type,
         attributes: new.attributes,
         version: 1,
-    })
+    };
+    check_attribute_count(&thing)?;
+    Ok(thing)
 }
 
 /// Applies an update; the new record.
-pub fn update(existing: Option<&Thing>, name: &str, u: ThingUpdate) -> Result<Thing, RegistryError> {
+pub fn update(
+    existing: Option<&Thing>,
+    name: &str,
+    u: ThingUpdate,
+    type_usable: impl Fn(&str) -> Result<(), RegistryError>,
+) -> Result<Thing, RegistryError> {
     let mut t = existing.cloned().ok_or_else(|| not_found(name))?;
     if u.expected_version.is_some_and(|v| v != t.version) {
         return Err(version_conflict(name));
+    }
+    if u.remove_thing_type && u.thing_type.is_some() {
+        return Err(invalid("Cannot both set and remove the thing type"));
+    }
+    if let Some(ty) = u.thing_type {
+        type_usable(&ty)?;
+        t.thing_type_name = Some(ty);
+    }
+    if u.remove_thing_type {
+        t.thing_type_name = None;
     }
     if let Some(attrs) = u.attributes {
         if u.merge {
@@ -156,10 +190,8 @@ pub fn update(existing: Option<&Thing>, name: &str, u: ThingUpdate) -> Result<Th
             t.attributes = attrs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
         }
         check_attributes(&t.attributes)?;
-        if t.thing_type_name.is_none() && t.attributes.len() > MAX_ATTRIBUTES_WITHOUT_TYPE {
-            return Err(invalid("A thing without a thing type can have at most 3 attributes"));
-        }
     }
+    check_attribute_count(&t)?;
     t.version += 1;
     Ok(t)
 }
@@ -184,38 +216,60 @@ mod tests {
         NewThing { name: name.into(), thing_type: None, attributes: attrs(a) }
     }
 
+    /// Only the type `sensor` exists.
+    fn types(t: &str) -> Result<(), RegistryError> {
+        match t {
+            "sensor" => Ok(()),
+            other => Err(RegistryError {
+                status: 404,
+                error_type: "ResourceNotFoundException",
+                message: format!("Thing type {other} does not exist."),
+            }),
+        }
+    }
+
     #[test]
     fn create_is_idempotent_for_the_same_configuration_only() {
-        let t = create(None, new("lamp", &[("room", "kitchen")]), "arn:aws:iot:r:000000000000:", "id1".into()).unwrap();
+        let t = create(None, new("lamp", &[("room", "kitchen")]), "arn:aws:iot:r:000000000000:", "id1".into(), types)
+            .unwrap();
         assert_eq!(t.thing_arn, "arn:aws:iot:r:000000000000:thing/lamp");
         assert_eq!(t.version, 1);
-        assert_eq!(create(Some(&t), new("lamp", &[("room", "kitchen")]), "", "id2".into()).unwrap(), t);
-        let e = create(Some(&t), new("lamp", &[("room", "hall")]), "", "id3".into()).unwrap_err();
+        assert_eq!(create(Some(&t), new("lamp", &[("room", "kitchen")]), "", "id2".into(), types).unwrap(), t);
+        let e = create(Some(&t), new("lamp", &[("room", "hall")]), "", "id3".into(), types).unwrap_err();
         assert_eq!((e.status, e.error_type), (409, "ResourceAlreadyExistsException"));
     }
 
     #[test]
     fn names_attributes_and_limits_are_checked() {
-        assert_eq!(create(None, new("bad name", &[]), "", "i".into()).unwrap_err().status, 400);
-        assert_eq!(create(None, new("ok", &[("a", "x y")]), "", "i".into()).unwrap_err().status, 400);
+        assert_eq!(create(None, new("bad name", &[]), "", "i".into(), types).unwrap_err().status, 400);
+        assert_eq!(create(None, new("ok", &[("a", "x y")]), "", "i".into(), types).unwrap_err().status, 400);
         let four = new("ok", &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]);
-        assert_eq!(create(None, four, "", "i".into()).unwrap_err().status, 400);
-        let typed = NewThing { thing_type: Some("sensor".into()), ..new("ok", &[]) };
-        assert_eq!(create(None, typed, "", "i".into()).unwrap_err().error_type, "ResourceNotFoundException");
+        assert_eq!(create(None, four.clone(), "", "i".into(), types).unwrap_err().status, 400);
+        let typed = NewThing { thing_type: Some("sensor".into()), ..four };
+        assert!(create(None, typed, "", "i".into(), types).is_ok(), "a typed thing may have 50 attributes");
+        let unknown = NewThing { thing_type: Some("robot".into()), ..new("ok", &[]) };
+        assert_eq!(create(None, unknown, "", "i".into(), types).unwrap_err().error_type, "ResourceNotFoundException");
     }
 
     #[test]
     fn updates_merge_or_replace_and_check_the_expected_version() {
-        let t = create(None, new("lamp", &[("a", "1"), ("b", "2")]), "", "i".into()).unwrap();
-        let merged =
-            ThingUpdate { attributes: Some(attrs(&[("b", ""), ("c", "3")])), merge: true, expected_version: Some(1) };
-        let t2 = update(Some(&t), "lamp", merged).unwrap();
+        let t = create(None, new("lamp", &[("a", "1"), ("b", "2")]), "", "i".into(), types).unwrap();
+        let merged = ThingUpdate {
+            attributes: Some(attrs(&[("b", ""), ("c", "3")])),
+            merge: true,
+            expected_version: Some(1),
+            ..Default::default()
+        };
+        let t2 = update(Some(&t), "lamp", merged, types).unwrap();
         assert_eq!((t2.attributes.clone(), t2.version), (attrs(&[("a", "1"), ("c", "3")]), 2));
         let replaced = ThingUpdate { attributes: Some(attrs(&[("z", "9")])), ..Default::default() };
-        assert_eq!(update(Some(&t2), "lamp", replaced).unwrap().attributes, attrs(&[("z", "9")]));
+        assert_eq!(update(Some(&t2), "lamp", replaced, types).unwrap().attributes, attrs(&[("z", "9")]));
         let stale = ThingUpdate { expected_version: Some(1), ..Default::default() };
-        assert_eq!(update(Some(&t2), "lamp", stale).unwrap_err().error_type, "VersionConflictException");
-        assert_eq!(update(None, "ghost", ThingUpdate::default()).unwrap_err().status, 404);
+        assert_eq!(update(Some(&t2), "lamp", stale, types).unwrap_err().error_type, "VersionConflictException");
+        assert_eq!(update(None, "ghost", ThingUpdate::default(), types).unwrap_err().status, 404);
+        let typed =
+            update(Some(&t2), "lamp", ThingUpdate { thing_type: Some("sensor".into()), ..Default::default() }, types);
+        assert_eq!(typed.unwrap().thing_type_name.as_deref(), Some("sensor"));
         assert!(check_delete(Some(&t2), "lamp", Some(1)).is_err());
         assert!(check_delete(Some(&t2), "lamp", Some(2)).is_ok());
         assert!(check_delete(None, "ghost", None).is_ok());
