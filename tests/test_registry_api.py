@@ -91,3 +91,45 @@ def test_thing_types_take_things_until_deprecated_and_delete_only_when_unused(no
     c.delete_thing(thingName="t-1")
     c.delete_thing_type(thingTypeName="sensor")
     assert c.list_thing_types()["thingTypes"] == []
+
+
+def test_thing_groups_nest_hold_things_and_survive_a_restart(node):
+    c = iot(node)
+    root = c.create_thing_group(thingGroupName="site", thingGroupProperties={
+        "thingGroupDescription": "the plant", "attributePayload": {"attributes": {"city": "Lyon"}}})
+    assert root["thingGroupArn"] == "arn:aws:iot:eu-west-1:000000000000:thinggroup/site"
+    c.create_thing_group(thingGroupName="hall-a", parentGroupName="site")
+    c.create_thing_group(thingGroupName="line-1", parentGroupName="hall-a")
+    d = c.describe_thing_group(thingGroupName="line-1")
+    assert d["thingGroupMetadata"]["parentGroupName"] == "hall-a"
+    assert [g["groupName"] for g in d["thingGroupMetadata"]["rootToParentThingGroups"]] == ["site", "hall-a"]
+    assert c.describe_thing_group(thingGroupName="site")["thingGroupProperties"]["attributePayload"]["attributes"] \
+        == {"city": "Lyon"}
+
+    parent = "line-1"
+    for i in range(2, 6):
+        c.create_thing_group(thingGroupName=f"deep-{i}", parentGroupName=parent)
+        parent = f"deep-{i}"
+    with pytest.raises(c.exceptions.InvalidRequestException):
+        c.create_thing_group(thingGroupName="too-deep", parentGroupName=parent)
+
+    c.create_thing(thingName="robot-1")
+    c.create_thing(thingName="robot-2")
+    c.add_thing_to_thing_group(thingGroupName="line-1", thingName="robot-1")
+    c.add_thing_to_thing_group(thingGroupName="hall-a", thingName="robot-2")
+    assert c.list_things_in_thing_group(thingGroupName="hall-a")["things"] == ["robot-2"]
+    assert c.list_things_in_thing_group(thingGroupName="hall-a", recursive=True)["things"] == ["robot-1", "robot-2"]
+    assert [g["groupName"] for g in c.list_thing_groups_for_thing(thingName="robot-1")["thingGroups"]] == ["line-1"]
+    assert [g["groupName"] for g in c.list_thing_groups(parentGroup="site")["thingGroups"]] == ["hall-a"]
+    with pytest.raises(c.exceptions.InvalidRequestException):
+        c.delete_thing_group(thingGroupName="hall-a")
+
+    node.restart(kill=True)
+    c = iot(node)
+    assert c.list_things_in_thing_group(thingGroupName="line-1")["things"] == ["robot-1"]
+    c.remove_thing_from_thing_group(thingGroupName="line-1", thingName="robot-1")
+    assert c.list_things_in_thing_group(thingGroupName="line-1")["things"] == []
+    c.delete_thing(thingName="robot-2")
+    assert c.list_things_in_thing_group(thingGroupName="hall-a")["things"] == []
+    with pytest.raises(c.exceptions.ResourceNotFoundException):
+        c.add_thing_to_thing_group(thingGroupName="nope", thingName="robot-1")

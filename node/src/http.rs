@@ -266,6 +266,24 @@ fn registry_error(e: &crate::registry::things::RegistryError) -> HttpResponse {
     aws_error(e.status, e.error_type, &e.message)
 }
 
+/// A registry call's JSON answer, or its AWS error.
+fn respond(result: Result<serde_json::Value, crate::registry::things::RegistryError>) -> HttpResponse {
+    match result {
+        Ok(doc) => HttpResponse::Ok().json(doc),
+        Err(e) => registry_error(&e),
+    }
+}
+
+/// The JSON body of a control-plane call (an empty body is the defaults).
+fn json_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Box<HttpResponse>> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|_| {
+        Box::new(aws_error(400, "InvalidRequestException", "The request body is not valid JSON for this operation"))
+    })
+}
+
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct AttributePayload {
@@ -304,10 +322,9 @@ async fn thing(
         Err(refused) => return *refused,
     };
     let (registry, store) = (&api.broker.registry, &api.broker.store);
-    let parsed: Result<ThingBody, _> =
-        if body.is_empty() { Ok(ThingBody::default()) } else { serde_json::from_slice(&body) };
-    let Ok(b) = parsed else {
-        return aws_error(400, "InvalidRequestException", "The request body is not valid JSON for this operation");
+    let b: ThingBody = match json_body(&body) {
+        Ok(b) => b,
+        Err(refused) => return *refused,
     };
     let result = match *req.method() {
         actix_web::http::Method::POST => {
@@ -345,10 +362,7 @@ async fn thing(
         }
         _ => registry.delete_thing(store, &name, query.expected_version).map(|()| json!({})),
     };
-    match result {
-        Ok(doc) => HttpResponse::Ok().json(doc),
-        Err(e) => registry_error(&e),
-    }
+    respond(result)
 }
 
 #[derive(serde::Deserialize)]
@@ -451,10 +465,9 @@ async fn thing_type(api: web::Data<Api>, req: HttpRequest, path: web::Path<Strin
         Err(refused) => return *refused,
     };
     let (registry, store) = (&api.broker.registry, &api.broker.store);
-    let parsed: Result<ThingTypeBody, _> =
-        if body.is_empty() { Ok(ThingTypeBody::default()) } else { serde_json::from_slice(&body) };
-    let Ok(b) = parsed else {
-        return aws_error(400, "InvalidRequestException", "The request body is not valid JSON for this operation");
+    let b: ThingTypeBody = match json_body(&body) {
+        Ok(b) => b,
+        Err(refused) => return *refused,
     };
     let now = now_ms() / 1000;
     let (name, deprecate) = match path.strip_suffix("/deprecate") {
@@ -478,10 +491,7 @@ async fn thing_type(api: web::Data<Api>, req: HttpRequest, path: web::Path<Strin
         (actix_web::http::Method::DELETE, false) => registry.delete_thing_type(store, &name).map(|()| json!({})),
         _ => return aws_error(405, "MethodNotAllowedException", "Method not allowed"),
     };
-    match result {
-        Ok(doc) => HttpResponse::Ok().json(doc),
-        Err(e) => registry_error(&e),
-    }
+    respond(result)
 }
 
 #[derive(serde::Deserialize)]
@@ -513,6 +523,188 @@ async fn list_thing_types(
         doc["nextToken"] = json!(t);
     }
     HttpResponse::Ok().json(doc)
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ThingGroupProperties {
+    thing_group_description: Option<String>,
+    attribute_payload: Option<AttributePayload>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ThingGroupBody {
+    parent_group_name: Option<String>,
+    thing_group_properties: Option<ThingGroupProperties>,
+}
+
+/// CreateThingGroup, DescribeThingGroup and DeleteThingGroup.
+async fn thing_group(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    name: web::Path<String>,
+    query: web::Query<ThingQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let signer = match authenticate(&api, &req, &body, "iot") {
+        Ok(s) => s,
+        Err(refused) => return *refused,
+    };
+    let (registry, store) = (&api.broker.registry, &api.broker.store);
+    let b: ThingGroupBody = match json_body(&body) {
+        Ok(b) => b,
+        Err(refused) => return *refused,
+    };
+    let result = match *req.method() {
+        actix_web::http::Method::POST => {
+            let props = b.thing_group_properties.unwrap_or_default();
+            let attributes = props.attribute_payload.unwrap_or_default().attributes;
+            registry
+                .create_thing_group(
+                    store,
+                    &name,
+                    b.parent_group_name,
+                    props.thing_group_description,
+                    attributes,
+                    &signer.region,
+                    now_ms() / 1000,
+                )
+                .map(|g| json!({ "thingGroupName": g.name, "thingGroupArn": g.arn, "thingGroupId": g.id }))
+        }
+        actix_web::http::Method::GET => match registry.thing_group(&name) {
+            Some((g, chain)) => {
+                let mut props = json!({ "attributePayload": { "attributes": g.attributes } });
+                if let Some(d) = &g.description {
+                    props["thingGroupDescription"] = json!(d);
+                }
+                let mut meta = json!({
+                    "creationDate": g.creation_date,
+                    "rootToParentThingGroups": chain.iter().map(|(n, a)| json!({ "groupName": n, "groupArn": a })).collect::<Vec<_>>(),
+                });
+                if let Some(p) = &g.parent {
+                    meta["parentGroupName"] = json!(p);
+                }
+                Ok(json!({
+                    "thingGroupName": g.name, "thingGroupId": g.id, "thingGroupArn": g.arn, "version": g.version,
+                    "thingGroupProperties": props, "thingGroupMetadata": meta,
+                }))
+            }
+            None => Err(crate::registry::groups::not_found(&name)),
+        },
+        actix_web::http::Method::DELETE => {
+            registry.delete_thing_group(store, &name, query.expected_version).map(|()| json!({}))
+        }
+        _ => return aws_error(405, "MethodNotAllowedException", "Method not allowed"),
+    };
+    respond(result)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MembershipBody {
+    thing_group_name: Option<String>,
+    thing_group_arn: Option<String>,
+    thing_name: Option<String>,
+    thing_arn: Option<String>,
+}
+
+/// AddThingToThingGroup and RemoveThingFromThingGroup (by name or ARN).
+async fn membership(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
+        return *refused;
+    }
+    let Ok(b) = serde_json::from_slice::<MembershipBody>(&body) else {
+        return aws_error(400, "InvalidRequestException", "The request body is not valid JSON for this operation");
+    };
+    let after_slash = |arn: Option<String>| arn.and_then(|a| a.rsplit_once('/').map(|(_, n)| n.to_string()));
+    let (Some(group), Some(thing)) =
+        (b.thing_group_name.or(after_slash(b.thing_group_arn)), b.thing_name.or(after_slash(b.thing_arn)))
+    else {
+        return aws_error(400, "InvalidRequestException", "Name the thing group and the thing (by name or ARN)");
+    };
+    let add = req.path().ends_with("/addThingToThingGroup");
+    match api.broker.registry.set_membership(&api.broker.store, &group, &thing, add) {
+        Ok(()) => HttpResponse::Ok().json(json!({})),
+        Err(e) => registry_error(&e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupListQuery {
+    next_token: Option<String>,
+    max_results: Option<usize>,
+    parent_group: Option<String>,
+    name_prefix_filter: Option<String>,
+    recursive: Option<bool>,
+}
+
+/// ListThingGroups.
+async fn list_thing_groups(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<GroupListQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
+        return *refused;
+    }
+    let mut groups = api.broker.registry.thing_groups(query.parent_group.as_deref(), query.recursive.unwrap_or(false));
+    if let Some(prefix) = &query.name_prefix_filter {
+        groups.retain(|g| g.name.starts_with(prefix.as_str()));
+    }
+    let size = query.max_results.unwrap_or(50).clamp(1, 250);
+    let (page, next) = page_after(&groups, |g| &g.name, query.next_token.as_deref(), size);
+    let mut doc = json!({ "thingGroups": page.iter().map(|g| json!({ "groupName": g.name, "groupArn": g.arn })).collect::<Vec<_>>() });
+    if let Some(t) = next {
+        doc["nextToken"] = json!(t);
+    }
+    HttpResponse::Ok().json(doc)
+}
+
+/// ListThingsInThingGroup.
+async fn things_in_group(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    name: web::Path<String>,
+    query: web::Query<GroupListQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
+        return *refused;
+    }
+    let names = match api.broker.registry.things_in_group(&name, query.recursive.unwrap_or(false)) {
+        Ok(n) => n,
+        Err(e) => return registry_error(&e),
+    };
+    let size = query.max_results.unwrap_or(50).clamp(1, 250);
+    let (page, next) = page_after(&names, |n| n.as_str(), query.next_token.as_deref(), size);
+    let mut doc = json!({ "things": page });
+    if let Some(t) = next {
+        doc["nextToken"] = json!(t);
+    }
+    HttpResponse::Ok().json(doc)
+}
+
+/// ListThingGroupsForThing.
+async fn groups_of_thing(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
+        return *refused;
+    }
+    let groups: Vec<serde_json::Value> = api
+        .broker
+        .registry
+        .groups_of_thing(&name)
+        .into_iter()
+        .map(|(n, a)| json!({ "groupName": n, "groupArn": a }))
+        .collect();
+    HttpResponse::Ok().json(json!({ "thingGroups": groups }))
 }
 
 /// One page of `items` (sorted by `key`) after the `after` token, and the next token when
@@ -558,6 +750,12 @@ pub fn serve(
             .route("/api/things/shadow/ListNamedShadowsForThing/{thingName}", web::get().to(list_named_shadows))
             .route("/topics/{topic:.*}", web::post().to(publish))
             .route("/things", web::get().to(list_things))
+            .route("/things/{thingName}/thing-groups", web::get().to(groups_of_thing))
+            .route("/thing-groups", web::get().to(list_thing_groups))
+            .route("/thing-groups/addThingToThingGroup", web::put().to(membership))
+            .route("/thing-groups/removeThingFromThingGroup", web::put().to(membership))
+            .route("/thing-groups/{name}/things", web::get().to(things_in_group))
+            .route("/thing-groups/{name}", web::route().to(thing_group))
             .route("/things/{thingName}", web::route().to(thing))
             .route("/endpoint", web::get().to(describe_endpoint))
             .route("/thing-types", web::get().to(list_thing_types))

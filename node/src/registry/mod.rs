@@ -1,8 +1,9 @@
-//! The registry (issue 6, in progress): things and thing types so far (`things`, `types`,
-//! both pure). Records are kept in
+//! The registry (issue 6): things, thing types and static thing groups with membership
+//! (`things`, `types`, `groups`: the pure rules). Records are kept in
 //! the `registry` column family, written durably before a command answers, and loaded whole
-//! at start. Thing groups are still to come.
+//! at start.
 
+pub mod groups;
 pub mod things;
 pub mod types;
 
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use ferrite_cluster::{Batch, Store, StoreError, Table};
 use parking_lot::RwLock;
 
+use groups::ThingGroup;
 use things::{NewThing, RegistryError, Thing, ThingUpdate};
 use types::ThingType;
 
@@ -32,6 +34,10 @@ fn type_key(name: &str) -> Vec<u8> {
     key(b"type", name)
 }
 
+fn group_key(name: &str) -> Vec<u8> {
+    key(b"group", name)
+}
+
 fn new_id() -> String {
     let id = format!("{:032x}", rand::random::<u128>());
     format!("{}-{}-{}-{}-{}", &id[..8], &id[8..12], &id[12..16], &id[16..20], &id[20..])
@@ -47,6 +53,7 @@ fn storage_failed(e: StoreError) -> RegistryError {
 pub struct Registry {
     things: RwLock<BTreeMap<String, Thing>>,
     types: RwLock<BTreeMap<String, ThingType>>,
+    groups: RwLock<BTreeMap<String, ThingGroup>>,
 }
 
 impl Registry {
@@ -64,7 +71,13 @@ impl Registry {
                 types.insert(t.thing_type_name.clone(), t);
             }
         }
-        Ok(Registry { things: RwLock::new(things), types: RwLock::new(types) })
+        let mut groups = BTreeMap::new();
+        for (_, v) in store.scan_prefix(Table::Registry, b"group\0")? {
+            if let Ok(g) = serde_json::from_slice::<ThingGroup>(&v) {
+                groups.insert(g.name.clone(), g);
+            }
+        }
+        Ok(Registry { things: RwLock::new(things), types: RwLock::new(types), groups: RwLock::new(groups) })
     }
 
     fn write(&self, store: &Store, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), RegistryError> {
@@ -126,6 +139,126 @@ impl Registry {
         Ok(())
     }
 
+    fn store_group(&self, store: &Store, g: &ThingGroup) -> Result<(), RegistryError> {
+        self.write(store, group_key(&g.name), Some(serde_json::to_vec(g).unwrap_or_default()))
+    }
+
+    /// `CreateThingGroup`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_thing_group(
+        &self,
+        store: &Store,
+        name: &str,
+        parent: Option<String>,
+        description: Option<String>,
+        attributes: BTreeMap<String, String>,
+        region: &str,
+        now_s: u64,
+    ) -> Result<ThingGroup, RegistryError> {
+        let mut all = self.groups.write();
+        let arn_prefix = format!("arn:aws:iot:{region}:{ACCOUNT_ID}:");
+        let g = groups::create(&all, name, parent, description, attributes, &arn_prefix, new_id(), now_s)?;
+        if all.get(name) != Some(&g) {
+            self.store_group(store, &g)?;
+            all.insert(name.to_string(), g.clone());
+        }
+        Ok(g)
+    }
+
+    /// `DescribeThingGroup`: the group and its ancestors' (name, ARN), root first.
+    pub fn thing_group(&self, name: &str) -> Option<(ThingGroup, Vec<(String, String)>)> {
+        let all = self.groups.read();
+        let g = all.get(name)?.clone();
+        let chain = groups::ancestors(&all, name)
+            .into_iter()
+            .filter_map(|a| all.get(&a).map(|x| (x.name.clone(), x.arn.clone())))
+            .collect();
+        Some((g, chain))
+    }
+
+    /// `ListThingGroups`: all groups, or those under `parent` (directly, or at any depth).
+    pub fn thing_groups(&self, parent: Option<&str>, recursive: bool) -> Vec<ThingGroup> {
+        let all = self.groups.read();
+        match parent {
+            None => all.values().cloned().collect(),
+            Some(p) => {
+                let names: Vec<String> = if recursive {
+                    groups::subtree(&all, p).into_iter().skip(1).collect()
+                } else {
+                    all.values().filter(|g| g.parent.as_deref() == Some(p)).map(|g| g.name.clone()).collect()
+                };
+                let mut out: Vec<ThingGroup> = names.iter().filter_map(|n| all.get(n).cloned()).collect();
+                out.sort_by(|a, b| a.name.cmp(&b.name));
+                out
+            }
+        }
+    }
+
+    /// `DeleteThingGroup`.
+    pub fn delete_thing_group(
+        &self,
+        store: &Store,
+        name: &str,
+        expected_version: Option<u64>,
+    ) -> Result<(), RegistryError> {
+        let mut all = self.groups.write();
+        groups::check_delete(&all, name, expected_version)?;
+        if all.contains_key(name) {
+            self.write(store, group_key(name), None)?;
+            all.remove(name);
+        }
+        Ok(())
+    }
+
+    /// `AddThingToThingGroup` / `RemoveThingFromThingGroup`.
+    pub fn set_membership(&self, store: &Store, group: &str, thing: &str, member: bool) -> Result<(), RegistryError> {
+        if !self.things.read().contains_key(thing) {
+            return Err(things::RegistryError {
+                status: 404,
+                error_type: "ResourceNotFoundException",
+                message: format!("Thing {thing} cannot be found."),
+            });
+        }
+        let mut all = self.groups.write();
+        if member {
+            let current = all.values().filter(|g| g.things.contains(thing)).count();
+            if all.get(group).is_some_and(|g| g.things.contains(thing)) {
+                return Ok(());
+            }
+            groups::check_add(&all, group, current)?;
+        }
+        let mut g = all.get(group).cloned().ok_or_else(|| groups::not_found(group))?;
+        let changed = if member { g.things.insert(thing.to_string()) } else { g.things.remove(thing) };
+        if changed {
+            g.version += 1;
+            self.store_group(store, &g)?;
+            all.insert(group.to_string(), g);
+        }
+        Ok(())
+    }
+
+    /// `ListThingsInThingGroup`: members of the group (and of the groups below it).
+    pub fn things_in_group(&self, group: &str, recursive: bool) -> Result<Vec<String>, RegistryError> {
+        let all = self.groups.read();
+        if !all.contains_key(group) {
+            return Err(groups::not_found(group));
+        }
+        let names = if recursive { groups::subtree(&all, group) } else { vec![group.to_string()] };
+        let set: std::collections::BTreeSet<String> =
+            names.iter().filter_map(|n| all.get(n)).flat_map(|g| g.things.iter().cloned()).collect();
+        Ok(set.into_iter().collect())
+    }
+
+    /// `ListThingGroupsForThing`: (name, ARN) of the groups a thing is in.
+    pub fn groups_of_thing(&self, thing: &str) -> Vec<(String, String)> {
+        self.groups
+            .read()
+            .values()
+            .filter(|g| g.things.contains(thing))
+            .map(|g| (g.name.clone(), g.arn.clone()))
+            .collect()
+    }
+
     fn type_usable(&self, name: &str) -> Result<(), RegistryError> {
         types::usable(self.types.read().get(name), name)
     }
@@ -182,6 +315,18 @@ impl Registry {
         if things.contains_key(name) {
             self.write(store, thing_key(name), None)?;
             things.remove(name);
+            drop(things);
+            let holding: Vec<String> =
+                self.groups.read().values().filter(|g| g.things.contains(name)).map(|g| g.name.clone()).collect();
+            for g in holding {
+                let mut all = self.groups.write();
+                if let Some(mut group) = all.get(&g).cloned() {
+                    group.things.remove(name);
+                    group.version += 1;
+                    self.store_group(store, &group)?;
+                    all.insert(g, group);
+                }
+            }
         }
         Ok(())
     }

@@ -52,16 +52,22 @@ pub struct RegistryError {
     pub message: String,
 }
 
-fn invalid(message: impl Into<String>) -> RegistryError {
+/// AWS's 400 for a request the registry refuses.
+pub(crate) fn invalid(message: impl Into<String>) -> RegistryError {
     RegistryError { status: 400, error_type: "InvalidRequestException", message: message.into() }
 }
 
-fn not_found(name: &str) -> RegistryError {
+/// AWS's 404 for a missing `kind` ("Thing", "Thing type", "Thing group") named `name`.
+pub(crate) fn missing(kind: &str, name: &str) -> RegistryError {
     RegistryError {
         status: 404,
         error_type: "ResourceNotFoundException",
-        message: format!("Thing {name} cannot be found."),
+        message: format!("{kind} {name} cannot be found."),
     }
+}
+
+fn not_found(name: &str) -> RegistryError {
+    missing("Thing", name)
 }
 
 fn version_conflict(name: &str) -> RegistryError {

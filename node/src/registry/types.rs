@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::things::RegistryError;
+use super::things::{invalid, missing, RegistryError};
 
 /// Searchable attributes a thing type may name (AWS's limit).
 pub const MAX_SEARCHABLE_ATTRIBUTES: usize = 3;
@@ -34,17 +34,9 @@ pub struct ThingType {
     pub creation_date: u64,
 }
 
-fn invalid(message: impl Into<String>) -> RegistryError {
-    RegistryError { status: 400, error_type: "InvalidRequestException", message: message.into() }
-}
-
 /// The error for a type that does not exist.
 pub fn not_found(name: &str) -> RegistryError {
-    RegistryError {
-        status: 404,
-        error_type: "ResourceNotFoundException",
-        message: format!("Thing type {name} does not exist."),
-    }
+    missing("Thing type", name)
 }
 
 /// Creates a thing type.
