@@ -27,8 +27,68 @@ fn aws_error(status: u16, error_type: &str, message: &str) -> HttpResponse {
         .json(json!({ "message": message }))
 }
 
+/// An AWS API error; actix builds the response (status, `x-amzn-ErrorType`, `{"message"}`)
+/// when a handler returns it, so handlers can use `?`.
+#[derive(Debug)]
+struct AwsError {
+    status: u16,
+    error_type: &'static str,
+    message: String,
+}
+
+impl AwsError {
+    fn new(status: u16, error_type: &'static str, message: impl Into<String>) -> AwsError {
+        AwsError { status, error_type, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for AwsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+impl actix_web::ResponseError for AwsError {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::from_u16(self.status).unwrap_or_default()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        aws_error(self.status, self.error_type, &self.message)
+    }
+}
+
+impl From<sigv4::SigError> for AwsError {
+    fn from(e: sigv4::SigError) -> AwsError {
+        AwsError::new(e.status, e.error_type, e.message)
+    }
+}
+
+impl From<crate::registry::things::RegistryError> for AwsError {
+    fn from(e: crate::registry::things::RegistryError) -> AwsError {
+        AwsError::new(e.status, e.error_type, e.message)
+    }
+}
+
+impl From<ShadowError> for AwsError {
+    fn from(e: ShadowError) -> AwsError {
+        let error_type = match e.code {
+            400 => "InvalidRequestException",
+            404 => "ResourceNotFoundException",
+            409 => "ConflictException",
+            413 => "RequestEntityTooLargeException",
+            429 => "ThrottlingException",
+            _ => "InternalFailureException",
+        };
+        AwsError::new(e.code, error_type, e.message)
+    }
+}
+
+/// What API handlers return.
+type ApiResult = Result<HttpResponse, AwsError>;
+
 /// Checks the request's SigV4 signature for `service`; the error response when it fails.
-fn authenticate(api: &Api, req: &HttpRequest, body: &[u8], service: &str) -> Result<sigv4::Signer, Box<HttpResponse>> {
+fn authenticate(api: &Api, req: &HttpRequest, body: &[u8], service: &str) -> Result<sigv4::Signer, AwsError> {
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
@@ -42,20 +102,7 @@ fn authenticate(api: &Api, req: &HttpRequest, body: &[u8], service: &str) -> Res
         body,
     };
     let now = (now_ms() / 1000) as i64;
-    sigv4::verify(&signed, &[service], now, |k| api.credentials.secret(k))
-        .map_err(|e| Box::new(aws_error(e.status, e.error_type, &e.message)))
-}
-
-fn shadow_error(e: &ShadowError) -> HttpResponse {
-    let error_type = match e.code {
-        400 => "InvalidRequestException",
-        404 => "ResourceNotFoundException",
-        409 => "ConflictException",
-        413 => "RequestEntityTooLargeException",
-        429 => "ThrottlingException",
-        _ => "InternalFailureException",
-    };
-    aws_error(e.code, error_type, &e.message)
+    Ok(sigv4::verify(&signed, &[service], now, |k| api.credentials.secret(k))?)
 }
 
 #[derive(serde::Deserialize)]
@@ -74,10 +121,8 @@ async fn thing_shadow(
     thing: web::Path<String>,
     query: web::Query<ShadowQuery>,
     body: web::Bytes,
-) -> HttpResponse {
-    if let Err(refused) = authenticate(&api, &req, &body, "iotdata") {
-        return *refused;
-    }
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iotdata")?;
     let op = match *req.method() {
         actix_web::http::Method::GET => Operation::Get,
         actix_web::http::Method::POST => Operation::Update,
@@ -85,14 +130,12 @@ async fn thing_shadow(
     };
     let shadow = query.name.as_deref();
     if !valid_name(&thing, MAX_THING_NAME) || shadow.is_some_and(|s| !valid_name(s, MAX_SHADOW_NAME)) {
-        return aws_error(400, "InvalidRequestException", "Invalid thing or shadow name");
+        return Err(AwsError::new(400, "InvalidRequestException", "Invalid thing or shadow name"));
     }
     let request = ShadowRequest { thing: &thing, shadow, op };
     let payload: &[u8] = if op == Operation::Update { &body } else { b"" };
-    match api.broker.shadows.apply(&api.broker, &request, payload, now_ms() / 1000) {
-        Ok(doc) => HttpResponse::Ok().content_type("application/json").body(doc.to_string()),
-        Err(e) => shadow_error(&e),
-    }
+    let doc = api.broker.shadows.apply(&api.broker, &request, payload, now_ms() / 1000)?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(doc.to_string()))
 }
 
 #[derive(serde::Deserialize)]
@@ -109,21 +152,16 @@ async fn list_named_shadows(
     thing: web::Path<String>,
     query: web::Query<ListQuery>,
     body: web::Bytes,
-) -> HttpResponse {
-    if let Err(refused) = authenticate(&api, &req, &body, "iotdata") {
-        return *refused;
-    }
-    let names = match api.broker.shadows.named_shadows(&api.broker, &thing) {
-        Ok(n) => n,
-        Err(e) => return shadow_error(&e),
-    };
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iotdata")?;
+    let names = api.broker.shadows.named_shadows(&api.broker, &thing)?;
     let (results, next) =
         page_after(&names, |n| n.as_str(), query.next_token.as_deref(), query.page_size.unwrap_or(25).clamp(1, 100));
     let mut doc = json!({ "results": results, "timestamp": now_ms() / 1000 });
     if let Some(t) = next {
         doc["nextToken"] = json!(t);
     }
-    HttpResponse::Ok().json(doc)
+    Ok(HttpResponse::Ok().json(doc))
 }
 
 async fn health(broker: web::Data<Arc<Broker>>) -> HttpResponse {
@@ -176,24 +214,26 @@ async fn publish(
     req: HttpRequest,
     query: web::Query<PublishQuery>,
     body: web::Bytes,
-) -> HttpResponse {
-    if let Err(refused) = authenticate(&api, &req, &body, "iotdata") {
-        return *refused;
-    }
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iotdata")?;
     let Some(topic) = topic_label(&req, "/topics/") else {
-        return aws_error(400, "InvalidRequestException", "The topic is not valid percent-encoded UTF-8");
+        return Err(AwsError::new(400, "InvalidRequestException", "The topic is not valid percent-encoded UTF-8"));
     };
     let broker = &api.broker;
     if let Err(e) = crate::mqtt::topic::validate_topic_name(&topic, &broker.config.topic_limits) {
-        return aws_error(400, "InvalidRequestException", &format!("Invalid topic {topic:?}: {}", e.message));
+        return Err(AwsError::new(400, "InvalidRequestException", format!("Invalid topic {topic:?}: {}", e.message)));
     }
     if body.len() > broker.config.max_payload {
-        return aws_error(413, "RequestEntityTooLargeException", "The payload exceeds the maximum size allowed");
+        return Err(AwsError::new(
+            413,
+            "RequestEntityTooLargeException",
+            "The payload exceeds the maximum size allowed",
+        ));
     }
     let qos = match query.qos.unwrap_or(0) {
         0 => crate::mqtt::packet::QoS::AtMostOnce,
         1 => crate::mqtt::packet::QoS::AtLeastOnce,
-        _ => return aws_error(400, "InvalidRequestException", "qos must be 0 or 1"),
+        _ => return Err(AwsError::new(400, "InvalidRequestException", "qos must be 0 or 1")),
     };
     let msg = Arc::new(crate::broker::message::Message {
         topic: topic.as_str().into(),
@@ -206,29 +246,27 @@ async fn publish(
         rule_hops: 0,
     });
     if !broker.publish_and_wait(&msg).await.stored {
-        return aws_error(500, "InternalFailureException", "Internal service failure");
+        return Err(AwsError::new(500, "InternalFailureException", "Internal service failure"));
     }
-    HttpResponse::Ok().finish()
+    Ok(HttpResponse::Ok().finish())
 }
 
 /// GetRetainedMessage.
-async fn get_retained(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn get_retained(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> ApiResult {
     use base64::Engine as _;
-    if let Err(refused) = authenticate(&api, &req, &body, "iotdata") {
-        return *refused;
-    }
+    authenticate(&api, &req, &body, "iotdata")?;
     let Some(topic) = topic_label(&req, "/retainedMessage/") else {
-        return aws_error(400, "InvalidRequestException", "The topic is not valid percent-encoded UTF-8");
+        return Err(AwsError::new(400, "InvalidRequestException", "The topic is not valid percent-encoded UTF-8"));
     };
-    match api.broker.retained.get(&topic) {
-        Some(m) => HttpResponse::Ok().json(json!({
-            "topic": &*m.topic,
-            "payload": base64::engine::general_purpose::STANDARD.encode(&m.payload),
-            "qos": m.qos as u8,
-            "lastModifiedTime": m.created_ms,
-        })),
-        None => aws_error(404, "ResourceNotFoundException", &format!("No retained message exists for topic '{topic}'")),
-    }
+    let m = api.broker.retained.get(&topic).ok_or_else(|| {
+        AwsError::new(404, "ResourceNotFoundException", format!("No retained message exists for topic '{topic}'"))
+    })?;
+    Ok(HttpResponse::Ok().json(json!({
+        "topic": &*m.topic,
+        "payload": base64::engine::general_purpose::STANDARD.encode(&m.payload),
+        "qos": m.qos as u8,
+        "lastModifiedTime": m.created_ms,
+    })))
 }
 
 #[derive(serde::Deserialize)]
@@ -244,10 +282,8 @@ async fn list_retained(
     req: HttpRequest,
     query: web::Query<RetainedQuery>,
     body: web::Bytes,
-) -> HttpResponse {
-    if let Err(refused) = authenticate(&api, &req, &body, "iotdata") {
-        return *refused;
-    }
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iotdata")?;
     let all = api.broker.retained.all();
     let size = query.max_results.unwrap_or(50).clamp(1, 200);
     let (page, next) = page_after(&all, |m| &m.topic, query.next_token.as_deref(), size);
@@ -259,28 +295,21 @@ async fn list_retained(
     if let Some(t) = next {
         doc["nextToken"] = json!(t);
     }
-    HttpResponse::Ok().json(doc)
-}
-
-fn registry_error(e: &crate::registry::things::RegistryError) -> HttpResponse {
-    aws_error(e.status, e.error_type, &e.message)
+    Ok(HttpResponse::Ok().json(doc))
 }
 
 /// A registry call's JSON answer, or its AWS error.
-fn respond(result: Result<serde_json::Value, crate::registry::things::RegistryError>) -> HttpResponse {
-    match result {
-        Ok(doc) => HttpResponse::Ok().json(doc),
-        Err(e) => registry_error(&e),
-    }
+fn respond(result: Result<serde_json::Value, crate::registry::things::RegistryError>) -> ApiResult {
+    Ok(HttpResponse::Ok().json(result?))
 }
 
 /// The JSON body of a control-plane call (an empty body is the defaults).
-fn json_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Box<HttpResponse>> {
+fn json_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AwsError> {
     if body.is_empty() {
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|_| {
-        Box::new(aws_error(400, "InvalidRequestException", "The request body is not valid JSON for this operation"))
+        AwsError::new(400, "InvalidRequestException", "The request body is not valid JSON for this operation")
     })
 }
 
@@ -316,16 +345,10 @@ async fn thing(
     name: web::Path<String>,
     query: web::Query<ThingQuery>,
     body: web::Bytes,
-) -> HttpResponse {
-    let signer = match authenticate(&api, &req, &body, "iot") {
-        Ok(s) => s,
-        Err(refused) => return *refused,
-    };
+) -> ApiResult {
+    let signer = authenticate(&api, &req, &body, "iot")?;
     let (registry, store) = (&api.broker.registry, &api.broker.store);
-    let b: ThingBody = match json_body(&body) {
-        Ok(b) => b,
-        Err(refused) => return *refused,
-    };
+    let b: ThingBody = json_body(&body)?;
     let result = match *req.method() {
         actix_web::http::Method::POST => {
             let new = crate::registry::things::NewThing {
@@ -382,14 +405,12 @@ async fn list_things(
     req: HttpRequest,
     query: web::Query<ListThingsQuery>,
     body: web::Bytes,
-) -> HttpResponse {
-    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
-        return *refused;
-    }
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
     let filter = match (&query.attribute_name, &query.attribute_value) {
         (Some(n), Some(v)) => Some((n.as_str(), v.as_str(), query.use_prefix_attribute_value.unwrap_or(false))),
         (None, None) => None,
-        _ => return aws_error(400, "InvalidRequestException", "attributeName and attributeValue go together"),
+        _ => return Err(AwsError::new(400, "InvalidRequestException", "attributeName and attributeValue go together")),
     };
     let mut things = api.broker.registry.list_things(filter);
     if let Some(t) = &query.thing_type_name {
@@ -413,18 +434,16 @@ async fn list_things(
     if let Some(t) = next {
         doc["nextToken"] = json!(t);
     }
-    HttpResponse::Ok().json(doc)
+    Ok(HttpResponse::Ok().json(doc))
 }
 
 /// DescribeEndpoint: the host name clients used to reach this node (devices connect to the
 /// same host's MQTT port).
-async fn describe_endpoint(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
-        return *refused;
-    }
+async fn describe_endpoint(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
     let host = req.connection_info().host().to_string();
     let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_string();
-    HttpResponse::Ok().json(json!({ "endpointAddress": host }))
+    Ok(HttpResponse::Ok().json(json!({ "endpointAddress": host })))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -459,16 +478,10 @@ fn thing_type_document(t: &crate::registry::types::ThingType) -> serde_json::Val
 }
 
 /// CreateThingType, DescribeThingType, DeleteThingType, and `/deprecate`.
-async fn thing_type(api: web::Data<Api>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
-    let signer = match authenticate(&api, &req, &body, "iot") {
-        Ok(s) => s,
-        Err(refused) => return *refused,
-    };
+async fn thing_type(api: web::Data<Api>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> ApiResult {
+    let signer = authenticate(&api, &req, &body, "iot")?;
     let (registry, store) = (&api.broker.registry, &api.broker.store);
-    let b: ThingTypeBody = match json_body(&body) {
-        Ok(b) => b,
-        Err(refused) => return *refused,
-    };
+    let b: ThingTypeBody = json_body(&body)?;
     let now = now_ms() / 1000;
     let (name, deprecate) = match path.strip_suffix("/deprecate") {
         Some(n) => (n.to_string(), true),
@@ -489,7 +502,7 @@ async fn thing_type(api: web::Data<Api>, req: HttpRequest, path: web::Path<Strin
             .map(|t| thing_type_document(&t))
             .ok_or_else(|| crate::registry::types::not_found(&name)),
         (actix_web::http::Method::DELETE, false) => registry.delete_thing_type(store, &name).map(|()| json!({})),
-        _ => return aws_error(405, "MethodNotAllowedException", "Method not allowed"),
+        _ => return Err(AwsError::new(405, "MethodNotAllowedException", "Method not allowed")),
     };
     respond(result)
 }
@@ -508,10 +521,8 @@ async fn list_thing_types(
     req: HttpRequest,
     query: web::Query<ListTypesQuery>,
     body: web::Bytes,
-) -> HttpResponse {
-    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
-        return *refused;
-    }
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
     let mut all = api.broker.registry.thing_types();
     if let Some(n) = &query.thing_type_name {
         all.retain(|t| &t.thing_type_name == n);
@@ -522,7 +533,7 @@ async fn list_thing_types(
     if let Some(t) = next {
         doc["nextToken"] = json!(t);
     }
-    HttpResponse::Ok().json(doc)
+    Ok(HttpResponse::Ok().json(doc))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -546,16 +557,10 @@ async fn thing_group(
     name: web::Path<String>,
     query: web::Query<ThingQuery>,
     body: web::Bytes,
-) -> HttpResponse {
-    let signer = match authenticate(&api, &req, &body, "iot") {
-        Ok(s) => s,
-        Err(refused) => return *refused,
-    };
+) -> ApiResult {
+    let signer = authenticate(&api, &req, &body, "iot")?;
     let (registry, store) = (&api.broker.registry, &api.broker.store);
-    let b: ThingGroupBody = match json_body(&body) {
-        Ok(b) => b,
-        Err(refused) => return *refused,
-    };
+    let b: ThingGroupBody = json_body(&body)?;
     let result = match *req.method() {
         actix_web::http::Method::POST => {
             let props = b.thing_group_properties.unwrap_or_default();
@@ -595,7 +600,7 @@ async fn thing_group(
         actix_web::http::Method::DELETE => {
             registry.delete_thing_group(store, &name, query.expected_version).map(|()| json!({}))
         }
-        _ => return aws_error(405, "MethodNotAllowedException", "Method not allowed"),
+        _ => return Err(AwsError::new(405, "MethodNotAllowedException", "Method not allowed")),
     };
     respond(result)
 }
@@ -610,24 +615,28 @@ struct MembershipBody {
 }
 
 /// AddThingToThingGroup and RemoveThingFromThingGroup (by name or ARN).
-async fn membership(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
-        return *refused;
-    }
+async fn membership(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
     let Ok(b) = serde_json::from_slice::<MembershipBody>(&body) else {
-        return aws_error(400, "InvalidRequestException", "The request body is not valid JSON for this operation");
+        return Err(AwsError::new(
+            400,
+            "InvalidRequestException",
+            "The request body is not valid JSON for this operation",
+        ));
     };
     let after_slash = |arn: Option<String>| arn.and_then(|a| a.rsplit_once('/').map(|(_, n)| n.to_string()));
     let (Some(group), Some(thing)) =
         (b.thing_group_name.or(after_slash(b.thing_group_arn)), b.thing_name.or(after_slash(b.thing_arn)))
     else {
-        return aws_error(400, "InvalidRequestException", "Name the thing group and the thing (by name or ARN)");
+        return Err(AwsError::new(
+            400,
+            "InvalidRequestException",
+            "Name the thing group and the thing (by name or ARN)",
+        ));
     };
     let add = req.path().ends_with("/addThingToThingGroup");
-    match api.broker.registry.set_membership(&api.broker.store, &group, &thing, add) {
-        Ok(()) => HttpResponse::Ok().json(json!({})),
-        Err(e) => registry_error(&e),
-    }
+    api.broker.registry.set_membership(&api.broker.store, &group, &thing, add)?;
+    Ok(HttpResponse::Ok().json(json!({})))
 }
 
 #[derive(serde::Deserialize)]
@@ -646,10 +655,8 @@ async fn list_thing_groups(
     req: HttpRequest,
     query: web::Query<GroupListQuery>,
     body: web::Bytes,
-) -> HttpResponse {
-    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
-        return *refused;
-    }
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
     let mut groups = api.broker.registry.thing_groups(query.parent_group.as_deref(), query.recursive.unwrap_or(false));
     if let Some(prefix) = &query.name_prefix_filter {
         groups.retain(|g| g.name.starts_with(prefix.as_str()));
@@ -660,7 +667,7 @@ async fn list_thing_groups(
     if let Some(t) = next {
         doc["nextToken"] = json!(t);
     }
-    HttpResponse::Ok().json(doc)
+    Ok(HttpResponse::Ok().json(doc))
 }
 
 /// ListThingsInThingGroup.
@@ -670,21 +677,16 @@ async fn things_in_group(
     name: web::Path<String>,
     query: web::Query<GroupListQuery>,
     body: web::Bytes,
-) -> HttpResponse {
-    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
-        return *refused;
-    }
-    let names = match api.broker.registry.things_in_group(&name, query.recursive.unwrap_or(false)) {
-        Ok(n) => n,
-        Err(e) => return registry_error(&e),
-    };
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
+    let names = api.broker.registry.things_in_group(&name, query.recursive.unwrap_or(false))?;
     let size = query.max_results.unwrap_or(50).clamp(1, 250);
     let (page, next) = page_after(&names, |n| n.as_str(), query.next_token.as_deref(), size);
     let mut doc = json!({ "things": page });
     if let Some(t) = next {
         doc["nextToken"] = json!(t);
     }
-    HttpResponse::Ok().json(doc)
+    Ok(HttpResponse::Ok().json(doc))
 }
 
 /// ListThingGroupsForThing.
@@ -693,10 +695,8 @@ async fn groups_of_thing(
     req: HttpRequest,
     name: web::Path<String>,
     body: web::Bytes,
-) -> HttpResponse {
-    if let Err(refused) = authenticate(&api, &req, &body, "iot") {
-        return *refused;
-    }
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
     let groups: Vec<serde_json::Value> = api
         .broker
         .registry
@@ -704,7 +704,7 @@ async fn groups_of_thing(
         .into_iter()
         .map(|(n, a)| json!({ "groupName": n, "groupArn": a }))
         .collect();
-    HttpResponse::Ok().json(json!({ "thingGroups": groups }))
+    Ok(HttpResponse::Ok().json(json!({ "thingGroups": groups })))
 }
 
 /// One page of `items` (sorted by `key`) after the `after` token, and the next token when
