@@ -133,3 +133,16 @@ def test_thing_groups_nest_hold_things_and_survive_a_restart(node):
     assert c.list_things_in_thing_group(thingGroupName="hall-a")["things"] == []
     with pytest.raises(c.exceptions.ResourceNotFoundException):
         c.add_thing_to_thing_group(thingGroupName="nope", thingName="robot-1")
+
+
+def test_update_thing_group_merges_attributes_and_checks_the_version(node):
+    c = iot(node)
+    c.create_thing_group(thingGroupName="fleet", thingGroupProperties={"attributePayload": {"attributes": {"a": "1"}}})
+    out = c.update_thing_group(thingGroupName="fleet", expectedVersion=1, thingGroupProperties={
+        "thingGroupDescription": "all trucks", "attributePayload": {"attributes": {"b": "2"}, "merge": True}})
+    assert out["version"] == 2
+    d = c.describe_thing_group(thingGroupName="fleet")
+    assert d["thingGroupProperties"]["attributePayload"]["attributes"] == {"a": "1", "b": "2"}
+    assert d["thingGroupProperties"]["thingGroupDescription"] == "all trucks"
+    with pytest.raises(c.exceptions.VersionConflictException):
+        c.update_thing_group(thingGroupName="fleet", expectedVersion=1, thingGroupProperties={})

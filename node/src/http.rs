@@ -548,9 +548,10 @@ struct ThingGroupProperties {
 struct ThingGroupBody {
     parent_group_name: Option<String>,
     thing_group_properties: Option<ThingGroupProperties>,
+    expected_version: Option<u64>,
 }
 
-/// CreateThingGroup, DescribeThingGroup and DeleteThingGroup.
+/// CreateThingGroup, DescribeThingGroup, UpdateThingGroup and DeleteThingGroup.
 async fn thing_group(
     api: web::Data<Api>,
     req: HttpRequest,
@@ -599,6 +600,13 @@ async fn thing_group(
         },
         actix_web::http::Method::DELETE => {
             registry.delete_thing_group(store, &name, query.expected_version).map(|()| json!({}))
+        }
+        actix_web::http::Method::PATCH => {
+            let props = b.thing_group_properties.unwrap_or_default();
+            let attributes = props.attribute_payload.map(|p| (p.attributes, p.merge));
+            registry
+                .update_thing_group(store, &name, props.thing_group_description, attributes, b.expected_version)
+                .map(|version| json!({ "version": version }))
         }
         _ => return Err(AwsError::new(405, "MethodNotAllowedException", "Method not allowed")),
     };

@@ -120,6 +120,42 @@ pub fn create(
     })
 }
 
+/// Applies `UpdateThingGroup`: a new description and attributes (merged, where an empty
+/// value removes one, or replacing them all), at `expected_version` when given.
+pub fn update(
+    existing: Option<&ThingGroup>,
+    name: &str,
+    description: Option<String>,
+    attributes: Option<(BTreeMap<String, String>, bool)>,
+    expected_version: Option<u64>,
+) -> Result<ThingGroup, RegistryError> {
+    let mut g = existing.cloned().ok_or_else(|| not_found(name))?;
+    if expected_version.is_some_and(|v| v != g.version) {
+        return Err(RegistryError {
+            status: 409,
+            error_type: "VersionConflictException",
+            message: format!("The version for thing group {name} does not match the expected version."),
+        });
+    }
+    if description.is_some() {
+        g.description = description;
+    }
+    if let Some((attrs, merge)) = attributes {
+        if !merge {
+            g.attributes.clear();
+        }
+        for (k, v) in attrs {
+            if v.is_empty() {
+                g.attributes.remove(&k);
+            } else {
+                g.attributes.insert(k, v);
+            }
+        }
+    }
+    g.version += 1;
+    Ok(g)
+}
+
 /// Checks a delete: a group with child groups cannot be deleted.
 pub fn check_delete(
     all: &BTreeMap<String, ThingGroup>,
@@ -174,6 +210,20 @@ mod tests {
         assert_eq!(add(&mut all, "x", Some("nope")).unwrap_err().status, 404);
         assert_eq!(check_delete(&all, "g6", None).unwrap_err().status, 400);
         assert!(check_delete(&all, "g7", None).is_ok());
+    }
+
+    #[test]
+    fn updates_merge_or_replace_attributes_and_check_the_version() {
+        let mut all = BTreeMap::new();
+        let attrs = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let g = create(&all, "g", None, None, attrs(&[("a", "1"), ("b", "2")]), "", "i".into(), 0).unwrap();
+        all.insert("g".to_string(), g);
+        let merged = update(all.get("g"), "g", None, Some((attrs(&[("b", ""), ("c", "3")]), true)), Some(1)).unwrap();
+        assert_eq!((merged.attributes.clone(), merged.version), (attrs(&[("a", "1"), ("c", "3")]), 2));
+        let replaced = update(Some(&merged), "g", Some("d".into()), Some((attrs(&[("z", "9")]), false)), None).unwrap();
+        assert_eq!((replaced.attributes.clone(), replaced.description.as_deref()), (attrs(&[("z", "9")]), Some("d")));
+        assert_eq!(update(Some(&replaced), "g", None, None, Some(1)).unwrap_err().status, 409);
+        assert_eq!(update(None, "x", None, None, None).unwrap_err().status, 404);
     }
 
     #[test]

@@ -194,6 +194,23 @@ impl Registry {
         }
     }
 
+    /// `UpdateThingGroup`; the new version.
+    pub fn update_thing_group(
+        &self,
+        store: &Store,
+        name: &str,
+        description: Option<String>,
+        attributes: Option<(BTreeMap<String, String>, bool)>,
+        expected_version: Option<u64>,
+    ) -> Result<u64, RegistryError> {
+        let mut all = self.groups.write();
+        let g = groups::update(all.get(name), name, description, attributes, expected_version)?;
+        self.store_group(store, &g)?;
+        let version = g.version;
+        all.insert(name.to_string(), g);
+        Ok(version)
+    }
+
     /// `DeleteThingGroup`.
     pub fn delete_thing_group(
         &self,
