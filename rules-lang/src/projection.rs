@@ -9,7 +9,7 @@
 //! skips: skipped strings, numbers and containers are validated in place without allocating.
 
 use crate::num::Dec;
-use crate::value::{parse_json, JsonError, Object, Value, MAX_JSON_DEPTH};
+use crate::value::{parse_json, JsonError, JsonParser, Object, Value, MAX_JSON_DEPTH};
 
 /// The top-level payload members a set of rules reads (sorted, deduplicated).
 ///
@@ -80,7 +80,7 @@ impl Projection {
 /// but only the projected members of a top-level object are built. A top-level value that is not
 /// an object is returned whole, as [`parse_json`] returns it.
 pub fn parse_projected(text: &[u8], projection: &Projection) -> Result<Value, JsonError> {
-    let mut s = Scanner { b: text, i: 0 };
+    let mut s = JsonParser::new(text);
     s.ws();
     if s.peek() != Some(b'{') {
         return parse_json(text);
@@ -93,12 +93,6 @@ pub fn parse_projected(text: &[u8], projection: &Projection) -> Result<Value, Js
     Ok(Value::Object(object))
 }
 
-/// A validating JSON scanner with the grammar of `value.rs`'s parser; it builds nothing itself.
-struct Scanner<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
 /// Numbers at most this long with at most [`FAST_EXPONENT_DIGITS`] exponent digits always parse:
 /// integers up to 38 digits fit an i128, and anything else of this size is finite in decimal128
 /// (magnitude below 1E+1040; smaller than its least subnormal rounds to zero, which is finite).
@@ -106,35 +100,9 @@ const FAST_NUMBER_LEN: usize = 40;
 /// See [`FAST_NUMBER_LEN`].
 const FAST_EXPONENT_DIGITS: usize = 3;
 
-impl Scanner<'_> {
-    fn err(&self, message: &'static str) -> JsonError {
-        JsonError { offset: self.i, message }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    // The hot loops below work on a local index and store it once: through `&mut self` the
-    // compiler otherwise writes `self.i` back on every byte.
-
-    fn ws(&mut self) {
-        let mut i = self.i;
-        while i < self.b.len() && matches!(self.b[i], b' ' | b'\t' | b'\n' | b'\r') {
-            i += 1;
-        }
-        self.i = i;
-    }
-
-    fn eat(&mut self, lit: &[u8]) -> bool {
-        if self.b[self.i..].starts_with(lit) {
-            self.i += lit.len();
-            true
-        } else {
-            false
-        }
-    }
-
+/// Validating skips over `value.rs`'s JSON reader: the same lexer and grammar as `parse_json`,
+/// building nothing.
+impl JsonParser<'_> {
     /// The top-level object (the scanner is at its `{`), with only the projected members built.
     fn projected_object(&mut self, projection: &Projection) -> Result<Object, JsonError> {
         self.i += 1;
@@ -304,16 +272,6 @@ impl Scanner<'_> {
         }
         self.i = i;
         i - start
-    }
-
-    /// The 4 hex digits of a `\u` escape, read exactly as parse_json reads them (including what
-    /// `u32::from_str_radix` accepts).
-    fn hex4(&mut self) -> Result<u32, JsonError> {
-        let h = self.b.get(self.i..self.i + 4).ok_or_else(|| self.err("truncated \\u escape"))?;
-        let s = std::str::from_utf8(h).map_err(|_| self.err("invalid \\u escape"))?;
-        let v = u32::from_str_radix(s, 16).map_err(|_| self.err("invalid \\u escape"))?;
-        self.i += 4;
-        Ok(v)
     }
 
     /// Validates a string (the scanner is at its opening quote) without building it: raw runs

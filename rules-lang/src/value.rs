@@ -360,7 +360,7 @@ pub const MAX_JSON_DEPTH: usize = 256;
 /// Parses JSON text into a value, keeping every digit of numbers (integers as Int, the rest as
 /// Decimal) and the order of object keys; a duplicate key keeps its last value.
 pub fn parse_json(text: &[u8]) -> Result<Value, JsonError> {
-    let mut p = JsonParser { b: text, i: 0 };
+    let mut p = JsonParser::new(text);
     p.ws();
     let v = p.value(0)?;
     p.ws();
@@ -370,23 +370,41 @@ pub fn parse_json(text: &[u8]) -> Result<Value, JsonError> {
     Ok(v)
 }
 
-struct JsonParser<'a> {
-    b: &'a [u8],
-    i: usize,
+/// The JSON reader: a cursor over the text with the lexical steps (whitespace, literals, `\u`
+/// escapes, errors at the cursor). `projection.rs` adds its validating skips to it, so both
+/// readers share one lexer.
+pub(crate) struct JsonParser<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) i: usize,
+}
+
+impl<'a> JsonParser<'a> {
+    /// A reader at the start of `text`.
+    pub(crate) fn new(text: &'a [u8]) -> JsonParser<'a> {
+        JsonParser { b: text, i: 0 }
+    }
 }
 
 impl JsonParser<'_> {
-    fn err(&self, message: &'static str) -> JsonError {
+    pub(crate) fn err(&self, message: &'static str) -> JsonError {
         JsonError { offset: self.i, message }
     }
 
-    fn ws(&mut self) {
-        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
-            self.i += 1;
-        }
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
     }
 
-    fn eat(&mut self, lit: &[u8]) -> bool {
+    // Works on a local index and stores it once: through `&mut self` the compiler otherwise
+    // writes `self.i` back on every byte.
+    pub(crate) fn ws(&mut self) {
+        let mut i = self.i;
+        while i < self.b.len() && matches!(self.b[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        self.i = i;
+    }
+
+    pub(crate) fn eat(&mut self, lit: &[u8]) -> bool {
         if self.b[self.i..].starts_with(lit) {
             self.i += lit.len();
             true
@@ -505,7 +523,7 @@ impl JsonParser<'_> {
         Dec::parse(text).map(Value::Decimal).ok_or_else(|| self.err("number out of range"))
     }
 
-    fn hex4(&mut self) -> Result<u32, JsonError> {
+    pub(crate) fn hex4(&mut self) -> Result<u32, JsonError> {
         let h = self.b.get(self.i..self.i + 4).ok_or_else(|| self.err("truncated \\u escape"))?;
         let s = std::str::from_utf8(h).map_err(|_| self.err("invalid \\u escape"))?;
         let v = u32::from_str_radix(s, 16).map_err(|_| self.err("invalid \\u escape"))?;
