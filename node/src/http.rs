@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::broker::message::now_ms;
 use crate::broker::Broker;
 use crate::credentials::Credentials;
+use crate::registry::is_resource_name;
 use crate::shadow::topics::{Operation, Request as ShadowRequest, MAX_SHADOW_NAME, MAX_THING_NAME};
 use crate::shadow::ShadowError;
 use crate::sigv4;
@@ -110,10 +111,6 @@ struct ShadowQuery {
     name: Option<String>,
 }
 
-fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
-}
-
 /// GetThingShadow, UpdateThingShadow and DeleteThingShadow.
 async fn thing_shadow(
     api: web::Data<Api>,
@@ -129,7 +126,7 @@ async fn thing_shadow(
         _ => Operation::Delete,
     };
     let shadow = query.name.as_deref();
-    if !valid_name(&thing, MAX_THING_NAME) || shadow.is_some_and(|s| !valid_name(s, MAX_SHADOW_NAME)) {
+    if !is_resource_name(&thing, MAX_THING_NAME) || shadow.is_some_and(|s| !is_resource_name(s, MAX_SHADOW_NAME)) {
         return Err(AwsError::new(400, "InvalidRequestException", "Invalid thing or shadow name"));
     }
     let request = ShadowRequest { thing: &thing, shadow, op };
@@ -157,11 +154,7 @@ async fn list_named_shadows(
     let names = api.broker.shadows.named_shadows(&api.broker, &thing)?;
     let (results, next) =
         page_after(&names, |n| n.as_str(), query.next_token.as_deref(), query.page_size.unwrap_or(25).clamp(1, 100));
-    let mut doc = json!({ "results": results, "timestamp": now_ms() / 1000 });
-    if let Some(t) = next {
-        doc["nextToken"] = json!(t);
-    }
-    Ok(HttpResponse::Ok().json(doc))
+    page_response(json!({ "results": results, "timestamp": now_ms() / 1000 }), next)
 }
 
 async fn health(broker: web::Data<Arc<Broker>>) -> HttpResponse {
@@ -291,11 +284,7 @@ async fn list_retained(
         .iter()
         .map(|m| json!({ "topic": &*m.topic, "payloadSize": m.payload.len(), "qos": m.qos as u8, "lastModifiedTime": m.created_ms }))
         .collect();
-    let mut doc = json!({ "retainedTopics": topics });
-    if let Some(t) = next {
-        doc["nextToken"] = json!(t);
-    }
-    Ok(HttpResponse::Ok().json(doc))
+    page_response(json!({ "retainedTopics": topics }), next)
 }
 
 /// A registry call's JSON answer, or its AWS error.
@@ -430,11 +419,7 @@ async fn list_things(
             doc
         })
         .collect();
-    let mut doc = json!({ "things": things });
-    if let Some(t) = next {
-        doc["nextToken"] = json!(t);
-    }
-    Ok(HttpResponse::Ok().json(doc))
+    page_response(json!({ "things": things }), next)
 }
 
 /// DescribeEndpoint: the host name clients used to reach this node (devices connect to the
@@ -529,11 +514,7 @@ async fn list_thing_types(
     }
     let size = query.max_results.unwrap_or(50).clamp(1, 250);
     let (page, next) = page_after(&all, |t| &t.thing_type_name, query.next_token.as_deref(), size);
-    let mut doc = json!({ "thingTypes": page.iter().map(thing_type_document).collect::<Vec<_>>() });
-    if let Some(t) = next {
-        doc["nextToken"] = json!(t);
-    }
-    Ok(HttpResponse::Ok().json(doc))
+    page_response(json!({ "thingTypes": page.iter().map(thing_type_document).collect::<Vec<_>>() }), next)
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -671,11 +652,10 @@ async fn list_thing_groups(
     }
     let size = query.max_results.unwrap_or(50).clamp(1, 250);
     let (page, next) = page_after(&groups, |g| &g.name, query.next_token.as_deref(), size);
-    let mut doc = json!({ "thingGroups": page.iter().map(|g| json!({ "groupName": g.name, "groupArn": g.arn })).collect::<Vec<_>>() });
-    if let Some(t) = next {
-        doc["nextToken"] = json!(t);
-    }
-    Ok(HttpResponse::Ok().json(doc))
+    page_response(
+        json!({ "thingGroups": page.iter().map(|g| json!({ "groupName": g.name, "groupArn": g.arn })).collect::<Vec<_>>() }),
+        next,
+    )
 }
 
 /// ListThingsInThingGroup.
@@ -690,11 +670,7 @@ async fn things_in_group(
     let names = api.broker.registry.things_in_group(&name, query.recursive.unwrap_or(false))?;
     let size = query.max_results.unwrap_or(50).clamp(1, 250);
     let (page, next) = page_after(&names, |n| n.as_str(), query.next_token.as_deref(), size);
-    let mut doc = json!({ "things": page });
-    if let Some(t) = next {
-        doc["nextToken"] = json!(t);
-    }
-    Ok(HttpResponse::Ok().json(doc))
+    page_response(json!({ "things": page }), next)
 }
 
 /// ListThingGroupsForThing.
@@ -713,6 +689,14 @@ async fn groups_of_thing(
         .map(|(n, a)| json!({ "groupName": n, "groupArn": a }))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "thingGroups": groups })))
+}
+
+/// A list call's answer: `doc`, with `nextToken` when more pages follow.
+fn page_response(mut doc: serde_json::Value, next: Option<String>) -> ApiResult {
+    if let Some(t) = next {
+        doc["nextToken"] = json!(t);
+    }
+    Ok(HttpResponse::Ok().json(doc))
 }
 
 /// One page of `items` (sorted by `key`) after the `after` token, and the next token when

@@ -84,9 +84,7 @@ pub fn create(
     id: String,
     now_s: u64,
 ) -> Result<ThingGroup, RegistryError> {
-    let valid = (1..=128).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'));
-    if !valid {
+    if !super::is_resource_name(name, 128) {
         return Err(invalid(format!("Invalid thing group name {name:?}")));
     }
     if let Some(existing) = all.get(name) {

@@ -16,6 +16,12 @@ use groups::ThingGroup;
 use things::{NewThing, RegistryError, Thing, ThingUpdate};
 use types::ThingType;
 
+/// Is `s` an AWS IoT resource name (`[a-zA-Z0-9:_-]`, 1 to `max` bytes): thing, thing
+/// type, thing group and shadow names all follow this pattern.
+pub fn is_resource_name(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
+}
+
 /// The account id in ARNs until accounts exist.
 pub const ACCOUNT_ID: &str = "000000000000";
 
@@ -48,6 +54,21 @@ fn storage_failed(e: StoreError) -> RegistryError {
     RegistryError { status: 500, error_type: "InternalFailureException", message: "Internal service failure".into() }
 }
 
+/// Every stored record of one kind (`thing`, `type`, `group`), by name.
+fn load_kind<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    kind: &[u8],
+    name_of: impl Fn(&T) -> String,
+) -> Result<BTreeMap<String, T>, StoreError> {
+    let mut out = BTreeMap::new();
+    for (_, v) in store.scan_prefix(Table::Registry, &key(kind, ""))? {
+        if let Ok(record) = serde_json::from_slice::<T>(&v) {
+            out.insert(name_of(&record), record);
+        }
+    }
+    Ok(out)
+}
+
 /// The node's registry.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -59,25 +80,11 @@ pub struct Registry {
 impl Registry {
     /// Loads every record from storage.
     pub fn load(store: &Store) -> Result<Registry, StoreError> {
-        let mut things = BTreeMap::new();
-        for (_, v) in store.scan_prefix(Table::Registry, b"thing\0")? {
-            if let Ok(t) = serde_json::from_slice::<Thing>(&v) {
-                things.insert(t.thing_name.clone(), t);
-            }
-        }
-        let mut types = BTreeMap::new();
-        for (_, v) in store.scan_prefix(Table::Registry, b"type\0")? {
-            if let Ok(t) = serde_json::from_slice::<ThingType>(&v) {
-                types.insert(t.thing_type_name.clone(), t);
-            }
-        }
-        let mut groups = BTreeMap::new();
-        for (_, v) in store.scan_prefix(Table::Registry, b"group\0")? {
-            if let Ok(g) = serde_json::from_slice::<ThingGroup>(&v) {
-                groups.insert(g.name.clone(), g);
-            }
-        }
-        Ok(Registry { things: RwLock::new(things), types: RwLock::new(types), groups: RwLock::new(groups) })
+        Ok(Registry {
+            things: RwLock::new(load_kind(store, b"thing", |t: &Thing| t.thing_name.clone())?),
+            types: RwLock::new(load_kind(store, b"type", |t: &ThingType| t.thing_type_name.clone())?),
+            groups: RwLock::new(load_kind(store, b"group", |g: &ThingGroup| g.name.clone())?),
+        })
     }
 
     fn write(&self, store: &Store, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), RegistryError> {

@@ -78,10 +78,6 @@ fn version_conflict(name: &str) -> RegistryError {
     }
 }
 
-fn valid_thing_name(s: &str) -> bool {
-    (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
-}
-
 /// Checks attribute names and values against AWS's patterns.
 fn check_attributes(attrs: &BTreeMap<String, String>) -> Result<(), RegistryError> {
     for (k, v) in attrs {
@@ -133,7 +129,7 @@ pub fn create(
     id: String,
     type_usable: impl Fn(&str) -> Result<(), RegistryError>,
 ) -> Result<Thing, RegistryError> {
-    if !valid_thing_name(&new.name) {
+    if !super::is_resource_name(&new.name, 128) {
         return Err(invalid(format!("Invalid thing name {:?}", new.name)));
     }
     if let Some(t) = &new.thing_type {

@@ -1,6 +1,8 @@
 //! The reserved MQTT topics of device shadows:
 //! `$aws/things/{thingName}/shadow[/name/{shadowName}]/{get|update|delete}`.
 
+use crate::registry::is_resource_name;
+
 /// What a request asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -39,10 +41,6 @@ pub const MAX_THING_NAME: usize = 128;
 /// Longest shadow name AWS allows.
 pub const MAX_SHADOW_NAME: usize = 64;
 
-fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
-}
-
 /// The request a topic addresses, when it is one (responses such as `.../update/accepted`
 /// are not requests).
 pub fn parse(topic: &str) -> Option<Request<'_>> {
@@ -61,7 +59,7 @@ pub fn parse(topic: &str) -> Option<Request<'_>> {
         "delete" => Operation::Delete,
         _ => return None,
     };
-    if !valid_name(thing, MAX_THING_NAME) || shadow.is_some_and(|s| !valid_name(s, MAX_SHADOW_NAME)) {
+    if !is_resource_name(thing, MAX_THING_NAME) || shadow.is_some_and(|s| !is_resource_name(s, MAX_SHADOW_NAME)) {
         return None;
     }
     Some(Request { thing, shadow, op })
