@@ -98,6 +98,10 @@ impl JitModule {
     /// compiled is kept for the interpreter, with the reason in its explanation.
     pub fn compile<'s>(statements: impl IntoIterator<Item = &'s Statement>) -> JitModule {
         let statements: Vec<Statement> = statements.into_iter().cloned().collect();
+        if statements.is_empty() {
+            // Nothing to compile: no Cranelift module (an empty rule set is the node's default).
+            return JitModule { entries: Vec::new(), module: None, _pool: Pool::default() };
+        }
         let mut module = match new_module() {
             Ok(m) => m,
             Err(why) => return JitModule::interpreted(statements, &why),
