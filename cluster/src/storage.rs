@@ -30,11 +30,16 @@ pub enum Table {
     Shadows,
     /// Registry records, keyed by kind, 0, name (`thing\0lamp`).
     Registry,
+    /// Replicated-group log entries not yet applied, keyed by group id and index (both
+    /// big-endian, so a group's entries sort in log order).
+    GroupLog,
+    /// Per-group bookkeeping (the last applied index), keyed by group id.
+    GroupState,
 }
 
 impl Table {
     /// Every table, in the order they are created.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 9] = [
         Table::Sessions,
         Table::Subscriptions,
         Table::Queue,
@@ -42,6 +47,8 @@ impl Table {
         Table::Meta,
         Table::Shadows,
         Table::Registry,
+        Table::GroupLog,
+        Table::GroupState,
     ];
 
     /// The RocksDB column family name.
@@ -54,6 +61,8 @@ impl Table {
             Table::Meta => "meta",
             Table::Shadows => "shadows",
             Table::Registry => "registry",
+            Table::GroupLog => "group_log",
+            Table::GroupState => "group_state",
         }
     }
 }
