@@ -48,9 +48,12 @@ pub enum GroupError {
 /// Called with a proposal's outcome, on the group's thread, in log order.
 pub type Done<O> = Box<dyn FnOnce(Result<O, GroupError>) + Send>;
 
+/// A read run on the group's thread, in log order.
+type Query<S> = Box<dyn FnOnce(Result<&S, GroupError>) + Send>;
+
 enum Op<S: StateMachine> {
     Propose(Vec<u8>, Done<S::Output>),
-    Read(Box<dyn FnOnce(Result<&S, GroupError>) + Send>),
+    Read(Query<S>),
 }
 
 /// One replicated group: its state machine, its log and the thread that applies it.

@@ -141,6 +141,12 @@ pub struct Store {
     writer: Option<thread::JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.db.path()).finish_non_exhaustive()
+    }
+}
+
 impl Drop for Store {
     /// Finishes every queued write and releases the database before returning, so the
     /// same directory can be opened again at once.

@@ -22,6 +22,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let broker = Broker::open(cfg.broker.clone(), store, metrics).context("cannot recover broker state")?;
     let (credentials, created) = crate::credentials::Credentials::load_or_create(&cfg.data_dir)?;
     broker.rules.start(&broker, cfg.data_dir.clone()).context("cannot start the rule runtime")?;
+    crate::rules::api::run_api_rules(&broker);
     if let Some(dir) = &cfg.rules_dir {
         anyhow::ensure!(dir.is_dir(), "--rules-dir {}: no such directory", dir.display());
         crate::rules::reload::load_and_watch(&broker, dir.clone())?;

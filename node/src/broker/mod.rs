@@ -172,6 +172,10 @@ pub struct Opened {
 
 const SHARDS: usize = 64;
 
+/// Shard groups that own the shadows (DESIGN section 4). Fixed for now: a thing's shard is
+/// its name's hash modulo this, so the cluster work will record it at `cluster init`.
+pub const SHADOW_SHARDS: u32 = 4;
+
 /// The broker core.
 pub struct Broker {
     pub config: BrokerConfig,
@@ -185,8 +189,10 @@ pub struct Broker {
     pub shadows: crate::shadow::ShadowService,
     /// Orders lifecycle (presence) events.
     pub lifecycle_versions: lifecycle::VersionCounter,
-    /// Things (and later thing types and groups).
-    pub registry: crate::registry::Registry,
+    /// The `meta` replicated group: registry and API-created rules.
+    pub meta: ferrite_cluster::Group<crate::meta::Meta>,
+    /// This broker, for work that outlives a borrowed `&Broker` (shadow responses).
+    this: std::sync::Weak<Broker>,
     sessions: Vec<Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>>,
     next_seq: AtomicU64,
     next_generation: AtomicU64,
@@ -344,17 +350,24 @@ impl Broker {
     pub fn open(config: BrokerConfig, store: Arc<Store>, metrics: Arc<Metrics>) -> Result<Arc<Broker>, StoreError> {
         let retained = Retained::load(&store)?;
         metrics.retained_messages.set(retained.len() as i64);
-        let registry = crate::registry::Registry::load(&store)?;
-        let broker = Arc::new(Broker {
+        let meta = ferrite_cluster::Group::open(
+            store.clone(),
+            crate::meta::META_GROUP,
+            "meta",
+            crate::meta::Meta::load(&store)?,
+        )?;
+        let shadows = crate::shadow::ShadowService::open(&store, SHADOW_SHARDS)?;
+        let broker = Arc::new_cyclic(|this| Broker {
             config,
             router: Router::default(),
             retained,
             store,
             metrics,
             rules: crate::rules::RuleEngine::default(),
-            shadows: crate::shadow::ShadowService::default(),
+            shadows,
             lifecycle_versions: lifecycle::VersionCounter::starting_at(now_ms()),
-            registry,
+            meta,
+            this: this.clone(),
             sessions: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             next_seq: AtomicU64::new(1),
             next_generation: AtomicU64::new(1),
@@ -756,7 +769,9 @@ impl Broker {
             return;
         }
         if let Some(req) = crate::shadow::topics::parse(&msg.topic) {
-            self.shadows.handle(self, &req, &msg.payload, now_ms() / 1000);
+            if let Some(me) = self.this.upgrade() {
+                self.shadows.handle(&me, req, &msg.payload, now_ms() / 1000);
+            }
         }
         self.rules.on_publish(msg);
     }

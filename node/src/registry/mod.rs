@@ -1,7 +1,7 @@
 //! The registry (issue 6): things, thing types and static thing groups with membership
-//! (`things`, `types`, `groups`: the pure rules). Records are kept in
-//! the `registry` column family, written durably before a command answers, and loaded whole
-//! at start.
+//! (`things`, `types`, `groups`: the pure rules). Every change is a [`Command`] applied by the
+//! `meta` replicated group (see `crate::meta`); records live in the `registry` column family
+//! and are loaded whole at start.
 
 pub mod groups;
 pub mod things;
@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use ferrite_cluster::{Batch, Store, StoreError, Table};
 use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
 
 use groups::ThingGroup;
 use things::{NewThing, RegistryError, Thing, ThingUpdate};
@@ -44,14 +45,16 @@ fn group_key(name: &str) -> Vec<u8> {
     key(b"group", name)
 }
 
-fn new_id() -> String {
+/// A fresh resource id (AWS's UUID form); chosen by the proposer, never by `apply`, so
+/// every member of the group stores the same one.
+pub fn new_id() -> String {
     let id = format!("{:032x}", rand::random::<u128>());
     format!("{}-{}-{}-{}-{}", &id[..8], &id[8..12], &id[12..16], &id[16..20], &id[20..])
 }
 
-fn storage_failed(e: StoreError) -> RegistryError {
-    tracing::error!(error = %e, "registry write failed");
-    RegistryError { status: 500, error_type: "InternalFailureException", message: "Internal service failure".into() }
+/// `arn:aws:iot:{region}:{account}:`, the start of every registry ARN.
+pub fn arn_prefix(region: &str) -> String {
+    format!("arn:aws:iot:{region}:{ACCOUNT_ID}:")
 }
 
 /// Every stored record of one kind (`thing`, `type`, `group`), by name.
@@ -69,7 +72,73 @@ fn load_kind<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
-/// The node's registry.
+/// A change to the registry. Ids, timestamps and ARN prefixes are chosen by the proposer so
+/// that applying a command is deterministic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    /// `CreateThingType`.
+    CreateThingType {
+        name: String,
+        description: Option<String>,
+        searchable: Vec<String>,
+        arn_prefix: String,
+        id: String,
+        now_s: u64,
+    },
+    /// `DeprecateThingType` (or undo it).
+    DeprecateThingType { name: String, undo: bool, now_s: u64 },
+    /// `DeleteThingType`: only a deprecated type that no thing has.
+    DeleteThingType { name: String },
+    /// `CreateThingGroup`.
+    CreateThingGroup {
+        name: String,
+        parent: Option<String>,
+        description: Option<String>,
+        attributes: BTreeMap<String, String>,
+        arn_prefix: String,
+        id: String,
+        now_s: u64,
+    },
+    /// `UpdateThingGroup`; `attributes` is (attributes, merge).
+    UpdateThingGroup {
+        name: String,
+        description: Option<String>,
+        attributes: Option<(BTreeMap<String, String>, bool)>,
+        expected_version: Option<u64>,
+    },
+    /// `DeleteThingGroup`.
+    DeleteThingGroup { name: String, expected_version: Option<u64> },
+    /// `AddThingToThingGroup` (`member`) / `RemoveThingFromThingGroup`.
+    SetMembership { group: String, thing: String, member: bool },
+    /// `CreateThing`.
+    CreateThing { thing: NewThing, arn_prefix: String, id: String },
+    /// `UpdateThing`.
+    UpdateThing { name: String, update: ThingUpdate },
+    /// `DeleteThing` (also leaves every group).
+    DeleteThing { name: String, expected_version: Option<u64> },
+}
+
+/// What an applied [`Command`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to report.
+    Done,
+    /// The thing created.
+    Thing(Thing),
+    /// The thing type created.
+    ThingType(ThingType),
+    /// The thing group created.
+    Group(ThingGroup),
+    /// The new version of an updated thing group.
+    Version(u64),
+}
+
+fn put<T: Serialize>(writes: &mut Batch, key: Vec<u8>, record: &T) {
+    writes.put(Table::Registry, key, serde_json::to_vec(record).unwrap_or_default());
+}
+
+/// The node's registry: the state the `meta` group applies registry commands to.
 #[derive(Debug, Default)]
 pub struct Registry {
     things: RwLock<BTreeMap<String, Thing>>,
@@ -87,32 +156,122 @@ impl Registry {
         })
     }
 
-    fn write(&self, store: &Store, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), RegistryError> {
-        let mut batch = Batch::new();
-        match value {
-            Some(v) => batch.put(Table::Registry, key, v),
-            None => batch.delete(Table::Registry, key),
+    /// Applies one committed command; its records go into `writes`.
+    pub fn apply(&self, command: Command, writes: &mut Batch) -> Result<Outcome, RegistryError> {
+        match command {
+            Command::CreateThingType { name, description, searchable, arn_prefix, id, now_s } => {
+                let mut all = self.types.write();
+                let t = types::create(all.get(&name), &name, description, searchable, &arn_prefix, id, now_s)?;
+                put(writes, type_key(&name), &t);
+                all.insert(name, t.clone());
+                Ok(Outcome::ThingType(t))
+            }
+            Command::DeprecateThingType { name, undo, now_s } => {
+                let mut all = self.types.write();
+                let mut t = all.get(&name).cloned().ok_or_else(|| types::not_found(&name))?;
+                t.deprecated = !undo;
+                t.deprecation_date = (!undo).then_some(now_s);
+                put(writes, type_key(&name), &t);
+                all.insert(name, t);
+                Ok(Outcome::Done)
+            }
+            Command::DeleteThingType { name } => {
+                let mut all = self.types.write();
+                let using =
+                    self.things.read().values().filter(|t| t.thing_type_name.as_deref() == Some(&*name)).count();
+                types::check_delete(all.get(&name), &name, using)?;
+                writes.delete(Table::Registry, type_key(&name));
+                all.remove(&name);
+                Ok(Outcome::Done)
+            }
+            Command::CreateThingGroup { name, parent, description, attributes, arn_prefix, id, now_s } => {
+                let mut all = self.groups.write();
+                let g = groups::create(&all, &name, parent, description, attributes, &arn_prefix, id, now_s)?;
+                if all.get(&name) != Some(&g) {
+                    put(writes, group_key(&name), &g);
+                    all.insert(name, g.clone());
+                }
+                Ok(Outcome::Group(g))
+            }
+            Command::UpdateThingGroup { name, description, attributes, expected_version } => {
+                let mut all = self.groups.write();
+                let g = groups::update(all.get(&name), &name, description, attributes, expected_version)?;
+                put(writes, group_key(&name), &g);
+                let version = g.version;
+                all.insert(name, g);
+                Ok(Outcome::Version(version))
+            }
+            Command::DeleteThingGroup { name, expected_version } => {
+                let mut all = self.groups.write();
+                groups::check_delete(&all, &name, expected_version)?;
+                if all.remove(&name).is_some() {
+                    writes.delete(Table::Registry, group_key(&name));
+                }
+                Ok(Outcome::Done)
+            }
+            Command::SetMembership { group, thing, member } => self.set_membership(&group, &thing, member, writes),
+            Command::CreateThing { thing, arn_prefix, id } => {
+                let mut things = self.things.write();
+                let thing = things::create(things.get(&thing.name), thing, &arn_prefix, id, |t| self.type_usable(t))?;
+                if things.get(&thing.thing_name) != Some(&thing) {
+                    put(writes, thing_key(&thing.thing_name), &thing);
+                    things.insert(thing.thing_name.clone(), thing.clone());
+                }
+                Ok(Outcome::Thing(thing))
+            }
+            Command::UpdateThing { name, update } => {
+                let mut things = self.things.write();
+                let thing = things::update(things.get(&name), &name, update, |t| self.type_usable(t))?;
+                put(writes, thing_key(&name), &thing);
+                things.insert(name, thing);
+                Ok(Outcome::Done)
+            }
+            Command::DeleteThing { name, expected_version } => {
+                let mut things = self.things.write();
+                things::check_delete(things.get(&name), &name, expected_version)?;
+                if things.remove(&name).is_some() {
+                    writes.delete(Table::Registry, thing_key(&name));
+                    for group in self.groups.write().values_mut().filter(|g| g.things.contains(&name)) {
+                        group.things.remove(&name);
+                        group.version += 1;
+                        put(writes, group_key(&group.name), group);
+                    }
+                }
+                Ok(Outcome::Done)
+            }
         }
-        batch.set_durable();
-        store.write_now(batch).map_err(storage_failed)
     }
 
-    /// `CreateThingType`.
-    pub fn create_thing_type(
+    fn set_membership(
         &self,
-        store: &Store,
-        name: &str,
-        description: Option<String>,
-        searchable: Vec<String>,
-        region: &str,
-        now_s: u64,
-    ) -> Result<ThingType, RegistryError> {
-        let mut all = self.types.write();
-        let arn_prefix = format!("arn:aws:iot:{region}:{ACCOUNT_ID}:");
-        let t = types::create(all.get(name), name, description, searchable, &arn_prefix, new_id(), now_s)?;
-        self.write(store, type_key(name), Some(serde_json::to_vec(&t).unwrap_or_default()))?;
-        all.insert(name.to_string(), t.clone());
-        Ok(t)
+        group: &str,
+        thing: &str,
+        member: bool,
+        writes: &mut Batch,
+    ) -> Result<Outcome, RegistryError> {
+        if !self.things.read().contains_key(thing) {
+            return Err(things::missing("Thing", thing));
+        }
+        let mut all = self.groups.write();
+        if member {
+            if all.get(group).is_some_and(|g| g.things.contains(thing)) {
+                return Ok(Outcome::Done);
+            }
+            let current = all.values().filter(|g| g.things.contains(thing)).count();
+            groups::check_add(&all, group, current)?;
+        }
+        let mut g = all.get(group).cloned().ok_or_else(|| groups::not_found(group))?;
+        let changed = if member { g.things.insert(thing.to_string()) } else { g.things.remove(thing) };
+        if changed {
+            g.version += 1;
+            put(writes, group_key(group), &g);
+            all.insert(group.to_string(), g);
+        }
+        Ok(Outcome::Done)
+    }
+
+    fn type_usable(&self, name: &str) -> Result<(), RegistryError> {
+        types::usable(self.types.read().get(name), name)
     }
 
     /// `DescribeThingType`.
@@ -123,53 +282,6 @@ impl Registry {
     /// `ListThingTypes`, in name order.
     pub fn thing_types(&self) -> Vec<ThingType> {
         self.types.read().values().cloned().collect()
-    }
-
-    /// `DeprecateThingType` (or undo it).
-    pub fn deprecate_thing_type(&self, store: &Store, name: &str, undo: bool, now_s: u64) -> Result<(), RegistryError> {
-        let mut all = self.types.write();
-        let mut t = all.get(name).cloned().ok_or_else(|| types::not_found(name))?;
-        t.deprecated = !undo;
-        t.deprecation_date = (!undo).then_some(now_s);
-        self.write(store, type_key(name), Some(serde_json::to_vec(&t).unwrap_or_default()))?;
-        all.insert(name.to_string(), t);
-        Ok(())
-    }
-
-    /// `DeleteThingType`: only a deprecated type that no thing has.
-    pub fn delete_thing_type(&self, store: &Store, name: &str) -> Result<(), RegistryError> {
-        let mut all = self.types.write();
-        let using = self.things.read().values().filter(|t| t.thing_type_name.as_deref() == Some(name)).count();
-        types::check_delete(all.get(name), name, using)?;
-        self.write(store, type_key(name), None)?;
-        all.remove(name);
-        Ok(())
-    }
-
-    fn store_group(&self, store: &Store, g: &ThingGroup) -> Result<(), RegistryError> {
-        self.write(store, group_key(&g.name), Some(serde_json::to_vec(g).unwrap_or_default()))
-    }
-
-    /// `CreateThingGroup`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn create_thing_group(
-        &self,
-        store: &Store,
-        name: &str,
-        parent: Option<String>,
-        description: Option<String>,
-        attributes: BTreeMap<String, String>,
-        region: &str,
-        now_s: u64,
-    ) -> Result<ThingGroup, RegistryError> {
-        let mut all = self.groups.write();
-        let arn_prefix = format!("arn:aws:iot:{region}:{ACCOUNT_ID}:");
-        let g = groups::create(&all, name, parent, description, attributes, &arn_prefix, new_id(), now_s)?;
-        if all.get(name) != Some(&g) {
-            self.store_group(store, &g)?;
-            all.insert(name.to_string(), g.clone());
-        }
-        Ok(g)
     }
 
     /// `DescribeThingGroup`: the group and its ancestors' (name, ARN), root first.
@@ -201,66 +313,6 @@ impl Registry {
         }
     }
 
-    /// `UpdateThingGroup`; the new version.
-    pub fn update_thing_group(
-        &self,
-        store: &Store,
-        name: &str,
-        description: Option<String>,
-        attributes: Option<(BTreeMap<String, String>, bool)>,
-        expected_version: Option<u64>,
-    ) -> Result<u64, RegistryError> {
-        let mut all = self.groups.write();
-        let g = groups::update(all.get(name), name, description, attributes, expected_version)?;
-        self.store_group(store, &g)?;
-        let version = g.version;
-        all.insert(name.to_string(), g);
-        Ok(version)
-    }
-
-    /// `DeleteThingGroup`.
-    pub fn delete_thing_group(
-        &self,
-        store: &Store,
-        name: &str,
-        expected_version: Option<u64>,
-    ) -> Result<(), RegistryError> {
-        let mut all = self.groups.write();
-        groups::check_delete(&all, name, expected_version)?;
-        if all.contains_key(name) {
-            self.write(store, group_key(name), None)?;
-            all.remove(name);
-        }
-        Ok(())
-    }
-
-    /// `AddThingToThingGroup` / `RemoveThingFromThingGroup`.
-    pub fn set_membership(&self, store: &Store, group: &str, thing: &str, member: bool) -> Result<(), RegistryError> {
-        if !self.things.read().contains_key(thing) {
-            return Err(things::RegistryError {
-                status: 404,
-                error_type: "ResourceNotFoundException",
-                message: format!("Thing {thing} cannot be found."),
-            });
-        }
-        let mut all = self.groups.write();
-        if member {
-            let current = all.values().filter(|g| g.things.contains(thing)).count();
-            if all.get(group).is_some_and(|g| g.things.contains(thing)) {
-                return Ok(());
-            }
-            groups::check_add(&all, group, current)?;
-        }
-        let mut g = all.get(group).cloned().ok_or_else(|| groups::not_found(group))?;
-        let changed = if member { g.things.insert(thing.to_string()) } else { g.things.remove(thing) };
-        if changed {
-            g.version += 1;
-            self.store_group(store, &g)?;
-            all.insert(group.to_string(), g);
-        }
-        Ok(())
-    }
-
     /// `ListThingsInThingGroup`: members of the group (and of the groups below it).
     pub fn things_in_group(&self, group: &str, recursive: bool) -> Result<Vec<String>, RegistryError> {
         let all = self.groups.read();
@@ -283,32 +335,12 @@ impl Registry {
             .collect()
     }
 
-    fn type_usable(&self, name: &str) -> Result<(), RegistryError> {
-        types::usable(self.types.read().get(name), name)
-    }
-
-    fn store_thing(&self, store: &Store, thing: &Thing) -> Result<(), RegistryError> {
-        self.write(store, thing_key(&thing.thing_name), Some(serde_json::to_vec(thing).unwrap_or_default()))
-    }
-
-    /// `CreateThing`; `region` is the one the caller signed for (it goes into the ARN).
-    pub fn create_thing(&self, store: &Store, new: NewThing, region: &str) -> Result<Thing, RegistryError> {
-        let mut things = self.things.write();
-        let arn_prefix = format!("arn:aws:iot:{region}:{ACCOUNT_ID}:");
-        let thing = things::create(things.get(&new.name), new, &arn_prefix, new_id(), |t| self.type_usable(t))?;
-        if things.get(&thing.thing_name) != Some(&thing) {
-            self.store_thing(store, &thing)?;
-            things.insert(thing.thing_name.clone(), thing.clone());
-        }
-        Ok(thing)
-    }
-
     /// `DescribeThing`.
     pub fn thing(&self, name: &str) -> Option<Thing> {
         self.things.read().get(name).cloned()
     }
 
-    /// `ListThings`: things in name order after `after`, filtered by an attribute.
+    /// `ListThings`: things in name order, filtered by an attribute (name, value, prefix).
     pub fn list_things(&self, attribute: Option<(&str, &str, bool)>) -> Vec<Thing> {
         self.things
             .read()
@@ -321,37 +353,5 @@ impl Registry {
             })
             .cloned()
             .collect()
-    }
-
-    /// `UpdateThing`.
-    pub fn update_thing(&self, store: &Store, name: &str, u: ThingUpdate) -> Result<(), RegistryError> {
-        let mut things = self.things.write();
-        let thing = things::update(things.get(name), name, u, |t| self.type_usable(t))?;
-        self.store_thing(store, &thing)?;
-        things.insert(name.to_string(), thing);
-        Ok(())
-    }
-
-    /// `DeleteThing`.
-    pub fn delete_thing(&self, store: &Store, name: &str, expected_version: Option<u64>) -> Result<(), RegistryError> {
-        let mut things = self.things.write();
-        things::check_delete(things.get(name), name, expected_version)?;
-        if things.contains_key(name) {
-            self.write(store, thing_key(name), None)?;
-            things.remove(name);
-            drop(things);
-            let holding: Vec<String> =
-                self.groups.read().values().filter(|g| g.things.contains(name)).map(|g| g.name.clone()).collect();
-            for g in holding {
-                let mut all = self.groups.write();
-                if let Some(mut group) = all.get(&g).cloned() {
-                    group.things.remove(name);
-                    group.version += 1;
-                    self.store_group(store, &group)?;
-                    all.insert(g, group);
-                }
-            }
-        }
-        Ok(())
     }
 }

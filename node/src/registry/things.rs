@@ -95,7 +95,7 @@ fn check_attributes(attrs: &BTreeMap<String, String>) -> Result<(), RegistryErro
 }
 
 /// `CreateThing`'s input.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewThing {
     /// Name.
     pub name: String,
@@ -106,7 +106,7 @@ pub struct NewThing {
 }
 
 /// `UpdateThing`'s input.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThingUpdate {
     /// New attributes.
     pub attributes: Option<BTreeMap<String, String>>,

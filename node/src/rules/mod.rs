@@ -1,9 +1,10 @@
-//! The rule runtime: rules loaded from `--rules-dir` run on every publish that their FROM
-//! filter matches, on the node that received it, with the payload parsed at most once and
+//! The rule runtime: rules loaded from `--rules-dir` and rules created through the API (`api`)
+//! run on every publish that their FROM filter matches, on the node that received it, with the payload parsed at most once and
 //! shared by all matching rules. Outputs go to per-action queues (see `actions`); the publish
 //! path never waits for an action.
 
 pub mod actions;
+pub mod api;
 pub mod http_client;
 pub mod index;
 pub mod reload;
@@ -91,9 +92,20 @@ impl Default for RuleSet {
     }
 }
 
+/// Where the running rules come from.
+#[derive(Default)]
+struct Sources {
+    /// From `--rules-dir`, in file order.
+    files: Vec<Rule>,
+    /// Created through the API, in name order.
+    api: Vec<Rule>,
+}
+
 /// The rule runtime of a node.
 pub struct RuleEngine {
     current: RwLock<Arc<RuleSet>>,
+    /// The checked rules of each source; the running set is built from both.
+    sources: Mutex<Sources>,
     rule_metrics: Mutex<HashMap<String, Arc<RuleMetrics>>>,
     action_metrics: Mutex<HashMap<String, Arc<ActionMetrics>>>,
     runtime: OnceLock<tokio::runtime::Handle>,
@@ -107,6 +119,7 @@ impl Default for RuleEngine {
     fn default() -> Self {
         RuleEngine {
             current: RwLock::new(Arc::new(RuleSet::default())),
+            sources: Mutex::new(Sources::default()),
             rule_metrics: Mutex::new(HashMap::new()),
             action_metrics: Mutex::new(HashMap::new()),
             runtime: OnceLock::new(),
@@ -158,9 +171,42 @@ impl RuleEngine {
         self.len() == 0
     }
 
+    /// Replaces the rules from `--rules-dir` (the API-created ones stay).
+    pub fn replace_file_rules(&self, rules: Vec<Rule>) {
+        let mut sources = self.sources.lock();
+        sources.files = rules;
+        self.install(&sources);
+    }
+
+    /// Replaces the rules created through the API (the file rules stay).
+    pub fn replace_api_rules(&self, rules: Vec<Rule>) {
+        let mut sources = self.sources.lock();
+        sources.api = rules;
+        self.install(&sources);
+    }
+
+    /// The rules loaded from files, as checked (for listing them through the API).
+    pub fn file_rules(&self) -> Vec<Rule> {
+        self.sources.lock().files.clone()
+    }
+
+    /// The running set: every file rule, then every API rule whose name no file rule has
+    /// taken (the API refuses such names; a file added later wins, with a warning).
+    fn install(&self, sources: &Sources) {
+        let mut rules = sources.files.clone();
+        for rule in &sources.api {
+            if let Some(file_rule) = sources.files.iter().find(|f| f.name == rule.name) {
+                tracing::warn!(rule = %rule.name, file = %file_rule.origin, "a rule file defines a rule with the name of an API-created rule; the file's rule runs");
+            } else {
+                rules.push(rule.clone());
+            }
+        }
+        self.replace(rules);
+    }
+
     /// Replaces the running rule set with `rules` at once: actions of the old set finish the
     /// jobs they hold, then stop.
-    pub fn replace(&self, rules: Vec<Rule>) {
+    fn replace(&self, rules: Vec<Rule>) {
         let runtime = self.runtime.get().expect("RuleEngine::start was called").clone();
         let broker = self.broker.get().cloned().unwrap_or_default();
         let data_dir = self.data_dir.get().cloned().unwrap_or_default();

@@ -37,7 +37,7 @@ fn apply(broker: &Broker, dir: &Path, reason: &str) {
     match load_dir(dir) {
         Ok(rules) => {
             let n = rules.len();
-            broker.rules.replace(rules);
+            broker.rules.replace_file_rules(rules);
             tracing::info!(dir = %dir.display(), rules = n, reason, "rules loaded");
         }
         Err(errors) => {

@@ -1,11 +1,12 @@
-//! Device shadows (issue 6, in progress): the pure document state machine (`document`),
-//! the reserved MQTT topics (`topics`) and the service that answers them (`service`). The
-//! replicated storage of DESIGN section 4 and the HTTP data-plane routes are still to come;
-//! until then shadows are written to RocksDB directly, durably, before `accepted` is sent.
+//! Device shadows (issue 6): the pure document state machine (`document`), the reserved
+//! MQTT topics (`topics`), the shard groups' state machine that owns the shadows (`shard`,
+//! DESIGN section 4) and the service that answers MQTT and HTTP requests through them
+//! (`service`).
 
 pub mod document;
 pub mod rate;
 pub mod service;
+pub mod shard;
 pub mod topics;
 
 pub use document::{Shadow, ShadowError, Updated};

@@ -1,115 +1,148 @@
-//! Serves shadow requests published on the reserved topics: loads the shadow (from RocksDB
-//! the first time), applies the request to a copy, makes the result durable, and only then
-//! swaps it in and publishes the responses (`accepted` after the write, as DESIGN section 4
-//! requires). A request that fails gets `rejected` and changes nothing.
+//! Serves shadow requests from MQTT and HTTP: checks the per-thing rate, then proposes
+//! updates and deletes to the thing's shard group and runs gets as linearizable reads on it.
+//! Responses are published from the group's thread once the change is committed and applied,
+//! so `accepted` never precedes durability (DESIGN section 4) and a thing's responses leave
+//! in the order its requests took effect. A request that fails gets `rejected` and changes
+//! nothing.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
-use ferrite_cluster::{Batch, Table};
+use ferrite_cluster::{Group, GroupError, Store, StoreError};
 use parking_lot::Mutex;
 use serde_json::Value;
 
-use super::document::{Shadow, ShadowError};
+use super::document::ShadowError;
 use super::rate::RateLimiter;
+use super::shard::{client_token, Applied, Command, ShadowShard};
 use super::topics::{Operation, Request};
 use crate::broker::Broker;
 
-/// The shadows this node serves.
-#[derive(Debug, Default)]
+/// Group ids of the shadow shards start here (the `meta` group is 0).
+pub const FIRST_SHARD_GROUP: u32 = 1;
+
+/// What runs once a request is answered.
+pub type Answer = Box<dyn FnOnce(Result<Value, ShadowError>) + Send>;
+
+/// The shadows this node serves, spread over shard groups by thing name.
+#[derive(Debug)]
 pub struct ShadowService {
-    shadows: Mutex<HashMap<Vec<u8>, Shadow>>,
+    shards: Vec<Group<ShadowShard>>,
     rate: Mutex<RateLimiter>,
 }
 
-/// `clientToken` of a get/delete request body (which may be empty).
-fn client_token(payload: &[u8]) -> Option<String> {
-    let doc: Value = serde_json::from_slice(payload).ok()?;
-    doc.get("clientToken")?.as_str().map(str::to_string)
+fn stable_hash(name: &str) -> u64 {
+    // FNV-1a: the same on every node and every version, which placement needs.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+fn not_committed(e: GroupError) -> ShadowError {
+    tracing::error!(error = %e, "a shadow request was not committed");
+    ShadowError { code: 500, message: "Internal service failure".into() }
 }
 
 impl ShadowService {
-    /// Handles one request arriving on its MQTT topic: the responses (or `rejected`) are
-    /// published through `broker`.
-    pub fn handle(&self, broker: &Broker, req: &Request<'_>, payload: &[u8], now_s: u64) {
-        if let Err(e) = self.apply(broker, req, payload, now_s) {
-            let token = client_token(payload);
-            broker.publish_internal(req.response_topic("rejected"), e.document(now_s, token.as_deref()));
-        }
+    /// Opens `shards` shard groups over `store` (their logs are replayed first).
+    pub fn open(store: &Arc<Store>, shards: u32) -> Result<ShadowService, StoreError> {
+        let shards = (0..shards.max(1))
+            .map(|i| {
+                let id = FIRST_SHARD_GROUP + i;
+                Group::open(store.clone(), id, &format!("shard-{i}"), ShadowShard::new(store.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ShadowService { shards, rate: Mutex::new(RateLimiter::default()) })
     }
 
-    /// Applies one request, from MQTT or HTTP: on success the `accepted` document is published
-    /// (with `documents` and `delta` for updates) and returned; on failure nothing changes and
-    /// the error is returned for the caller to report its own way.
-    pub fn apply(&self, broker: &Broker, req: &Request<'_>, payload: &[u8], now_s: u64) -> Result<Value, ShadowError> {
+    fn shard(&self, thing: &str) -> &Group<ShadowShard> {
+        &self.shards[(stable_hash(thing) % self.shards.len() as u64) as usize]
+    }
+
+    /// Handles one request arriving on its MQTT topic: the responses (or `rejected`) are
+    /// published through `broker`.
+    pub fn handle(&self, broker: &Arc<Broker>, req: Request, payload: &[u8], now_s: u64) {
+        self.submit(broker, req, payload, now_s, Box::new(|_| {}));
+    }
+
+    /// [`ShadowService::submit`] for async callers (the HTTP API): the `accepted` document,
+    /// or the error for the caller to report its own way.
+    pub async fn apply(
+        &self,
+        broker: &Arc<Broker>,
+        req: Request,
+        payload: &[u8],
+        now_s: u64,
+    ) -> Result<Value, ShadowError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(
+            broker,
+            req,
+            payload,
+            now_s,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.await.unwrap_or_else(|_| Err(not_committed(GroupError::Stopped)))
+    }
+
+    /// Serves one request from MQTT or HTTP. Once it is committed (or refused), `accepted`
+    /// (with `documents` and `delta` for updates) or `rejected` is published, then `answer`
+    /// runs with the accepted document or the error.
+    pub fn submit(&self, broker: &Arc<Broker>, req: Request, payload: &[u8], now_s: u64, answer: Answer) {
         let per_second = broker.config.shadow_requests_per_second_per_thing;
-        if !self.rate.lock().allow(req.thing, per_second, Instant::now()) {
-            return Err(ShadowError { code: 429, message: "Too Many Requests".into() });
-        }
-        let internal = |what: &str, e: &dyn std::fmt::Display| {
-            tracing::error!(thing = req.thing, error = %e, "{what} a shadow failed");
-            ShadowError { code: 500, message: "Internal service failure".into() }
-        };
-        let key = req.key();
-        let mut shadows = self.shadows.lock();
-        let current = match shadows.get(&key) {
-            Some(s) => s.clone(),
-            None => broker
-                .store
-                .get(Table::Shadows, &key)
-                .map_err(|e| internal("reading", &e))?
-                .and_then(|b| Shadow::decode(&b))
-                .unwrap_or_default(),
-        };
-        let mut next = current.clone();
+        let allowed = self.rate.lock().allow(&req.thing, per_second, Instant::now());
+        let broker = broker.clone();
         let token = client_token(payload);
-        let mut responses: Vec<(String, Value)> = Vec::new();
-        let accepted = match req.op {
-            Operation::Get => next.get(req.display_name(), token.as_deref(), now_s)?,
-            Operation::Delete => next.delete(req.display_name(), token.as_deref(), now_s)?,
-            Operation::Update => {
-                let u = next.update(payload, now_s)?;
-                responses.push((req.response_topic("documents"), u.documents));
-                if let Some(delta) = u.delta {
-                    responses.push((req.response_topic("delta"), delta));
+        let respond = move |req: Request, result: Result<Applied, ShadowError>| match result {
+            Ok(applied) => {
+                broker.publish_internal(req.response_topic("accepted"), applied.accepted.clone());
+                if let Some(doc) = applied.documents {
+                    broker.publish_internal(req.response_topic("documents"), doc);
                 }
-                u.accepted
+                if let Some(delta) = applied.delta {
+                    broker.publish_internal(req.response_topic("delta"), delta);
+                }
+                answer(Ok(applied.accepted));
+            }
+            Err(e) => {
+                broker.publish_internal(req.response_topic("rejected"), e.document(now_s, token.as_deref()));
+                answer(Err(e));
             }
         };
-        if next != current {
-            let mut batch = Batch::new();
-            batch.put(Table::Shadows, key.clone(), next.encode());
-            batch.set_durable();
-            broker.store.write_now(batch).map_err(|e| internal("writing", &e))?;
-            shadows.insert(key, next);
-        } else {
-            shadows.entry(key).or_insert(next);
+        if !allowed {
+            respond(req, Err(ShadowError { code: 429, message: "Too Many Requests".into() }));
+            return;
         }
-        drop(shadows);
-        broker.publish_internal(req.response_topic("accepted"), accepted.clone());
-        for (topic, doc) in responses {
-            broker.publish_internal(topic, doc);
+        let group = self.shard(&req.thing);
+        if req.op == Operation::Get {
+            let token = client_token(payload);
+            group.query(move |shard| {
+                let result = shard
+                    .map_err(not_committed)
+                    .and_then(|s| s.get(&req.thing, req.shadow.as_deref(), token.as_deref(), now_s))
+                    .map(|accepted| Applied { accepted, documents: None, delta: None });
+                respond(req, result);
+            });
+            return;
         }
-        Ok(accepted)
+        let command = Command {
+            op: req.op,
+            now_s,
+            thing: req.thing.clone(),
+            shadow: req.shadow.clone(),
+            payload: payload.to_vec(),
+        };
+        group.propose(command.encode(), Box::new(move |r| respond(req, r.unwrap_or_else(|e| Err(not_committed(e))))));
     }
 
     /// The names of a thing's named shadows that exist, in name order.
-    pub fn named_shadows(&self, broker: &Broker, thing: &str) -> Result<Vec<String>, ShadowError> {
-        let mut prefix = thing.as_bytes().to_vec();
-        prefix.push(0);
-        let rows = broker.store.scan_prefix(Table::Shadows, &prefix).map_err(|e| {
-            tracing::error!(thing, error = %e, "listing shadows failed");
-            ShadowError { code: 500, message: "Internal service failure".into() }
-        })?;
-        let mut names: Vec<String> = rows
-            .into_iter()
-            .filter_map(|(k, v)| {
-                let name = String::from_utf8(k[prefix.len()..].to_vec()).ok()?;
-                let exists = Shadow::decode(&v).is_some_and(|s| s.exists());
-                (!name.is_empty() && exists).then_some(name)
-            })
-            .collect();
-        names.sort();
-        Ok(names)
+    pub async fn named_shadows(&self, thing: &str) -> Result<Vec<String>, ShadowError> {
+        let owned = thing.to_string();
+        self.shard(thing).read(move |s| s.named_shadows(&owned)).await.map_err(not_committed)?
     }
 }

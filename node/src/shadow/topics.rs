@@ -27,11 +27,11 @@ impl Operation {
 
 /// A shadow request addressed by topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request<'t> {
+pub struct Request {
     /// The thing.
-    pub thing: &'t str,
+    pub thing: String,
     /// The named shadow, or `None` for the classic shadow.
-    pub shadow: Option<&'t str>,
+    pub shadow: Option<String>,
     /// The operation.
     pub op: Operation,
 }
@@ -43,7 +43,7 @@ pub const MAX_SHADOW_NAME: usize = 64;
 
 /// The request a topic addresses, when it is one (responses such as `.../update/accepted`
 /// are not requests).
-pub fn parse(topic: &str) -> Option<Request<'_>> {
+pub fn parse(topic: &str) -> Option<Request> {
     let rest = topic.strip_prefix("$aws/things/")?;
     let (thing, rest) = rest.split_once("/shadow/")?;
     let (shadow, op) = match rest.strip_prefix("name/") {
@@ -62,13 +62,13 @@ pub fn parse(topic: &str) -> Option<Request<'_>> {
     if !is_resource_name(thing, MAX_THING_NAME) || shadow.is_some_and(|s| !is_resource_name(s, MAX_SHADOW_NAME)) {
         return None;
     }
-    Some(Request { thing, shadow, op })
+    Some(Request { thing: thing.to_string(), shadow: shadow.map(str::to_string), op })
 }
 
-impl Request<'_> {
+impl Request {
     /// `$aws/things/{thing}/shadow[/name/{shadow}]/{op}/{suffix}`.
     pub fn response_topic(&self, suffix: &str) -> String {
-        match self.shadow {
+        match &self.shadow {
             Some(s) => format!("$aws/things/{}/shadow/name/{s}/{}/{suffix}", self.thing, self.op.name()),
             None => format!("$aws/things/{}/shadow/{}/{suffix}", self.thing, self.op.name()),
         }
@@ -76,17 +76,23 @@ impl Request<'_> {
 
     /// The name a 404 message shows: the shadow's name, or the thing's for a classic shadow.
     pub fn display_name(&self) -> &str {
-        self.shadow.unwrap_or(self.thing)
+        self.shadow.as_deref().unwrap_or(&self.thing)
     }
 
     /// The storage key: thing, 0, shadow name (empty for the classic shadow).
     pub fn key(&self) -> Vec<u8> {
-        let mut k = Vec::with_capacity(self.thing.len() + 1 + self.shadow.map_or(0, str::len));
-        k.extend_from_slice(self.thing.as_bytes());
-        k.push(0);
-        k.extend_from_slice(self.shadow.unwrap_or("").as_bytes());
-        k
+        shadow_key(&self.thing, self.shadow.as_deref())
     }
+}
+
+/// The storage key of a shadow: thing, 0, shadow name (empty for the classic shadow).
+pub fn shadow_key(thing: &str, shadow: Option<&str>) -> Vec<u8> {
+    let shadow = shadow.unwrap_or("");
+    let mut k = Vec::with_capacity(thing.len() + 1 + shadow.len());
+    k.extend_from_slice(thing.as_bytes());
+    k.push(0);
+    k.extend_from_slice(shadow.as_bytes());
+    k
 }
 
 #[cfg(test)]
@@ -94,12 +100,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn classic_and_named_keys_differ() {
+        assert_eq!(shadow_key("a", None), b"a\0");
+        assert_eq!(shadow_key("a", Some("b")), b"a\0b");
+    }
+
+    #[test]
     fn classic_and_named_requests_parse_and_answer_on_their_topics() {
         let r = parse("$aws/things/lamp-1/shadow/update").unwrap();
-        assert_eq!(r, Request { thing: "lamp-1", shadow: None, op: Operation::Update });
+        assert_eq!(r, Request { thing: "lamp-1".into(), shadow: None, op: Operation::Update });
         assert_eq!(r.response_topic("accepted"), "$aws/things/lamp-1/shadow/update/accepted");
         let r = parse("$aws/things/lamp/shadow/name/cfg/get").unwrap();
-        assert_eq!(r.shadow, Some("cfg"));
+        assert_eq!(r.shadow.as_deref(), Some("cfg"));
         assert_eq!(r.response_topic("rejected"), "$aws/things/lamp/shadow/name/cfg/get/rejected");
     }
 

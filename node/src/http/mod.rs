@@ -1,6 +1,10 @@
 //! The HTTP listener (actix-web): `/health` for load balancers, `/metrics` for Prometheus,
-//! and the AWS-compatible API, authenticated with SigV4: so far the `iot-data` shadow
-//! routes (issue 6 in progress).
+//! and the AWS-compatible API, authenticated with SigV4: the `iot-data` routes (shadows,
+//! publish, retained messages) and the `iot` registry routes here, topic rules in
+//! `topic_rules`. Handlers are thin: changes become commands proposed to the group that owns
+//! the state (DESIGN section 4).
+
+mod topic_rules;
 
 use std::sync::Arc;
 
@@ -10,7 +14,8 @@ use serde_json::json;
 use crate::broker::message::now_ms;
 use crate::broker::Broker;
 use crate::credentials::Credentials;
-use crate::registry::is_resource_name;
+use crate::registry::things::RegistryError;
+use crate::registry::{self, is_resource_name, Outcome};
 use crate::shadow::topics::{Operation, Request as ShadowRequest, MAX_SHADOW_NAME, MAX_THING_NAME};
 use crate::shadow::ShadowError;
 use crate::sigv4;
@@ -129,9 +134,9 @@ async fn thing_shadow(
     if !is_resource_name(&thing, MAX_THING_NAME) || shadow.is_some_and(|s| !is_resource_name(s, MAX_SHADOW_NAME)) {
         return Err(AwsError::new(400, "InvalidRequestException", "Invalid thing or shadow name"));
     }
-    let request = ShadowRequest { thing: &thing, shadow, op };
+    let request = ShadowRequest { thing: thing.to_string(), shadow: shadow.map(str::to_string), op };
     let payload: &[u8] = if op == Operation::Update { &body } else { b"" };
-    let doc = api.broker.shadows.apply(&api.broker, &request, payload, now_ms() / 1000)?;
+    let doc = api.broker.shadows.apply(&api.broker, request, payload, now_ms() / 1000).await?;
     Ok(HttpResponse::Ok().content_type("application/json").body(doc.to_string()))
 }
 
@@ -151,7 +156,7 @@ async fn list_named_shadows(
     body: web::Bytes,
 ) -> ApiResult {
     authenticate(&api, &req, &body, "iotdata")?;
-    let names = api.broker.shadows.named_shadows(&api.broker, &thing)?;
+    let names = api.broker.shadows.named_shadows(&thing).await?;
     let (results, next) =
         page_after(&names, |n| n.as_str(), query.next_token.as_deref(), query.page_size.unwrap_or(25).clamp(1, 100));
     page_response(json!({ "results": results, "timestamp": now_ms() / 1000 }), next)
@@ -288,8 +293,28 @@ async fn list_retained(
 }
 
 /// A registry call's JSON answer, or its AWS error.
-fn respond(result: Result<serde_json::Value, crate::registry::things::RegistryError>) -> ApiResult {
+fn respond(result: Result<serde_json::Value, RegistryError>) -> ApiResult {
     Ok(HttpResponse::Ok().json(result?))
+}
+
+/// Proposes a registry command to the `meta` group and waits until it is committed and
+/// applied.
+async fn registry_command(api: &Api, command: registry::Command) -> Result<Outcome, RegistryError> {
+    match crate::meta::propose(&api.broker.meta, crate::meta::Command::Registry(command)).await? {
+        crate::meta::Outcome::Registry(o) => Ok(o),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// A command answered with an outcome of the wrong kind: a bug, reported as AWS's 500.
+fn unexpected(outcome: &dyn std::fmt::Debug) -> RegistryError {
+    tracing::error!(?outcome, "a command answered an unexpected outcome");
+    RegistryError { status: 500, error_type: "InternalFailureException", message: "Internal service failure".into() }
+}
+
+/// The registry as this node has applied it, for reads.
+fn registry(api: &Api) -> &registry::Registry {
+    &api.broker.meta.state().registry
 }
 
 /// The JSON body of a control-plane call (an empty body is the defaults).
@@ -336,20 +361,27 @@ async fn thing(
     body: web::Bytes,
 ) -> ApiResult {
     let signer = authenticate(&api, &req, &body, "iot")?;
-    let (registry, store) = (&api.broker.registry, &api.broker.store);
     let b: ThingBody = json_body(&body)?;
     let result = match *req.method() {
         actix_web::http::Method::POST => {
-            let new = crate::registry::things::NewThing {
+            let thing = crate::registry::things::NewThing {
                 name: name.to_string(),
                 thing_type: b.thing_type_name,
                 attributes: b.attribute_payload.unwrap_or_default().attributes,
             };
-            registry
-                .create_thing(store, new, &signer.region)
-                .map(|t| json!({ "thingName": t.thing_name, "thingArn": t.thing_arn, "thingId": t.thing_id }))
+            let command = registry::Command::CreateThing {
+                thing,
+                arn_prefix: registry::arn_prefix(&signer.region),
+                id: registry::new_id(),
+            };
+            match registry_command(&api, command).await? {
+                Outcome::Thing(t) => {
+                    Ok(json!({ "thingName": t.thing_name, "thingArn": t.thing_arn, "thingId": t.thing_id }))
+                }
+                other => Err(unexpected(&other)),
+            }
         }
-        actix_web::http::Method::GET => match registry.thing(&name) {
+        actix_web::http::Method::GET => match registry(&api).thing(&name) {
             Some(t) => {
                 let mut doc = serde_json::to_value(&t).unwrap_or_default();
                 doc["defaultClientId"] = json!(t.thing_name);
@@ -370,9 +402,15 @@ async fn thing(
                 thing_type: b.thing_type_name,
                 remove_thing_type: b.remove_thing_type,
             };
-            registry.update_thing(store, &name, update).map(|()| json!({}))
+            registry_command(&api, registry::Command::UpdateThing { name: name.to_string(), update })
+                .await
+                .map(|_| json!({}))
         }
-        _ => registry.delete_thing(store, &name, query.expected_version).map(|()| json!({})),
+        _ => {
+            let command =
+                registry::Command::DeleteThing { name: name.to_string(), expected_version: query.expected_version };
+            registry_command(&api, command).await.map(|_| json!({}))
+        }
     };
     respond(result)
 }
@@ -401,7 +439,7 @@ async fn list_things(
         (None, None) => None,
         _ => return Err(AwsError::new(400, "InvalidRequestException", "attributeName and attributeValue go together")),
     };
-    let mut things = api.broker.registry.list_things(filter);
+    let mut things = registry(&api).list_things(filter);
     if let Some(t) = &query.thing_type_name {
         things.retain(|x| x.thing_type_name.as_deref() == Some(t.as_str()));
     }
@@ -465,7 +503,6 @@ fn thing_type_document(t: &crate::registry::types::ThingType) -> serde_json::Val
 /// CreateThingType, DescribeThingType, DeleteThingType, and `/deprecate`.
 async fn thing_type(api: web::Data<Api>, req: HttpRequest, path: web::Path<String>, body: web::Bytes) -> ApiResult {
     let signer = authenticate(&api, &req, &body, "iot")?;
-    let (registry, store) = (&api.broker.registry, &api.broker.store);
     let b: ThingTypeBody = json_body(&body)?;
     let now = now_ms() / 1000;
     let (name, deprecate) = match path.strip_suffix("/deprecate") {
@@ -474,19 +511,33 @@ async fn thing_type(api: web::Data<Api>, req: HttpRequest, path: web::Path<Strin
     };
     let result = match (req.method().clone(), deprecate) {
         (actix_web::http::Method::POST, true) => {
-            registry.deprecate_thing_type(store, &name, b.undo_deprecate, now).map(|()| json!({}))
+            let command = registry::Command::DeprecateThingType { name, undo: b.undo_deprecate, now_s: now };
+            registry_command(&api, command).await.map(|_| json!({}))
         }
         (actix_web::http::Method::POST, false) => {
             let p = b.thing_type_properties.unwrap_or_default();
-            registry
-                .create_thing_type(store, &name, p.thing_type_description, p.searchable_attributes, &signer.region, now)
-                .map(|t| json!({ "thingTypeName": t.thing_type_name, "thingTypeArn": t.thing_type_arn, "thingTypeId": t.thing_type_id }))
+            let command = registry::Command::CreateThingType {
+                name,
+                description: p.thing_type_description,
+                searchable: p.searchable_attributes,
+                arn_prefix: registry::arn_prefix(&signer.region),
+                id: registry::new_id(),
+                now_s: now,
+            };
+            match registry_command(&api, command).await? {
+                Outcome::ThingType(t) => Ok(
+                    json!({ "thingTypeName": t.thing_type_name, "thingTypeArn": t.thing_type_arn, "thingTypeId": t.thing_type_id }),
+                ),
+                other => Err(unexpected(&other)),
+            }
         }
-        (actix_web::http::Method::GET, false) => registry
+        (actix_web::http::Method::GET, false) => registry(&api)
             .thing_type(&name)
             .map(|t| thing_type_document(&t))
             .ok_or_else(|| crate::registry::types::not_found(&name)),
-        (actix_web::http::Method::DELETE, false) => registry.delete_thing_type(store, &name).map(|()| json!({})),
+        (actix_web::http::Method::DELETE, false) => {
+            registry_command(&api, registry::Command::DeleteThingType { name }).await.map(|_| json!({}))
+        }
         _ => return Err(AwsError::new(405, "MethodNotAllowedException", "Method not allowed")),
     };
     respond(result)
@@ -508,7 +559,7 @@ async fn list_thing_types(
     body: web::Bytes,
 ) -> ApiResult {
     authenticate(&api, &req, &body, "iot")?;
-    let mut all = api.broker.registry.thing_types();
+    let mut all = registry(&api).thing_types();
     if let Some(n) = &query.thing_type_name {
         all.retain(|t| &t.thing_type_name == n);
     }
@@ -541,25 +592,28 @@ async fn thing_group(
     body: web::Bytes,
 ) -> ApiResult {
     let signer = authenticate(&api, &req, &body, "iot")?;
-    let (registry, store) = (&api.broker.registry, &api.broker.store);
     let b: ThingGroupBody = json_body(&body)?;
     let result = match *req.method() {
         actix_web::http::Method::POST => {
             let props = b.thing_group_properties.unwrap_or_default();
             let attributes = props.attribute_payload.unwrap_or_default().attributes;
-            registry
-                .create_thing_group(
-                    store,
-                    &name,
-                    b.parent_group_name,
-                    props.thing_group_description,
-                    attributes,
-                    &signer.region,
-                    now_ms() / 1000,
-                )
-                .map(|g| json!({ "thingGroupName": g.name, "thingGroupArn": g.arn, "thingGroupId": g.id }))
+            let command = registry::Command::CreateThingGroup {
+                name: name.to_string(),
+                parent: b.parent_group_name,
+                description: props.thing_group_description,
+                attributes,
+                arn_prefix: registry::arn_prefix(&signer.region),
+                id: registry::new_id(),
+                now_s: now_ms() / 1000,
+            };
+            match registry_command(&api, command).await? {
+                Outcome::Group(g) => {
+                    Ok(json!({ "thingGroupName": g.name, "thingGroupArn": g.arn, "thingGroupId": g.id }))
+                }
+                other => Err(unexpected(&other)),
+            }
         }
-        actix_web::http::Method::GET => match registry.thing_group(&name) {
+        actix_web::http::Method::GET => match registry(&api).thing_group(&name) {
             Some((g, chain)) => {
                 let mut props = json!({ "attributePayload": { "attributes": g.attributes } });
                 if let Some(d) = &g.description {
@@ -580,14 +634,24 @@ async fn thing_group(
             None => Err(crate::registry::groups::not_found(&name)),
         },
         actix_web::http::Method::DELETE => {
-            registry.delete_thing_group(store, &name, query.expected_version).map(|()| json!({}))
+            let command = registry::Command::DeleteThingGroup {
+                name: name.to_string(),
+                expected_version: query.expected_version,
+            };
+            registry_command(&api, command).await.map(|_| json!({}))
         }
         actix_web::http::Method::PATCH => {
             let props = b.thing_group_properties.unwrap_or_default();
-            let attributes = props.attribute_payload.map(|p| (p.attributes, p.merge));
-            registry
-                .update_thing_group(store, &name, props.thing_group_description, attributes, b.expected_version)
-                .map(|version| json!({ "version": version }))
+            let command = registry::Command::UpdateThingGroup {
+                name: name.to_string(),
+                description: props.thing_group_description,
+                attributes: props.attribute_payload.map(|p| (p.attributes, p.merge)),
+                expected_version: b.expected_version,
+            };
+            match registry_command(&api, command).await? {
+                Outcome::Version(version) => Ok(json!({ "version": version })),
+                other => Err(unexpected(&other)),
+            }
         }
         _ => return Err(AwsError::new(405, "MethodNotAllowedException", "Method not allowed")),
     };
@@ -624,7 +688,7 @@ async fn membership(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> 
         ));
     };
     let add = req.path().ends_with("/addThingToThingGroup");
-    api.broker.registry.set_membership(&api.broker.store, &group, &thing, add)?;
+    registry_command(&api, registry::Command::SetMembership { group, thing, member: add }).await?;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 
@@ -646,7 +710,7 @@ async fn list_thing_groups(
     body: web::Bytes,
 ) -> ApiResult {
     authenticate(&api, &req, &body, "iot")?;
-    let mut groups = api.broker.registry.thing_groups(query.parent_group.as_deref(), query.recursive.unwrap_or(false));
+    let mut groups = registry(&api).thing_groups(query.parent_group.as_deref(), query.recursive.unwrap_or(false));
     if let Some(prefix) = &query.name_prefix_filter {
         groups.retain(|g| g.name.starts_with(prefix.as_str()));
     }
@@ -667,7 +731,7 @@ async fn things_in_group(
     body: web::Bytes,
 ) -> ApiResult {
     authenticate(&api, &req, &body, "iot")?;
-    let names = api.broker.registry.things_in_group(&name, query.recursive.unwrap_or(false))?;
+    let names = registry(&api).things_in_group(&name, query.recursive.unwrap_or(false))?;
     let size = query.max_results.unwrap_or(50).clamp(1, 250);
     let (page, next) = page_after(&names, |n| n.as_str(), query.next_token.as_deref(), size);
     page_response(json!({ "things": page }), next)
@@ -681,9 +745,7 @@ async fn groups_of_thing(
     body: web::Bytes,
 ) -> ApiResult {
     authenticate(&api, &req, &body, "iot")?;
-    let groups: Vec<serde_json::Value> = api
-        .broker
-        .registry
+    let groups: Vec<serde_json::Value> = registry(&api)
         .groups_of_thing(&name)
         .into_iter()
         .map(|(n, a)| json!({ "groupName": n, "groupArn": a }))
@@ -742,6 +804,9 @@ pub fn serve(
             .route("/api/things/shadow/ListNamedShadowsForThing/{thingName}", web::get().to(list_named_shadows))
             .route("/topics/{topic:.*}", web::post().to(publish))
             .route("/things", web::get().to(list_things))
+            .route("/rules", web::get().to(topic_rules::list_topic_rules))
+            .route("/rules/{ruleName}/{verb}", web::post().to(topic_rules::set_enabled))
+            .route("/rules/{ruleName}", web::route().to(topic_rules::topic_rule))
             .route("/things/{thingName}/thing-groups", web::get().to(groups_of_thing))
             .route("/thing-groups", web::get().to(list_thing_groups))
             .route("/thing-groups/addThingToThingGroup", web::put().to(membership))

@@ -1,0 +1,104 @@
+//! The `meta` group's state machine (DESIGN section 4): the registry and the API-created
+//! topic rules, changed only by [`Command`]s committed to the group's log. Low write rate,
+//! needed everywhere: in a cluster every node holds all of it.
+
+use ferrite_cluster::{Batch, Group, GroupError, StateMachine, Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+use crate::registry::things::RegistryError;
+use crate::registry::{self, Registry};
+use crate::rules::api::{self, TopicRules};
+
+/// The `meta` group's id in the group log.
+pub const META_GROUP: u32 = 0;
+
+/// A change to meta state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Things, thing types, thing groups.
+    Registry(registry::Command),
+    /// API-created topic rules.
+    TopicRule(api::Command),
+}
+
+/// What an applied command answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A registry command's answer.
+    Registry(registry::Outcome),
+    /// A topic-rule command succeeded.
+    TopicRule,
+}
+
+/// What runs after a topic-rule change is applied.
+type RulesChanged = Box<dyn Fn() + Send + Sync>;
+
+/// The state the `meta` group replicates.
+#[derive(Default)]
+pub struct Meta {
+    /// Things, thing types, thing groups.
+    pub registry: Registry,
+    /// Rules created through the API.
+    pub topic_rules: TopicRules,
+    /// Called after every applied topic-rule change (the rule engine reloads).
+    on_rules_changed: parking_lot::Mutex<Option<RulesChanged>>,
+}
+
+impl std::fmt::Debug for Meta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meta").field("registry", &self.registry).field("topic_rules", &self.topic_rules).finish()
+    }
+}
+
+impl Meta {
+    /// Loads the meta state from storage.
+    pub fn load(store: &Store) -> Result<Meta, StoreError> {
+        Ok(Meta {
+            registry: Registry::load(store)?,
+            topic_rules: TopicRules::load(store)?,
+            on_rules_changed: parking_lot::Mutex::new(None),
+        })
+    }
+
+    /// Sets what runs after an applied topic-rule change.
+    pub fn on_rules_changed(&self, f: impl Fn() + Send + Sync + 'static) {
+        *self.on_rules_changed.lock() = Some(Box::new(f));
+    }
+}
+
+impl StateMachine for Meta {
+    type Output = Result<Outcome, RegistryError>;
+
+    fn apply(&self, index: u64, command: &[u8], writes: &mut Batch) -> Self::Output {
+        let command: Command = serde_json::from_slice(command).map_err(|e| {
+            tracing::error!(index, error = %e, "undecodable meta command skipped");
+            RegistryError { status: 500, error_type: "InternalFailureException", message: "Internal failure".into() }
+        })?;
+        match command {
+            Command::Registry(c) => self.registry.apply(c, writes).map(Outcome::Registry),
+            Command::TopicRule(c) => {
+                self.topic_rules.apply(c, writes)?;
+                if let Some(f) = &*self.on_rules_changed.lock() {
+                    f();
+                }
+                Ok(Outcome::TopicRule)
+            }
+        }
+    }
+}
+
+/// Proposes `command` to the meta group and waits for its answer; a group that cannot
+/// commit answers AWS's 500.
+pub async fn propose(group: &Group<Meta>, command: Command) -> Result<Outcome, RegistryError> {
+    let bytes = serde_json::to_vec(&command).unwrap_or_default();
+    match group.propose_wait(bytes).await {
+        Ok(out) => out,
+        Err(e) => Err(internal(e)),
+    }
+}
+
+fn internal(e: GroupError) -> RegistryError {
+    tracing::error!(error = %e, "a meta command was not committed");
+    RegistryError { status: 500, error_type: "InternalFailureException", message: "Internal service failure".into() }
+}

@@ -1,0 +1,253 @@
+//! A `shard` group's state machine (DESIGN section 4): the shadows whose thing names hash to
+//! this shard. Updates and deletes are commands in the shard's log; gets are linearizable
+//! reads. Each shadow is kept in memory once touched and in the `shadows` column family.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ferrite_cluster::{Batch, StateMachine, Store, Table};
+use parking_lot::Mutex;
+use serde_json::Value;
+
+use super::document::{Shadow, ShadowError};
+use super::topics::{shadow_key, Operation};
+
+/// A change to one shadow. The time is the proposer's, so every member computes the same
+/// metadata timestamps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// `Update` or `Delete` (a get is a read, not a command).
+    pub op: Operation,
+    /// Seconds since the epoch, as the proposer saw it.
+    pub now_s: u64,
+    /// The thing.
+    pub thing: String,
+    /// The named shadow, or `None` for the classic one.
+    pub shadow: Option<String>,
+    /// The request document.
+    pub payload: Vec<u8>,
+}
+
+impl Command {
+    /// `op, now_s (u64 BE), thing length (u8), thing, shadow length (u8, 255 for none),
+    /// shadow, payload`. Names are at most 128 bytes, so one byte holds their lengths.
+    pub fn encode(&self) -> Vec<u8> {
+        let shadow = self.shadow.as_deref();
+        let mut out = Vec::with_capacity(12 + self.thing.len() + shadow.map_or(0, str::len) + self.payload.len());
+        out.push(match self.op {
+            Operation::Get => 0,
+            Operation::Update => 1,
+            Operation::Delete => 2,
+        });
+        out.extend_from_slice(&self.now_s.to_be_bytes());
+        out.push(self.thing.len() as u8);
+        out.extend_from_slice(self.thing.as_bytes());
+        match shadow {
+            Some(s) => {
+                out.push(s.len() as u8);
+                out.extend_from_slice(s.as_bytes());
+            }
+            None => out.push(255),
+        }
+        out.extend_from_slice(&self.payload);
+        out
+    }
+
+    /// The inverse of [`Command::encode`]; `None` for bytes it did not produce.
+    pub fn decode(bytes: &[u8]) -> Option<Command> {
+        let op = match *bytes.first()? {
+            0 => Operation::Get,
+            1 => Operation::Update,
+            2 => Operation::Delete,
+            _ => return None,
+        };
+        let now_s = u64::from_be_bytes(bytes.get(1..9)?.try_into().ok()?);
+        let thing_len = *bytes.get(9)? as usize;
+        let thing = std::str::from_utf8(bytes.get(10..10 + thing_len)?).ok()?.to_string();
+        let mut at = 10 + thing_len;
+        let shadow = match *bytes.get(at)? {
+            255 => {
+                at += 1;
+                None
+            }
+            n => {
+                let s = std::str::from_utf8(bytes.get(at + 1..at + 1 + n as usize)?).ok()?.to_string();
+                at += 1 + n as usize;
+                Some(s)
+            }
+        };
+        Some(Command { op, now_s, thing, shadow, payload: bytes[at..].to_vec() })
+    }
+}
+
+/// What an applied command answers: the `accepted` document, and for updates the
+/// `documents` and (when `desired` and `reported` differ) `delta` ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// Published on `.../accepted` and returned by the HTTP API.
+    pub accepted: Value,
+    /// Published on `.../update/documents`.
+    pub documents: Option<Value>,
+    /// Published on `.../update/delta`.
+    pub delta: Option<Value>,
+}
+
+/// The shadows of one shard.
+#[derive(Debug)]
+pub struct ShadowShard {
+    store: Arc<Store>,
+    cache: Mutex<HashMap<Vec<u8>, Shadow>>,
+}
+
+fn internal(thing: &str, what: &str, e: &dyn std::fmt::Display) -> ShadowError {
+    tracing::error!(thing, error = %e, "{what} a shadow failed");
+    ShadowError { code: 500, message: "Internal service failure".into() }
+}
+
+impl ShadowShard {
+    /// A shard reading shadows it has not seen yet from `store`.
+    pub fn new(store: Arc<Store>) -> ShadowShard {
+        ShadowShard { store, cache: Mutex::new(HashMap::new()) }
+    }
+
+    fn load(&self, thing: &str, key: &[u8]) -> Result<Shadow, ShadowError> {
+        if let Some(s) = self.cache.lock().get(key) {
+            return Ok(s.clone());
+        }
+        let stored = self.store.get(Table::Shadows, key).map_err(|e| internal(thing, "reading", &e))?;
+        Ok(stored.and_then(|b| Shadow::decode(&b)).unwrap_or_default())
+    }
+
+    /// `get`: the current document, or 404.
+    pub fn get(
+        &self,
+        thing: &str,
+        shadow: Option<&str>,
+        client_token: Option<&str>,
+        now_s: u64,
+    ) -> Result<Value, ShadowError> {
+        let current = self.load(thing, &shadow_key(thing, shadow))?;
+        current.get(shadow.unwrap_or(thing), client_token, now_s)
+    }
+
+    /// The names of a thing's named shadows that exist, in name order.
+    pub fn named_shadows(&self, thing: &str) -> Result<Vec<String>, ShadowError> {
+        let prefix = shadow_key(thing, None);
+        let rows = self.store.scan_prefix(Table::Shadows, &prefix).map_err(|e| internal(thing, "listing", &e))?;
+        let mut names: Vec<String> = rows
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let name = String::from_utf8(k[prefix.len()..].to_vec()).ok()?;
+                let exists = Shadow::decode(&v).is_some_and(|s| s.exists());
+                (!name.is_empty() && exists).then_some(name)
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn run(&self, c: &Command, writes: &mut Batch) -> Result<Applied, ShadowError> {
+        let key = shadow_key(&c.thing, c.shadow.as_deref());
+        let current = self.load(&c.thing, &key)?;
+        let mut next = current.clone();
+        let name = c.shadow.as_deref().unwrap_or(&c.thing);
+        let applied = match c.op {
+            Operation::Get => Applied {
+                accepted: next.get(name, client_token(&c.payload).as_deref(), c.now_s)?,
+                documents: None,
+                delta: None,
+            },
+            Operation::Delete => Applied {
+                accepted: next.delete(name, client_token(&c.payload).as_deref(), c.now_s)?,
+                documents: None,
+                delta: None,
+            },
+            Operation::Update => {
+                let u = next.update(&c.payload, c.now_s)?;
+                Applied { accepted: u.accepted, documents: Some(u.documents), delta: u.delta }
+            }
+        };
+        if next != current {
+            writes.put(Table::Shadows, key.clone(), next.encode());
+        }
+        self.cache.lock().insert(key, next);
+        Ok(applied)
+    }
+}
+
+/// `clientToken` of a get/delete request body (which may be empty).
+pub fn client_token(payload: &[u8]) -> Option<String> {
+    let doc: Value = serde_json::from_slice(payload).ok()?;
+    doc.get("clientToken")?.as_str().map(str::to_string)
+}
+
+impl StateMachine for ShadowShard {
+    type Output = Result<Applied, ShadowError>;
+
+    fn apply(&self, index: u64, command: &[u8], writes: &mut Batch) -> Self::Output {
+        let Some(c) = Command::decode(command) else {
+            tracing::error!(index, "undecodable shadow command skipped");
+            return Err(ShadowError { code: 500, message: "Internal service failure".into() });
+        };
+        self.run(&c, writes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn commands_round_trip(
+            op in prop_oneof![Just(Operation::Get), Just(Operation::Update), Just(Operation::Delete)],
+            now_s in any::<u64>(),
+            thing in "[a-zA-Z0-9:_-]{1,128}",
+            shadow in proptest::option::of("[a-zA-Z0-9:_-]{1,64}"),
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let c = Command { op, now_s, thing, shadow, payload };
+            prop_assert_eq!(Command::decode(&c.encode()), Some(c));
+        }
+    }
+
+    #[test]
+    fn truncated_commands_do_not_decode() {
+        let c = Command {
+            op: Operation::Update,
+            now_s: 5,
+            thing: "lamp".into(),
+            shadow: Some("cfg".into()),
+            payload: vec![],
+        };
+        let bytes = c.encode();
+        for n in 0..bytes.len() {
+            assert_eq!(Command::decode(&bytes[..n]), None, "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn an_update_is_stored_and_a_rejected_one_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let shard = ShadowShard::new(store.clone());
+        let update = |payload: &str| Command {
+            op: Operation::Update,
+            now_s: 100,
+            thing: "lamp".into(),
+            shadow: None,
+            payload: payload.as_bytes().to_vec(),
+        };
+        let mut writes = Batch::new();
+        let ok = shard.apply(1, &update(r#"{"state":{"desired":{"on":true}}}"#).encode(), &mut writes).unwrap();
+        assert_eq!(ok.accepted["version"], 1);
+        assert!(ok.delta.is_some());
+        assert!(!writes.is_empty());
+        let mut none = Batch::new();
+        let conflict = shard.apply(2, &update(r#"{"state":{"desired":{"on":false}},"version":7}"#).encode(), &mut none);
+        assert_eq!(conflict.unwrap_err().code, 409);
+        assert!(none.is_empty());
+        assert_eq!(shard.get("lamp", None, None, 101).unwrap()["state"]["desired"]["on"], true);
+    }
+}
