@@ -350,7 +350,7 @@ fn check_rule(file: &str, source: &str, def: &RuleDef) -> Result<Rule, Vec<Diagn
                 name: def.name.clone(),
                 description: def.description.clone(),
                 enabled: def.enabled,
-                sql: source[def.select.span.start..def.select.span.end].to_string(),
+                sql: source[def.select.span.start..def.select.span.end].trim_end().to_string(),
                 statement,
                 actions,
                 error_action,
