@@ -4,6 +4,7 @@ signed with the key the node wrote (issue 6, part)."""
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -63,7 +64,9 @@ def test_things_survive_a_restart_and_the_cli_lists_them(node, tmp_path):
     assert json.loads(endpoint)["endpointAddress"] == node.host
 
 
-def test_thing_types_take_things_until_deprecated_and_delete_only_when_unused(node):
+def test_thing_types_take_things_until_deprecated_and_delete_only_when_unused(make_node):
+    # AWS makes a deprecated type wait five minutes before it can be deleted; this node waits 2 s.
+    node = make_node(config_text="[limits]\nthing_type_deletion_wait_secs = 2\n")
     c = iot(node)
     made = c.create_thing_type(thingTypeName="sensor", thingTypeProperties={
         "thingTypeDescription": "temperature sensors", "searchableAttributes": ["room"]})
@@ -89,6 +92,10 @@ def test_thing_types_take_things_until_deprecated_and_delete_only_when_unused(no
     with pytest.raises(c.exceptions.InvalidRequestException):
         c.delete_thing_type(thingTypeName="sensor")
     c.delete_thing(thingName="t-1")
+    with pytest.raises(c.exceptions.InvalidRequestException) as e:
+        c.delete_thing_type(thingTypeName="sensor")
+    assert "deprecated less than 2 seconds ago" in e.value.response["Error"]["Message"]
+    time.sleep(2.1)
     c.delete_thing_type(thingTypeName="sensor")
     assert c.list_thing_types()["thingTypes"] == []
 

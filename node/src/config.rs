@@ -26,6 +26,7 @@ pub struct LimitsFile {
     pub max_session_expiry_secs: Option<u32>,
     pub max_keep_alive_secs: Option<u16>,
     pub shadow_requests_per_second_per_thing: Option<u32>,
+    pub thing_type_deletion_wait_secs: Option<u64>,
 }
 
 /// The TOML configuration file.
@@ -107,6 +108,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.shadow_requests_per_second_per_thing {
             broker.shadow_requests_per_second_per_thing = v;
+        }
+        if let Some(v) = l.thing_type_deletion_wait_secs {
+            broker.thing_type_deletion_wait_secs = v;
         }
     }
 }

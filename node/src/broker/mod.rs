@@ -59,6 +59,8 @@ pub struct BrokerConfig {
     /// Shadow requests one thing may make per second, all its shadows together (AWS: 20;
     /// 0: unlimited). Over it, requests are rejected with 429.
     pub shadow_requests_per_second_per_thing: u32,
+    /// Seconds a deprecated thing type must wait before it can be deleted (AWS: 300).
+    pub thing_type_deletion_wait_secs: u64,
 }
 
 impl Default for BrokerConfig {
@@ -76,6 +78,7 @@ impl Default for BrokerConfig {
             max_session_expiry: 7 * 24 * 3600,
             max_keep_alive: 1200,
             shadow_requests_per_second_per_thing: 20,
+            thing_type_deletion_wait_secs: 300,
         }
     }
 }

@@ -536,7 +536,9 @@ async fn thing_type(api: web::Data<Api>, req: HttpRequest, path: web::Path<Strin
             .map(|t| thing_type_document(&t))
             .ok_or_else(|| crate::registry::types::not_found(&name)),
         (actix_web::http::Method::DELETE, false) => {
-            registry_command(&api, registry::Command::DeleteThingType { name }).await.map(|_| json!({}))
+            let wait_s = api.broker.config.thing_type_deletion_wait_secs;
+            let command = registry::Command::DeleteThingType { name, now_s: now, wait_s };
+            registry_command(&api, command).await.map(|_| json!({}))
         }
         _ => return Err(AwsError::new(405, "MethodNotAllowedException", "Method not allowed")),
     };

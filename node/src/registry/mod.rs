@@ -88,8 +88,9 @@ pub enum Command {
     },
     /// `DeprecateThingType` (or undo it).
     DeprecateThingType { name: String, undo: bool, now_s: u64 },
-    /// `DeleteThingType`: only a deprecated type that no thing has.
-    DeleteThingType { name: String },
+    /// `DeleteThingType`: only a type that no thing has and that was deprecated at least
+    /// `wait_s` seconds before `now_s`.
+    DeleteThingType { name: String, now_s: u64, wait_s: u64 },
     /// `CreateThingGroup`.
     CreateThingGroup {
         name: String,
@@ -175,11 +176,11 @@ impl Registry {
                 all.insert(name, t);
                 Ok(Outcome::Done)
             }
-            Command::DeleteThingType { name } => {
+            Command::DeleteThingType { name, now_s, wait_s } => {
                 let mut all = self.types.write();
                 let using =
                     self.things.read().values().filter(|t| t.thing_type_name.as_deref() == Some(&*name)).count();
-                types::check_delete(all.get(&name), &name, using)?;
+                types::check_delete(all.get(&name), &name, using, now_s, wait_s)?;
                 writes.delete(Table::Registry, type_key(&name));
                 all.remove(&name);
                 Ok(Outcome::Done)

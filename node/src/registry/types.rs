@@ -86,10 +86,26 @@ pub fn usable(t: Option<&ThingType>, name: &str) -> Result<(), RegistryError> {
 }
 
 /// Checks a delete: the type must exist, be deprecated and have no things.
-pub fn check_delete(t: Option<&ThingType>, name: &str, things_of_type: usize) -> Result<(), RegistryError> {
+///
+/// As in AWS, a type can be deleted only `wait_s` seconds (AWS: five minutes) after it was
+/// deprecated.
+pub fn check_delete(
+    t: Option<&ThingType>,
+    name: &str,
+    things_of_type: usize,
+    now_s: u64,
+    wait_s: u64,
+) -> Result<(), RegistryError> {
     let t = t.ok_or_else(|| not_found(name))?;
     if !t.deprecated {
         return Err(invalid(format!("Can not delete thing type {name}: it is not deprecated")));
+    }
+    let deletable_at = t.deprecation_date.unwrap_or(0).saturating_add(wait_s);
+    if now_s < deletable_at {
+        return Err(invalid(format!(
+            "Can not delete thing type {name}: it was deprecated less than {wait_s} seconds ago; try again in {} seconds",
+            deletable_at - now_s
+        )));
     }
     if things_of_type > 0 {
         return Err(invalid(format!("Can not delete thing type {name}: {things_of_type} things still have it")));
@@ -107,11 +123,13 @@ mod tests {
         assert_eq!(t.thing_type_arn, "arn:aws:iot:r:0:thingtype/sensor");
         assert_eq!(create(Some(&t), "sensor", None, vec![], "", "id".into(), 5).unwrap_err().status, 409);
         assert!(usable(Some(&t), "sensor").is_ok());
-        assert_eq!(check_delete(Some(&t), "sensor", 0).unwrap_err().status, 400);
-        let dep = ThingType { deprecated: true, ..t };
+        assert_eq!(check_delete(Some(&t), "sensor", 0, 1000, 300).unwrap_err().status, 400);
+        let dep = ThingType { deprecated: true, deprecation_date: Some(1000), ..t };
         assert_eq!(usable(Some(&dep), "sensor").unwrap_err().status, 400);
-        assert_eq!(check_delete(Some(&dep), "sensor", 2).unwrap_err().status, 400);
-        assert!(check_delete(Some(&dep), "sensor", 0).is_ok());
+        assert_eq!(check_delete(Some(&dep), "sensor", 2, 2000, 300).unwrap_err().status, 400);
+        let early = check_delete(Some(&dep), "sensor", 0, 1299, 300).unwrap_err();
+        assert!(early.message.contains("try again in 1 seconds"), "{}", early.message);
+        assert!(check_delete(Some(&dep), "sensor", 0, 1300, 300).is_ok());
         assert_eq!(usable(None, "robot").unwrap_err().status, 404);
         let four = vec!["a".into(), "b".into(), "c".into(), "d".into()];
         assert_eq!(create(None, "x", None, four, "", "i".into(), 0).unwrap_err().status, 400);
