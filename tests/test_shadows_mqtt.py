@@ -109,3 +109,29 @@ def test_requests_over_the_per_thing_rate_are_rejected_with_429(make_node):
     assert 429 in codes and 404 in codes
     request(c, "get", {}, prefix=other)
     assert next_on(c, f"{other}/get/rejected")["code"] == 404
+
+
+def test_a_connection_with_ten_requests_in_flight_gets_429_for_more(node):
+    # Updates of 60 different things (no per-thing rate applies), sent at QoS 0 without waiting:
+    # more than ten are in flight at once, as AWS allows per connection.
+    c = Client(node, "burst")
+    c.subscribe("$aws/things/+/shadow/update/accepted", qos=1)
+    c.subscribe("$aws/things/+/shadow/update/rejected", qos=1)
+    body = json.dumps({"state": {"reported": {"x": "y" * 2000}}})
+    for i in range(60):
+        c.publish(f"$aws/things/t{i}/shadow/update", body, qos=0)
+    answers = {}
+    while len(answers) < 60:
+        msg = c.get(timeout=10)
+        topic, payload = msg.topic, msg.payload
+        thing, outcome = topic.split("/")[2], topic.rsplit("/", 1)[1]
+        assert thing not in answers, f"{thing} answered twice"
+        answers[thing] = (outcome, json.loads(payload))
+    rejected = [doc for outcome, doc in answers.values() if outcome == "rejected"]
+    assert all((d["code"], d["message"]) == (429, "Too Many Requests") for d in rejected)
+    assert rejected, "no request was refused: the in-flight limit did not apply"
+    accepted = [t for t, (outcome, _) in answers.items() if outcome == "accepted"]
+    assert len(accepted) >= 10
+    c.subscribe(f"$aws/things/{accepted[-1]}/shadow/get/accepted", qos=1)
+    request(c, "get", {}, prefix=f"$aws/things/{accepted[-1]}/shadow")
+    assert next_on(c, f"$aws/things/{accepted[-1]}/shadow/get/accepted")["state"]["reported"]["x"] == "y" * 2000

@@ -773,7 +773,7 @@ impl Broker {
         }
         if let Some(req) = crate::shadow::topics::parse(&msg.topic) {
             if let Some(me) = self.this.upgrade() {
-                self.shadows.handle(&me, req, &msg.payload, now_ms() / 1000);
+                self.shadows.handle(&me, msg.publisher.clone(), req, &msg.payload, now_ms() / 1000);
             }
         }
         self.rules.on_publish(msg);

@@ -1,5 +1,5 @@
-//! The per-thing request-rate limit of shadow requests: a token bucket per thing, holding at
-//! most one second's worth of requests.
+//! The limits on shadow requests: per thing, a token bucket holding at
+//! most one second's worth of requests; per connection, at most ten requests in flight.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -37,6 +37,38 @@ impl RateLimiter {
     }
 }
 
+/// Shadow requests one connection may have in flight (started, not yet answered), as AWS
+/// documents; one more is rejected with 429.
+pub const MAX_IN_FLIGHT_PER_CONNECTION: u32 = 10;
+
+/// In-flight shadow requests by connection (client id).
+#[derive(Debug, Default)]
+pub struct InFlight {
+    by_client: HashMap<std::sync::Arc<str>, u32>,
+}
+
+impl InFlight {
+    /// Starts one request of `client`; false when it already has the most allowed in flight.
+    pub fn start(&mut self, client: &std::sync::Arc<str>) -> bool {
+        let n = self.by_client.entry(client.clone()).or_insert(0);
+        if *n >= MAX_IN_FLIGHT_PER_CONNECTION {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Ends one started request of `client`.
+    pub fn finish(&mut self, client: &str) {
+        if let Some(n) = self.by_client.get_mut(client) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_client.remove(client);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +84,24 @@ mod tests {
         assert!(r.allow("lamp", 3, t0 + Duration::from_millis(400)));
         assert!(!r.allow("lamp", 3, t0 + Duration::from_millis(400)));
         assert!((0..100).all(|_| r.allow("lamp", 0, t0)), "0 means unlimited");
+    }
+
+    #[test]
+    fn the_eleventh_request_waits_for_an_answer() {
+        let mut f = InFlight::default();
+        let a: std::sync::Arc<str> = "a".into();
+        let b: std::sync::Arc<str> = "b".into();
+        for _ in 0..MAX_IN_FLIGHT_PER_CONNECTION {
+            assert!(f.start(&a));
+        }
+        assert!(!f.start(&a));
+        assert!(f.start(&b), "connections are counted apart");
+        f.finish("a");
+        assert!(f.start(&a));
+        for _ in 0..MAX_IN_FLIGHT_PER_CONNECTION {
+            f.finish("a");
+        }
+        f.finish("b");
+        assert!(f.by_client.is_empty(), "finished connections are forgotten");
     }
 }

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 
 use super::document::ShadowError;
-use super::rate::RateLimiter;
+use super::rate::{InFlight, RateLimiter};
 use super::shard::{client_token, Applied, Command, ShadowShard};
 use super::topics::{Operation, Request};
 use crate::broker::Broker;
@@ -29,6 +29,7 @@ pub type Answer = Box<dyn FnOnce(Result<Value, ShadowError>) + Send>;
 pub struct ShadowService {
     shards: Vec<Group<ShadowShard>>,
     rate: Mutex<RateLimiter>,
+    in_flight: Arc<Mutex<InFlight>>,
 }
 
 fn stable_hash(name: &str) -> u64 {
@@ -55,7 +56,7 @@ impl ShadowService {
                 Group::open(store.clone(), id, &format!("shard-{i}"), ShadowShard::new(store.clone()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(ShadowService { shards, rate: Mutex::new(RateLimiter::default()) })
+        Ok(ShadowService { shards, rate: Mutex::new(RateLimiter::default()), in_flight: Arc::default() })
     }
 
     fn shard(&self, thing: &str) -> &Group<ShadowShard> {
@@ -63,9 +64,23 @@ impl ShadowService {
     }
 
     /// Handles one request arriving on its MQTT topic: the responses (or `rejected`) are
-    /// published through `broker`.
-    pub fn handle(&self, broker: &Arc<Broker>, req: Request, payload: &[u8], now_s: u64) {
-        self.submit(broker, req, payload, now_s, Box::new(|_| {}));
+    /// published through `broker`. `client` is the requesting connection, whose requests in
+    /// flight are limited.
+    pub fn handle(&self, broker: &Arc<Broker>, client: Option<Arc<str>>, req: Request, payload: &[u8], now_s: u64) {
+        let Some(client) = client else {
+            self.submit(broker, req, payload, now_s, Box::new(|_| {}));
+            return;
+        };
+        if !self.in_flight.lock().start(&client) {
+            let rejected = ShadowError { code: 429, message: "Too Many Requests".into() };
+            broker.publish_internal(
+                req.response_topic("rejected"),
+                rejected.document(now_s, client_token(payload).as_deref()),
+            );
+            return;
+        }
+        let in_flight = self.in_flight.clone();
+        self.submit(broker, req, payload, now_s, Box::new(move |_| in_flight.lock().finish(&client)));
     }
 
     /// [`ShadowService::submit`] for async callers (the HTTP API): the `accepted` document,
