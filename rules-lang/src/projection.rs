@@ -301,22 +301,7 @@ impl JsonParser<'_> {
                     match c {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
                         b'u' => {
-                            let hi = self.hex4()?;
-                            let code = if (0xD800..0xDC00).contains(&hi) {
-                                if !self.eat(b"\\u") {
-                                    return Err(self.err("unpaired surrogate"));
-                                }
-                                let lo = self.hex4()?;
-                                if !(0xDC00..0xE000).contains(&lo) {
-                                    return Err(self.err("unpaired surrogate"));
-                                }
-                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                            } else {
-                                hi
-                            };
-                            if char::from_u32(code).is_none() {
-                                return Err(self.err("invalid \\u escape"));
-                            }
+                            self.unicode_escape()?;
                         }
                         _ => return Err(self.err("invalid escape")),
                     }

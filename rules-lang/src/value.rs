@@ -523,6 +523,24 @@ impl JsonParser<'_> {
         Dec::parse(text).map(Value::Decimal).ok_or_else(|| self.err("number out of range"))
     }
 
+    /// The character of a `\uXXXX` escape (the `\u` already read), joining a surrogate pair.
+    pub(crate) fn unicode_escape(&mut self) -> Result<char, JsonError> {
+        let hi = self.hex4()?;
+        let code = if (0xD800..0xDC00).contains(&hi) {
+            if !self.eat(b"\\u") {
+                return Err(self.err("unpaired surrogate"));
+            }
+            let lo = self.hex4()?;
+            if !(0xDC00..0xE000).contains(&lo) {
+                return Err(self.err("unpaired surrogate"));
+            }
+            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+        } else {
+            hi
+        };
+        char::from_u32(code).ok_or_else(|| self.err("invalid \\u escape"))
+    }
+
     pub(crate) fn hex4(&mut self) -> Result<u32, JsonError> {
         let h = self.b.get(self.i..self.i + 4).ok_or_else(|| self.err("truncated \\u escape"))?;
         let s = std::str::from_utf8(h).map_err(|_| self.err("invalid \\u escape"))?;
@@ -561,20 +579,7 @@ impl JsonParser<'_> {
                         b'r' => out.push('\r'),
                         b't' => out.push('\t'),
                         b'u' => {
-                            let hi = self.hex4()?;
-                            let code = if (0xD800..0xDC00).contains(&hi) {
-                                if !self.eat(b"\\u") {
-                                    return Err(self.err("unpaired surrogate"));
-                                }
-                                let lo = self.hex4()?;
-                                if !(0xDC00..0xE000).contains(&lo) {
-                                    return Err(self.err("unpaired surrogate"));
-                                }
-                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                            } else {
-                                hi
-                            };
-                            out.push(char::from_u32(code).ok_or_else(|| self.err("invalid \\u escape"))?);
+                            out.push(self.unicode_escape()?);
                         }
                         _ => return Err(self.err("invalid escape")),
                     }
