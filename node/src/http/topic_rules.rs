@@ -186,12 +186,13 @@ pub(super) async fn list_topic_rules(
             disabled: !r.enabled,
         })
         .collect();
+    let filters: std::collections::HashMap<String, Option<String>> =
+        api.broker.rules.api_rules().into_iter().map(|r| (r.name, r.statement.topic_filter)).collect();
     for r in api.broker.meta.state().topic_rules.all() {
         if all.iter().any(|l| l.name == r.rule_name) {
             continue;
         }
-        let pattern =
-            ferrite_rules::compile(&r.sql, ferrite_rules::SqlVersion::V2016_03_23).ok().and_then(|s| s.topic_filter);
+        let pattern = filters.get(&r.rule_name).cloned().flatten();
         all.push(Listed {
             name: r.rule_name,
             topic_pattern: pattern,

@@ -190,6 +190,11 @@ impl RuleEngine {
         self.sources.lock().files.clone()
     }
 
+    /// The rules created through the API, as checked.
+    pub fn api_rules(&self) -> Vec<Rule> {
+        self.sources.lock().api.clone()
+    }
+
     /// The running set: every file rule, then every API rule whose name no file rule has
     /// taken (the API refuses such names; a file added later wins, with a warning).
     fn install(&self, sources: &Sources) {

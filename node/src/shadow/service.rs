@@ -63,28 +63,14 @@ impl ShadowService {
         &self.shards[(stable_hash(thing) % self.shards.len() as u64) as usize]
     }
 
-    /// Handles one request arriving on its MQTT topic: the responses (or `rejected`) are
-    /// published through `broker`. `client` is the requesting connection, whose requests in
-    /// flight are limited.
+    /// Handles one request arriving on its MQTT topic from connection `client`: the responses
+    /// (or `rejected`) are published through `broker`.
     pub fn handle(&self, broker: &Arc<Broker>, client: Option<Arc<str>>, req: Request, payload: &[u8], now_s: u64) {
-        let Some(client) = client else {
-            self.submit(broker, req, payload, now_s, Box::new(|_| {}));
-            return;
-        };
-        if !self.in_flight.lock().start(&client) {
-            let rejected = ShadowError { code: 429, message: "Too Many Requests".into() };
-            broker.publish_internal(
-                req.response_topic("rejected"),
-                rejected.document(now_s, client_token(payload).as_deref()),
-            );
-            return;
-        }
-        let in_flight = self.in_flight.clone();
-        self.submit(broker, req, payload, now_s, Box::new(move |_| in_flight.lock().finish(&client)));
+        self.submit(broker, client, req, payload, now_s, Box::new(|_| {}));
     }
 
-    /// [`ShadowService::submit`] for async callers (the HTTP API): the `accepted` document,
-    /// or the error for the caller to report its own way.
+    /// [`ShadowService::submit`] for async callers (the HTTP API, which has no connection):
+    /// the `accepted` document, or the error for the caller to report its own way.
     pub async fn apply(
         &self,
         broker: &Arc<Broker>,
@@ -95,6 +81,7 @@ impl ShadowService {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(
             broker,
+            None,
             req,
             payload,
             now_s,
@@ -105,41 +92,64 @@ impl ShadowService {
         rx.await.unwrap_or_else(|_| Err(not_committed(GroupError::Stopped)))
     }
 
-    /// Serves one request from MQTT or HTTP. Once it is committed (or refused), `accepted`
-    /// (with `documents` and `delta` for updates) or `rejected` is published, then `answer`
-    /// runs with the accepted document or the error.
-    pub fn submit(&self, broker: &Arc<Broker>, req: Request, payload: &[u8], now_s: u64, answer: Answer) {
+    /// Serves one request from MQTT (`client` is its connection) or HTTP (`None`). A thing
+    /// over its rate, or a connection with the most requests in flight, gets 429. Once the
+    /// request is committed (or refused), `accepted` (with `documents` and `delta` for
+    /// updates) or `rejected` is published, then `answer` runs with the accepted document or
+    /// the error.
+    pub fn submit(
+        &self,
+        broker: &Arc<Broker>,
+        client: Option<Arc<str>>,
+        req: Request,
+        payload: &[u8],
+        now_s: u64,
+        answer: Answer,
+    ) {
         let per_second = broker.config.shadow_requests_per_second_per_thing;
-        let allowed = self.rate.lock().allow(&req.thing, per_second, Instant::now());
+        let mut refused = !self.rate.lock().allow(&req.thing, per_second, Instant::now());
+        let mut started = None;
+        if let (false, Some(client)) = (refused, client) {
+            if self.in_flight.lock().start(&client) {
+                started = Some((self.in_flight.clone(), client));
+            } else {
+                refused = true;
+            }
+        }
         let broker = broker.clone();
         let token = client_token(payload);
-        let respond = move |req: Request, result: Result<Applied, ShadowError>| match result {
-            Ok(applied) => {
-                broker.publish_internal(req.response_topic("accepted"), applied.accepted.clone());
-                if let Some(doc) = applied.documents {
-                    broker.publish_internal(req.response_topic("documents"), doc);
-                }
-                if let Some(delta) = applied.delta {
-                    broker.publish_internal(req.response_topic("delta"), delta);
-                }
-                answer(Ok(applied.accepted));
+        let query_token = token.clone();
+        let respond = move |req: Request, result: Result<Applied, ShadowError>| {
+            if let Some((in_flight, client)) = &started {
+                in_flight.lock().finish(client);
             }
-            Err(e) => {
-                broker.publish_internal(req.response_topic("rejected"), e.document(now_s, token.as_deref()));
-                answer(Err(e));
+            match result {
+                Ok(applied) => {
+                    broker.publish_internal(req.response_topic("accepted"), applied.accepted.clone());
+                    if let Some(doc) = applied.documents {
+                        broker.publish_internal(req.response_topic("documents"), doc);
+                    }
+                    if let Some(delta) = applied.delta {
+                        broker.publish_internal(req.response_topic("delta"), delta);
+                    }
+                    answer(Ok(applied.accepted));
+                }
+                Err(e) => {
+                    broker.publish_internal(req.response_topic("rejected"), e.document(now_s, token.as_deref()));
+                    answer(Err(e));
+                }
             }
         };
-        if !allowed {
+        if refused {
             respond(req, Err(ShadowError { code: 429, message: "Too Many Requests".into() }));
             return;
         }
         let group = self.shard(&req.thing);
         if req.op == Operation::Get {
-            let token = client_token(payload);
             group.query(move |shard| {
                 let result = shard
                     .map_err(not_committed)
-                    .and_then(|s| s.get(&req.thing, req.shadow.as_deref(), token.as_deref(), now_s))
+                    .and_then(|s| s.get(&req.thing, req.shadow.as_deref(), query_token.as_deref(), now_s))
                     .map(|accepted| Applied { accepted, documents: None, delta: None });
                 respond(req, result);
             });
