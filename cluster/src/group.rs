@@ -223,17 +223,16 @@ fn run<S: StateMachine>(mut log: Log, state: &S, rx: Receiver<Op<S>>) {
         for op in ops {
             match op {
                 Op::Read(f) => f(Ok(state)),
+                Op::Propose(_, done) if appended.is_err() => {
+                    done(Err(GroupError::Storage(appended.clone().unwrap_err())));
+                }
                 Op::Propose(command, done) => {
-                    let Err(e) = &appended else {
-                        log.last += 1;
-                        let result = log.apply(state, log.last, &command).map_err(|e| {
-                            tracing::error!(group = log.group, index = log.last, error = %e, "writing applied state failed");
-                            GroupError::Storage(Arc::new(e))
-                        });
-                        done(result);
-                        continue;
-                    };
-                    done(Err(GroupError::Storage(e.clone())));
+                    log.last += 1;
+                    let result = log.apply(state, log.last, &command).map_err(|e| {
+                        tracing::error!(group = log.group, index = log.last, error = %e, "writing applied state failed");
+                        GroupError::Storage(Arc::new(e))
+                    });
+                    done(result);
                 }
             }
         }
