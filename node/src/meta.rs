@@ -73,7 +73,7 @@ impl StateMachine for Meta {
     fn apply(&self, index: u64, command: &[u8], writes: &mut Batch) -> Self::Output {
         let command: Command = serde_json::from_slice(command).map_err(|e| {
             tracing::error!(index, error = %e, "undecodable meta command skipped");
-            RegistryError { status: 500, error_type: "InternalFailureException", message: "Internal failure".into() }
+            crate::registry::things::internal_failure()
         })?;
         match command {
             Command::Registry(c) => self.registry.apply(c, writes).map(Outcome::Registry),
@@ -100,5 +100,5 @@ pub async fn propose(group: &Group<Meta>, command: Command) -> Result<Outcome, R
 
 fn internal(e: GroupError) -> RegistryError {
     tracing::error!(error = %e, "a meta command was not committed");
-    RegistryError { status: 500, error_type: "InternalFailureException", message: "Internal service failure".into() }
+    crate::registry::things::internal_failure()
 }

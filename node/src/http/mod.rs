@@ -309,7 +309,7 @@ async fn registry_command(api: &Api, command: registry::Command) -> Result<Outco
 /// A command answered with an outcome of the wrong kind: a bug, reported as AWS's 500.
 fn unexpected(outcome: &dyn std::fmt::Debug) -> RegistryError {
     tracing::error!(?outcome, "a command answered an unexpected outcome");
-    RegistryError { status: 500, error_type: "InternalFailureException", message: "Internal service failure".into() }
+    crate::registry::things::internal_failure()
 }
 
 /// The registry as this node has applied it, for reads.

@@ -57,6 +57,11 @@ pub(crate) fn invalid(message: impl Into<String>) -> RegistryError {
     RegistryError { status: 400, error_type: "InvalidRequestException", message: message.into() }
 }
 
+/// AWS's 500, for storage or commit failures (logged where they happen).
+pub(crate) fn internal_failure() -> RegistryError {
+    RegistryError { status: 500, error_type: "InternalFailureException", message: "Internal service failure".into() }
+}
+
 /// AWS's 404 for a missing `kind` ("Thing", "Thing type", "Thing group") named `name`.
 pub(crate) fn missing(kind: &str, name: &str) -> RegistryError {
     RegistryError {

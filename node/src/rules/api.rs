@@ -15,7 +15,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::registry::things::RegistryError;
+use crate::registry::things::{invalid, RegistryError};
 
 /// The SQL version AWS's API gives a rule that names none.
 pub const API_DEFAULT_SQL_VERSION: &str = "2015-10-08";
@@ -144,10 +144,6 @@ impl TopicRules {
 /// `'text'` in rule-file syntax.
 fn quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
-}
-
-fn invalid(message: impl Into<String>) -> RegistryError {
-    error(400, "InvalidRequestException", message)
 }
 
 fn str_member<'a>(obj: &'a Value, name: &str) -> Option<&'a str> {

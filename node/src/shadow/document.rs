@@ -26,6 +26,16 @@ impl ShadowError {
         ShadowError { code, message: message.into() }
     }
 
+    /// AWS's 500, for storage or commit failures (logged where they happen).
+    pub fn internal() -> ShadowError {
+        ShadowError::new(500, "Internal service failure")
+    }
+
+    /// AWS's 429, for a thing over its rate or a connection with too many requests in flight.
+    pub fn too_many_requests() -> ShadowError {
+        ShadowError::new(429, "Too Many Requests")
+    }
+
     /// The `/rejected` document: `{"code", "message", "timestamp", "clientToken"?}`.
     pub fn document(&self, now_s: u64, client_token: Option<&str>) -> Value {
         let mut doc = json!({ "code": self.code, "message": self.message, "timestamp": now_s });

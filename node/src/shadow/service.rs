@@ -44,7 +44,7 @@ fn stable_hash(name: &str) -> u64 {
 
 fn not_committed(e: GroupError) -> ShadowError {
     tracing::error!(error = %e, "a shadow request was not committed");
-    ShadowError { code: 500, message: "Internal service failure".into() }
+    ShadowError::internal()
 }
 
 impl ShadowService {
@@ -141,7 +141,7 @@ impl ShadowService {
             }
         };
         if refused {
-            respond(req, Err(ShadowError { code: 429, message: "Too Many Requests".into() }));
+            respond(req, Err(ShadowError::too_many_requests()));
             return;
         }
         let group = self.shard(&req.thing);

@@ -101,7 +101,7 @@ pub struct ShadowShard {
 
 fn internal(thing: &str, what: &str, e: &dyn std::fmt::Display) -> ShadowError {
     tracing::error!(thing, error = %e, "{what} a shadow failed");
-    ShadowError { code: 500, message: "Internal service failure".into() }
+    ShadowError::internal()
 }
 
 impl ShadowShard {
@@ -187,7 +187,7 @@ impl StateMachine for ShadowShard {
     fn apply(&self, index: u64, command: &[u8], writes: &mut Batch) -> Self::Output {
         let Some(c) = Command::decode(command) else {
             tracing::error!(index, "undecodable shadow command skipped");
-            return Err(ShadowError { code: 500, message: "Internal service failure".into() });
+            return Err(ShadowError::internal());
         };
         self.run(&c, writes)
     }
