@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::{authenticate, json_body, page_after, page_response, unexpected, Api, ApiResult, AwsError};
 use crate::broker::message::now_ms;
-use crate::registry::ACCOUNT_ID;
+use crate::registry::arn_prefix;
 use crate::rules::api::{self, TopicRule, API_DEFAULT_SQL_VERSION};
 
 /// `TopicRulePayload`, the body of CreateTopicRule and ReplaceTopicRule.
@@ -25,7 +25,7 @@ struct Payload {
 }
 
 fn rule_arn(region: &str, name: &str) -> String {
-    format!("arn:aws:iot:{region}:{ACCOUNT_ID}:rule/{name}")
+    format!("{}rule/{name}", arn_prefix(region))
 }
 
 /// AWS's 409 for changing a rule that a rule file defines.
