@@ -44,21 +44,26 @@ class Node:
         self.proc = None
         self.stderr_path = os.path.join(data_dir, "stderr.log")
 
-    def start(self, mqtt_port=0, ws_port=0, http_port=0):
+    def start(self, mqtt_port=0, ws_port=0, http_port=0, mqtts_port=0, wss_port=0, https_port=0):
         args = [ferrite_bin(), "serve", "--data-dir", self.data_dir,
                 "--mqtt-addr", f"127.0.0.1:{mqtt_port}", "--ws-addr", f"127.0.0.1:{ws_port}",
-                "--http-addr", f"127.0.0.1:{http_port}", "--log-level", "info"] + self.extra_args
+                "--http-addr", f"127.0.0.1:{http_port}", "--mqtts-addr", f"127.0.0.1:{mqtts_port}",
+                "--wss-addr", f"127.0.0.1:{wss_port}", "--https-addr", f"127.0.0.1:{https_port}",
+                "--log-level", "info"] + self.extra_args
         if self.config:
             args += ["--config", self.config]
         self.stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         line = self.proc.stdout.readline()
-        m = re.match(r"listening mqtt=([\d.]+):(\d+) ws=([\d.]+):(\d+) http=([\d.]+):(\d+)$", line.strip())
+        m = re.match(r"listening mqtt=([\d.]+):(\d+) ws=([\d.]+):(\d+) http=([\d.]+):(\d+) "
+                     r"mqtts=([\d.]+):(\d+) wss=([\d.]+):(\d+) https=([\d.]+):(\d+)$", line.strip())
         if not m:
             self.proc.kill()
             raise RuntimeError(f"unexpected first line {line!r}; stderr: {self.log()}")
         self.host = m.group(1)
         self.mqtt_port, self.ws_port, self.http_port = int(m.group(2)), int(m.group(4)), int(m.group(6))
+        self.mqtts_port, self.wss_port, self.https_port = int(m.group(8)), int(m.group(10)), int(m.group(12))
+        self.ca_path = os.path.join(self.data_dir, "tls", "ca.pem")
         return self
 
     def log(self):
@@ -80,7 +85,7 @@ class Node:
 
     def restart(self, kill=False):
         """Stops (SIGKILL when `kill`) and starts again on the same ports and data."""
-        ports = (self.mqtt_port, self.ws_port, self.http_port)
+        ports = (self.mqtt_port, self.ws_port, self.http_port, self.mqtts_port, self.wss_port, self.https_port)
         self.kill9() if kill else self.stop()
         for _ in range(50):
             try:

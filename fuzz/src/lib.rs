@@ -14,3 +14,6 @@ pub mod mqtt {
 
 #[path = "../../node/src/sigv4.rs"]
 pub mod sigv4;
+
+#[path = "../../node/src/identity/policy/mod.rs"]
+pub mod policy;

@@ -28,7 +28,15 @@ pub enum Command {
     ///
     /// Precedence: flags override the config file, which overrides built-in defaults.
     /// Use port 0 to let the OS choose; the node prints the bound addresses on one
-    /// line: `listening mqtt=HOST:PORT ws=HOST:PORT http=HOST:PORT`.
+    /// line: `listening mqtt=HOST:PORT ws=HOST:PORT http=HOST:PORT mqtts=HOST:PORT
+    /// wss=HOST:PORT https=HOST:PORT`.
+    ///
+    /// TLS listeners authenticate clients with X.509 certificates registered through the API
+    /// (CreateKeysAndCertificate, RegisterCertificate); IoT policies attached to the
+    /// certificate decide what they may do. Without a [tls] table the first start writes a
+    /// development CA (DATA_DIR/tls/ca.pem) and a server certificate for localhost.
+    /// The plain listeners allow anonymous clients only on loopback (or with
+    /// `allow_anonymous = true` under [auth]).
     ///
     /// Example: ferrite serve --data-dir /var/lib/ferrite --mqtt-addr 0.0.0.0:1883
     Serve(ServeArgs),
@@ -53,8 +61,9 @@ pub enum Command {
 /// Flags of `ferrite serve`; each has a key of the same name (with `_`) in the TOML file.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// TOML config file. Keys: data_dir, mqtt_addr, ws_addr, http_addr, log_level,
-    /// workers, rules_dir, and a [limits] table (see docs/configuration.md).
+    /// TOML config file. Keys: data_dir, mqtt_addr, ws_addr, http_addr, mqtts_addr, wss_addr,
+    /// https_addr, region, log_level, workers, rules_dir, and [limits], [tls] and [auth]
+    /// tables (see docs/configuration.md).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where RocksDB keeps sessions and retained messages [default: ./ferrite-data]
@@ -66,9 +75,23 @@ pub struct ServeArgs {
     /// MQTT over WebSocket listen address, path /mqtt [default: 127.0.0.1:8083]
     #[arg(long, value_name = "HOST:PORT")]
     pub ws_addr: Option<SocketAddr>,
-    /// HTTP listen address for /health and /metrics [default: 127.0.0.1:8080]
+    /// HTTP listen address for /health, /metrics and the AWS-compatible API [default: 127.0.0.1:8080]
     #[arg(long, value_name = "HOST:PORT")]
     pub http_addr: Option<SocketAddr>,
+    /// MQTT over TLS listen address; clients authenticate with X.509 certificates
+    /// registered with the node [default: 127.0.0.1:8883]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub mqtts_addr: Option<SocketAddr>,
+    /// MQTT over secure WebSocket listen address, path /mqtt [default: 127.0.0.1:8443]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub wss_addr: Option<SocketAddr>,
+    /// HTTPS listen address for the API; clients that negotiate ALPN x-amzn-mqtt-ca speak
+    /// MQTT here, as on AWS IoT's port 443 [default: 127.0.0.1:8444]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub https_addr: Option<SocketAddr>,
+    /// Region in the ARNs that IoT policies name (`arn:aws:iot:REGION:...`) [default: us-east-1]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive such as
     /// `ferrite=debug` [default: info]
     #[arg(long, value_name = "LEVEL")]
@@ -94,12 +117,20 @@ impl ServeArgs {
         };
         let mut broker = BrokerConfig::default();
         NodeConfig::apply_limits(&mut broker, &file.limits);
+        if let Some(region) = self.region.clone().or(file.region.clone()) {
+            broker.region = region;
+        }
         let default_workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         Ok(NodeConfig {
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("ferrite-data")),
             mqtt_addr: self.mqtt_addr.or(file.mqtt_addr).unwrap_or_else(|| "127.0.0.1:1883".parse().expect("valid")),
             ws_addr: self.ws_addr.or(file.ws_addr).unwrap_or_else(|| "127.0.0.1:8083".parse().expect("valid")),
             http_addr: self.http_addr.or(file.http_addr).unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid")),
+            mqtts_addr: self.mqtts_addr.or(file.mqtts_addr).unwrap_or_else(|| "127.0.0.1:8883".parse().expect("valid")),
+            wss_addr: self.wss_addr.or(file.wss_addr).unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid")),
+            https_addr: self.https_addr.or(file.https_addr).unwrap_or_else(|| "127.0.0.1:8444".parse().expect("valid")),
+            tls: file.tls.clone(),
+            allow_anonymous: file.auth.allow_anonymous.unwrap_or(false),
             log_level: self.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
             workers: self.workers.or(file.workers).unwrap_or(default_workers).max(1),
             rules_dir: self.rules_dir.clone().or(file.rules_dir).or_else(|| {

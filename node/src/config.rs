@@ -29,6 +29,16 @@ pub struct LimitsFile {
     pub thing_type_deletion_wait_secs: Option<u64>,
 }
 
+/// The `[auth]` table: how plain (non-TLS) listeners authenticate.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    /// Let clients on the plain MQTT and WebSocket listeners connect without credentials and
+    /// do anything, even when those listeners are not on loopback. Without it, anonymous
+    /// access exists only on loopback listeners.
+    pub allow_anonymous: Option<bool>,
+}
+
 /// The TOML configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -37,11 +47,19 @@ pub struct ConfigFile {
     pub mqtt_addr: Option<SocketAddr>,
     pub ws_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
+    pub mqtts_addr: Option<SocketAddr>,
+    pub wss_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
+    pub region: Option<String>,
     pub log_level: Option<String>,
     pub workers: Option<usize>,
     pub rules_dir: Option<PathBuf>,
     #[serde(default)]
     pub limits: LimitsFile,
+    #[serde(default)]
+    pub tls: crate::identity::tls::TlsFiles,
+    #[serde(default)]
+    pub auth: AuthFile,
 }
 
 impl ConfigFile {
@@ -60,6 +78,16 @@ pub struct NodeConfig {
     pub mqtt_addr: SocketAddr,
     pub ws_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// MQTT over TLS (client certificates).
+    pub mqtts_addr: SocketAddr,
+    /// MQTT over secure WebSocket, path /mqtt.
+    pub wss_addr: SocketAddr,
+    /// HTTPS for the API, and MQTT for clients that negotiate ALPN `x-amzn-mqtt-ca`.
+    pub https_addr: SocketAddr,
+    /// Server certificate and issuing CA files (generated when absent).
+    pub tls: crate::identity::tls::TlsFiles,
+    /// Anonymous access on plain listeners even off loopback.
+    pub allow_anonymous: bool,
     pub log_level: String,
     pub workers: usize,
     /// Directory of `.sql` rule files, watched for changes (None: no rules).

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod http;
+pub mod identity;
 pub mod meta;
 pub mod metrics;
 pub mod mqtt;

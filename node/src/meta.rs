@@ -5,6 +5,7 @@
 use ferrite_cluster::{Batch, Group, GroupError, StateMachine, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
+use crate::identity::{self, Identity};
 use crate::registry::things::RegistryError;
 use crate::registry::{self, Registry};
 use crate::rules::api::{self, TopicRules};
@@ -20,6 +21,8 @@ pub enum Command {
     Registry(registry::Command),
     /// API-created topic rules.
     TopicRule(api::Command),
+    /// Certificates, principal attachments, policies.
+    Identity(identity::Command),
 }
 
 /// What an applied command answers.
@@ -29,6 +32,8 @@ pub enum Outcome {
     Registry(registry::Outcome),
     /// A topic-rule command succeeded.
     TopicRule,
+    /// An identity command succeeded.
+    Identity,
 }
 
 /// What runs after a topic-rule change is applied.
@@ -41,13 +46,19 @@ pub struct Meta {
     pub registry: Registry,
     /// Rules created through the API.
     pub topic_rules: TopicRules,
+    /// Certificates, principal attachments, policies.
+    pub identity: Identity,
     /// Called after every applied topic-rule change (the rule engine reloads).
     on_rules_changed: parking_lot::Mutex<Option<RulesChanged>>,
 }
 
 impl std::fmt::Debug for Meta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Meta").field("registry", &self.registry).field("topic_rules", &self.topic_rules).finish()
+        f.debug_struct("Meta")
+            .field("registry", &self.registry)
+            .field("topic_rules", &self.topic_rules)
+            .field("identity", &self.identity)
+            .finish()
     }
 }
 
@@ -57,6 +68,7 @@ impl Meta {
         Ok(Meta {
             registry: Registry::load(store)?,
             topic_rules: TopicRules::load(store)?,
+            identity: Identity::load(store)?,
             on_rules_changed: parking_lot::Mutex::new(None),
         })
     }
@@ -76,7 +88,20 @@ impl StateMachine for Meta {
             crate::registry::things::internal_failure()
         })?;
         match command {
-            Command::Registry(c) => self.registry.apply(c, writes).map(Outcome::Registry),
+            Command::Registry(c) => {
+                let deleted = match &c {
+                    registry::Command::DeleteThing { name, .. } => Some(name.clone()),
+                    _ => None,
+                };
+                let outcome = self.registry.apply(c, writes).map(Outcome::Registry)?;
+                if let Some(name) = deleted {
+                    self.identity.forget_thing(&name, writes);
+                }
+                Ok(outcome)
+            }
+            Command::Identity(c) => {
+                self.identity.apply(c, |t| self.registry.thing(t).is_some(), writes).map(|()| Outcome::Identity)
+            }
             Command::TopicRule(c) => {
                 self.topic_rules.apply(c, writes)?;
                 if let Some(f) = &*self.on_rules_changed.lock() {

@@ -111,4 +111,14 @@ metrics! {
     publisher_backpressure_total: Counter,
     /// Storage write failures.
     storage_errors_total: Counter,
+    /// CONNECTs refused by authentication or the iot:Connect policy (AWS's Connect.AuthError).
+    connect_auth_errors_total: Counter,
+    /// PUBLISHes refused by the iot:Publish policy (AWS's PublishIn.AuthError).
+    publish_in_auth_errors_total: Counter,
+    /// Deliveries withheld by the iot:Receive policy (AWS's PublishOut.AuthError).
+    publish_out_auth_errors_total: Counter,
+    /// Subscriptions refused by the iot:Subscribe policy (AWS's Subscribe.AuthError).
+    subscribe_auth_errors_total: Counter,
+    /// Connections closed because their certificate was deactivated or revoked.
+    certificate_disconnects_total: Counter,
 }

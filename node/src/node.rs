@@ -27,6 +27,9 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         anyhow::ensure!(dir.is_dir(), "--rules-dir {}: no such directory", dir.display());
         crate::rules::reload::load_and_watch(&broker, dir.clone())?;
     }
+    crate::identity::tls::install_provider();
+    let tls = crate::identity::tls::Tls::load_or_create(&cfg.data_dir, &cfg.tls).context("cannot set up TLS")?;
+    let plain_auth = plain_listener_auth(&cfg)?;
     let system = actix_rt::System::new();
     system.block_on(async move {
         broker.arm_recovered_timers();
@@ -35,15 +38,31 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let ws = server::bind(cfg.ws_addr, "MQTT over WebSocket").await?;
         let http = std::net::TcpListener::bind(cfg.http_addr)
             .with_context(|| format!("cannot listen for HTTP on {}", cfg.http_addr))?;
+        let mqtts = server::bind(cfg.mqtts_addr, "MQTT over TLS").await?;
+        let wss = server::bind(cfg.wss_addr, "MQTT over secure WebSocket").await?;
+        let https = server::bind(cfg.https_addr, "HTTPS").await?;
         let (mqtt_local, ws_local, http_local) = (mqtt.local_addr()?, ws.local_addr()?, http.local_addr()?);
+        let (mqtts_local, wss_local, https_local) = (mqtts.local_addr()?, wss.local_addr()?, https.local_addr()?);
         let credentials_path = credentials.path.clone();
-        let http_server = crate::http::serve(http, broker.clone(), credentials)?;
-        actix_rt::spawn(server::serve_mqtt(mqtt, broker.clone(), workers.clone()));
-        actix_rt::spawn(server::serve_ws(ws, broker.clone(), workers.clone()));
+        let mqtt_alpn: &[&[u8]] = &[crate::identity::tls::ALPN_MQTT_CA, b"mqtt"];
+        let https_alpn: &[&[u8]] = &[crate::identity::tls::ALPN_MQTT_CA, crate::identity::tls::ALPN_HTTP_CA, b"http/1.1"];
+        let (mqtts_config, wss_config) = (tls.server_config(mqtt_alpn)?, tls.server_config(&[b"http/1.1"])?);
+        let https_config = tls.server_config(https_alpn)?;
+        let (ca_path, server_cert_path, tls_created) = (tls.ca_path.clone(), tls.server_cert_path.clone(), tls.created);
+        let http_server = crate::http::serve(http, broker.clone(), credentials, tls.issuer)?;
+        actix_rt::spawn(server::serve_mqtt(mqtt, broker.clone(), workers.clone(), plain_auth));
+        actix_rt::spawn(server::serve_ws(ws, broker.clone(), workers.clone(), plain_auth));
+        actix_rt::spawn(server::serve_mqtts(mqtts, broker.clone(), workers.clone(), mqtts_config));
+        actix_rt::spawn(server::serve_wss(wss, broker.clone(), workers.clone(), wss_config));
+        actix_rt::spawn(server::serve_https(https, broker.clone(), workers.clone(), https_config, http_local));
         actix_rt::spawn(http_server);
-        tracing::warn!("authentication is not enabled yet: every client connects anonymously");
+        if plain_auth == server::Auth::Anonymous {
+            tracing::warn!(mqtt = %mqtt_local, ws = %ws_local, "the plain MQTT and WebSocket listeners accept anonymous clients with full access; TLS listeners require registered client certificates");
+        }
         tracing::info!(data_dir = %cfg.data_dir.display(), workers = cfg.workers, "node started");
-        println!("listening mqtt={mqtt_local} ws={ws_local} http={http_local}");
+        println!(
+            "listening mqtt={mqtt_local} ws={ws_local} http={http_local} mqtts={mqtts_local} wss={wss_local} https={https_local}"
+        );
         if created {
             println!("wrote a root access key for the HTTP API to {}", credentials_path.display());
         }
@@ -51,6 +70,13 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             "use it with: AWS_SHARED_CREDENTIALS_FILE={} aws iot-data get-thing-shadow --endpoint-url http://{http_local} ...",
             credentials_path.display()
         );
+        if tls_created {
+            println!(
+                "wrote a development CA to {} and a server certificate for localhost to {}",
+                ca_path.display(),
+                server_cert_path.display()
+            );
+        }
         let _ = std::io::stdout().flush();
         wait_for_shutdown().await;
         let clients = broker.disconnect_all(crate::mqtt::packet::reason::SERVER_SHUTTING_DOWN);
@@ -59,6 +85,27 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(if clients > 0 { 300 } else { 0 })).await;
         anyhow::Ok(())
     })
+}
+
+/// How the plain MQTT and WebSocket listeners authenticate: anonymously on loopback (the
+/// developer default) or where the config allows it; elsewhere the node refuses to start,
+/// because an open broker on a network is never what anyone meant.
+fn plain_listener_auth(cfg: &NodeConfig) -> anyhow::Result<server::Auth> {
+    if cfg.allow_anonymous {
+        return Ok(server::Auth::Anonymous);
+    }
+    for (what, addr) in [("--mqtt-addr", cfg.mqtt_addr), ("--ws-addr", cfg.ws_addr)] {
+        if !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "{what} {addr} is not a loopback address and the plain listeners have no authentication.\n\
+                 Devices off this machine should connect with X.509 client certificates on --mqtts-addr \
+                 (register them with CreateKeysAndCertificate or RegisterCertificate and attach a policy).\n\
+                 To allow anonymous clients with full access anyway, put `allow_anonymous = true` under [auth] \
+                 in the config file; or bind {what} to 127.0.0.1."
+            );
+        }
+    }
+    Ok(server::Auth::Anonymous)
 }
 
 async fn wait_for_shutdown() {

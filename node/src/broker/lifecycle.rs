@@ -23,6 +23,9 @@ pub enum DisconnectReason {
     ServerError,
     /// The node is shutting down.
     ServerInitiated,
+    /// The client's credentials stopped being valid (certificate revoked or deactivated) or
+    /// it did something its policy does not allow.
+    AuthError,
 }
 
 impl DisconnectReason {
@@ -36,6 +39,7 @@ impl DisconnectReason {
             DisconnectReason::KeepAliveTimeout => "MQTT_KEEP_ALIVE_TIMEOUT",
             DisconnectReason::ServerError => "SERVER_ERROR",
             DisconnectReason::ServerInitiated => "SERVER_INITIATED_DISCONNECT",
+            DisconnectReason::AuthError => "AUTH_ERROR",
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct BrokerConfig {
     pub shadow_requests_per_second_per_thing: u32,
     /// Seconds a deprecated thing type must wait before it can be deleted (AWS: 300).
     pub thing_type_deletion_wait_secs: u64,
+    /// Region in the ARNs IoT policies are evaluated against.
+    pub region: String,
 }
 
 impl Default for BrokerConfig {
@@ -79,6 +81,7 @@ impl Default for BrokerConfig {
             max_keep_alive: 1200,
             shadow_requests_per_second_per_thing: 20,
             thing_type_deletion_wait_secs: 300,
+            region: "us-east-1".into(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! `topic_rules`. Handlers are thin: changes become commands proposed to the group that owns
 //! the state (DESIGN section 4).
 
+mod certificates;
 mod topic_rules;
 
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use crate::sigv4;
 struct Api {
     broker: Arc<Broker>,
     credentials: Credentials,
+    /// Signs the certificates CreateKeysAndCertificate and CreateCertificateFromCsr create.
+    issuer: crate::identity::tls::CertIssuer,
 }
 
 /// AWS's restJson1 error: the status, `x-amzn-ErrorType` and `{"message"}`.
@@ -783,9 +786,10 @@ pub fn serve(
     listener: std::net::TcpListener,
     broker: Arc<Broker>,
     credentials: Credentials,
+    issuer: crate::identity::tls::CertIssuer,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(broker.clone());
-    let api = web::Data::new(Api { broker, credentials });
+    let api = web::Data::new(Api { broker, credentials, issuer });
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -810,6 +814,18 @@ pub fn serve(
             .route("/rules/{ruleName}/{verb}", web::post().to(topic_rules::set_enabled))
             .route("/rules/{ruleName}", web::route().to(topic_rules::topic_rule))
             .route("/things/{thingName}/thing-groups", web::get().to(groups_of_thing))
+            .route("/things/{thingName}/principals", web::route().to(certificates::thing_principals))
+            .route("/principals/things", web::get().to(certificates::principal_things))
+            .route("/keys-and-certificate", web::post().to(certificates::create_keys_and_certificate))
+            .route("/certificates", web::post().to(certificates::create_certificate_from_csr))
+            .route("/certificates", web::get().to(certificates::list_certificates))
+            .route("/certificates/{id}", web::route().to(certificates::certificate))
+            .route("/certificates-by-ca/{id}", web::get().to(certificates::list_certificates_by_ca))
+            .route("/certificate/register", web::post().to(certificates::register_certificate))
+            .route("/certificate/register-no-ca", web::post().to(certificates::register_certificate_without_ca))
+            .route("/cacertificate", web::post().to(certificates::register_ca_certificate))
+            .route("/cacertificates", web::get().to(certificates::list_ca_certificates))
+            .route("/cacertificate/{id}", web::route().to(certificates::ca_certificate))
             .route("/thing-groups", web::get().to(list_thing_groups))
             .route("/thing-groups/addThingToThingGroup", web::put().to(membership))
             .route("/thing-groups/removeThingFromThingGroup", web::put().to(membership))

@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
 
 use super::framing::{PacketDecoder, ReadError};
+use super::{Auth, Origin};
 use crate::broker::lifecycle::{self, DisconnectReason};
 use crate::broker::message::{now_ms, Message};
 use crate::broker::session::Send as SessionSend;
@@ -30,6 +31,10 @@ use crate::mqtt::topic;
 
 /// How long a new connection may take to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a certificate-authenticated connection checks that its certificate is still
+/// ACTIVE (a revoked certificate's connections close within this period).
+const CERTIFICATE_CHECK_PERIOD: Duration = Duration::from_millis(500);
 
 /// How long a publisher's reads pause when one of its subscribers is congested.
 const BACKPRESSURE_PAUSE: Duration = Duration::from_millis(1);
@@ -70,6 +75,11 @@ pub struct Connection<W: AsyncWrite + Unpin + 'static> {
     writer: Writer<W, io::Error>,
     peer: SocketAddr,
     transport: &'static str,
+    /// How the listener authenticates, and the client certificate from the handshake.
+    auth: Auth,
+    client_cert: Option<Arc<[u8]>>,
+    /// The certificate this connection authenticated with, once CONNECT is accepted.
+    certificate_id: Option<String>,
     version: Rc<Cell<Option<ProtocolVersion>>>,
     attached: Option<Attached>,
     keep_alive: Duration,
@@ -87,13 +97,8 @@ pub struct Connection<W: AsyncWrite + Unpin + 'static> {
 
 impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     /// Starts a connection actor on the current arbiter for an accepted stream.
-    pub fn start<R: AsyncRead + Unpin + 'static>(
-        broker: Arc<Broker>,
-        read: R,
-        write: W,
-        peer: SocketAddr,
-        transport: &'static str,
-    ) {
+    pub fn start<R: AsyncRead + Unpin + 'static>(broker: Arc<Broker>, read: R, write: W, origin: Origin) {
+        let Origin { peer, transport, auth, client_cert } = origin;
         let version = Rc::new(Cell::new(None));
         let decoder = PacketDecoder {
             version: version.clone(),
@@ -110,6 +115,9 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 writer,
                 peer,
                 transport,
+                auth,
+                client_cert,
+                certificate_id: None,
                 version,
                 attached: None,
                 keep_alive: Duration::ZERO,
@@ -210,7 +218,8 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     }
 
     fn on_connect(&mut self, ctx: &mut Context<Self>, c: Connect) {
-        let cfg = &self.broker.config;
+        let broker = self.broker.clone();
+        let cfg = &broker.config;
         let v5 = c.protocol.is_v5();
         if c.client_id.len() > cfg.max_client_id_len {
             return self.refuse_connect(
@@ -256,6 +265,11 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 reason::BAD_AUTHENTICATION_METHOD,
                 "enhanced authentication is not supported",
             );
+        }
+        if let Err(why) = self.authenticate() {
+            self.broker.metrics.connect_auth_errors_total.inc();
+            tracing::warn!(event = "Connect.AuthError", client_id = %client_id, peer = %self.peer, transport = self.transport, reason = %why, "connection refused: not authorized");
+            return self.refuse_connect(ctx, c.protocol, reason::NOT_AUTHORIZED, "not authorized");
         }
         let expiry = if v5 {
             c.properties.session_expiry_interval.unwrap_or(0)
@@ -321,6 +335,9 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             self.write_sends(sends);
         }
         self.drain_session();
+        if self.certificate_id.is_some() {
+            ctx.run_interval(CERTIFICATE_CHECK_PERIOD, |act, ctx| act.recheck_certificate(ctx));
+        }
         if !self.keep_alive.is_zero() {
             let period = (self.keep_alive / 2).max(Duration::from_millis(500));
             ctx.run_interval(period, |act, ctx| {
@@ -331,6 +348,35 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                     act.close(ctx, Some(reason::KEEP_ALIVE_TIMEOUT), "keep alive timeout");
                 }
             });
+        }
+    }
+
+    /// Decides whether the client may connect: anonymous listeners let everyone in;
+    /// certificate listeners need a registered, ACTIVE certificate signed by its CA.
+    fn authenticate(&mut self) -> Result<(), String> {
+        match self.auth {
+            Auth::Anonymous => Ok(()),
+            Auth::Certificate => {
+                let Some(der) = &self.client_cert else {
+                    return Err("no client certificate was presented".into());
+                };
+                let now = (now_ms() / 1000) as i64;
+                let record = self.broker.meta.state().identity.check_presented(der, now)?;
+                self.certificate_id = Some(record.certificate_id);
+                Ok(())
+            }
+        }
+    }
+
+    /// Closes the connection when its certificate is no longer allowed to connect.
+    fn recheck_certificate(&mut self, ctx: &mut Context<Self>) {
+        let (Some(der), false) = (&self.client_cert, self.closing) else { return };
+        let now = (now_ms() / 1000) as i64;
+        if let Err(why) = self.broker.meta.state().identity.check_presented(der, now) {
+            self.broker.metrics.certificate_disconnects_total.inc();
+            self.ending(DisconnectReason::AuthError);
+            tracing::warn!(client_id = ?self.attached.as_ref().map(|a| a.client_id.clone()), certificate_id = ?self.certificate_id, reason = %why, "closing connection: certificate no longer valid");
+            self.close(ctx, Some(reason::NOT_AUTHORIZED), "certificate no longer valid");
         }
     }
 

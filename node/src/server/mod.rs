@@ -40,8 +40,38 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 
-/// Accepts MQTT over TCP forever.
-pub async fn serve_mqtt(listener: TcpListener, broker: Arc<Broker>, workers: Arc<Workers>) {
+/// How long a client may take to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How a listener authenticates its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone may connect and do anything: loopback development listeners with no
+    /// authentication configured, or where the config allows it explicitly.
+    Anonymous,
+    /// Clients present a registered X.509 certificate; policies decide what they may do.
+    Certificate,
+}
+
+/// Where a connection came from and what it proved in the handshake.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// `tcp`, `websocket`, `tls`, `wss`: named in logs.
+    pub transport: &'static str,
+    /// How the listener authenticates.
+    pub auth: Auth,
+    /// The client certificate (DER) the TLS handshake verified possession of.
+    pub client_cert: Option<Arc<[u8]>>,
+}
+
+/// Accepts sockets forever and runs `handle` for each on a worker arbiter.
+async fn accept_loop<F, Fut>(listener: TcpListener, workers: Arc<Workers>, handle: F)
+where
+    F: Fn(tokio::net::TcpStream, SocketAddr) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -53,13 +83,12 @@ pub async fn serve_mqtt(listener: TcpListener, broker: Arc<Broker>, workers: Arc
         };
         let _ = stream.set_nodelay(true);
         let Ok(std_stream) = stream.into_std() else { continue };
-        let broker = broker.clone();
+        let handle = handle.clone();
         workers.pick().spawn_fn(move || {
             // Re-register the socket with this arbiter's reactor.
             match tokio::net::TcpStream::from_std(std_stream) {
                 Ok(stream) => {
-                    let (r, w) = stream.into_split();
-                    Connection::start(broker, r, w, peer, "tcp");
+                    actix_rt::spawn(handle(stream, peer));
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot adopt accepted socket"),
             }
@@ -67,24 +96,115 @@ pub async fn serve_mqtt(listener: TcpListener, broker: Arc<Broker>, workers: Arc
     }
 }
 
-/// Accepts MQTT over WebSocket (path `/mqtt`, subprotocol `mqtt`) forever.
-pub async fn serve_ws(listener: TcpListener, broker: Arc<Broker>, workers: Arc<Workers>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok(std_stream) = stream.into_std() else { continue };
+/// Accepts MQTT over TCP forever.
+pub async fn serve_mqtt(listener: TcpListener, broker: Arc<Broker>, workers: Arc<Workers>, auth: Auth) {
+    accept_loop(listener, workers, move |stream, peer| {
         let broker = broker.clone();
-        workers.pick().spawn_fn(move || {
-            if let Ok(stream) = tokio::net::TcpStream::from_std(std_stream) {
-                actix_rt::spawn(websocket::accept(stream, peer, broker));
-            }
-        });
+        async move {
+            let (r, w) = stream.into_split();
+            Connection::start(broker, r, w, Origin { peer, transport: "tcp", auth, client_cert: None });
+        }
+    })
+    .await
+}
+
+/// Accepts MQTT over WebSocket (path `/mqtt`, subprotocol `mqtt`) forever.
+pub async fn serve_ws(listener: TcpListener, broker: Arc<Broker>, workers: Arc<Workers>, auth: Auth) {
+    accept_loop(listener, workers, move |stream, peer| {
+        let origin = Origin { peer, transport: "websocket", auth, client_cert: None };
+        websocket::accept(stream, origin, broker.clone())
+    })
+    .await
+}
+
+/// Runs the TLS handshake; the stream and the client certificate, or `None` (logged).
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, Option<Arc<[u8]>>)> {
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| Arc::from(c.as_ref()));
+            Some((tls, cert))
+        }
+        Ok(Err(e)) => {
+            tracing::info!(peer = %peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(peer = %peer, "TLS handshake timed out");
+            None
+        }
     }
+}
+
+/// Accepts MQTT over TLS forever (client certificates; ALPN `x-amzn-mqtt-ca` accepted).
+pub async fn serve_mqtts(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    workers: Arc<Workers>,
+    config: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    accept_loop(listener, workers, move |stream, peer| {
+        let (broker, acceptor) = (broker.clone(), acceptor.clone());
+        async move {
+            let Some((tls, client_cert)) = handshake(acceptor, stream, peer).await else { return };
+            let (r, w) = tokio::io::split(tls);
+            Connection::start(broker, r, w, Origin { peer, transport: "tls", auth: Auth::Certificate, client_cert });
+        }
+    })
+    .await
+}
+
+/// Accepts MQTT over secure WebSocket forever.
+pub async fn serve_wss(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    workers: Arc<Workers>,
+    config: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    accept_loop(listener, workers, move |stream, peer| {
+        let (broker, acceptor) = (broker.clone(), acceptor.clone());
+        async move {
+            let Some((tls, client_cert)) = handshake(acceptor, stream, peer).await else { return };
+            let origin = Origin { peer, transport: "wss", auth: Auth::Certificate, client_cert };
+            websocket::accept(tls, origin, broker).await;
+        }
+    })
+    .await
+}
+
+/// Accepts HTTPS forever, AWS's port-443 style: a client that negotiates ALPN
+/// `x-amzn-mqtt-ca` speaks MQTT with its client certificate; everything else is HTTP,
+/// passed to the node's HTTP listener at `http` (the API authenticates with SigV4, not
+/// with the TLS client certificate).
+pub async fn serve_https(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    workers: Arc<Workers>,
+    config: Arc<rustls::ServerConfig>,
+    http: SocketAddr,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    accept_loop(listener, workers, move |stream, peer| {
+        let (broker, acceptor) = (broker.clone(), acceptor.clone());
+        async move {
+            let Some((mut tls, client_cert)) = handshake(acceptor, stream, peer).await else { return };
+            if tls.get_ref().1.alpn_protocol() == Some(crate::identity::tls::ALPN_MQTT_CA) {
+                let (r, w) = tokio::io::split(tls);
+                let origin = Origin { peer, transport: "tls", auth: Auth::Certificate, client_cert };
+                return Connection::start(broker, r, w, origin);
+            }
+            match tokio::net::TcpStream::connect(http).await {
+                Ok(mut upstream) => {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot reach the HTTP listener for an HTTPS client"),
+            }
+        }
+    })
+    .await
 }

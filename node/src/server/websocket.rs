@@ -1,17 +1,16 @@
 //! MQTT over WebSocket: the HTTP upgrade on `/mqtt`, then a bridge that turns binary
 //! WebSocket messages into the byte stream the connection actor reads.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::connection::Connection;
+use super::Origin;
 use crate::broker::Broker;
 
 /// Only this path is upgraded; other paths get 404.
@@ -38,7 +37,11 @@ fn check_upgrade(req: &Request, mut resp: Response) -> Result<Response, ErrorRes
 }
 
 /// Upgrades one accepted socket and runs its MQTT connection.
-pub async fn accept(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+pub async fn accept<S>(stream: S, origin: Origin, broker: Arc<Broker>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let peer = origin.peer;
     let ws = match tokio_tungstenite::accept_hdr_async(stream, check_upgrade).await {
         Ok(ws) => ws,
         Err(e) => {
@@ -49,7 +52,7 @@ pub async fn accept(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     let (mut ws_tx, mut ws_rx) = ws.split();
     let (actor_side, bridge_side) = tokio::io::duplex(64 * 1024);
     let (actor_r, actor_w) = tokio::io::split(actor_side);
-    Connection::start(broker, actor_r, actor_w, peer, "websocket");
+    Connection::start(broker, actor_r, actor_w, origin);
     let (mut bridge_r, mut bridge_w) = tokio::io::split(bridge_side);
     let inbound = async move {
         while let Some(msg) = ws_rx.next().await {

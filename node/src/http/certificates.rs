@@ -1,0 +1,520 @@
+//! The certificate and principal routes of the `iot` API: CreateKeysAndCertificate,
+//! CreateCertificateFromCsr, RegisterCACertificate, RegisterCertificate,
+//! RegisterCertificateWithoutCA, Describe/Update/Delete(CA)Certificate, ListCertificates,
+//! ListCertificatesByCA, ListCACertificates, AttachThingPrincipal, DetachThingPrincipal,
+//! ListThingPrincipals and ListPrincipalThings. Changes are `meta` group commands.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::{authenticate, json_body, page_after, page_response, unexpected, Api, ApiResult, AwsError};
+use crate::broker::message::now_ms;
+use crate::identity::certs::{self, CaCertificate, Certificate, DEVICE_STATUSES};
+use crate::identity::Command;
+use crate::registry::{arn_prefix, new_id};
+
+/// Proposes an identity command and waits until it is applied.
+pub(super) async fn propose(api: &Api, command: Command) -> Result<(), AwsError> {
+    match crate::meta::propose(&api.broker.meta, crate::meta::Command::Identity(command)).await? {
+        crate::meta::Outcome::Identity => Ok(()),
+        other => Err(unexpected(&other).into()),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> AwsError {
+    AwsError::new(400, "InvalidRequestException", message)
+}
+
+fn now_s() -> u64 {
+    now_ms() / 1000
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ActiveQuery {
+    set_as_active: Option<bool>,
+    allow_auto_registration: Option<bool>,
+}
+
+fn device_record(region: &str, parsed: &certs::Parsed, pem: String, ca: Option<String>, status: &str) -> Certificate {
+    let now = now_s();
+    Certificate {
+        certificate_id: parsed.id.clone(),
+        certificate_arn: format!("{}cert/{}", arn_prefix(region), parsed.id),
+        ca_certificate_id: ca,
+        status: status.to_string(),
+        certificate_pem: pem,
+        creation_date: now,
+        last_modified_date: now,
+        customer_version: 1,
+        generation_id: new_id(),
+        not_before: parsed.not_before,
+        not_after: parsed.not_after,
+    }
+}
+
+fn status_of(set_as_active: Option<bool>) -> &'static str {
+    if set_as_active.unwrap_or(false) {
+        "ACTIVE"
+    } else {
+        "INACTIVE"
+    }
+}
+
+/// CreateKeysAndCertificate: a new key pair and a certificate signed by the node's CA.
+pub(super) async fn create_keys_and_certificate(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<ActiveQuery>,
+    body: web::Bytes,
+) -> ApiResult {
+    let signer = authenticate(&api, &req, &body, "iot")?;
+    let issued = api.issuer.issue_with_new_key().map_err(|e| {
+        tracing::error!(error = %e, "cannot issue a certificate");
+        AwsError::new(500, "InternalFailureException", "Internal service failure")
+    })?;
+    let parsed = certs::parse_der(&issued.der)?;
+    let record =
+        device_record(&signer.region, &parsed, issued.certificate_pem.clone(), None, status_of(query.set_as_active));
+    let arn = record.certificate_arn.clone();
+    propose(&api, Command::RegisterCertificate { record }).await?;
+    let (public, private) = issued.key_pair.unwrap_or_default();
+    Ok(HttpResponse::Ok().json(json!({
+        "certificateArn": arn,
+        "certificateId": parsed.id,
+        "certificatePem": issued.certificate_pem,
+        "keyPair": { "PublicKey": public, "PrivateKey": private },
+    })))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CsrBody {
+    certificate_signing_request: Option<String>,
+}
+
+/// CreateCertificateFromCsr.
+pub(super) async fn create_certificate_from_csr(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<ActiveQuery>,
+    body: web::Bytes,
+) -> ApiResult {
+    let signer = authenticate(&api, &req, &body, "iot")?;
+    let b: CsrBody = json_body(&body)?;
+    let csr = b.certificate_signing_request.ok_or_else(|| invalid("certificateSigningRequest is required"))?;
+    let issued = api.issuer.issue_for_csr(&csr).map_err(invalid)?;
+    let parsed = certs::parse_der(&issued.der)?;
+    let record =
+        device_record(&signer.region, &parsed, issued.certificate_pem.clone(), None, status_of(query.set_as_active));
+    let arn = record.certificate_arn.clone();
+    propose(&api, Command::RegisterCertificate { record }).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "certificateArn": arn,
+        "certificateId": parsed.id,
+        "certificatePem": issued.certificate_pem,
+    })))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RegisterCaBody {
+    ca_certificate: Option<String>,
+    verification_certificate: Option<String>,
+}
+
+/// RegisterCACertificate. A `verificationCertificate`, when given, must be signed by the CA
+/// (proof that the caller holds the CA's key); AWS's registration-code step is not required.
+pub(super) async fn register_ca_certificate(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<ActiveQuery>,
+    body: web::Bytes,
+) -> ApiResult {
+    let signer = authenticate(&api, &req, &body, "iot")?;
+    let b: RegisterCaBody = json_body(&body)?;
+    let pem = b.ca_certificate.ok_or_else(|| invalid("caCertificate is required"))?;
+    let parsed = certs::parse_pem(&pem)?;
+    if !parsed.is_ca {
+        return Err(
+            certs::validation_error("The certificate is not a CA certificate (basic constraints CA:FALSE)").into()
+        );
+    }
+    if let Some(v) = b.verification_certificate {
+        let verification = certs::parse_pem(&v)?;
+        if !certs::signed_by(&verification.der, &parsed.der) {
+            return Err(
+                certs::validation_error("The verification certificate is not signed by the CA certificate").into()
+            );
+        }
+    }
+    let now = now_s();
+    let record = CaCertificate {
+        certificate_id: parsed.id.clone(),
+        certificate_arn: format!("{}cacert/{}", arn_prefix(&signer.region), parsed.id),
+        status: status_of(query.set_as_active).to_string(),
+        certificate_pem: pem,
+        auto_registration_status: if query.allow_auto_registration.unwrap_or(false) { "ENABLE" } else { "DISABLE" }
+            .to_string(),
+        creation_date: now,
+        last_modified_date: now,
+        customer_version: 1,
+        generation_id: new_id(),
+        not_before: parsed.not_before,
+        not_after: parsed.not_after,
+    };
+    let arn = record.certificate_arn.clone();
+    propose(&api, Command::RegisterCaCertificate { record }).await?;
+    Ok(HttpResponse::Ok().json(json!({ "certificateArn": arn, "certificateId": parsed.id })))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RegisterBody {
+    certificate_pem: Option<String>,
+    ca_certificate_pem: Option<String>,
+    status: Option<String>,
+}
+
+fn initial_status(status: Option<String>, set_as_active: Option<bool>) -> Result<String, AwsError> {
+    match status {
+        Some(s) if DEVICE_STATUSES.contains(&s.as_str()) => Ok(s),
+        Some(s) => Err(invalid(format!("Invalid status {s:?}"))),
+        None => Ok(status_of(set_as_active).to_string()),
+    }
+}
+
+/// RegisterCertificate: a device certificate signed by a registered CA (the one given, or
+/// any registered CA that signed it).
+pub(super) async fn register_certificate(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<ActiveQuery>,
+    body: web::Bytes,
+) -> ApiResult {
+    let signer = authenticate(&api, &req, &body, "iot")?;
+    let b: RegisterBody = json_body(&body)?;
+    let pem = b.certificate_pem.ok_or_else(|| invalid("certificatePem is required"))?;
+    let parsed = certs::parse_pem(&pem)?;
+    let status = initial_status(b.status, query.set_as_active)?;
+    let identity = &api.broker.meta.state().identity;
+    let ca = match b.ca_certificate_pem {
+        Some(ca_pem) => {
+            let ca = certs::parse_pem(&ca_pem)?;
+            let record = identity
+                .ca_certificate(&ca.id)
+                .ok_or_else(|| certs::validation_error("The CA certificate is not registered (RegisterCACertificate)"))?;
+            if !certs::signed_by(&parsed.der, &ca.der) {
+                return Err(certs::validation_error("The certificate is not signed by the given CA certificate").into());
+            }
+            record
+        }
+        None => identity
+            .ca_certificates()
+            .into_iter()
+            .find(|ca| certs::parse_pem(&ca.certificate_pem).is_ok_and(|c| certs::signed_by(&parsed.der, &c.der)))
+            .ok_or_else(|| {
+                certs::validation_error(
+                    "The certificate is not signed by a registered CA certificate; register the CA first or use RegisterCertificateWithoutCA",
+                )
+            })?,
+    };
+    if ca.status != "ACTIVE" {
+        return Err(certs::state_error(format!("The CA certificate {} is not ACTIVE", ca.certificate_id)).into());
+    }
+    let record = device_record(&signer.region, &parsed, pem, Some(ca.certificate_id), &status);
+    let arn = record.certificate_arn.clone();
+    propose(&api, Command::RegisterCertificate { record }).await?;
+    Ok(HttpResponse::Ok().json(json!({ "certificateArn": arn, "certificateId": parsed.id })))
+}
+
+/// RegisterCertificateWithoutCA.
+pub(super) async fn register_certificate_without_ca(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult {
+    let signer = authenticate(&api, &req, &body, "iot")?;
+    let b: RegisterBody = json_body(&body)?;
+    let pem = b.certificate_pem.ok_or_else(|| invalid("certificatePem is required"))?;
+    let parsed = certs::parse_pem(&pem)?;
+    let status = initial_status(b.status, None)?;
+    let record = device_record(&signer.region, &parsed, pem, None, &status);
+    let arn = record.certificate_arn.clone();
+    propose(&api, Command::RegisterCertificate { record }).await?;
+    Ok(HttpResponse::Ok().json(json!({ "certificateArn": arn, "certificateId": parsed.id })))
+}
+
+fn describe(c: &Certificate) -> Value {
+    json!({ "certificateDescription": {
+        "certificateArn": c.certificate_arn,
+        "certificateId": c.certificate_id,
+        "caCertificateId": c.ca_certificate_id,
+        "status": c.status,
+        "certificatePem": c.certificate_pem,
+        "ownedBy": crate::registry::ACCOUNT_ID,
+        "creationDate": c.creation_date,
+        "lastModifiedDate": c.last_modified_date,
+        "customerVersion": c.customer_version,
+        "generationId": c.generation_id,
+        "validity": { "notBefore": c.not_before, "notAfter": c.not_after },
+        "certificateMode": "DEFAULT",
+    }})
+}
+
+fn describe_ca(c: &CaCertificate) -> Value {
+    json!({ "certificateDescription": {
+        "certificateArn": c.certificate_arn,
+        "certificateId": c.certificate_id,
+        "status": c.status,
+        "certificatePem": c.certificate_pem,
+        "ownedBy": crate::registry::ACCOUNT_ID,
+        "creationDate": c.creation_date,
+        "autoRegistrationStatus": c.auto_registration_status,
+        "lastModifiedDate": c.last_modified_date,
+        "customerVersion": c.customer_version,
+        "generationId": c.generation_id,
+        "validity": { "notBefore": c.not_before, "notAfter": c.not_after },
+        "certificateMode": "DEFAULT",
+    }})
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CertificateQuery {
+    new_status: Option<String>,
+    new_auto_registration_status: Option<String>,
+    force_delete: Option<bool>,
+}
+
+/// DescribeCertificate (GET), UpdateCertificate (PUT), DeleteCertificate (DELETE).
+pub(super) async fn certificate(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    query: web::Query<CertificateQuery>,
+    body: web::Bytes,
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
+    let id = id.into_inner();
+    match *req.method() {
+        actix_web::http::Method::GET => {
+            let c = api.broker.meta.state().identity.certificate(&id).ok_or_else(|| certs::not_found(&id))?;
+            Ok(HttpResponse::Ok().json(describe(&c)))
+        }
+        actix_web::http::Method::PUT => {
+            let status = query.new_status.clone().ok_or_else(|| invalid("newStatus is required"))?;
+            if !DEVICE_STATUSES.contains(&status.as_str()) {
+                return Err(invalid(format!("Invalid newStatus {status:?}")));
+            }
+            propose(&api, Command::UpdateCertificate { id, status, now_s: now_s(), generation_id: new_id() }).await?;
+            Ok(HttpResponse::Ok().finish())
+        }
+        _ => {
+            propose(&api, Command::DeleteCertificate { id, force: query.force_delete.unwrap_or(false) }).await?;
+            Ok(HttpResponse::Ok().finish())
+        }
+    }
+}
+
+/// DescribeCACertificate (GET), UpdateCACertificate (PUT), DeleteCACertificate (DELETE).
+pub(super) async fn ca_certificate(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    query: web::Query<CertificateQuery>,
+    body: web::Bytes,
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
+    let id = id.into_inner();
+    let missing = || AwsError::from(crate::registry::things::missing("CA certificate", &id));
+    match *req.method() {
+        actix_web::http::Method::GET => {
+            let c = api.broker.meta.state().identity.ca_certificate(&id).ok_or_else(missing)?;
+            Ok(HttpResponse::Ok().json(describe_ca(&c)))
+        }
+        actix_web::http::Method::PUT => {
+            let status = query.new_status.clone();
+            if status.as_deref().is_some_and(|s| s != "ACTIVE" && s != "INACTIVE") {
+                return Err(invalid("newStatus must be ACTIVE or INACTIVE"));
+            }
+            let auto = query.new_auto_registration_status.clone();
+            if auto.as_deref().is_some_and(|s| s != "ENABLE" && s != "DISABLE") {
+                return Err(invalid("newAutoRegistrationStatus must be ENABLE or DISABLE"));
+            }
+            let command = Command::UpdateCaCertificate {
+                id,
+                status,
+                auto_registration: auto,
+                now_s: now_s(),
+                generation_id: new_id(),
+            };
+            propose(&api, command).await?;
+            Ok(HttpResponse::Ok().finish())
+        }
+        _ => {
+            propose(&api, Command::DeleteCaCertificate { id }).await?;
+            Ok(HttpResponse::Ok().finish())
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct MarkerQuery {
+    page_size: Option<usize>,
+    marker: Option<String>,
+    is_ascending_order: Option<bool>,
+}
+
+/// One page after `marker` (the key of the last item of the previous page), newest first
+/// unless `isAscendingOrder`; items are ordered by (creation date, id).
+fn marker_page<T>(mut items: Vec<T>, key: impl Fn(&T) -> (u64, String), q: &MarkerQuery) -> (Vec<T>, Option<String>) {
+    items.sort_by_key(&key);
+    if !q.is_ascending_order.unwrap_or(false) {
+        items.reverse();
+    }
+    let start = match &q.marker {
+        Some(m) => items.iter().position(|i| key(i).1 == *m).map_or(items.len(), |p| p + 1),
+        None => 0,
+    };
+    let size = q.page_size.unwrap_or(25).clamp(1, 250);
+    let end = (start + size).min(items.len());
+    let next = (end < items.len() && end > start).then(|| key(&items[end - 1]).1);
+    let page = items.into_iter().skip(start).take(end.saturating_sub(start)).collect();
+    (page, next)
+}
+
+fn summary(c: &Certificate) -> Value {
+    json!({
+        "certificateArn": c.certificate_arn,
+        "certificateId": c.certificate_id,
+        "status": c.status,
+        "certificateMode": "DEFAULT",
+        "creationDate": c.creation_date,
+    })
+}
+
+fn marker_response(doc: Value, next: Option<String>) -> ApiResult {
+    let mut doc = doc;
+    if let Some(n) = next {
+        doc["nextMarker"] = json!(n);
+    }
+    Ok(HttpResponse::Ok().json(doc))
+}
+
+/// ListCertificates.
+pub(super) async fn list_certificates(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<MarkerQuery>,
+    body: web::Bytes,
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
+    let all = api.broker.meta.state().identity.certificates(None);
+    let (page, next) = marker_page(all, |c| (c.creation_date, c.certificate_id.clone()), &query);
+    marker_response(json!({ "certificates": page.iter().map(summary).collect::<Vec<_>>() }), next)
+}
+
+/// ListCertificatesByCA.
+pub(super) async fn list_certificates_by_ca(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    ca: web::Path<String>,
+    query: web::Query<MarkerQuery>,
+    body: web::Bytes,
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
+    let all = api.broker.meta.state().identity.certificates(Some(&ca));
+    let (page, next) = marker_page(all, |c| (c.creation_date, c.certificate_id.clone()), &query);
+    marker_response(json!({ "certificates": page.iter().map(summary).collect::<Vec<_>>() }), next)
+}
+
+/// ListCACertificates.
+pub(super) async fn list_ca_certificates(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<MarkerQuery>,
+    body: web::Bytes,
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
+    let all = api.broker.meta.state().identity.ca_certificates();
+    let (page, next) = marker_page(all, |c| (c.creation_date, c.certificate_id.clone()), &query);
+    let items: Vec<Value> = page
+        .iter()
+        .map(|c| {
+            json!({
+                "certificateArn": c.certificate_arn,
+                "certificateId": c.certificate_id,
+                "status": c.status,
+                "creationDate": c.creation_date,
+            })
+        })
+        .collect();
+    marker_response(json!({ "certificates": items }), next)
+}
+
+/// The `x-amzn-principal` header of the principal routes.
+fn principal_header(req: &HttpRequest) -> Result<String, AwsError> {
+    req.headers()
+        .get("x-amzn-principal")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| invalid("The x-amzn-principal header (principal) is required"))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TokenQuery {
+    next_token: Option<String>,
+    max_results: Option<usize>,
+}
+
+/// AttachThingPrincipal (PUT), DetachThingPrincipal (DELETE), ListThingPrincipals (GET).
+pub(super) async fn thing_principals(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    thing: web::Path<String>,
+    query: web::Query<TokenQuery>,
+    body: web::Bytes,
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
+    let thing = thing.into_inner();
+    match *req.method() {
+        actix_web::http::Method::GET => {
+            if api.broker.meta.state().registry.thing(&thing).is_none() {
+                return Err(crate::registry::things::missing("Thing", &thing).into());
+            }
+            let all = api.broker.meta.state().identity.principals_of_thing(&thing);
+            let size = query.max_results.unwrap_or(25).clamp(1, 250);
+            let (page, next) = page_after(&all, |p| p.as_str(), query.next_token.as_deref(), size);
+            page_response(json!({ "principals": page }), next)
+        }
+        actix_web::http::Method::PUT => {
+            let principal = principal_header(&req)?;
+            propose(&api, Command::AttachThingPrincipal { thing, principal }).await?;
+            Ok(HttpResponse::Ok().json(json!({})))
+        }
+        _ => {
+            let principal = principal_header(&req)?;
+            propose(&api, Command::DetachThingPrincipal { thing, principal }).await?;
+            Ok(HttpResponse::Ok().json(json!({})))
+        }
+    }
+}
+
+/// ListPrincipalThings.
+pub(super) async fn principal_things(
+    api: web::Data<Api>,
+    req: HttpRequest,
+    query: web::Query<TokenQuery>,
+    body: web::Bytes,
+) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
+    let principal = principal_header(&req)?;
+    let all = api.broker.meta.state().identity.things_of_principal(&principal);
+    let size = query.max_results.unwrap_or(25).clamp(1, 250);
+    let (page, next) = page_after(&all, |p| p.as_str(), query.next_token.as_deref(), size);
+    page_response(json!({ "things": page }), next)
+}

@@ -1,0 +1,370 @@
+//! TLS for the device-facing listeners (rustls with the `ring` provider): the server
+//! certificate, the CA that signs the certificates the node issues, and a client-certificate
+//! verifier that checks only possession of the key. Whether a certificate may connect
+//! (registered, ACTIVE, signed by its registered CA, in date) is decided at CONNECT against
+//! the registry, so that a status change takes effect without rebuilding TLS state.
+//!
+//! With no configuration, the first start writes a development CA and a server certificate
+//! for `localhost` and `127.0.0.1` into `DATA_DIR/tls/` and later starts reuse them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use serde::Deserialize;
+
+/// ALPN protocol AWS IoT uses for MQTT with client certificates on port 443.
+pub const ALPN_MQTT_CA: &[u8] = b"x-amzn-mqtt-ca";
+/// ALPN protocol AWS IoT uses for HTTPS with client certificates on port 443.
+pub const ALPN_HTTP_CA: &[u8] = b"x-amzn-http-ca";
+
+/// How long certificates the node issues stay valid (AWS's CreateKeysAndCertificate
+/// certificates are valid until 2049; ours for 25 years).
+const ISSUED_VALIDITY_DAYS: i64 = 25 * 365;
+
+/// The `[tls]` table of the config file: PEM files for the server certificate and for the CA
+/// that signs the certificates the node creates. Anything left out is generated into
+/// `DATA_DIR/tls/` on first start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// Server certificate chain (PEM), leaf first.
+    pub server_cert: Option<PathBuf>,
+    /// The server certificate's private key (PEM, PKCS#8 or SEC1 or PKCS#1).
+    pub server_key: Option<PathBuf>,
+    /// CA certificate (PEM) that signs CreateKeysAndCertificate/CreateCertificateFromCsr.
+    pub ca_cert: Option<PathBuf>,
+    /// That CA's private key (PEM).
+    pub ca_key: Option<PathBuf>,
+}
+
+/// Signs the device certificates the node creates.
+pub struct CertIssuer {
+    /// The CA certificate, PEM.
+    pub ca_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for CertIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertIssuer").finish_non_exhaustive()
+    }
+}
+
+/// A certificate the node issued, with its key pair when the node generated it.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// (public key PEM, private key PEM) when the node generated the key.
+    pub key_pair: Option<(String, String)>,
+}
+
+fn issued_params() -> anyhow::Result<CertificateParams> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, "Ferrite Device");
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(ISSUED_VALIDITY_DAYS);
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&rand::random::<[u8; 16]>()));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    Ok(params)
+}
+
+impl CertIssuer {
+    /// CreateKeysAndCertificate: a new ECDSA P-256 key pair and a client certificate for it.
+    pub fn issue_with_new_key(&self) -> anyhow::Result<Issued> {
+        let key = KeyPair::generate()?;
+        let cert = issued_params()?.signed_by(&key, &self.issuer)?;
+        let public = key.public_key_pem();
+        Ok(Issued {
+            certificate_pem: cert.pem(),
+            der: cert.der().to_vec(),
+            key_pair: Some((public, key.serialize_pem())),
+        })
+    }
+
+    /// CreateCertificateFromCsr: a client certificate for the CSR's key and subject. The
+    /// CSR's own signature is checked, so the requester holds the private key.
+    pub fn issue_for_csr(&self, csr_pem: &str) -> Result<Issued, String> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| format!("invalid certificate signing request: {e}"))?;
+        let mut params = issued_params().map_err(|e| e.to_string())?;
+        params.distinguished_name = csr.params.distinguished_name.clone();
+        params.subject_alt_names = csr.params.subject_alt_names.clone();
+        let csr = CertificateSigningRequestParams { params, public_key: csr.public_key };
+        let cert = csr.signed_by(&self.issuer).map_err(|e| format!("cannot sign the request: {e}"))?;
+        Ok(Issued { certificate_pem: cert.pem(), der: cert.der().to_vec(), key_pair: None })
+    }
+}
+
+/// The node's TLS state: what the listeners serve and who signs issued certificates.
+pub struct Tls {
+    /// Server certificate chain.
+    chain: Vec<CertificateDer<'static>>,
+    /// Its key (DER bytes; rustls's key type is not `Clone` across configs).
+    key_der: Vec<u8>,
+    key_kind: KeyKind,
+    /// Signs certificates the node creates.
+    pub issuer: CertIssuer,
+    /// The CA file devices trust the server with (the development CA unless configured).
+    pub ca_path: PathBuf,
+    /// The server certificate file.
+    pub server_cert_path: PathBuf,
+    /// Whether this start generated the files.
+    pub created: bool,
+}
+
+#[derive(Clone, Copy)]
+enum KeyKind {
+    Pkcs8,
+    Sec1,
+    Pkcs1,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("ca_path", &self.ca_path).field("server_cert_path", &self.server_cert_path).finish()
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn dev_ca_params() -> anyhow::Result<CertificateParams> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, "Ferrite development CA");
+    params.distinguished_name.push(DnType::OrganizationName, "Ferrite");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(ISSUED_VALIDITY_DAYS + 365);
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&rand::random::<[u8; 16]>()));
+    Ok(params)
+}
+
+fn server_params() -> anyhow::Result<CertificateParams> {
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, "localhost");
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(825);
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&rand::random::<[u8; 16]>()));
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    Ok(params)
+}
+
+impl Tls {
+    /// Loads the configured files, generating what is missing into `DATA_DIR/tls/`.
+    pub fn load_or_create(data_dir: &Path, files: &TlsFiles) -> anyhow::Result<Tls> {
+        let dir = data_dir.join("tls");
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut created = false;
+        // The signing CA: configured, or the development CA.
+        let (ca_path, ca_key_path) = match (&files.ca_cert, &files.ca_key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            (None, None) => {
+                let (c, k) = (dir.join("ca.pem"), dir.join("ca.key"));
+                if !c.exists() || !k.exists() {
+                    let key = KeyPair::generate()?;
+                    let cert = dev_ca_params()?.self_signed(&key)?;
+                    write_private(&k, &key.serialize_pem())?;
+                    std::fs::write(&c, cert.pem()).with_context(|| format!("cannot write {}", c.display()))?;
+                    created = true;
+                }
+                (c, k)
+            }
+            _ => anyhow::bail!("[tls] needs both ca_cert and ca_key, or neither"),
+        };
+        let ca_pem = read(&ca_path)?;
+        let ca_key = KeyPair::from_pem(&read(&ca_key_path)?)
+            .with_context(|| format!("{}: not a private key this node can sign with", ca_key_path.display()))?;
+        let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)
+            .with_context(|| format!("{}: not a CA certificate", ca_path.display()))?;
+        let issuer = CertIssuer { ca_pem: ca_pem.clone(), issuer };
+        // The server certificate: configured, or issued by the signing CA.
+        let (cert_path, key_path) = match (&files.server_cert, &files.server_key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            (None, None) => {
+                let (c, k) = (dir.join("server.pem"), dir.join("server.key"));
+                if !c.exists() || !k.exists() {
+                    let key = KeyPair::generate()?;
+                    let cert = server_params()?.signed_by(&key, &issuer.issuer)?;
+                    write_private(&k, &key.serialize_pem())?;
+                    std::fs::write(&c, cert.pem() + &ca_pem)
+                        .with_context(|| format!("cannot write {}", c.display()))?;
+                    created = true;
+                }
+                (c, k)
+            }
+            _ => anyhow::bail!("[tls] needs both server_cert and server_key, or neither"),
+        };
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(read(&cert_path)?.as_bytes())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{}: not a PEM certificate chain", cert_path.display()))?;
+        anyhow::ensure!(!chain.is_empty(), "{}: no certificate in the file", cert_path.display());
+        let key = PrivateKeyDer::from_pem_slice(read(&key_path)?.as_bytes())
+            .with_context(|| format!("{}: not a PEM private key", key_path.display()))?;
+        let (key_kind, key_der) = match &key {
+            PrivateKeyDer::Pkcs8(k) => (KeyKind::Pkcs8, k.secret_pkcs8_der().to_vec()),
+            PrivateKeyDer::Sec1(k) => (KeyKind::Sec1, k.secret_sec1_der().to_vec()),
+            PrivateKeyDer::Pkcs1(k) => (KeyKind::Pkcs1, k.secret_pkcs1_der().to_vec()),
+            _ => anyhow::bail!("{}: unsupported private key format", key_path.display()),
+        };
+        let tls = Tls { chain, key_der, key_kind, issuer, ca_path, server_cert_path: cert_path, created };
+        tls.server_config(&[]).context("the server certificate and key do not form a usable TLS identity")?;
+        Ok(tls)
+    }
+
+    fn key(&self) -> PrivateKeyDer<'static> {
+        match self.key_kind {
+            KeyKind::Pkcs8 => PrivateKeyDer::Pkcs8(self.key_der.clone().into()),
+            KeyKind::Sec1 => PrivateKeyDer::Sec1(self.key_der.clone().into()),
+            KeyKind::Pkcs1 => PrivateKeyDer::Pkcs1(self.key_der.clone().into()),
+        }
+    }
+
+    /// A rustls server configuration that asks for (but does not require) a client
+    /// certificate and offers the given ALPN protocols.
+    pub fn server_config(&self, alpn: &[&[u8]]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(PossessionVerifier { algorithms: provider.signature_verification_algorithms });
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key())?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
+}
+
+/// Accepts any well-formed client certificate whose private key the client proves it holds.
+/// Registration, status, issuer and validity are checked at CONNECT (`identity::certs`).
+#[derive(Debug)]
+struct PossessionVerifier {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for PossessionVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        match x509_parser::parse_x509_certificate(end_entity) {
+            Ok(_) => Ok(ClientCertVerified::assertion()),
+            Err(_) => Err(rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The process-wide provider, installed once so libraries that ask for the default find it.
+pub fn install_provider() {
+    let _ = CryptoProvider::install_default(rustls::crypto::ring::default_provider());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_start_creates_a_ca_and_a_server_certificate_later_starts_reuse_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = Tls::load_or_create(dir.path(), &TlsFiles::default()).expect("create");
+        assert!(first.created);
+        let second = Tls::load_or_create(dir.path(), &TlsFiles::default()).expect("load");
+        assert!(!second.created);
+        assert_eq!(first.issuer.ca_pem, second.issuer.ca_pem);
+    }
+
+    #[test]
+    fn issued_certificates_chain_to_the_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls = Tls::load_or_create(dir.path(), &TlsFiles::default()).expect("create");
+        let issued = tls.issuer.issue_with_new_key().expect("issue");
+        let ca_der = CertificateDer::from_pem_slice(tls.issuer.ca_pem.as_bytes()).expect("ca");
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).expect("parse ca");
+        let (_, leaf) = x509_parser::parse_x509_certificate(&issued.der).expect("parse leaf");
+        leaf.verify_signature(Some(ca.public_key())).expect("signed by the CA");
+        assert!(issued.key_pair.is_some());
+    }
+
+    #[test]
+    fn a_csr_is_signed_with_its_own_key_and_subject() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls = Tls::load_or_create(dir.path(), &TlsFiles::default()).expect("create");
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, "sensor-7");
+        let csr = params.serialize_request(&key).expect("csr").pem().expect("pem");
+        let issued = tls.issuer.issue_for_csr(&csr).expect("issue");
+        let (_, leaf) = x509_parser::parse_x509_certificate(&issued.der).expect("parse");
+        let cn = leaf.subject().iter_common_name().next().and_then(|c| c.as_str().ok());
+        assert_eq!(cn, Some("sensor-7"));
+        assert!(tls.issuer.issue_for_csr("not a csr").is_err());
+    }
+}
