@@ -1,0 +1,145 @@
+"""MQTT over TLS with X.509 client certificates the node issued or that were registered
+through the API (issue 7, first part): boto3 for the certificate routes, paho-mqtt over TLS
+for the devices."""
+
+import os
+import queue
+import ssl
+import time
+
+import botocore.exceptions
+import paho.mqtt.client as mqtt
+import pytest
+
+from conftest import aws_client
+
+
+def tls_client(node, cert_pem, key_pem, tmp_path, client_id="device-1"):
+    """A paho MQTT 3.1.1 client over TLS trusting the node's development CA; returns
+    (client, connack queue, disconnect queue) after the CONNECT answer arrived."""
+    cert, key = tmp_path / f"{client_id}.pem", tmp_path / f"{client_id}.key"
+    cert.write_text(cert_pem)
+    key.write_text(key_pem)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    c.tls_set(ca_certs=node.ca_path, certfile=str(cert), keyfile=str(key))
+    connack, disconnects = queue.Queue(), queue.Queue()
+    c.on_connect = lambda c_, u, flags, rc, props: connack.put(rc)
+    c.on_disconnect = lambda c_, u, flags, rc, props: disconnects.put(rc)
+    c.connect("localhost", node.mqtts_port, keepalive=30)
+    c.loop_start()
+    return c, connack, disconnects
+
+
+def test_the_first_start_writes_a_development_ca_that_signs_the_server_certificate(node):
+    assert os.path.exists(node.ca_path)
+    ctx = ssl.create_default_context(cafile=node.ca_path)
+    import socket
+    with socket.create_connection(("127.0.0.1", node.https_port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_an_active_certificate_connects_and_revoking_it_disconnects_within_a_second(node, tmp_path):
+    iot = aws_client(node, "iot")
+    created = iot.create_keys_and_certificate(setAsActive=True)
+    cert_id = created["certificateId"]
+    assert len(cert_id) == 64
+    assert created["certificateArn"].endswith(f":cert/{cert_id}")
+    described = iot.describe_certificate(certificateId=cert_id)["certificateDescription"]
+    assert described["status"] == "ACTIVE"
+    c, connack, disconnects = tls_client(node, created["certificatePem"], created["keyPair"]["PrivateKey"], tmp_path)
+    assert connack.get(timeout=10) == 0
+    start = time.time()
+    iot.update_certificate(certificateId=cert_id, newStatus="REVOKED")
+    disconnects.get(timeout=5)
+    assert time.time() - start < 1.5
+    c.loop_stop()
+    assert node.metric("certificate_disconnects_total") >= 1
+
+
+def test_inactive_and_unregistered_certificates_are_refused_with_a_logged_reason(node, tmp_path):
+    iot = aws_client(node, "iot")
+    inactive = iot.create_keys_and_certificate(setAsActive=False)
+    c, connack, _ = tls_client(node, inactive["certificatePem"], inactive["keyPair"]["PrivateKey"], tmp_path, "d-inactive")
+    assert connack.get(timeout=10) != 0
+    c.loop_stop()
+    # A certificate the node issued but then deleted is no longer registered.
+    iot.delete_certificate(certificateId=inactive["certificateId"])
+    c, connack, _ = tls_client(node, inactive["certificatePem"], inactive["keyPair"]["PrivateKey"], tmp_path, "d-gone")
+    assert connack.get(timeout=10) != 0
+    c.loop_stop()
+    log = node.log()
+    assert "Connect.AuthError" in log and "is INACTIVE" in log and "not registered" in log
+    assert node.metric("connect_auth_errors_total") >= 2
+
+
+def test_certificate_lifecycle_errors_are_aws_errors(node):
+    iot = aws_client(node, "iot")
+    created = iot.create_keys_and_certificate(setAsActive=True)
+    cert_id = created["certificateId"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        iot.delete_certificate(certificateId=cert_id)
+    assert e.value.response["Error"]["Code"] == "CertificateStateException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        iot.register_certificate_without_ca(certificatePem=created["certificatePem"])
+    assert e.value.response["Error"]["Code"] == "ResourceAlreadyExistsException"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        iot.describe_certificate(certificateId="0" * 64)
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    listed = iot.list_certificates()["certificates"]
+    assert [c["certificateId"] for c in listed] == [cert_id]
+
+
+def test_things_and_certificates_are_attached_as_principals(node):
+    iot = aws_client(node, "iot")
+    iot.create_thing(thingName="lamp")
+    arn = iot.create_keys_and_certificate(setAsActive=True)["certificateArn"]
+    iot.attach_thing_principal(thingName="lamp", principal=arn)
+    assert iot.list_thing_principals(thingName="lamp")["principals"] == [arn]
+    assert iot.list_principal_things(principal=arn)["things"] == ["lamp"]
+    iot.detach_thing_principal(thingName="lamp", principal=arn)
+    assert iot.list_thing_principals(thingName="lamp")["principals"] == []
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        iot.attach_thing_principal(thingName="nope", principal=arn)
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_a_certificate_from_a_csr_and_a_registered_ca(node, tmp_path):
+    """CreateCertificateFromCsr signs the caller's key; RegisterCACertificate +
+    RegisterCertificate accept a device certificate signed by the caller's own CA."""
+    import subprocess
+    iot = aws_client(node, "iot")
+    key, csr = tmp_path / "csr.key", tmp_path / "req.csr"
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(csr), "-subj", "/CN=csr-device"], check=True, capture_output=True)
+    made = iot.create_certificate_from_csr(certificateSigningRequest=csr.read_text(), setAsActive=True)
+    c, connack, _ = tls_client(node, made["certificatePem"], key.read_text(), tmp_path, "csr-device")
+    assert connack.get(timeout=10) == 0
+    c.loop_stop()
+    # The caller's own CA.
+    ca_key, ca_pem = tmp_path / "ca.key", tmp_path / "ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(ca_key), "-out", str(ca_pem), "-days", "30", "-subj", "/CN=my-ca",
+                    "-addext", "basicConstraints=critical,CA:TRUE"], check=True, capture_output=True)
+    dev_key, dev_csr, dev_pem = tmp_path / "dev.key", tmp_path / "dev.csr", tmp_path / "dev.pem"
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(dev_key), "-out", str(dev_csr), "-subj", "/CN=own-ca-device"],
+                   check=True, capture_output=True)
+    ext = tmp_path / "dev.ext"
+    ext.write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", str(dev_csr), "-CA", str(ca_pem), "-CAkey", str(ca_key),
+                    "-CAcreateserial", "-out", str(dev_pem), "-days", "10", "-extfile", str(ext)],
+                   check=True, capture_output=True)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        iot.register_certificate(certificatePem=dev_pem.read_text(), setAsActive=True)
+    assert e.value.response["Error"]["Code"] == "CertificateValidationException"
+    ca = iot.register_ca_certificate(caCertificate=ca_pem.read_text(), setAsActive=True)
+    reg = iot.register_certificate(certificatePem=dev_pem.read_text(), setAsActive=True)
+    assert iot.describe_certificate(certificateId=reg["certificateId"])["certificateDescription"]["caCertificateId"] \
+        == ca["certificateId"]
+    c, connack, disconnects = tls_client(node, dev_pem.read_text(), dev_key.read_text(), tmp_path, "own-ca-device")
+    assert connack.get(timeout=10) == 0
+    # Deactivating the CA disconnects the certificates it signed.
+    iot.update_ca_certificate(certificateId=ca["certificateId"], newStatus="INACTIVE")
+    disconnects.get(timeout=5)
+    c.loop_stop()
