@@ -53,6 +53,13 @@ fn device_record(region: &str, parsed: &certs::Parsed, pem: String, ca: Option<S
     }
 }
 
+/// Registers a device certificate record: AWS's `{certificateArn, certificateId}` answer.
+async fn register_device(api: &Api, record: Certificate) -> Result<Value, AwsError> {
+    let answer = json!({ "certificateArn": record.certificate_arn, "certificateId": record.certificate_id });
+    propose(api, Command::RegisterCertificate { record }).await?;
+    Ok(answer)
+}
+
 fn status_of(set_as_active: Option<bool>) -> &'static str {
     if set_as_active.unwrap_or(false) {
         "ACTIVE"
@@ -76,15 +83,11 @@ pub(super) async fn create_keys_and_certificate(
     let parsed = certs::parse_der(&issued.der)?;
     let record =
         device_record(&signer.region, &parsed, issued.certificate_pem.clone(), None, status_of(query.set_as_active));
-    let arn = record.certificate_arn.clone();
-    propose(&api, Command::RegisterCertificate { record }).await?;
+    let mut answer = register_device(&api, record).await?;
     let (public, private) = issued.key_pair.unwrap_or_default();
-    Ok(HttpResponse::Ok().json(json!({
-        "certificateArn": arn,
-        "certificateId": parsed.id,
-        "certificatePem": issued.certificate_pem,
-        "keyPair": { "PublicKey": public, "PrivateKey": private },
-    })))
+    answer["certificatePem"] = json!(issued.certificate_pem);
+    answer["keyPair"] = json!({ "PublicKey": public, "PrivateKey": private });
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -107,13 +110,9 @@ pub(super) async fn create_certificate_from_csr(
     let parsed = certs::parse_der(&issued.der)?;
     let record =
         device_record(&signer.region, &parsed, issued.certificate_pem.clone(), None, status_of(query.set_as_active));
-    let arn = record.certificate_arn.clone();
-    propose(&api, Command::RegisterCertificate { record }).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "certificateArn": arn,
-        "certificateId": parsed.id,
-        "certificatePem": issued.certificate_pem,
-    })))
+    let mut answer = register_device(&api, record).await?;
+    answer["certificatePem"] = json!(issued.certificate_pem);
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -223,9 +222,7 @@ pub(super) async fn register_certificate(
         return Err(certs::state_error(format!("The CA certificate {} is not ACTIVE", ca.certificate_id)).into());
     }
     let record = device_record(&signer.region, &parsed, pem, Some(ca.certificate_id), &status);
-    let arn = record.certificate_arn.clone();
-    propose(&api, Command::RegisterCertificate { record }).await?;
-    Ok(HttpResponse::Ok().json(json!({ "certificateArn": arn, "certificateId": parsed.id })))
+    Ok(HttpResponse::Ok().json(register_device(&api, record).await?))
 }
 
 /// RegisterCertificateWithoutCA.
@@ -240,9 +237,7 @@ pub(super) async fn register_certificate_without_ca(
     let parsed = certs::parse_pem(&pem)?;
     let status = initial_status(b.status, None)?;
     let record = device_record(&signer.region, &parsed, pem, None, &status);
-    let arn = record.certificate_arn.clone();
-    propose(&api, Command::RegisterCertificate { record }).await?;
-    Ok(HttpResponse::Ok().json(json!({ "certificateArn": arn, "certificateId": parsed.id })))
+    Ok(HttpResponse::Ok().json(register_device(&api, record).await?))
 }
 
 fn describe(c: &Certificate) -> Value {
