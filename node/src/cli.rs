@@ -131,6 +131,7 @@ impl ServeArgs {
             https_addr: self.https_addr.or(file.https_addr).unwrap_or_else(|| "127.0.0.1:8444".parse().expect("valid")),
             tls: file.tls.clone(),
             allow_anonymous: file.auth.allow_anonymous.unwrap_or(false),
+            auth: file.auth.clone(),
             log_level: self.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
             workers: self.workers.or(file.workers).unwrap_or(default_workers).max(1),
             rules_dir: self.rules_dir.clone().or(file.rules_dir).or_else(|| {

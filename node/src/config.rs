@@ -29,7 +29,7 @@ pub struct LimitsFile {
     pub thing_type_deletion_wait_secs: Option<u64>,
 }
 
-/// The `[auth]` table: how plain (non-TLS) listeners authenticate.
+/// The `[auth]` table: how each listener authenticates its clients.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AuthFile {
@@ -37,6 +37,39 @@ pub struct AuthFile {
     /// do anything, even when those listeners are not on loopback. Without it, anonymous
     /// access exists only on loopback listeners.
     pub allow_anonymous: Option<bool>,
+    /// Methods of the plain MQTT listener (default `["anonymous"]`).
+    pub mqtt: Option<Vec<String>>,
+    /// Methods of the plain WebSocket listener (default `["anonymous"]`).
+    pub ws: Option<Vec<String>>,
+    /// Methods of the MQTT-over-TLS listener (default `["certificate", "custom"]`).
+    pub mqtts: Option<Vec<String>>,
+    /// Methods of the secure WebSocket listener (default `["certificate", "custom"]`).
+    pub wss: Option<Vec<String>>,
+    /// Methods of MQTT on the HTTPS port (default `["certificate", "custom"]`).
+    pub https: Option<Vec<String>>,
+    /// JWT authentication settings (needed by listeners with the `jwt` method).
+    pub jwt: Option<JwtFile>,
+}
+
+/// The `[auth.jwt]` table: tokens signed by keys in a JWKS file, sent as the MQTT password.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JwtFile {
+    /// The JWKS file with the public keys tokens are signed with.
+    pub jwks_file: PathBuf,
+    /// The `iss` a token must carry, if set.
+    pub issuer: Option<String>,
+    /// The `aud` a token must name, if set.
+    pub audience: Option<String>,
+    /// The claim that must equal the MQTT client id (default `sub`; `""` turns the check off).
+    pub client_id_claim: Option<String>,
+    /// The IoT policies (by name) that JWT-authenticated clients get.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// The claim that lists more policy names for the client, if set.
+    pub policies_claim: Option<String>,
+    /// Seconds of clock skew allowed for `exp` and `nbf` (default 30).
+    pub leeway_secs: Option<u64>,
 }
 
 /// The TOML configuration file.
@@ -88,6 +121,8 @@ pub struct NodeConfig {
     pub tls: crate::identity::tls::TlsFiles,
     /// Anonymous access on plain listeners even off loopback.
     pub allow_anonymous: bool,
+    /// The `[auth]` table as given.
+    pub auth: AuthFile,
     pub log_level: String,
     pub workers: usize,
     /// Directory of `.sql` rule files, watched for changes (None: no rules).

@@ -33,7 +33,7 @@ pub enum Outcome {
     /// A topic-rule command succeeded.
     TopicRule,
     /// An identity command succeeded.
-    Identity,
+    Identity(identity::Applied),
 }
 
 /// What runs after a topic-rule change is applied.
@@ -89,19 +89,22 @@ impl StateMachine for Meta {
         })?;
         match command {
             Command::Registry(c) => {
-                let deleted = match &c {
-                    registry::Command::DeleteThing { name, .. } => Some(name.clone()),
-                    _ => None,
+                let (deleted_thing, deleted_group) = match &c {
+                    registry::Command::DeleteThing { name, .. } => (Some(name.clone()), None),
+                    registry::Command::DeleteThingGroup { name, .. } => (None, Some(name.clone())),
+                    _ => (None, None),
                 };
                 let outcome = self.registry.apply(c, writes).map(Outcome::Registry)?;
-                if let Some(name) = deleted {
+                if let Some(name) = deleted_thing {
                     self.identity.forget_thing(&name, writes);
                 }
+                if let Some(name) = deleted_group {
+                    self.identity.forget_thing_group(&name, writes);
+                }
+                self.identity.touch();
                 Ok(outcome)
             }
-            Command::Identity(c) => {
-                self.identity.apply(c, |t| self.registry.thing(t).is_some(), writes).map(|()| Outcome::Identity)
-            }
+            Command::Identity(c) => self.identity.apply(c, &self.registry, writes).map(Outcome::Identity),
             Command::TopicRule(c) => {
                 self.topic_rules.apply(c, writes)?;
                 if let Some(f) = &*self.on_rules_changed.lock() {

@@ -29,7 +29,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     }
     crate::identity::tls::install_provider();
     let tls = crate::identity::tls::Tls::load_or_create(&cfg.data_dir, &cfg.tls).context("cannot set up TLS")?;
-    let plain_auth = plain_listener_auth(&cfg)?;
+    let auth = server::auth::listeners(&cfg)?;
     let system = actix_rt::System::new();
     system.block_on(async move {
         broker.arm_recovered_timers();
@@ -50,14 +50,18 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let https_config = tls.server_config(https_alpn)?;
         let (ca_path, server_cert_path, tls_created) = (tls.ca_path.clone(), tls.server_cert_path.clone(), tls.created);
         let http_server = crate::http::serve(http, broker.clone(), credentials, tls.issuer)?;
-        actix_rt::spawn(server::serve_mqtt(mqtt, broker.clone(), workers.clone(), plain_auth));
-        actix_rt::spawn(server::serve_ws(ws, broker.clone(), workers.clone(), plain_auth));
-        actix_rt::spawn(server::serve_mqtts(mqtts, broker.clone(), workers.clone(), mqtts_config));
-        actix_rt::spawn(server::serve_wss(wss, broker.clone(), workers.clone(), wss_config));
-        actix_rt::spawn(server::serve_https(https, broker.clone(), workers.clone(), https_config, http_local));
+        let anonymous = [("mqtt", auth.mqtt.is_anonymous()), ("ws", auth.ws.is_anonymous())];
+        actix_rt::spawn(server::serve_mqtt(mqtt, broker.clone(), workers.clone(), auth.mqtt));
+        actix_rt::spawn(server::serve_ws(ws, broker.clone(), workers.clone(), auth.ws));
+        actix_rt::spawn(server::serve_mqtts(mqtts, broker.clone(), workers.clone(), mqtts_config, auth.mqtts));
+        actix_rt::spawn(server::serve_wss(wss, broker.clone(), workers.clone(), wss_config, auth.wss));
+        let https_server = server::serve_https(https, broker.clone(), workers.clone(), https_config, auth.https, http_local);
+        actix_rt::spawn(https_server);
         actix_rt::spawn(http_server);
-        if plain_auth == server::Auth::Anonymous {
-            tracing::warn!(mqtt = %mqtt_local, ws = %ws_local, "the plain MQTT and WebSocket listeners accept anonymous clients with full access; TLS listeners require registered client certificates");
+        for (listener, open) in anonymous {
+            if open {
+                tracing::warn!(listener, mqtt = %mqtt_local, ws = %ws_local, "this listener accepts anonymous clients with full access (development default on loopback); TLS listeners require registered client certificates or a custom authorizer");
+            }
         }
         tracing::info!(data_dir = %cfg.data_dir.display(), workers = cfg.workers, "node started");
         println!(
@@ -85,27 +89,6 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(if clients > 0 { 300 } else { 0 })).await;
         anyhow::Ok(())
     })
-}
-
-/// How the plain MQTT and WebSocket listeners authenticate: anonymously on loopback (the
-/// developer default) or where the config allows it; elsewhere the node refuses to start,
-/// because an open broker on a network is never what anyone meant.
-fn plain_listener_auth(cfg: &NodeConfig) -> anyhow::Result<server::Auth> {
-    if cfg.allow_anonymous {
-        return Ok(server::Auth::Anonymous);
-    }
-    for (what, addr) in [("--mqtt-addr", cfg.mqtt_addr), ("--ws-addr", cfg.ws_addr)] {
-        if !addr.ip().is_loopback() {
-            anyhow::bail!(
-                "{what} {addr} is not a loopback address and the plain listeners have no authentication.\n\
-                 Devices off this machine should connect with X.509 client certificates on --mqtts-addr \
-                 (register them with CreateKeysAndCertificate or RegisterCertificate and attach a policy).\n\
-                 To allow anonymous clients with full access anyway, put `allow_anonymous = true` under [auth] \
-                 in the config file; or bind {what} to 127.0.0.1."
-            );
-        }
-    }
-    Ok(server::Auth::Anonymous)
 }
 
 async fn wait_for_shutdown() {

@@ -15,8 +15,13 @@ use crate::registry::{arn_prefix, new_id};
 
 /// Proposes an identity command and waits until it is applied.
 pub(super) async fn propose(api: &Api, command: Command) -> Result<(), AwsError> {
+    propose_for(api, command).await.map(|_| ())
+}
+
+/// Proposes an identity command and returns what its application answered.
+pub(super) async fn propose_for(api: &Api, command: Command) -> Result<crate::identity::Applied, AwsError> {
     match crate::meta::propose(&api.broker.meta, crate::meta::Command::Identity(command)).await? {
-        crate::meta::Outcome::Identity => Ok(()),
+        crate::meta::Outcome::Identity(applied) => Ok(applied),
         other => Err(unexpected(&other).into()),
     }
 }
@@ -357,14 +362,26 @@ pub(super) async fn ca_certificate(
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct MarkerQuery {
-    page_size: Option<usize>,
-    marker: Option<String>,
-    is_ascending_order: Option<bool>,
+    pub(super) page_size: Option<usize>,
+    pub(super) marker: Option<String>,
+    pub(super) is_ascending_order: Option<bool>,
+}
+
+impl MarkerQuery {
+    /// Name-ordered lists (policies, targets) run A to Z unless asked otherwise.
+    pub(super) fn ascending_by_default(mut self) -> MarkerQuery {
+        self.is_ascending_order.get_or_insert(true);
+        self
+    }
 }
 
 /// One page after `marker` (the key of the last item of the previous page), newest first
 /// unless `isAscendingOrder`; items are ordered by (creation date, id).
-fn marker_page<T>(mut items: Vec<T>, key: impl Fn(&T) -> (u64, String), q: &MarkerQuery) -> (Vec<T>, Option<String>) {
+pub(super) fn marker_page<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> (u64, String),
+    q: &MarkerQuery,
+) -> (Vec<T>, Option<String>) {
     items.sort_by_key(&key);
     if !q.is_ascending_order.unwrap_or(false) {
         items.reverse();
@@ -390,7 +407,7 @@ fn summary(c: &Certificate) -> Value {
     })
 }
 
-fn marker_response(doc: Value, next: Option<String>) -> ApiResult {
+pub(super) fn marker_response(doc: Value, next: Option<String>) -> ApiResult {
     let mut doc = doc;
     if let Some(n) = next {
         doc["nextMarker"] = json!(n);

@@ -4,7 +4,9 @@
 //! `topic_rules`. Handlers are thin: changes become commands proposed to the group that owns
 //! the state (DESIGN section 4).
 
+mod authorizers;
 mod certificates;
+mod policies;
 mod topic_rules;
 
 use std::sync::Arc;
@@ -835,6 +837,20 @@ pub fn serve(
             .route("/endpoint", web::get().to(describe_endpoint))
             .route("/thing-types", web::get().to(list_thing_types))
             .route("/thing-types/{name:.*}", web::route().to(thing_type))
+            .route("/policies", web::get().to(policies::list_policies))
+            .route("/policies/{name}/version", web::route().to(policies::policy_versions))
+            .route("/policies/{name}/version/{version}", web::route().to(policies::policy_version))
+            .route("/policies/{name}", web::route().to(policies::policy))
+            .route("/target-policies/{name}", web::route().to(policies::target_policy))
+            .route("/attached-policies/{target:.*}", web::post().to(policies::attached_policies))
+            .route("/policy-targets/{name}", web::post().to(policies::policy_targets))
+            .route("/effective-policies", web::post().to(policies::effective_policies))
+            .route("/test-authorization", web::post().to(policies::test_authorization))
+            .route("/authorizers/", web::get().to(authorizers::list_authorizers))
+            .route("/authorizers", web::get().to(authorizers::list_authorizers))
+            .route("/authorizer/{name}/test", web::post().to(authorizers::test_invoke_authorizer))
+            .route("/authorizer/{name}", web::route().to(authorizers::authorizer))
+            .route("/default-authorizer", web::route().to(authorizers::default_authorizer))
             .route("/retainedMessage", web::get().to(list_retained))
             .route("/retainedMessage/{topic:.*}", web::get().to(get_retained))
     })

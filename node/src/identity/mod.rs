@@ -4,26 +4,39 @@
 //!   possession check.
 //! - `certs`: CA and device certificate records, and the check a presented certificate
 //!   must pass at CONNECT.
+//! - `policies`: named, versioned IoT policy documents and their attachments.
+//! - `authorizers`: custom authorizer records.
+//! - `authz`: a connection's authorization (policy decisions, cached per connection).
+//! - `jwt`: JWT verification against a JWKS file.
 //! - this module: the identity state the `meta` group replicates (certificates, principal
-//!   attachments), changed only by [`Command`]s; records live in the `registry` column family
-//!   and are loaded whole at start.
+//!   attachments, policies, authorizers), changed only by [`Command`]s; records live in the
+//!   `registry` column family and are loaded whole at start.
 //!
 //! Every applied change bumps [`Identity::epoch`], so connections that cache authorization
 //! decisions notice that they must decide again.
 
+pub mod authorizers;
+pub mod authz;
 pub mod certs;
+pub mod custom_auth;
+pub mod jwt;
+pub mod policies;
 pub mod policy;
 pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ferrite_cluster::{Batch, Store, StoreError, Table};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::things::{invalid, missing, RegistryError};
+use crate::registry::Registry;
+use authorizers::AuthorizerRecord;
 use certs::{CaCertificate, Certificate};
+use policies::{Policies, PolicyRecord, PolicyVersionRecord, Target};
 
 fn key(kind: &str, name: &str) -> Vec<u8> {
     let mut k = kind.as_bytes().to_vec();
@@ -35,6 +48,10 @@ fn key(kind: &str, name: &str) -> Vec<u8> {
 const CERT: &str = "cert";
 const CA_CERT: &str = "cacert";
 const THING_PRINCIPALS: &str = "thingprincipals";
+const POLICY: &str = "policy";
+const POLICY_TARGETS: &str = "policytargets";
+const AUTHORIZER: &str = "authorizer";
+const DEFAULT_AUTHORIZER: &str = "defaultauthorizer";
 
 fn put<T: Serialize>(writes: &mut Batch, key: Vec<u8>, record: &T) {
     writes.put(Table::Registry, key, serde_json::to_vec(record).unwrap_or_default());
@@ -72,6 +89,37 @@ pub enum Command {
     AttachThingPrincipal { thing: String, principal: String },
     /// DetachThingPrincipal.
     DetachThingPrincipal { thing: String, principal: String },
+    /// CreatePolicy: the record holds version 1 as the default.
+    CreatePolicy { record: PolicyRecord },
+    /// CreatePolicyVersion.
+    CreatePolicyVersion { name: String, document: String, set_as_default: bool, now_s: u64, generation_id: String },
+    /// SetDefaultPolicyVersion.
+    SetDefaultPolicyVersion { name: String, version_id: u32, now_s: u64, generation_id: String },
+    /// DeletePolicyVersion.
+    DeletePolicyVersion { name: String, version_id: u32 },
+    /// DeletePolicy.
+    DeletePolicy { name: String },
+    /// AttachPolicy.
+    AttachPolicy { name: String, target: String },
+    /// DetachPolicy.
+    DetachPolicy { name: String, target: String },
+    /// CreateAuthorizer.
+    CreateAuthorizer { record: AuthorizerRecord },
+    /// UpdateAuthorizer: the whole new record (read-modify-write checked by `last_modified`).
+    UpdateAuthorizer { record: AuthorizerRecord },
+    /// DeleteAuthorizer.
+    DeleteAuthorizer { name: String },
+    /// SetDefaultAuthorizer.
+    SetDefaultAuthorizer { name: String },
+}
+
+/// What an applied identity command answers beyond success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Nothing more to say.
+    Done,
+    /// CreatePolicyVersion: the new version's id and whether it is the default.
+    PolicyVersion { version_id: u32, is_default: bool },
 }
 
 /// The identity state of the `meta` group.
@@ -81,6 +129,9 @@ pub struct Identity {
     cas: RwLock<BTreeMap<String, CaCertificate>>,
     /// Thing name -> principal ARNs attached to it.
     thing_principals: RwLock<BTreeMap<String, BTreeSet<String>>>,
+    policies: RwLock<Policies>,
+    authorizers: RwLock<BTreeMap<String, AuthorizerRecord>>,
+    default_authorizer: RwLock<Option<String>>,
     epoch: AtomicU64,
 }
 
@@ -103,6 +154,14 @@ impl Identity {
             certs: RwLock::new(load(store, CERT)?.into_iter().collect()),
             cas: RwLock::new(load(store, CA_CERT)?.into_iter().collect()),
             thing_principals: RwLock::new(load(store, THING_PRINCIPALS)?.into_iter().collect()),
+            policies: RwLock::new(Policies::new(
+                load(store, POLICY)?.into_iter().collect(),
+                load(store, POLICY_TARGETS)?.into_iter().collect(),
+            )),
+            authorizers: RwLock::new(load(store, AUTHORIZER)?.into_iter().collect()),
+            default_authorizer: RwLock::new(
+                load::<String>(store, DEFAULT_AUTHORIZER)?.into_iter().next().map(|(_, n)| n),
+            ),
             epoch: AtomicU64::new(1),
         })
     }
@@ -113,16 +172,30 @@ impl Identity {
         self.epoch.load(Ordering::Acquire)
     }
 
-    /// Applies one committed command. `thing_exists` answers from the registry.
-    pub fn apply(
-        &self,
-        command: Command,
-        thing_exists: impl Fn(&str) -> bool,
-        writes: &mut Batch,
-    ) -> Result<(), RegistryError> {
-        let result = self.apply_inner(command, thing_exists, writes);
+    /// Marks cached authorization decisions stale: the registry changed (thing attributes,
+    /// types or group membership feed policy evaluation).
+    pub fn touch(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Applies one committed command; the registry answers whether things and groups exist.
+    pub fn apply(&self, command: Command, registry: &Registry, writes: &mut Batch) -> Result<Applied, RegistryError> {
+        let result = match command {
+            Command::CreatePolicy { .. }
+            | Command::CreatePolicyVersion { .. }
+            | Command::SetDefaultPolicyVersion { .. }
+            | Command::DeletePolicyVersion { .. }
+            | Command::DeletePolicy { .. }
+            | Command::AttachPolicy { .. }
+            | Command::DetachPolicy { .. } => self.apply_policy(command, registry, writes),
+            Command::CreateAuthorizer { .. }
+            | Command::UpdateAuthorizer { .. }
+            | Command::DeleteAuthorizer { .. }
+            | Command::SetDefaultAuthorizer { .. } => self.apply_authorizer(command, writes).map(|()| Applied::Done),
+            other => self.apply_inner(other, |t| registry.thing(t).is_some(), writes).map(|()| Applied::Done),
+        };
         if result.is_ok() {
-            self.epoch.fetch_add(1, Ordering::AcqRel);
+            self.touch();
         }
         result
     }
@@ -183,7 +256,18 @@ impl Identity {
                         "The certificate {id} is attached to one or more things: detach them first"
                     )));
                 }
-                let _ = force;
+                let is_this = |t: &Target| *t == Target::Certificate(id.clone());
+                let mut policies = self.policies.write();
+                if !policies.attached(is_this).is_empty() {
+                    if !force {
+                        return Err(certs::delete_conflict(format!(
+                            "The certificate {id} has policies attached: detach them first, or delete with forceDelete"
+                        )));
+                    }
+                    for name in policies.detach_all(is_this) {
+                        Self::write_targets(&policies, &name, writes);
+                    }
+                }
                 writes.delete(Table::Registry, key(CERT, &id));
                 certs.remove(&id);
             }
@@ -224,6 +308,17 @@ impl Identity {
                 writes.delete(Table::Registry, key(CA_CERT, &id));
                 cas.remove(&id);
             }
+            Command::CreatePolicy { .. }
+            | Command::CreatePolicyVersion { .. }
+            | Command::SetDefaultPolicyVersion { .. }
+            | Command::DeletePolicyVersion { .. }
+            | Command::DeletePolicy { .. }
+            | Command::AttachPolicy { .. }
+            | Command::DetachPolicy { .. }
+            | Command::CreateAuthorizer { .. }
+            | Command::UpdateAuthorizer { .. }
+            | Command::DeleteAuthorizer { .. }
+            | Command::SetDefaultAuthorizer { .. } => return Err(crate::registry::things::internal_failure()),
             Command::AttachThingPrincipal { thing, principal } => {
                 if !thing_exists(&thing) {
                     return Err(missing("Thing", &thing));
@@ -261,6 +356,199 @@ impl Identity {
             Some(id) => Err(certs::not_found(id)),
             None => Err(invalid(format!("Invalid principal {principal:?}: expected a certificate ARN"))),
         }
+    }
+
+    fn write_targets(policies: &Policies, name: &str, writes: &mut Batch) {
+        match policies.targets.get(name) {
+            Some(ts) => put(writes, key(POLICY_TARGETS, name), ts),
+            None => writes.delete(Table::Registry, key(POLICY_TARGETS, name)),
+        }
+    }
+
+    fn apply_policy(
+        &self,
+        command: Command,
+        registry: &Registry,
+        writes: &mut Batch,
+    ) -> Result<Applied, RegistryError> {
+        let mut policies = self.policies.write();
+        let mut answer = Applied::Done;
+        let name = match command {
+            Command::CreatePolicy { record } => {
+                if policies.records.contains_key(&record.policy_name) {
+                    return Err(certs::already_exists(format!("The policy {} already exists", record.policy_name)));
+                }
+                let name = record.policy_name.clone();
+                put(writes, key(POLICY, &name), &record);
+                policies.records.insert(name.clone(), record);
+                name
+            }
+            Command::CreatePolicyVersion { name, document, set_as_default, now_s, generation_id } => {
+                let p = policies.records.get_mut(&name).ok_or_else(|| policies::policy_not_found(&name))?;
+                if p.versions.len() >= policies::MAX_POLICY_VERSIONS {
+                    return Err(RegistryError::new(
+                        409,
+                        "VersionsLimitExceededException",
+                        format!(
+                            "The policy {name} already has {} versions: delete one (DeletePolicyVersion) first",
+                            policies::MAX_POLICY_VERSIONS
+                        ),
+                    ));
+                }
+                let version_id = p.next_version_id;
+                p.next_version_id += 1;
+                p.versions.insert(version_id, PolicyVersionRecord { document, create_date: now_s });
+                if set_as_default {
+                    p.default_version_id = version_id;
+                }
+                p.last_modified_date = now_s;
+                p.generation_id = generation_id;
+                put(writes, key(POLICY, &name), &*p);
+                answer = Applied::PolicyVersion { version_id, is_default: set_as_default };
+                name
+            }
+            Command::SetDefaultPolicyVersion { name, version_id, now_s, generation_id } => {
+                let p = policies.records.get_mut(&name).ok_or_else(|| policies::policy_not_found(&name))?;
+                if !p.versions.contains_key(&version_id) {
+                    return Err(policies::version_not_found(&name, &version_id.to_string()));
+                }
+                p.default_version_id = version_id;
+                p.last_modified_date = now_s;
+                p.generation_id = generation_id;
+                put(writes, key(POLICY, &name), &*p);
+                name
+            }
+            Command::DeletePolicyVersion { name, version_id } => {
+                let p = policies.records.get_mut(&name).ok_or_else(|| policies::policy_not_found(&name))?;
+                if !p.versions.contains_key(&version_id) {
+                    return Err(policies::version_not_found(&name, &version_id.to_string()));
+                }
+                if p.default_version_id == version_id {
+                    return Err(certs::delete_conflict(format!(
+                        "Version {version_id} is the default version of policy {name}: make another version the default first, or delete the policy"
+                    )));
+                }
+                p.versions.remove(&version_id);
+                put(writes, key(POLICY, &name), &*p);
+                name
+            }
+            Command::DeletePolicy { name } => {
+                let p = policies.records.get(&name).ok_or_else(|| policies::policy_not_found(&name))?;
+                if policies.targets.get(&name).is_some_and(|t| !t.is_empty()) {
+                    return Err(certs::delete_conflict(format!(
+                        "The policy {name} is attached to one or more targets: detach it first (ListTargetsForPolicy)"
+                    )));
+                }
+                if p.versions.len() > 1 {
+                    return Err(certs::delete_conflict(format!(
+                        "The policy {name} has versions besides the default: delete them first (DeletePolicyVersion)"
+                    )));
+                }
+                policies.records.remove(&name);
+                writes.delete(Table::Registry, key(POLICY, &name));
+                name
+            }
+            Command::AttachPolicy { name, target } => {
+                if !policies.records.contains_key(&name) {
+                    return Err(policies::policy_not_found(&name));
+                }
+                let parsed = Target::of_arn(&target)?;
+                match &parsed {
+                    Target::Certificate(id) if !self.certs.read().contains_key(id) => return Err(certs::not_found(id)),
+                    Target::ThingGroup(group) if registry.thing_group(group).is_none() => {
+                        return Err(missing("Thing group", group))
+                    }
+                    _ => {}
+                }
+                let already = policies.targets.get(&name).is_some_and(|t| t.contains(&target));
+                if !already && policies.attached(|t| *t == parsed).len() >= policies::MAX_POLICIES_PER_TARGET {
+                    return Err(RegistryError::new(
+                        410,
+                        "LimitExceededException",
+                        format!("{target} already has {} policies attached", policies::MAX_POLICIES_PER_TARGET),
+                    ));
+                }
+                policies.targets.entry(name.clone()).or_default().insert(target);
+                Self::write_targets(&policies, &name, writes);
+                name
+            }
+            Command::DetachPolicy { name, target } => {
+                Target::of_arn(&target)?;
+                if let Some(ts) = policies.targets.get_mut(&name) {
+                    ts.remove(&target);
+                    if ts.is_empty() {
+                        policies.targets.remove(&name);
+                    }
+                }
+                Self::write_targets(&policies, &name, writes);
+                name
+            }
+            _ => return Err(crate::registry::things::internal_failure()),
+        };
+        policies.reparse(&name);
+        Ok(answer)
+    }
+
+    /// Forgets the policy attachments of a deleted thing group (in the same batch).
+    pub fn forget_thing_group(&self, group: &str, writes: &mut Batch) {
+        let mut policies = self.policies.write();
+        for name in policies.detach_all(|t| *t == Target::ThingGroup(group.to_string())) {
+            Self::write_targets(&policies, &name, writes);
+        }
+        self.touch();
+    }
+
+    /// GetPolicy / GetPolicyVersion / ListPolicyVersions.
+    pub fn policy(&self, name: &str) -> Option<PolicyRecord> {
+        self.policies.read().records.get(name).cloned()
+    }
+
+    /// ListPolicies, in name order.
+    pub fn policy_list(&self) -> Vec<PolicyRecord> {
+        self.policies.read().records.values().cloned().collect()
+    }
+
+    /// ListTargetsForPolicy.
+    pub fn policy_targets(&self, name: &str) -> Vec<String> {
+        self.policies.read().targets.get(name).map(|t| t.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Policies attached directly to the target ARN (ListAttachedPolicies), in name order.
+    pub fn policies_of_target(&self, target: &str) -> Result<Vec<PolicyRecord>, RegistryError> {
+        let parsed = Target::of_arn(target)?;
+        let policies = self.policies.read();
+        Ok(policies.attached(|t| *t == parsed).iter().filter_map(|n| policies.records.get(n).cloned()).collect())
+    }
+
+    /// The parsed default documents of the policies attached to any of `targets`, with the
+    /// policy names; the input of a connection's authorization.
+    pub fn documents_for(&self, targets: &[Target]) -> Vec<(String, Arc<policy::PolicyDocument>)> {
+        let policies = self.policies.read();
+        policies
+            .attached(|t| targets.contains(t))
+            .into_iter()
+            .filter_map(|n| policies.parsed.get(&n).cloned().map(|d| (n, d)))
+            .collect()
+    }
+
+    /// The parsed default documents of named policies (TestAuthorization's policyNamesToAdd);
+    /// names that do not exist are reported.
+    pub fn documents_named(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, Arc<policy::PolicyDocument>)>, RegistryError> {
+        let policies = self.policies.read();
+        names
+            .iter()
+            .map(|n| {
+                policies.parsed.get(n).cloned().map(|d| (n.clone(), d)).ok_or_else(|| policies::policy_not_found(n))
+            })
+            .collect()
+    }
+
+    /// The policy ARN of `name`, if it exists.
+    pub fn policy_arn(&self, name: &str) -> Option<String> {
+        self.policies.read().records.get(name).map(|r| r.policy_arn.clone())
     }
 
     /// Forgets the principal attachments of a deleted thing (in the same batch).

@@ -52,6 +52,13 @@ pub struct RegistryError {
     pub message: String,
 }
 
+impl RegistryError {
+    /// An error with AWS's status, error type and message.
+    pub fn new(status: u16, error_type: &'static str, message: impl Into<String>) -> RegistryError {
+        RegistryError { status, error_type, message: message.into() }
+    }
+}
+
 /// AWS's 400 for a request the registry refuses.
 pub(crate) fn invalid(message: impl Into<String>) -> RegistryError {
     RegistryError { status: 400, error_type: "InvalidRequestException", message: message.into() }

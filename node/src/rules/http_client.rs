@@ -1,6 +1,6 @@
-//! A minimal HTTP/1.1 client for the `http` rule action: one POST per connection, `http://`
-//! URLs only (TLS arrives with the identity issue). It exists to keep a full HTTP client stack
-//! out of the node for one request shape.
+//! A minimal HTTP/1.1 client for the `http` rule action and custom authorizers: one POST per
+//! connection, `http://` URLs only. It exists to keep a full HTTP client stack out of the node
+//! for one request shape.
 
 use std::time::Duration;
 
@@ -49,12 +49,37 @@ pub async fn post(
     body: &[u8],
     timeout: Duration,
 ) -> Result<u16, String> {
+    exchange(target, headers, content_type, body, timeout, false).await.map(|(status, _)| status)
+}
+
+/// Most response body [`post_for_body`] reads.
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// POSTs `body` and returns the response status code and body (read until the server closes,
+/// or `Content-Length` bytes; at most [`MAX_RESPONSE_BODY`]).
+pub async fn post_for_body(
+    target: &Target,
+    content_type: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), String> {
+    exchange(target, &[], content_type, body, timeout, true).await
+}
+
+async fn exchange(
+    target: &Target,
+    headers: &[(String, String)],
+    content_type: &str,
+    body: &[u8],
+    timeout: Duration,
+    want_body: bool,
+) -> Result<(u16, Vec<u8>), String> {
     let work = async {
         let mut stream = TcpStream::connect((target.host.as_str(), target.port))
             .await
             .map_err(|e| format!("cannot connect to {}:{}: {e}", target.host, target.port))?;
         let mut request = format!(
-            "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: ferrite-rules\r\n",
+            "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: ferrite\r\n",
             target.path,
             target.host,
             target.port,
@@ -69,20 +94,52 @@ pub async fn post(
         request.push_str("\r\n");
         stream.write_all(request.as_bytes()).await.map_err(|e| format!("send failed: {e}"))?;
         stream.write_all(body).await.map_err(|e| format!("send failed: {e}"))?;
-        let mut head = Vec::with_capacity(256);
-        let mut buf = [0u8; 256];
-        while !head.windows(2).any(|w| w == b"\r\n") {
-            let n = stream.read(&mut buf).await.map_err(|e| format!("no response: {e}"))?;
-            if n == 0 || head.len() > 8192 {
-                return Err("connection closed before a status line".into());
+        let mut response = Vec::with_capacity(512);
+        let mut buf = [0u8; 4096];
+        let head_end = loop {
+            if let Some(i) = find(&response, b"\r\n\r\n") {
+                break i + 4;
             }
-            head.extend_from_slice(&buf[..n]);
+            if !want_body && find(&response, b"\r\n").is_some() {
+                break response.len();
+            }
+            let n = stream.read(&mut buf).await.map_err(|e| format!("no response: {e}"))?;
+            if n == 0 || response.len() > 16 * 1024 {
+                return Err("connection closed before a complete response head".into());
+            }
+            response.extend_from_slice(&buf[..n]);
+        };
+        let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse::<u16>().ok());
+        let status = status.ok_or_else(|| format!("malformed status line {:?}", head.lines().next().unwrap_or("")))?;
+        if !want_body {
+            return Ok((status, Vec::new()));
         }
-        let line = String::from_utf8_lossy(&head);
-        let status = line.split_whitespace().nth(1).and_then(|s| s.parse::<u16>().ok());
-        status.ok_or_else(|| format!("malformed status line {:?}", line.lines().next().unwrap_or("")))
+        let length = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok()).flatten()
+        });
+        let mut body = response[head_end..].to_vec();
+        while length.is_none_or(|l| body.len() < l) {
+            let n = stream.read(&mut buf).await.map_err(|e| format!("response cut short: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&buf[..n]);
+            if body.len() > MAX_RESPONSE_BODY {
+                return Err(format!("response body larger than {MAX_RESPONSE_BODY} bytes"));
+            }
+        }
+        if let Some(l) = length {
+            body.truncate(l);
+        }
+        Ok((status, body))
     };
     tokio::time::timeout(timeout, work).await.map_err(|_| format!("no response within {} ms", timeout.as_millis()))?
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]

@@ -19,12 +19,15 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
 
+use super::auth::{self as listener_auth, Choice, ListenerAuth};
 use super::framing::{PacketDecoder, ReadError};
-use super::{Auth, Origin};
+use super::Origin;
 use crate::broker::lifecycle::{self, DisconnectReason};
 use crate::broker::message::{now_ms, Message};
 use crate::broker::session::Send as SessionSend;
 use crate::broker::{Broker, ConnLink, Kick, SessionHandle, Wake};
+use crate::identity::authz::{Action, ConnectionAuthz, Principal};
+use crate::identity::custom_auth;
 use crate::mqtt::codec;
 use crate::mqtt::packet::*;
 use crate::mqtt::topic;
@@ -76,10 +79,10 @@ pub struct Connection<W: AsyncWrite + Unpin + 'static> {
     peer: SocketAddr,
     transport: &'static str,
     /// How the listener authenticates, and the client certificate from the handshake.
-    auth: Auth,
+    auth: Arc<ListenerAuth>,
     client_cert: Option<Arc<[u8]>>,
-    /// The certificate this connection authenticated with, once CONNECT is accepted.
-    certificate_id: Option<String>,
+    /// The connection's policies and decision cache, once CONNECT is accepted.
+    authz: Option<ConnectionAuthz>,
     version: Rc<Cell<Option<ProtocolVersion>>>,
     attached: Option<Attached>,
     keep_alive: Duration,
@@ -117,7 +120,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 transport,
                 auth,
                 client_cert,
-                certificate_id: None,
+                authz: None,
                 version,
                 attached: None,
                 keep_alive: Duration::ZERO,
@@ -266,10 +269,170 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 "enhanced authentication is not supported",
             );
         }
-        if let Err(why) = self.authenticate() {
-            self.broker.metrics.connect_auth_errors_total.inc();
-            tracing::warn!(event = "Connect.AuthError", client_id = %client_id, peer = %self.peer, transport = self.transport, reason = %why, "connection refused: not authorized");
-            return self.refuse_connect(ctx, c.protocol, reason::NOT_AUTHORIZED, "not authorized");
+        let meta = broker.meta.state();
+        let choice = listener_auth::choose(
+            &self.auth,
+            self.client_cert.is_some(),
+            c.username.as_deref(),
+            c.password.is_some(),
+            meta,
+        );
+        let principal = match choice {
+            Choice::Anonymous => Ok(Principal::Unrestricted),
+            Choice::Certificate => match &self.client_cert {
+                Some(der) => listener_auth::certificate_principal(meta, der),
+                None => Err("no client certificate was presented".into()),
+            },
+            Choice::Jwt(jwt) => {
+                let password = c.password.clone().unwrap_or_default();
+                listener_auth::jwt_principal(&jwt, meta, &client_id, &password)
+            }
+            Choice::Refuse(why) => Err(why),
+            Choice::Custom(record) => return self.ask_authorizer(ctx, c, client_id, assigned, record),
+        };
+        match principal {
+            Ok(principal) => self.admit(ctx, c, client_id, assigned, principal),
+            Err(why) => self.refuse_unauthorized(ctx, c.protocol, &client_id, &why),
+        }
+    }
+
+    /// Refuses a CONNECT that failed authentication or authorization (AWS's
+    /// Connect.AuthError).
+    fn refuse_unauthorized(&mut self, ctx: &mut Context<Self>, version: ProtocolVersion, client_id: &str, why: &str) {
+        self.broker.metrics.connect_auth_errors_total.inc();
+        tracing::warn!(event = "Connect.AuthError", client_id = %client_id, peer = %self.peer, transport = self.transport, reason = %why, "connection refused: not authorized");
+        self.refuse_connect(ctx, version, reason::NOT_AUTHORIZED, "not authorized");
+    }
+
+    /// Custom authentication: checks the token signature, then asks the authorizer's
+    /// endpoint; the connection reads nothing else until it answers.
+    fn ask_authorizer(
+        &mut self,
+        ctx: &mut Context<Self>,
+        c: Connect,
+        client_id: Arc<str>,
+        assigned: Option<String>,
+        record: crate::identity::authorizers::AuthorizerRecord,
+    ) {
+        let query = c.username.as_deref().map(custom_auth::username_query).unwrap_or_default();
+        let token = match custom_auth::token_of(&record, &query) {
+            Ok(t) => t,
+            Err(why) => return self.refuse_unauthorized(ctx, c.protocol, &client_id, &why),
+        };
+        let presented = custom_auth::Presented {
+            username: c.username.clone(),
+            password: c.password.as_ref().map(|p| p.to_vec()),
+            client_id: client_id.to_string(),
+            source_ip: Some(self.peer.ip()),
+            server_name: None,
+            tls: self.client_cert.is_some() || self.transport != "tcp" && self.transport != "websocket",
+            connection_id: self.session_id.clone(),
+        };
+        let event = custom_auth::event(&presented, token.as_deref(), !record.signing_disabled);
+        let name = record.authorizer_name.clone();
+        let ask = async move { custom_auth::invoke(&record, &event).await };
+        ctx.wait(ask.into_actor(self).map(move |answer, act, ctx| match answer {
+            Ok(Some(verdict)) => {
+                let principal =
+                    Principal::Documents { principal_id: verdict.principal_id.clone(), documents: verdict.documents };
+                act.admit(ctx, c, client_id, assigned, principal);
+                if act.attached.is_some() {
+                    act.arm_authorizer_timers(ctx, presented, name, verdict.disconnect_after, verdict.refresh_after);
+                }
+            }
+            Ok(None) => act.refuse_unauthorized(
+                ctx,
+                c.protocol,
+                &client_id,
+                &format!("authorizer {name} did not authenticate the client"),
+            ),
+            Err(e) => act.refuse_unauthorized(ctx, c.protocol, &client_id, &format!("authorizer {name} failed: {e}")),
+        }));
+    }
+
+    /// Applies an authorizer's `disconnectAfterInSeconds` and `refreshAfterInSeconds`.
+    fn arm_authorizer_timers(
+        &mut self,
+        ctx: &mut Context<Self>,
+        presented: custom_auth::Presented,
+        name: String,
+        disconnect_after: Option<Duration>,
+        refresh_after: Option<Duration>,
+    ) {
+        if let Some(after) = disconnect_after {
+            ctx.run_later(after, |act, ctx| {
+                act.ending(DisconnectReason::AuthError);
+                tracing::info!(client_id = ?act.attached.as_ref().map(|a| a.client_id.clone()), "closing connection: the authorizer's disconnectAfterInSeconds passed");
+                act.close(ctx, Some(reason::NOT_AUTHORIZED), "authorization expired");
+            });
+        }
+        if let Some(every) = refresh_after {
+            ctx.run_interval(every, move |act, ctx| {
+                let Some(record) = act.broker.meta.state().identity.authorizer(&name) else { return };
+                let query = presented.username.as_deref().map(custom_auth::username_query).unwrap_or_default();
+                let token = custom_auth::token_of(&record, &query).ok().flatten();
+                let event = custom_auth::event(&presented, token.as_deref(), !record.signing_disabled);
+                let ask = async move { custom_auth::invoke(&record, &event).await };
+                ctx.spawn(ask.into_actor(act).map(|answer, act, ctx| match answer {
+                    Ok(Some(verdict)) => {
+                        if let Some(authz) = act.authz.as_mut() {
+                            authz.replace_documents(verdict.documents);
+                        }
+                    }
+                    other => {
+                        let why = match other {
+                            Err(e) => e,
+                            _ => "the authorizer no longer authenticates the client".into(),
+                        };
+                        act.ending(DisconnectReason::AuthError);
+                        tracing::warn!(client_id = ?act.attached.as_ref().map(|a| a.client_id.clone()), reason = %why, "closing connection: authorizer refresh failed");
+                        act.close(ctx, Some(reason::NOT_AUTHORIZED), "not authorized");
+                    }
+                }));
+            });
+        }
+    }
+
+    /// Whether the connection's policies allow `action` on `name`.
+    fn allowed(&mut self, action: Action, name: &str) -> bool {
+        match self.authz.as_mut() {
+            None => true,
+            Some(authz) => authz.allows(self.broker.meta.state(), action, name),
+        }
+    }
+
+    /// Accepts an authenticated CONNECT: checks iot:Connect (and the will's publish), opens
+    /// the session and answers CONNACK.
+    fn admit(
+        &mut self,
+        ctx: &mut Context<Self>,
+        c: Connect,
+        client_id: Arc<str>,
+        assigned: Option<String>,
+        principal: Principal,
+    ) {
+        let broker = self.broker.clone();
+        let cfg = &broker.config;
+        let v5 = c.protocol.is_v5();
+        self.authz = Some(ConnectionAuthz::new(principal, client_id.clone(), Some(self.peer.ip()), &cfg.region));
+        if !self.allowed(Action::Connect, &client_id) {
+            return self.refuse_unauthorized(
+                ctx,
+                c.protocol,
+                &client_id,
+                "no policy allows iot:Connect for this client id",
+            );
+        }
+        if let Some(w) = &c.will {
+            if !self.allowed(Action::Publish, &w.topic) || (w.retain && !self.allowed(Action::RetainPublish, &w.topic))
+            {
+                return self.refuse_unauthorized(
+                    ctx,
+                    c.protocol,
+                    &client_id,
+                    &format!("no policy allows publishing the will to {}", w.topic),
+                );
+            }
         }
         let expiry = if v5 {
             c.properties.session_expiry_interval.unwrap_or(0)
@@ -335,7 +498,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             self.write_sends(sends);
         }
         self.drain_session();
-        if self.certificate_id.is_some() {
+        if self.authz.as_ref().is_some_and(|a| a.certificate_id().is_some()) {
             ctx.run_interval(CERTIFICATE_CHECK_PERIOD, |act, ctx| act.recheck_certificate(ctx));
         }
         if !self.keep_alive.is_zero() {
@@ -351,23 +514,6 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         }
     }
 
-    /// Decides whether the client may connect: anonymous listeners let everyone in;
-    /// certificate listeners need a registered, ACTIVE certificate signed by its CA.
-    fn authenticate(&mut self) -> Result<(), String> {
-        match self.auth {
-            Auth::Anonymous => Ok(()),
-            Auth::Certificate => {
-                let Some(der) = &self.client_cert else {
-                    return Err("no client certificate was presented".into());
-                };
-                let now = (now_ms() / 1000) as i64;
-                let record = self.broker.meta.state().identity.check_presented(der, now)?;
-                self.certificate_id = Some(record.certificate_id);
-                Ok(())
-            }
-        }
-    }
-
     /// Closes the connection when its certificate is no longer allowed to connect.
     fn recheck_certificate(&mut self, ctx: &mut Context<Self>) {
         let (Some(der), false) = (&self.client_cert, self.closing) else { return };
@@ -375,7 +521,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         if let Err(why) = self.broker.meta.state().identity.check_presented(der, now) {
             self.broker.metrics.certificate_disconnects_total.inc();
             self.ending(DisconnectReason::AuthError);
-            tracing::warn!(client_id = ?self.attached.as_ref().map(|a| a.client_id.clone()), certificate_id = ?self.certificate_id, reason = %why, "closing connection: certificate no longer valid");
+            tracing::warn!(client_id = ?self.attached.as_ref().map(|a| a.client_id.clone()), certificate_id = ?self.authz.as_ref().and_then(|a| a.certificate_id()), reason = %why, "closing connection: certificate no longer valid");
             self.close(ctx, Some(reason::NOT_AUTHORIZED), "certificate no longer valid");
         }
     }
@@ -408,6 +554,15 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             match s {
                 SessionSend::PubRel { packet_id } => self.send(&Packet::PubRel(Ack::ok(packet_id))),
                 SessionSend::Publish { packet_id, dup, out } => {
+                    if !self.allowed(Action::Receive, &out.msg.topic) {
+                        self.broker.metrics.publish_out_auth_errors_total.inc();
+                        let client_id = self.attached.as_ref().map(|a| a.client_id.clone());
+                        tracing::warn!(event = "PublishOut.AuthError", client_id = ?client_id, topic = %out.msg.topic, reason = "no policy allows iot:Receive on this topic", "delivery dropped: not authorized");
+                        if let Some(pid) = packet_id {
+                            dropped.push(pid);
+                        }
+                        continue;
+                    }
                     let a = self.attached.as_mut().expect("attached");
                     let mut properties = Properties::default();
                     if a.version.is_v5() {
@@ -519,6 +674,25 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         };
         if let Err(e) = topic::validate_topic_name(&p.topic, &cfg.topic_limits) {
             return refuse(self, ctx, e.reason_code, e.message);
+        }
+        let denied = if !self.allowed(Action::Publish, &p.topic) {
+            Some("iot:Publish")
+        } else if p.retain && !self.allowed(Action::RetainPublish, &p.topic) {
+            Some("iot:RetainPublish")
+        } else {
+            None
+        };
+        if let Some(action) = denied {
+            self.broker.metrics.publish_in_auth_errors_total.inc();
+            let client_id = self.attached.as_ref().map(|a| a.client_id.clone());
+            tracing::warn!(event = "PublishIn.AuthError", client_id = ?client_id, topic = %p.topic, reason = %format!("no policy allows {action} on this topic"), "publish refused: not authorized");
+            if v5 && p.qos != QoS::AtMostOnce {
+                return refuse(self, ctx, reason::NOT_AUTHORIZED, "not authorized");
+            }
+            // MQTT 3.1.1 has no negative acknowledgement (and a QoS 0 publish none at all):
+            // AWS IoT closes the connection.
+            self.ending(DisconnectReason::AuthError);
+            return self.close(ctx, Some(reason::NOT_AUTHORIZED), "not authorized");
         }
         if p.payload.len() > cfg.max_payload {
             // 0x95 is not a valid PUBACK code: the spec's answer is DISCONNECT 0x95.
@@ -632,7 +806,15 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let sub_id = s.properties.subscription_identifiers.first().copied();
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut granted = Vec::new();
+        let v5 = a.version.is_v5();
+        let client_id = a.client_id.clone();
         for (filter, options) in &s.filters {
+            if !self.allowed(Action::Subscribe, filter) {
+                self.broker.metrics.subscribe_auth_errors_total.inc();
+                tracing::warn!(event = "Subscribe.AuthError", client_id = %client_id, filter = %filter, reason = "no policy allows iot:Subscribe on this topic filter", "subscription refused: not authorized");
+                codes.push(if v5 { reason::NOT_AUTHORIZED } else { 0x80 });
+                continue;
+            }
             match self.broker.subscribe(&session, filter, *options, sub_id) {
                 Ok(fresh) => {
                     codes.push(options.qos as u8);
@@ -642,7 +824,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                     return self.protocol_violation(ctx, reason::PROTOCOL_ERROR, "no local on a shared subscription");
                 }
                 Err(code) => {
-                    tracing::info!(client_id = %a.client_id, filter = %filter, reason_code = code, "subscription refused");
+                    tracing::info!(client_id = %client_id, filter = %filter, reason_code = code, "subscription refused");
                     codes.push(code);
                 }
             }

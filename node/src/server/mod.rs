@@ -2,6 +2,7 @@
 //! round-robin to one actix arbiter per worker thread, where their connection actor
 //! lives for its whole life.
 
+pub mod auth;
 pub mod connection;
 pub mod framing;
 mod websocket;
@@ -15,6 +16,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::broker::Broker;
+use auth::ListenerAuth;
 use connection::Connection;
 
 /// The worker arbiters connections are spread over.
@@ -43,16 +45,6 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// How a listener authenticates its clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    /// Anyone may connect and do anything: loopback development listeners with no
-    /// authentication configured, or where the config allows it explicitly.
-    Anonymous,
-    /// Clients present a registered X.509 certificate; policies decide what they may do.
-    Certificate,
-}
-
 /// Where a connection came from and what it proved in the handshake.
 #[derive(Debug, Clone)]
 pub struct Origin {
@@ -61,7 +53,7 @@ pub struct Origin {
     /// `tcp`, `websocket`, `tls`, `wss`: named in logs.
     pub transport: &'static str,
     /// How the listener authenticates.
-    pub auth: Auth,
+    pub auth: Arc<ListenerAuth>,
     /// The client certificate (DER) the TLS handshake verified possession of.
     pub client_cert: Option<Arc<[u8]>>,
 }
@@ -97,9 +89,9 @@ where
 }
 
 /// Accepts MQTT over TCP forever.
-pub async fn serve_mqtt(listener: TcpListener, broker: Arc<Broker>, workers: Arc<Workers>, auth: Auth) {
+pub async fn serve_mqtt(listener: TcpListener, broker: Arc<Broker>, workers: Arc<Workers>, auth: Arc<ListenerAuth>) {
     accept_loop(listener, workers, move |stream, peer| {
-        let broker = broker.clone();
+        let (broker, auth) = (broker.clone(), auth.clone());
         async move {
             let (r, w) = stream.into_split();
             Connection::start(broker, r, w, Origin { peer, transport: "tcp", auth, client_cert: None });
@@ -109,9 +101,9 @@ pub async fn serve_mqtt(listener: TcpListener, broker: Arc<Broker>, workers: Arc
 }
 
 /// Accepts MQTT over WebSocket (path `/mqtt`, subprotocol `mqtt`) forever.
-pub async fn serve_ws(listener: TcpListener, broker: Arc<Broker>, workers: Arc<Workers>, auth: Auth) {
+pub async fn serve_ws(listener: TcpListener, broker: Arc<Broker>, workers: Arc<Workers>, auth: Arc<ListenerAuth>) {
     accept_loop(listener, workers, move |stream, peer| {
-        let origin = Origin { peer, transport: "websocket", auth, client_cert: None };
+        let origin = Origin { peer, transport: "websocket", auth: auth.clone(), client_cert: None };
         websocket::accept(stream, origin, broker.clone())
     })
     .await
@@ -145,14 +137,15 @@ pub async fn serve_mqtts(
     broker: Arc<Broker>,
     workers: Arc<Workers>,
     config: Arc<rustls::ServerConfig>,
+    auth: Arc<ListenerAuth>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     accept_loop(listener, workers, move |stream, peer| {
-        let (broker, acceptor) = (broker.clone(), acceptor.clone());
+        let (broker, acceptor, auth) = (broker.clone(), acceptor.clone(), auth.clone());
         async move {
             let Some((tls, client_cert)) = handshake(acceptor, stream, peer).await else { return };
             let (r, w) = tokio::io::split(tls);
-            Connection::start(broker, r, w, Origin { peer, transport: "tls", auth: Auth::Certificate, client_cert });
+            Connection::start(broker, r, w, Origin { peer, transport: "tls", auth, client_cert });
         }
     })
     .await
@@ -164,13 +157,14 @@ pub async fn serve_wss(
     broker: Arc<Broker>,
     workers: Arc<Workers>,
     config: Arc<rustls::ServerConfig>,
+    auth: Arc<ListenerAuth>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     accept_loop(listener, workers, move |stream, peer| {
-        let (broker, acceptor) = (broker.clone(), acceptor.clone());
+        let (broker, acceptor, auth) = (broker.clone(), acceptor.clone(), auth.clone());
         async move {
             let Some((tls, client_cert)) = handshake(acceptor, stream, peer).await else { return };
-            let origin = Origin { peer, transport: "wss", auth: Auth::Certificate, client_cert };
+            let origin = Origin { peer, transport: "wss", auth, client_cert };
             websocket::accept(tls, origin, broker).await;
         }
     })
@@ -186,16 +180,17 @@ pub async fn serve_https(
     broker: Arc<Broker>,
     workers: Arc<Workers>,
     config: Arc<rustls::ServerConfig>,
+    auth: Arc<ListenerAuth>,
     http: SocketAddr,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     accept_loop(listener, workers, move |stream, peer| {
-        let (broker, acceptor) = (broker.clone(), acceptor.clone());
+        let (broker, acceptor, auth) = (broker.clone(), acceptor.clone(), auth.clone());
         async move {
             let Some((mut tls, client_cert)) = handshake(acceptor, stream, peer).await else { return };
             if tls.get_ref().1.alpn_protocol() == Some(crate::identity::tls::ALPN_MQTT_CA) {
                 let (r, w) = tokio::io::split(tls);
-                let origin = Origin { peer, transport: "tls", auth: Auth::Certificate, client_cert };
+                let origin = Origin { peer, transport: "tls", auth, client_cert };
                 return Connection::start(broker, r, w, origin);
             }
             match tokio::net::TcpStream::connect(http).await {
