@@ -30,6 +30,17 @@ def tls_client(node, cert_pem, key_pem, tmp_path, client_id="device-1"):
     return c, connack, disconnects
 
 
+ALLOW_ALL = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}'
+
+
+def allow_all(iot, certificate_arn):
+    """Attaches an allow-everything policy: without a policy, AWS IoT (and Ferrite) refuse
+    even a valid certificate's CONNECT."""
+    if "AllowAll" not in [p["policyName"] for p in iot.list_policies()["policies"]]:
+        iot.create_policy(policyName="AllowAll", policyDocument=ALLOW_ALL)
+    iot.attach_policy(policyName="AllowAll", target=certificate_arn)
+
+
 def test_the_first_start_writes_a_development_ca_that_signs_the_server_certificate(node):
     assert os.path.exists(node.ca_path)
     ctx = ssl.create_default_context(cafile=node.ca_path)
@@ -47,6 +58,7 @@ def test_an_active_certificate_connects_and_revoking_it_disconnects_within_a_sec
     assert created["certificateArn"].endswith(f":cert/{cert_id}")
     described = iot.describe_certificate(certificateId=cert_id)["certificateDescription"]
     assert described["status"] == "ACTIVE"
+    allow_all(iot, created["certificateArn"])
     c, connack, disconnects = tls_client(node, created["certificatePem"], created["keyPair"]["PrivateKey"], tmp_path)
     assert connack.get(timeout=10) == 0
     start = time.time()
@@ -113,6 +125,7 @@ def test_a_certificate_from_a_csr_and_a_registered_ca(node, tmp_path):
     subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                     "-keyout", str(key), "-out", str(csr), "-subj", "/CN=csr-device"], check=True, capture_output=True)
     made = iot.create_certificate_from_csr(certificateSigningRequest=csr.read_text(), setAsActive=True)
+    allow_all(iot, made["certificateArn"])
     c, connack, _ = tls_client(node, made["certificatePem"], key.read_text(), tmp_path, "csr-device")
     assert connack.get(timeout=10) == 0
     c.loop_stop()
@@ -137,6 +150,7 @@ def test_a_certificate_from_a_csr_and_a_registered_ca(node, tmp_path):
     reg = iot.register_certificate(certificatePem=dev_pem.read_text(), setAsActive=True)
     assert iot.describe_certificate(certificateId=reg["certificateId"])["certificateDescription"]["caCertificateId"] \
         == ca["certificateId"]
+    allow_all(iot, reg["certificateArn"])
     c, connack, disconnects = tls_client(node, dev_pem.read_text(), dev_key.read_text(), tmp_path, "own-ca-device")
     assert connack.get(timeout=10) == 0
     # Deactivating the CA disconnects the certificates it signed.

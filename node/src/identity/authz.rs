@@ -133,7 +133,7 @@ impl ConnectionAuthz {
             client_id,
             source_ip,
             arn_prefix: crate::registry::arn_prefix(region),
-            epoch: 0,
+            epoch: u64::MAX,
             documents: Vec::new(),
             thing: None,
             cache: HashMap::new(),

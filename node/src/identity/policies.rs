@@ -37,7 +37,9 @@ pub struct PolicyRecord {
     pub policy_arn: String,
     /// The version that authorization uses.
     pub default_version_id: u32,
-    /// Version id -> version; ids grow and are never reused.
+    /// Version id -> version; ids grow and are never reused. Stored as a list of pairs:
+    /// map keys that are numbers do not survive the tagged `meta` command encoding.
+    #[serde(with = "versions_as_pairs")]
     pub versions: BTreeMap<u32, PolicyVersionRecord>,
     /// The id the next version gets.
     pub next_version_id: u32,
@@ -47,6 +49,22 @@ pub struct PolicyRecord {
     pub last_modified_date: u64,
     /// Changes with every update.
     pub generation_id: String,
+}
+
+mod versions_as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::PolicyVersionRecord;
+
+    pub fn serialize<S: Serializer>(v: &BTreeMap<u32, PolicyVersionRecord>, s: S) -> Result<S::Ok, S::Error> {
+        v.iter().collect::<Vec<_>>().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, PolicyVersionRecord>, D::Error> {
+        Ok(Vec::<(u32, PolicyVersionRecord)>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 impl PolicyRecord {
@@ -166,6 +184,26 @@ impl Policies {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_survive_the_tagged_meta_command_encoding() {
+        let record = PolicyRecord {
+            policy_name: "p".into(),
+            policy_arn: "arn".into(),
+            default_version_id: 2,
+            versions: BTreeMap::from([
+                (1, PolicyVersionRecord { document: "{}".into(), create_date: 1 }),
+                (2, PolicyVersionRecord { document: "{}".into(), create_date: 2 }),
+            ]),
+            next_version_id: 3,
+            creation_date: 1,
+            last_modified_date: 2,
+            generation_id: "g".into(),
+        };
+        let command = crate::identity::Command::CreatePolicy { record: record.clone() };
+        let back: crate::identity::Command = serde_json::from_slice(&serde_json::to_vec(&command).unwrap()).unwrap();
+        assert_eq!(back, command);
+    }
 
     #[test]
     fn targets_are_certificates_or_thing_groups() {

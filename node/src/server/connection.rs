@@ -339,6 +339,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 if act.attached.is_some() {
                     act.arm_authorizer_timers(ctx, presented, name, verdict.disconnect_after, verdict.refresh_after);
                 }
+                act.flush();
             }
             Ok(None) => act.refuse_unauthorized(
                 ctx,
