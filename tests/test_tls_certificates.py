@@ -5,6 +5,7 @@ for the devices."""
 import os
 import queue
 import ssl
+import subprocess
 import time
 
 import botocore.exceptions
@@ -40,6 +41,29 @@ def allow_all(iot, certificate_arn):
         iot.create_policy(policyName="AllowAll", policyDocument=ALLOW_ALL)
     iot.attach_policy(policyName="AllowAll", target=certificate_arn)
 
+
+
+def openssl_ca(tmp_path, stem, common_name):
+    """A self-signed P-256 CA made by openssl: (key path, certificate path)."""
+    key, pem = tmp_path / f"{stem}.key", tmp_path / f"{stem}.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(pem), "-days", "30", "-subj", f"/CN={common_name}",
+                    "-addext", "basicConstraints=critical,CA:TRUE"], check=True, capture_output=True)
+    return key, pem
+
+
+def openssl_device(tmp_path, stem, common_name, ca_key, ca_pem, extensions):
+    """A P-256 device certificate signed by the given CA: (key path, certificate path)."""
+    key, csr, pem = tmp_path / f"{stem}.key", tmp_path / f"{stem}.csr", tmp_path / f"{stem}.pem"
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={common_name}"],
+                   check=True, capture_output=True)
+    ext = tmp_path / f"{stem}.ext"
+    ext.write_text(extensions)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_pem), "-CAkey", str(ca_key),
+                    "-CAcreateserial", "-out", str(pem), "-days", "10", "-extfile", str(ext)],
+                   check=True, capture_output=True)
+    return key, pem
 
 def test_the_first_start_writes_a_development_ca_that_signs_the_server_certificate(node):
     assert os.path.exists(node.ca_path)
@@ -119,7 +143,6 @@ def test_things_and_certificates_are_attached_as_principals(node):
 def test_a_certificate_from_a_csr_and_a_registered_ca(node, tmp_path):
     """CreateCertificateFromCsr signs the caller's key; RegisterCACertificate +
     RegisterCertificate accept a device certificate signed by the caller's own CA."""
-    import subprocess
     iot = aws_client(node, "iot")
     key, csr = tmp_path / "csr.key", tmp_path / "req.csr"
     subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -130,19 +153,9 @@ def test_a_certificate_from_a_csr_and_a_registered_ca(node, tmp_path):
     assert connack.get(timeout=10) == 0
     c.loop_stop()
     # The caller's own CA.
-    ca_key, ca_pem = tmp_path / "ca.key", tmp_path / "ca.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", str(ca_key), "-out", str(ca_pem), "-days", "30", "-subj", "/CN=my-ca",
-                    "-addext", "basicConstraints=critical,CA:TRUE"], check=True, capture_output=True)
-    dev_key, dev_csr, dev_pem = tmp_path / "dev.key", tmp_path / "dev.csr", tmp_path / "dev.pem"
-    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", str(dev_key), "-out", str(dev_csr), "-subj", "/CN=own-ca-device"],
-                   check=True, capture_output=True)
-    ext = tmp_path / "dev.ext"
-    ext.write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
-    subprocess.run(["openssl", "x509", "-req", "-in", str(dev_csr), "-CA", str(ca_pem), "-CAkey", str(ca_key),
-                    "-CAcreateserial", "-out", str(dev_pem), "-days", "10", "-extfile", str(ext)],
-                   check=True, capture_output=True)
+    ca_key, ca_pem = openssl_ca(tmp_path, "ca", "my-ca")
+    dev_key, dev_pem = openssl_device(tmp_path, "dev", "own-ca-device", ca_key, ca_pem,
+                                      "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
     with pytest.raises(botocore.exceptions.ClientError) as e:
         iot.register_certificate(certificatePem=dev_pem.read_text(), setAsActive=True)
     assert e.value.response["Error"]["Code"] == "CertificateValidationException"
@@ -157,3 +170,64 @@ def test_a_certificate_from_a_csr_and_a_registered_ca(node, tmp_path):
     iot.update_ca_certificate(certificateId=ca["certificateId"], newStatus="INACTIVE")
     disconnects.get(timeout=5)
     c.loop_stop()
+
+
+def test_secure_websocket_and_the_443_style_alpn_port_take_certificates(node, tmp_path):
+    """The same certificate works on MQTT over secure WebSocket (path /mqtt) and on the HTTPS
+    port with ALPN x-amzn-mqtt-ca, where HTTPS clients still reach the API."""
+    iot = aws_client(node, "iot")
+    cert = iot.create_keys_and_certificate(setAsActive=True)
+    allow_all(iot, cert["certificateArn"])
+    certfile, keyfile = tmp_path / "ws.pem", tmp_path / "ws.key"
+    certfile.write_text(cert["certificatePem"])
+    keyfile.write_text(cert["keyPair"]["PrivateKey"])
+    for port, transport, alpn in ((node.wss_port, "websockets", None), (node.https_port, "tcp", "x-amzn-mqtt-ca")):
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev-{transport}", transport=transport)
+        ctx = ssl.create_default_context(cafile=node.ca_path)
+        ctx.load_cert_chain(str(certfile), str(keyfile))
+        if alpn:
+            ctx.set_alpn_protocols([alpn])
+        c.tls_set_context(ctx)
+        if transport == "websockets":
+            c.ws_set_options(path="/mqtt")
+        connack = queue.Queue()
+        c.on_connect = lambda c_, u, flags, rc, props: connack.put(rc)
+        c.connect("localhost", port, keepalive=30)
+        c.loop_start()
+        assert connack.get(timeout=10) == 0, transport
+        c.disconnect()
+        c.loop_stop()
+    import urllib.request
+    https = ssl.create_default_context(cafile=node.ca_path)
+    with urllib.request.urlopen(f"https://localhost:{node.https_port}/health", context=https, timeout=5) as r:
+        assert r.status == 200
+
+
+def test_ca_certificate_routes(node, tmp_path):
+    iot = aws_client(node, "iot")
+    ca_key, ca_pem = openssl_ca(tmp_path, "ca", "routes-ca")
+    ca = iot.register_ca_certificate(caCertificate=ca_pem.read_text(), setAsActive=True, allowAutoRegistration=True)
+    desc = iot.describe_ca_certificate(certificateId=ca["certificateId"])["certificateDescription"]
+    assert desc["status"] == "ACTIVE" and desc["autoRegistrationStatus"] == "ENABLE"
+    assert [c["certificateId"] for c in iot.list_ca_certificates()["certificates"]] == [ca["certificateId"]]
+    _, dev_pem = openssl_device(tmp_path, "d", "routes-dev", ca_key, ca_pem, "basicConstraints=CA:FALSE\n")
+    dev = iot.register_certificate(certificatePem=dev_pem.read_text(), caCertificatePem=ca_pem.read_text(),
+                                   status="PENDING_TRANSFER")
+    assert iot.describe_certificate(certificateId=dev["certificateId"])["certificateDescription"]["status"] \
+        == "PENDING_TRANSFER"
+    by_ca = iot.list_certificates_by_ca(caCertificateId=ca["certificateId"])["certificates"]
+    assert [c["certificateId"] for c in by_ca] == [dev["certificateId"]]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        iot.delete_ca_certificate(certificateId=ca["certificateId"])
+    assert e.value.response["Error"]["Code"] == "CertificateStateException"
+    iot.update_ca_certificate(certificateId=ca["certificateId"], newStatus="INACTIVE",
+                              newAutoRegistrationStatus="DISABLE")
+    iot.delete_ca_certificate(certificateId=ca["certificateId"])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        iot.describe_ca_certificate(certificateId=ca["certificateId"])
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    # The device certificate outlives its CA's record; deleted, it can come back without a CA.
+    iot.delete_certificate(certificateId=dev["certificateId"])
+    without = iot.register_certificate_without_ca(certificatePem=dev_pem.read_text(), status="ACTIVE")
+    desc = iot.describe_certificate(certificateId=without["certificateId"])["certificateDescription"]
+    assert desc["status"] == "ACTIVE" and desc.get("caCertificateId") is None

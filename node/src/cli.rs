@@ -32,14 +32,15 @@ pub enum Command {
     /// wss=HOST:PORT https=HOST:PORT`.
     ///
     /// TLS listeners authenticate clients with X.509 certificates registered through the API
-    /// (CreateKeysAndCertificate, RegisterCertificate); IoT policies attached to the
-    /// certificate decide what they may do. Without a [tls] table the first start writes a
-    /// development CA (DATA_DIR/tls/ca.pem) and a server certificate for localhost.
-    /// The plain listeners allow anonymous clients only on loopback (or with
-    /// `allow_anonymous = true` under [auth]).
+    /// (CreateKeysAndCertificate, RegisterCertificate) or with a custom authorizer
+    /// (CreateAuthorizer); IoT policies (CreatePolicy, AttachPolicy) decide what they may do.
+    /// Without a [tls] table the first start writes a development CA (DATA_DIR/tls/ca.pem)
+    /// and a server certificate for localhost. The plain listeners allow anonymous clients
+    /// only on loopback (or with `allow_anonymous = true` under [auth]); [auth] can give any
+    /// listener custom-authorizer or JWT authentication instead.
     ///
     /// Example: ferrite serve --data-dir /var/lib/ferrite --mqtt-addr 0.0.0.0:1883
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Load generator: drive an MQTT broker (ferrite or any other) and report
     /// messages/s sent and received, lost, duplicated, and latency percentiles.
     ///
@@ -62,7 +63,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// TOML config file. Keys: data_dir, mqtt_addr, ws_addr, http_addr, mqtts_addr, wss_addr,
-    /// https_addr, region, log_level, workers, rules_dir, and [limits], [tls] and [auth]
+    /// https_addr, region, account_id, log_level, workers, rules_dir, and [limits], [tls] and [auth]
     /// tables (see docs/configuration.md).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -92,6 +93,10 @@ pub struct ServeArgs {
     /// Region in the ARNs that IoT policies name (`arn:aws:iot:REGION:...`) [default: us-east-1]
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+    /// Account id in ARNs (12 digits); set it to your AWS account id to use policies copied
+    /// from AWS unchanged [default: 000000000000]
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive such as
     /// `ferrite=debug` [default: info]
     #[arg(long, value_name = "LEVEL")]
@@ -132,6 +137,7 @@ impl ServeArgs {
             tls: file.tls.clone(),
             allow_anonymous: file.auth.allow_anonymous.unwrap_or(false),
             auth: file.auth.clone(),
+            account_id: self.account_id.clone().or(file.account_id.clone()),
             log_level: self.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
             workers: self.workers.or(file.workers).unwrap_or(default_workers).max(1),
             rules_dir: self.rules_dir.clone().or(file.rules_dir).or_else(|| {

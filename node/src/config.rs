@@ -84,6 +84,7 @@ pub struct ConfigFile {
     pub wss_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
     pub region: Option<String>,
+    pub account_id: Option<String>,
     pub log_level: Option<String>,
     pub workers: Option<usize>,
     pub rules_dir: Option<PathBuf>,
@@ -123,6 +124,8 @@ pub struct NodeConfig {
     pub allow_anonymous: bool,
     /// The `[auth]` table as given.
     pub auth: AuthFile,
+    /// The account id in ARNs, when configured.
+    pub account_id: Option<String>,
     pub log_level: String,
     pub workers: usize,
     /// Directory of `.sql` rule files, watched for changes (None: no rules).

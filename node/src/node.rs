@@ -29,6 +29,9 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     }
     crate::identity::tls::install_provider();
     let tls = crate::identity::tls::Tls::load_or_create(&cfg.data_dir, &cfg.tls).context("cannot set up TLS")?;
+    if let Some(id) = &cfg.account_id {
+        crate::registry::set_account_id(id).map_err(anyhow::Error::msg).context("account_id")?;
+    }
     let auth = server::auth::listeners(&cfg)?;
     let system = actix_rt::System::new();
     system.block_on(async move {

@@ -47,7 +47,7 @@ fn per_second(label: &str, mut f: impl FnMut()) -> f64 {
 
 /// Deterministic corpus cases whose FROM matches: (statement, payload bytes, topic).
 fn corpus_rules() -> Vec<(ferrite_rules::Statement, Vec<u8>, String)> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/cases.json");
+    let path = manifest_dir().join("tests/corpus/cases.json");
     let text = std::fs::read_to_string(path).expect("vendored corpus");
     let Ok(Value::Array(cases)) = parse_json(text.as_bytes()) else { panic!("corpus is a JSON array") };
     let field = |c: &Value, k: &str| match c {
@@ -214,4 +214,12 @@ fn per_rule_ratios(
         let sql = SQL_TEXT.with(|t| t.borrow().get(*i).cloned().unwrap_or_default());
         println!("    least gain: {r:>5.2}x  interp {:>8.0} ns  {sql}", interp * 1e9);
     }
+}
+
+/// The crate directory: cargo's runtime `CARGO_MANIFEST_DIR` (right even when the binary was
+/// built from another checkout sharing the target dir), else the compile-time one.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -2,11 +2,9 @@
 //! tests/errors/NAME.txt. Regenerate with `UPDATE_GOLDEN=1 cargo test -p ferrite-rules --test errors`
 //! after checking that the new messages are better.
 
-use std::path::Path;
-
 #[test]
 fn error_messages_match_their_golden_files() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/errors");
+    let dir = manifest_dir().join("tests/errors");
     let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     entries.sort();
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
@@ -32,4 +30,12 @@ fn error_messages_match_their_golden_files() {
     }
     assert!(checked >= 8, "expected at least 8 golden files, found {checked}");
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+/// The crate directory: cargo's runtime `CARGO_MANIFEST_DIR` (right even when the binary was
+/// built from another checkout sharing the target dir), else the compile-time one.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -75,6 +75,7 @@ pub async fn connect(
     client_id: &str,
     version: ProtocolVersion,
     keep_alive: u16,
+    (username, password): (Option<String>, Option<bytes::Bytes>),
 ) -> anyhow::Result<(PacketReader, PacketWriter)> {
     let stream = match local_ip {
         Some(ip) => {
@@ -99,8 +100,8 @@ pub async fn connect(
         properties,
         client_id: client_id.to_string(),
         will: None,
-        username: None,
-        password: None,
+        username,
+        password,
     })));
     writer.flush().await?;
     let ack =

@@ -23,6 +23,11 @@ use parking_lot::Mutex;
 use crate::mqtt::packet::*;
 use client::connect;
 
+/// The username and password every client sends.
+fn credentials(args: &BenchArgs) -> (Option<String>, Option<Bytes>) {
+    (args.username.clone(), args.password.clone().map(Bytes::from))
+}
+
 /// Traffic shapes the load generator can produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -79,6 +84,14 @@ pub struct BenchArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// MQTT username every client sends (for brokers that authenticate, e.g. a custom
+    /// authorizer)
+    #[arg(long)]
+    pub username: Option<String>,
+    /// MQTT password every client sends (e.g. a JWT for a listener with `jwt`
+    /// authentication)
+    #[arg(long)]
+    pub password: Option<String>,
 }
 
 /// What one run measured.
@@ -173,7 +186,7 @@ async fn idle(args: BenchArgs) -> anyhow::Result<()> {
     let mut held = Vec::with_capacity(args.clients);
     let start = Instant::now();
     for i in 0..args.clients {
-        let conn = connect(args.target, source_ip(&args, i), &format!("idle-{i}"), version, 0)
+        let conn = connect(args.target, source_ip(&args, i), &format!("idle-{i}"), version, 0, credentials(&args))
             .await
             .with_context(|| format!("idle connection {i}"))?;
         held.push(conn);
@@ -223,8 +236,15 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
     // Subscribers first.
     let mut sub_tasks = Vec::new();
     for (i, filter) in sub_filters.iter().enumerate() {
-        let (mut reader, mut writer) =
-            connect(args.target, source_ip(&args, i), &format!("bench-sub-{run_id}-{i}"), version, 0).await?;
+        let (mut reader, mut writer) = connect(
+            args.target,
+            source_ip(&args, i),
+            &format!("bench-sub-{run_id}-{i}"),
+            version,
+            0,
+            credentials(&args),
+        )
+        .await?;
         writer.push(&Packet::Subscribe(Subscribe {
             packet_id: 1,
             properties: Properties::default(),
@@ -279,8 +299,15 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
     let sent = Arc::new(AtomicU64::new(0));
     let mut pub_tasks = Vec::new();
     for (i, topic) in pub_topics.iter().enumerate() {
-        let (reader, writer) =
-            connect(args.target, source_ip(&args, i + 1), &format!("bench-pub-{run_id}-{i}"), version, 0).await?;
+        let (reader, writer) = connect(
+            args.target,
+            source_ip(&args, i + 1),
+            &format!("bench-pub-{run_id}-{i}"),
+            version,
+            0,
+            credentials(&args),
+        )
+        .await?;
         let (stop, sent, topic, args) = (stop.clone(), sent.clone(), topic.clone(), args.clone());
         pub_tasks.push(tokio::spawn(publisher(i as u32, topic, qos, args, reader, writer, stop, sent, epoch)));
     }

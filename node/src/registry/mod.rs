@@ -23,8 +23,27 @@ pub fn is_resource_name(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
 }
 
-/// The account id in ARNs until accounts exist.
-pub const ACCOUNT_ID: &str = "000000000000";
+/// The account id in ARNs unless `account_id` is configured.
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+
+static ACCOUNT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The account id in every ARN: the configured `account_id` (so policies copied from AWS,
+/// which name the real account, match unchanged), else [`DEFAULT_ACCOUNT_ID`].
+pub fn account_id() -> &'static str {
+    ACCOUNT_ID.get().map_or(DEFAULT_ACCOUNT_ID, String::as_str)
+}
+
+/// Sets the account id once at start; it must be 12 digits, as AWS's are.
+pub fn set_account_id(id: &str) -> Result<(), String> {
+    if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("account id {id:?} must be 12 digits, like AWS account ids"));
+    }
+    if ACCOUNT_ID.get_or_init(|| id.to_string()) != id {
+        return Err("the account id is already set".into());
+    }
+    Ok(())
+}
 
 fn key(kind: &[u8], name: &str) -> Vec<u8> {
     let mut k = kind.to_vec();
@@ -54,7 +73,7 @@ pub fn new_id() -> String {
 
 /// `arn:aws:iot:{region}:{account}:`, the start of every registry ARN.
 pub fn arn_prefix(region: &str) -> String {
-    format!("arn:aws:iot:{region}:{ACCOUNT_ID}:")
+    format!("arn:aws:iot:{region}:{}:", account_id())
 }
 
 /// Every stored record of one kind (`thing`, `type`, `group`), by name.
