@@ -1,24 +1,38 @@
 //! Replicated state machines (DESIGN section 4): every write to registry, shadow and rule
-//! state is a command proposed to the [`Group`] that owns it, made durable in the group's
-//! log, and then applied, in log order, by the group's [`StateMachine`].
+//! state is a command proposed to the [`Group`] that owns it, committed through Raft
+//! (raft-rs) and then applied, in log order, by the group's [`StateMachine`] on every member.
 //!
-//! Today a group has one member, this node: a proposal is committed once its log entry is
-//! fsync'd. The cluster work replaces the commit step with raft-rs; the state machines, the
-//! commands and every caller stay as they are, which is why all state goes through here
-//! even on a single node.
+//! A node alone in its cluster runs the same code with a one-member group: a command is
+//! committed once its log entry is fsync'd. Each group runs on its own thread, which owns the
+//! raft-rs `RawNode`: proposals that arrive together are appended with one fsync (entries and
+//! hard state in one RocksDB write), then applied one by one; each apply's writes and the new
+//! applied index go to RocksDB in one batch. After a crash, committed entries above the
+//! applied index are applied again on open.
 //!
-//! Each group runs on its own thread. Proposals that arrive together are appended with one
-//! fsync (group commit), then applied one by one; after each apply, the machine's writes,
-//! the new applied index and the removal of the applied log entry go to RocksDB in one
-//! atomic batch. After a crash, entries above the applied index are applied again on open.
+//! Any member takes proposals: a follower's go to the leader inside Raft, and the member that
+//! proposed answers its caller when it applies the entry itself (the entry's context names
+//! the proposing node and its sequence number). Reads use ReadIndex: they run once the
+//! member has applied everything the leader had committed when the read arrived, and after
+//! every proposal this member made before it.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+use protobuf::Message as _;
+use raft::eraftpb::{
+    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, MessageType, Snapshot,
+};
+use raft::{RawNode, SnapshotStatus, StateRole};
 
+use crate::raft_log::{self, LogStore};
 use crate::storage::{Batch, Store, StoreError, Table};
+use crate::transport::{Inbox, Member, Transport};
 
 /// The state a group replicates. Implementations must be deterministic: the same commands
 /// in the same order leave every member in the same state, so anything random or
@@ -32,6 +46,18 @@ pub trait StateMachine: Send + Sync + 'static {
     /// atomically with the applied index as soon as this returns; a command the state
     /// rejects (a conflict, a missing resource) changes nothing and says so in its output.
     fn apply(&self, index: u64, command: &[u8], writes: &mut Batch) -> Self::Output;
+
+    /// Everything the state holds, encoded: what a member too far behind the compacted log
+    /// receives instead of the entries it missed.
+    fn snapshot(&self) -> Vec<u8>;
+
+    /// Replaces the whole state with `data` from [`StateMachine::snapshot`] on another
+    /// member; the durable part goes into `writes`, written with the snapshot's index.
+    fn restore(&self, data: &[u8], writes: &mut Batch) -> Result<(), String>;
+
+    /// Runs once the writes of a [`StateMachine::restore`] are on disk (a machine that
+    /// caches what it reads from the store drops its cache here).
+    fn after_restore(&self) {}
 }
 
 /// Why a proposal or read was not answered by the state machine.
@@ -43,6 +69,16 @@ pub enum GroupError {
     /// The group has stopped (the node is shutting down).
     #[error("the group has stopped")]
     Stopped,
+    /// No answer in time (no leader could be reached): the command may still take effect.
+    #[error("no answer from the group's leader within {0:?}; the outcome is unknown")]
+    Timeout(Duration),
+    /// The leader changed while the command was on its way: it may or may not take effect,
+    /// so the caller retries against the new leader instead of waiting for a timeout.
+    #[error("the group's leader changed before the command was committed; the outcome is unknown")]
+    LeaderChanged,
+    /// Raft refused a membership change.
+    #[error("the membership change was refused: {0}")]
+    Refused(String),
 }
 
 /// Called with a proposal's outcome, on the group's thread, in log order.
@@ -51,15 +87,51 @@ pub type Done<O> = Box<dyn FnOnce(Result<O, GroupError>) + Send>;
 /// A read run on the group's thread, in log order.
 type Query<S> = Box<dyn FnOnce(Result<&S, GroupError>) + Send>;
 
+/// A change to a group's voters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Adds node N as a voter.
+    Add(u64),
+    /// Removes node N.
+    Remove(u64),
+}
+
+/// What a member knows about its group, for `ferrite cluster status` and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupStatus {
+    /// The group id.
+    pub group: u32,
+    /// The group's name (`meta`, `shard-3`).
+    pub name: String,
+    /// The leader this member knows of (0: none).
+    pub leader: u64,
+    /// The current term.
+    pub term: u64,
+    /// `leader`, `follower`, `candidate` or `pre-candidate`.
+    pub role: &'static str,
+    /// The highest index known committed.
+    pub commit: u64,
+    /// The highest index applied here.
+    pub applied: u64,
+    /// The voters.
+    pub voters: Vec<u64>,
+    /// On the leader: each member's highest replicated index.
+    pub matched: Vec<(u64, u64)>,
+}
+
 enum Op<S: StateMachine> {
     Propose(Vec<u8>, Done<S::Output>),
     Read(Query<S>),
+    Step(Box<Message>),
+    Change(MemberChange, Vec<u8>, Done<()>),
 }
 
-/// One replicated group: its state machine, its log and the thread that applies it.
+/// One replicated group: its state machine, its log and the thread that drives it.
 pub struct Group<S: StateMachine> {
     id: u32,
     state: Arc<S>,
+    status: Arc<Mutex<GroupStatus>>,
+    inbox: Inbox,
     tx: Option<Sender<Op<S>>>,
     worker: Option<thread::JoinHandle<()>>,
 }
@@ -71,8 +143,9 @@ impl<S: StateMachine> std::fmt::Debug for Group<S> {
 }
 
 impl<S: StateMachine> Drop for Group<S> {
-    /// Finishes every queued proposal before returning.
+    /// Stops taking messages, finishes every queued operation and returns.
     fn drop(&mut self) {
+        self.inbox.unregister(self.id);
         drop(self.tx.take());
         if let Some(w) = self.worker.take() {
             let _ = w.join();
@@ -80,65 +153,135 @@ impl<S: StateMachine> Drop for Group<S> {
     }
 }
 
-/// Most operations taken from the queue for one group commit.
-const MAX_DRAIN: usize = 1024;
+/// Most operations taken from the queue for one Raft round.
+const MAX_DRAIN: usize = 4096;
+/// One Raft tick.
+const TICK: Duration = Duration::from_millis(100);
+/// Ticks without a heartbeat before a follower campaigns (1 to 2 s, randomized by raft-rs).
+const ELECTION_TICKS: usize = 10;
+/// Ticks between the leader's heartbeats.
+const HEARTBEAT_TICKS: usize = 3;
+/// How long a proposal or read waits for a leader before its caller gets a timeout.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
-fn log_key(group: u32, index: u64) -> Vec<u8> {
-    let mut k = group.to_be_bytes().to_vec();
-    k.extend_from_slice(&index.to_be_bytes());
-    k
+/// Encodes who proposed an entry: (node, sequence number).
+fn proposal_context(node: u64, seq: u64) -> Vec<u8> {
+    let mut c = node.to_be_bytes().to_vec();
+    c.extend_from_slice(&seq.to_be_bytes());
+    c
 }
 
-fn applied_index(store: &Store, group: u32) -> Result<u64, StoreError> {
-    Ok(store
-        .get(Table::GroupState, &group.to_be_bytes())?
-        .and_then(|v| v.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0))
+/// The sequence number of an entry this node proposed.
+fn own_sequence(context: &[u8], node: u64) -> Option<u64> {
+    let (who, seq) = context.split_at_checked(8)?;
+    let seq = u64::from_be_bytes(seq.try_into().ok()?);
+    (u64::from_be_bytes(who.try_into().ok()?) == node).then_some(seq)
 }
 
-/// The group's cursor over its log: the next index to assign.
-struct Log {
-    group: u32,
-    store: Arc<Store>,
-    last: u64,
+/// A single-node membership change in the joint-consensus form raft-rs applies.
+fn conf_change_v2(mut c: ConfChange) -> ConfChangeV2 {
+    let mut single = ConfChangeSingle::default();
+    single.set_change_type(c.get_change_type());
+    single.node_id = c.node_id;
+    let mut v2 = ConfChangeV2::default();
+    v2.mut_changes().push(single);
+    v2.set_context(c.take_context());
+    v2
 }
 
-impl Log {
-    /// Applies `command` at `index` and writes its effects with the applied index.
-    fn apply<S: StateMachine>(&self, state: &S, index: u64, command: &[u8]) -> Result<S::Output, StoreError> {
+/// Replays commands a single-member log written before Raft left unapplied, then removes
+/// them: those entries are raw commands, not Raft entries.
+fn replay_pre_raft_log<S: StateMachine>(store: &Store, group: u32, state: &S) -> Result<(), StoreError> {
+    let applied = raft_log::stored_applied(store, group)?;
+    for (key, command) in store.scan_prefix(Table::GroupLog, &group.to_be_bytes())? {
+        let index = u64::from_be_bytes(key[4..12].try_into().unwrap_or_default());
         let mut writes = Batch::new();
-        let out = state.apply(index, command, &mut writes);
-        writes.put(Table::GroupState, self.group.to_be_bytes().to_vec(), index.to_be_bytes().to_vec());
-        writes.delete(Table::GroupLog, log_key(self.group, index));
-        self.store.write_now(writes)?;
-        Ok(out)
+        if index > applied {
+            state.apply(index, &command, &mut writes);
+            writes.put(Table::GroupState, raft_log::applied_key(group), index.to_be_bytes().to_vec());
+        }
+        writes.delete(Table::GroupLog, key);
+        store.write_now(writes)?;
     }
+    Ok(())
 }
 
 impl<S: StateMachine> Group<S> {
-    /// Opens group `id` over `store`, applying any committed entries a crash left unapplied,
-    /// and starts its thread. `name` names the thread (`group-meta`, `group-shard-3`).
+    /// Opens group `id` on a node alone in its cluster; see [`Group::open_member`].
     pub fn open(store: Arc<Store>, id: u32, name: &str, state: S) -> Result<Group<S>, StoreError> {
+        Group::open_member(store, id, name, state, &Member::single())
+    }
+
+    /// Opens this node's member of group `id` over `store`, applying any committed entries a
+    /// crash left unapplied, and starts its thread. `name` names the thread (`group-meta`,
+    /// `group-shard-3`).
+    pub fn open_member(
+        store: Arc<Store>,
+        id: u32,
+        name: &str,
+        state: S,
+        member: &Member,
+    ) -> Result<Group<S>, StoreError> {
         let state = Arc::new(state);
-        let applied = applied_index(&store, id)?;
-        let mut log = Log { group: id, store: store.clone(), last: applied };
-        let pending = store.scan_prefix(Table::GroupLog, &id.to_be_bytes())?;
-        for (key, command) in pending {
-            let index = u64::from_be_bytes(key[4..12].try_into().unwrap_or_default());
-            if index <= applied {
-                continue;
-            }
-            log.apply(&*state, index, &command)?;
-            log.last = index;
+        if store.get(Table::GroupState, &[&id.to_be_bytes()[..], b"conf"].concat())?.is_none() {
+            replay_pre_raft_log(&store, id, &*state)?;
         }
+        let applied = Arc::new(AtomicU64::new(raft_log::stored_applied(&store, id)?));
+        let snapshot_state = state.clone();
+        let (log, init) = LogStore::load(
+            &store,
+            id,
+            &member.initial_voters,
+            applied.clone(),
+            Box::new(move || snapshot_state.snapshot()),
+        )?;
+        store.write_now(init)?;
+        let status = Arc::new(Mutex::new(GroupStatus { group: id, name: name.to_string(), ..Default::default() }));
         let (tx, rx) = crossbeam_channel::unbounded();
-        let worker_state = state.clone();
+        let step_tx = tx.clone();
+        member.inbox.register(
+            id,
+            Arc::new(move |msg| {
+                let _ = step_tx.send(Op::Step(Box::new(msg)));
+            }),
+        );
+        let config = raft::Config {
+            id: member.id,
+            election_tick: ELECTION_TICKS,
+            heartbeat_tick: HEARTBEAT_TICKS,
+            applied: applied.load(Ordering::SeqCst),
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        config.validate().map_err(|e| StoreError::Corrupt(format!("raft config: {e}")))?;
+        let logger = crate::raft_logger::for_group(name);
+        let raw = RawNode::new(&config, log, &logger).map_err(|e| StoreError::Corrupt(format!("raft state: {e}")))?;
+        let worker = Worker {
+            group: id,
+            node: member.id,
+            raw,
+            state: state.clone(),
+            store: store.clone(),
+            transport: member.transport.clone(),
+            on_change: member.on_change.clone(),
+            compact_above: member.compact_log_above.max(2),
+            applied,
+            status: status.clone(),
+            next_seq: 0,
+            proposals: BTreeMap::new(),
+            waiting: VecDeque::new(),
+            reads: VecDeque::new(),
+            in_raft: Vec::new(),
+            sent_to: raft::INVALID_ID,
+        };
         let worker = thread::Builder::new()
             .name(format!("group-{name}"))
-            .spawn(move || run(log, &*worker_state, rx))
+            .spawn(move || worker.run(&rx))
             .expect("spawning a group thread");
-        Ok(Group { id, state, tx: Some(tx), worker: Some(worker) })
+        Ok(Group { id, state, status, inbox: member.inbox.clone(), tx: Some(tx), worker: Some(worker) })
     }
 
     /// The state machine, for reads that may lag behind proposals still in flight (on a
@@ -146,6 +289,11 @@ impl<S: StateMachine> Group<S> {
     /// write acknowledged before it.
     pub fn state(&self) -> &S {
         &self.state
+    }
+
+    /// What this member knows about the group now.
+    pub fn status(&self) -> GroupStatus {
+        self.status.lock().clone()
     }
 
     fn send(&self, op: Op<S>) -> Result<(), Op<S>> {
@@ -176,9 +324,10 @@ impl<S: StateMachine> Group<S> {
         async move { rx.await.unwrap_or(Err(GroupError::Stopped)) }
     }
 
-    /// Runs `f` on the group's thread, on the state after every proposal made before this
-    /// call has been applied: a linearizable read. `f` runs in log order with the `done`
-    /// callbacks of proposals, so what it sends leaves in order with their responses.
+    /// Runs `f` on the group's thread, on the state after every write acknowledged before
+    /// this call and every proposal this member made before it has been applied: a
+    /// linearizable read. `f` runs in log order with the `done` callbacks of proposals, so
+    /// what it sends leaves in order with their responses.
     pub fn query(&self, f: impl FnOnce(Result<&S, GroupError>) + Send + 'static) {
         if let Err(Op::Read(f)) = self.send(Op::Read(Box::new(f))) {
             f(Err(GroupError::Stopped));
@@ -197,43 +346,412 @@ impl<S: StateMachine> Group<S> {
         });
         async move { rx.await.unwrap_or(Err(GroupError::Stopped)) }
     }
+
+    /// Adds or removes a voter; answers once the change is committed and applied here.
+    /// `context` reaches every member's [`Member::on_change`] (a new node's address).
+    pub fn change_members(
+        &self,
+        change: MemberChange,
+        context: Vec<u8>,
+    ) -> impl Future<Output = Result<(), GroupError>> + use<S> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), GroupError>>();
+        let done: Done<()> = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        if let Err(Op::Change(_, _, done)) = self.send(Op::Change(change, context, done)) {
+            done(Err(GroupError::Stopped));
+        }
+        async move { rx.await.unwrap_or(Err(GroupError::Stopped)) }
+    }
 }
 
-/// The group thread: appends what arrived together with one fsync, then applies it.
-fn run<S: StateMachine>(mut log: Log, state: &S, rx: Receiver<Op<S>>) {
-    while let Ok(first) = rx.recv() {
-        let ops: Vec<Op<S>> = std::iter::once(first).chain(rx.try_iter().take(MAX_DRAIN)).collect();
-        let mut entries = Batch::new();
-        let mut index = log.last;
-        for op in &ops {
-            if let Op::Propose(command, _) = op {
-                index += 1;
-                entries.put(Table::GroupLog, log_key(log.group, index), command.clone());
+/// A proposal waiting for its entry to be applied here.
+enum Pending<O> {
+    Command(Done<O>, Instant),
+    Change(Done<()>, Instant),
+}
+
+impl<O> Pending<O> {
+    fn deadline(&self) -> Instant {
+        match self {
+            Pending::Command(_, d) | Pending::Change(_, d) => *d,
+        }
+    }
+
+    fn fail(self, e: GroupError) {
+        match self {
+            Pending::Command(done, _) => done(Err(e)),
+            Pending::Change(done, _) => done(Err(e)),
+        }
+    }
+}
+
+/// A proposal not yet accepted by Raft (no leader known yet).
+enum Unsent {
+    Command(Vec<u8>),
+    Change(ConfChange),
+}
+
+/// Reads that arrived together and share one ReadIndex request.
+struct PendingRead<S: StateMachine> {
+    seq: u64,
+    index: Option<u64>,
+    asked: Instant,
+    deadline: Instant,
+    queries: Vec<Query<S>>,
+}
+
+/// The group thread's state.
+struct Worker<S: StateMachine> {
+    group: u32,
+    node: u64,
+    raw: RawNode<LogStore>,
+    state: Arc<S>,
+    store: Arc<Store>,
+    transport: Arc<dyn Transport>,
+    on_change: Option<crate::transport::OnMemberChange>,
+    /// Entries kept before compacting; a tenth of them stay after, for briefly slow followers.
+    compact_above: usize,
+    applied: Arc<AtomicU64>,
+    status: Arc<Mutex<GroupStatus>>,
+    next_seq: u64,
+    proposals: BTreeMap<u64, Pending<S::Output>>,
+    waiting: VecDeque<(u64, Unsent)>,
+    reads: VecDeque<PendingRead<S>>,
+    /// Proposals handed to Raft, and the leader they went to.
+    in_raft: Vec<u64>,
+    sent_to: u64,
+}
+
+impl<S: StateMachine> Worker<S> {
+    fn run(mut self, rx: &Receiver<Op<S>>) {
+        let voters = self.raw.store().conf().voters.clone();
+        if voters == [self.node] {
+            // Alone in the group: no need to wait an election timeout for votes that cannot come.
+            let _ = self.raw.campaign();
+        }
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let first = match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+                Ok(op) => Some(op),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut queries = Vec::new();
+            for op in first.into_iter().chain(rx.try_iter().take(MAX_DRAIN)) {
+                self.handle(op, &mut queries);
+            }
+            if !queries.is_empty() {
+                self.start_read(queries);
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = now + TICK;
+                self.raw.tick();
+                self.on_tick(now);
+            }
+            self.send_waiting();
+            if let Err(e) = self.on_ready() {
+                tracing::error!(group = self.group, error = %e, "the group log could not be written; the group stops");
+                self.fail_all(GroupError::Storage(Arc::new(e)));
+                return;
+            }
+            self.release_reads();
+            self.fail_on_leader_change();
+            self.publish_status();
+        }
+        // Stopping: answer what can still be answered locally, fail the rest.
+        let _ = self.on_ready();
+        self.release_reads();
+        self.fail_all(GroupError::Stopped);
+    }
+
+    fn handle(&mut self, op: Op<S>, queries: &mut Vec<Query<S>>) {
+        match op {
+            Op::Propose(command, done) => {
+                self.next_seq += 1;
+                self.proposals.insert(self.next_seq, Pending::Command(done, Instant::now() + ANSWER_WITHIN));
+                self.waiting.push_back((self.next_seq, Unsent::Command(command)));
+            }
+            Op::Change(change, context, done) => {
+                self.next_seq += 1;
+                let (change_type, node_id) = match change {
+                    MemberChange::Add(n) => (ConfChangeType::AddNode, n),
+                    MemberChange::Remove(n) => (ConfChangeType::RemoveNode, n),
+                };
+                let cc = ConfChange { change_type, node_id, context: context.into(), ..Default::default() };
+                self.proposals.insert(self.next_seq, Pending::Change(done, Instant::now() + ANSWER_WITHIN));
+                self.waiting.push_back((self.next_seq, Unsent::Change(cc)));
+            }
+            Op::Read(query) => queries.push(query),
+            Op::Step(msg) => {
+                if let Err(e) = self.raw.step(*msg) {
+                    tracing::debug!(group = self.group, error = %e, "a raft message was not taken");
+                }
             }
         }
-        let appended = if entries.is_empty() {
-            Ok(())
-        } else {
-            entries.set_durable();
-            log.store.write_now(entries).map_err(|e| {
-                tracing::error!(group = log.group, error = %e, "appending to the group log failed");
-                Arc::new(e)
-            })
+    }
+
+    /// Hands waiting proposals to Raft, in order, once a leader is known.
+    fn send_waiting(&mut self) {
+        while self.raw.raft.leader_id != raft::INVALID_ID {
+            let Some((seq, unsent)) = self.waiting.pop_front() else { return };
+            if !self.proposals.contains_key(&seq) {
+                continue; // timed out while waiting
+            }
+            let context = proposal_context(self.node, seq);
+            let result = match &unsent {
+                Unsent::Command(data) => self.raw.propose(context, data.clone()),
+                Unsent::Change(cc) => self.raw.propose_conf_change(context, cc.clone()),
+            };
+            match result {
+                Ok(()) => {
+                    if self.in_raft.len() >= 1024 {
+                        let proposals = &self.proposals;
+                        self.in_raft.retain(|s| proposals.contains_key(s));
+                    }
+                    self.in_raft.push(seq);
+                    self.sent_to = self.raw.raft.leader_id;
+                }
+                Err(raft::Error::ProposalDropped) => {
+                    // A leader transfer or a pending membership change: try again next round.
+                    self.waiting.push_front((seq, unsent));
+                    return;
+                }
+                Err(e) => {
+                    if let Some(p) = self.proposals.remove(&seq) {
+                        p.fail(GroupError::Refused(e.to_string()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_read(&mut self, queries: Vec<Query<S>>) {
+        self.next_seq += 1;
+        let now = Instant::now();
+        let seq = self.next_seq;
+        self.reads.push_back(PendingRead { seq, index: None, asked: now, deadline: now + ANSWER_WITHIN, queries });
+        self.raw.read_index(seq.to_be_bytes().to_vec());
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        // Reads whose ReadIndex request went unanswered (no leader yet, a lost message) ask again.
+        for read in self.reads.iter_mut().filter(|r| r.index.is_none() && now - r.asked >= TICK) {
+            read.asked = now;
+            self.raw.read_index(read.seq.to_be_bytes().to_vec());
+        }
+        let expired: Vec<u64> =
+            self.proposals.iter().filter(|(_, p)| p.deadline() <= now).map(|(seq, _)| *seq).collect();
+        for seq in expired {
+            if let Some(p) = self.proposals.remove(&seq) {
+                p.fail(GroupError::Timeout(ANSWER_WITHIN));
+            }
+        }
+        while self.reads.front().is_some_and(|r| r.deadline <= now) {
+            if let Some(read) = self.reads.pop_front() {
+                for q in read.queries {
+                    q(Err(GroupError::Timeout(ANSWER_WITHIN)));
+                }
+            }
+        }
+    }
+
+    fn send_messages(&mut self, messages: Vec<Message>) {
+        for msg in messages {
+            let (to, snapshot) = (msg.to, msg.get_msg_type() == MessageType::MsgSnapshot);
+            self.transport.send(self.group, msg);
+            if snapshot {
+                // If the snapshot is lost, the follower's next rejection makes the leader send it again.
+                self.raw.report_snapshot(to, SnapshotStatus::Finish);
+            }
+        }
+    }
+
+    /// Handles one raft-rs `Ready`: persist, send, apply, in the order raft-rs requires.
+    fn on_ready(&mut self) -> Result<(), StoreError> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut rd = self.raw.ready();
+        self.send_messages(rd.take_messages());
+        if !rd.snapshot().is_empty() {
+            self.install_snapshot(rd.snapshot().clone())?;
+        }
+        for rs in rd.take_read_states() {
+            let Ok(seq) = rs.request_ctx.as_slice().try_into().map(u64::from_be_bytes) else { continue };
+            if let Some(read) = self.reads.iter_mut().find(|r| r.seq == seq) {
+                read.index.get_or_insert(rs.index);
+            }
+        }
+        self.apply_entries(rd.take_committed_entries())?;
+        let mut batch = Batch::new();
+        self.raw.mut_store().append(rd.entries(), &mut batch);
+        if let Some(hs) = rd.hs() {
+            self.raw.mut_store().set_hard_state(hs, &mut batch);
+        }
+        if !batch.is_empty() {
+            batch.set_durable();
+            self.store.write_now(batch)?;
+        }
+        self.send_messages(rd.take_persisted_messages());
+        let mut light = self.raw.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            let mut batch = Batch::new();
+            self.raw.mut_store().set_commit(commit, &mut batch);
+            self.store.write_now(batch)?;
+        }
+        self.send_messages(light.take_messages());
+        self.apply_entries(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        self.maybe_compact()
+    }
+
+    fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let index = snapshot.get_metadata().index;
+        let mut writes = Batch::new();
+        if let Err(e) = self.state.restore(&snapshot.data, &mut writes) {
+            return Err(StoreError::Corrupt(format!("snapshot at index {index}: {e}")));
+        }
+        self.raw.mut_store().apply_snapshot(&snapshot, &mut writes);
+        writes.put(Table::GroupState, raft_log::applied_key(self.group), index.to_be_bytes().to_vec());
+        writes.set_durable();
+        self.store.write_now(writes)?;
+        self.applied.store(index, Ordering::SeqCst);
+        self.state.after_restore();
+        tracing::info!(group = self.group, index, bytes = snapshot.data.len(), "installed a snapshot from the leader");
+        Ok(())
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), StoreError> {
+        for entry in entries {
+            let index = entry.index;
+            let mut writes = Batch::new();
+            let mut answer: Option<Box<dyn FnOnce()>> = None;
+            let own = own_sequence(&entry.context, self.node).and_then(|seq| self.proposals.remove(&seq));
+            match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => {}
+                EntryType::EntryNormal => {
+                    let out = self.state.apply(index, &entry.data, &mut writes);
+                    if let Some(Pending::Command(done, _)) = own {
+                        answer = Some(Box::new(move || done(Ok(out))));
+                    }
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let change = if entry.get_entry_type() == EntryType::EntryConfChange {
+                        ConfChange::parse_from_bytes(&entry.data).map(conf_change_v2)
+                    } else {
+                        ConfChangeV2::parse_from_bytes(&entry.data)
+                    };
+                    let result = match &change {
+                        Ok(cc) => self.raw.apply_conf_change(cc).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match result {
+                        Ok(conf) => {
+                            tracing::info!(group = self.group, voters = ?conf.voters, "membership changed");
+                            self.raw.mut_store().set_conf(conf, &mut writes);
+                            if let (Some(hook), Ok(cc)) = (&self.on_change, &change) {
+                                for single in cc.get_changes() {
+                                    let change = match single.get_change_type() {
+                                        ConfChangeType::RemoveNode => MemberChange::Remove(single.node_id),
+                                        _ => MemberChange::Add(single.node_id),
+                                    };
+                                    hook(change, &cc.context);
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(group = self.group, error = %e, "a membership change was not applied"),
+                    }
+                    if let Some(Pending::Change(done, _)) = own {
+                        answer = Some(Box::new(move || done(Ok(()))));
+                    }
+                }
+            }
+            writes.put(Table::GroupState, raft_log::applied_key(self.group), index.to_be_bytes().to_vec());
+            self.store.write_now(writes)?;
+            self.applied.store(index, Ordering::SeqCst);
+            if let Some(answer) = answer {
+                answer();
+            }
+        }
+        Ok(())
+    }
+
+    fn maybe_compact(&mut self) -> Result<(), StoreError> {
+        if self.raw.store().len() <= self.compact_above {
+            return Ok(());
+        }
+        let keep = (self.compact_above / 10) as u64;
+        let to = self.applied.load(Ordering::SeqCst).saturating_sub(keep);
+        let mut batch = Batch::new();
+        self.raw.mut_store().compact(to, &mut batch);
+        self.store.write_now(batch)
+    }
+
+    /// A command forwarded to a leader that has since lost its place may be lost with it:
+    /// its caller hears so now (outcome unknown), not after [`ANSWER_WITHIN`].
+    fn fail_on_leader_change(&mut self) {
+        if self.in_raft.is_empty() || self.raw.raft.leader_id == self.sent_to {
+            return;
+        }
+        for seq in std::mem::take(&mut self.in_raft) {
+            if let Some(p) = self.proposals.remove(&seq) {
+                p.fail(GroupError::LeaderChanged);
+            }
+        }
+    }
+
+    /// Runs reads whose index is applied and that no earlier own proposal still precedes.
+    fn release_reads(&mut self) {
+        let applied = self.applied.load(Ordering::SeqCst);
+        let oldest_proposal = self.proposals.keys().next().copied().unwrap_or(u64::MAX);
+        while let Some(read) = self.reads.front() {
+            let ready = read.index.is_some_and(|i| i <= applied) && oldest_proposal > read.seq;
+            if !ready {
+                return;
+            }
+            if let Some(read) = self.reads.pop_front() {
+                for q in read.queries {
+                    q(Ok(&*self.state));
+                }
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let raft = &self.raw.raft;
+        let role = match raft.state {
+            StateRole::Leader => "leader",
+            StateRole::Follower => "follower",
+            StateRole::Candidate => "candidate",
+            StateRole::PreCandidate => "pre-candidate",
         };
-        for op in ops {
-            match op {
-                Op::Read(f) => f(Ok(state)),
-                Op::Propose(_, done) if appended.is_err() => {
-                    done(Err(GroupError::Storage(appended.clone().unwrap_err())));
-                }
-                Op::Propose(command, done) => {
-                    log.last += 1;
-                    let result = log.apply(state, log.last, &command).map_err(|e| {
-                        tracing::error!(group = log.group, index = log.last, error = %e, "writing applied state failed");
-                        GroupError::Storage(Arc::new(e))
-                    });
-                    done(result);
-                }
+        let matched = if raft.state == StateRole::Leader {
+            let mut m: Vec<(u64, u64)> = raft.prs().iter().map(|(id, p)| (*id, p.matched)).collect();
+            m.sort_unstable();
+            m
+        } else {
+            Vec::new()
+        };
+        let mut s = self.status.lock();
+        s.leader = raft.leader_id;
+        s.term = raft.term;
+        s.role = role;
+        s.commit = raft.raft_log.committed;
+        s.applied = self.applied.load(Ordering::SeqCst);
+        s.voters = self.raw.store().conf().voters.clone();
+        s.voters.sort_unstable();
+        s.matched = matched;
+    }
+
+    fn fail_all(&mut self, e: GroupError) {
+        for (_, p) in std::mem::take(&mut self.proposals) {
+            p.fail(e.clone());
+        }
+        for read in std::mem::take(&mut self.reads) {
+            for q in read.queries {
+                q(Err(e.clone()));
             }
         }
     }
@@ -242,7 +760,7 @@ fn run<S: StateMachine>(mut log: Log, state: &S, rx: Receiver<Op<S>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parking_lot::Mutex;
+    use crate::transport::LocalNetwork;
 
     /// A counter that adds each command's byte to a total stored under one key.
     #[derive(Default)]
@@ -256,6 +774,15 @@ mod tests {
             writes.put(Table::Meta, b"sum".to_vec(), total.to_be_bytes().to_vec());
             *total
         }
+        fn snapshot(&self) -> Vec<u8> {
+            self.0.lock().to_be_bytes().to_vec()
+        }
+        fn restore(&self, data: &[u8], writes: &mut Batch) -> Result<(), String> {
+            let total = u64::from_be_bytes(data.try_into().map_err(|_| "not 8 bytes".to_string())?);
+            *self.0.lock() = total;
+            writes.put(Table::Meta, b"sum".to_vec(), data.to_vec());
+            Ok(())
+        }
     }
 
     fn stored_sum(store: &Store) -> u64 {
@@ -263,7 +790,7 @@ mod tests {
     }
 
     fn block_on<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+        tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(f)
     }
 
     #[test]
@@ -282,7 +809,8 @@ mod tests {
         let expected: Vec<u64> = (1..=100u64).scan(0, |s, i| Some(*s + i).inspect(|v| *s = *v)).collect();
         assert_eq!(outputs, expected);
         assert_eq!(stored_sum(&store), 5050);
-        assert!(store.scan_prefix(Table::GroupLog, b"").unwrap().is_empty(), "applied entries are removed");
+        let status = group.status();
+        assert_eq!((status.role, status.leader, status.voters), ("leader", 1, vec![1]));
     }
 
     #[test]
@@ -298,25 +826,34 @@ mod tests {
     }
 
     #[test]
-    fn committed_but_unapplied_entries_are_applied_on_open() {
+    fn the_log_and_state_survive_a_restart_and_continue() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Arc::new(Store::open(dir.path()).unwrap());
             let group = Group::open(store.clone(), 7, "t", Sum::default()).unwrap();
             block_on(group.propose_wait(vec![5])).unwrap();
-            // A crash after the log append and before the apply leaves entries like these.
-            let mut b = Batch::new();
-            b.put(Table::GroupLog, log_key(7, 2), vec![10]);
-            b.put(Table::GroupLog, log_key(7, 3), vec![20]);
-            b.put(Table::GroupLog, log_key(8, 1), vec![99]);
-            store.write_now(b).unwrap();
+            block_on(group.propose_wait(vec![6])).unwrap();
         }
         let store = Arc::new(Store::open(dir.path()).unwrap());
-        let state = Sum(Mutex::new(stored_sum(&store)));
-        let group = Group::open(store.clone(), 7, "t", state).unwrap();
-        assert_eq!(stored_sum(&store), 35, "group 8's entry is not group 7's");
-        assert_eq!(block_on(group.propose_wait(vec![1])).unwrap(), 36);
-        assert_eq!(applied_index(&store, 7).unwrap(), 4, "new entries continue the log");
+        let applied = raft_log::stored_applied(&store, 7).unwrap();
+        let group = Group::open(store.clone(), 7, "t", Sum(Mutex::new(stored_sum(&store)))).unwrap();
+        assert_eq!(block_on(group.propose_wait(vec![1])).unwrap(), 12);
+        assert!(raft_log::stored_applied(&store, 7).unwrap() > applied, "new entries continue the log");
+    }
+
+    #[test]
+    fn commands_a_pre_raft_log_left_unapplied_are_applied_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let mut b = Batch::new();
+        b.put(Table::GroupState, raft_log::applied_key(7), 1u64.to_be_bytes().to_vec());
+        b.put(Table::GroupLog, raft_log::entry_key(7, 2), vec![10]);
+        b.put(Table::GroupLog, raft_log::entry_key(7, 3), vec![20]);
+        b.put(Table::GroupLog, raft_log::entry_key(8, 1), vec![99]);
+        store.write_now(b).unwrap();
+        let group = Group::open(store.clone(), 7, "t", Sum::default()).unwrap();
+        assert_eq!(stored_sum(&store), 30, "group 8's entry is not group 7's");
+        assert_eq!(block_on(group.propose_wait(vec![1])).unwrap(), 31);
     }
 
     #[test]
@@ -327,5 +864,105 @@ mod tests {
         drop(group.tx.take());
         assert!(matches!(block_on(group.propose_wait(vec![1])), Err(GroupError::Stopped)));
         assert!(matches!(block_on(group.read(|_| ())), Err(GroupError::Stopped)));
+    }
+
+    /// Three members of group 1 on one in-process network, each with its own store.
+    struct Trio {
+        network: Arc<LocalNetwork>,
+        _dirs: Vec<tempfile::TempDir>,
+        groups: Vec<Group<Sum>>,
+    }
+
+    fn trio() -> Trio {
+        let network = LocalNetwork::new();
+        let mut dirs = Vec::new();
+        let mut groups = Vec::new();
+        for id in 1..=3u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(Store::open(dir.path()).unwrap());
+            let member = network.member(id, &[1, 2, 3]);
+            groups.push(Group::open_member(store, 1, &format!("n{id}"), Sum::default(), &member).unwrap());
+            dirs.push(dir);
+        }
+        Trio { network, _dirs: dirs, groups }
+    }
+
+    fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < until, "timed out waiting for {what}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn leader(groups: &[Group<Sum>]) -> Option<usize> {
+        groups.iter().position(|g| g.status().role == "leader")
+    }
+
+    #[test]
+    fn three_members_elect_a_leader_and_any_member_takes_writes() {
+        let t = trio();
+        wait_for("a leader", || leader(&t.groups).is_some());
+        let follower = (leader(&t.groups).unwrap() + 1) % 3;
+        assert_eq!(block_on(t.groups[follower].propose_wait(vec![4])).unwrap(), 4);
+        for g in &t.groups {
+            assert_eq!(block_on(g.read(|s: &Sum| *s.0.lock())).unwrap(), 4, "a linearizable read on every member");
+        }
+    }
+
+    #[test]
+    fn losing_the_leader_elects_another_and_nothing_acknowledged_is_lost() {
+        let t = trio();
+        wait_for("a leader", || leader(&t.groups).is_some());
+        let old = leader(&t.groups).unwrap();
+        for _ in 0..10 {
+            block_on(t.groups[old].propose_wait(vec![1])).unwrap();
+        }
+        t.network.isolate(old as u64 + 1);
+        let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+        let started = Instant::now();
+        wait_for("a new leader", || others.iter().any(|i| t.groups[*i].status().role == "leader"));
+        assert!(started.elapsed() < Duration::from_secs(5), "election took {:?}", started.elapsed());
+        assert_eq!(block_on(t.groups[others[0]].propose_wait(vec![1])).unwrap(), 11);
+        t.network.heal(old as u64 + 1);
+        wait_for("the old leader to catch up", || *t.groups[old].state().0.lock() == 11);
+    }
+
+    #[test]
+    fn a_member_far_behind_catches_up_from_a_snapshot() {
+        let t = trio();
+        wait_for("a leader", || leader(&t.groups).is_some());
+        let lead = leader(&t.groups).unwrap();
+        let behind = (lead + 1) % 3;
+        t.network.isolate(behind as u64 + 1);
+        let writes = crate::transport::COMPACT_LOG_ABOVE + 100;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for _ in 0..writes {
+            let tx = tx.clone();
+            t.groups[lead].propose(vec![1], Box::new(move |r| tx.send(r.is_ok()).unwrap()));
+        }
+        assert_eq!(rx.iter().take(writes).filter(|ok| *ok).count(), writes);
+        t.network.heal(behind as u64 + 1);
+        wait_for("the snapshot", || *t.groups[behind].state().0.lock() == writes as u64);
+        // The status is published after the round that applied the snapshot.
+        wait_for("the status", || t.groups[behind].status().applied > crate::transport::COMPACT_LOG_ABOVE as u64);
+    }
+
+    #[test]
+    fn a_new_member_joins_and_an_old_one_leaves() {
+        let t = trio();
+        wait_for("a leader", || leader(&t.groups).is_some());
+        let lead = leader(&t.groups).unwrap();
+        block_on(t.groups[lead].propose_wait(vec![3])).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let fourth = Group::open_member(store, 1, "n4", Sum::default(), &t.network.member(4, &[])).unwrap();
+        block_on(t.groups[lead].change_members(MemberChange::Add(4), Vec::new())).unwrap();
+        wait_for("the new member to catch up", || *fourth.state().0.lock() == 3);
+        wait_for("four voters", || fourth.status().voters == vec![1, 2, 3, 4]);
+        let leaving = (lead + 1) % 3;
+        block_on(t.groups[lead].change_members(MemberChange::Remove(leaving as u64 + 1), Vec::new())).unwrap();
+        assert_eq!(block_on(fourth.propose_wait(vec![1])).unwrap(), 4);
+        assert!(!t.groups[lead].status().voters.contains(&(leaving as u64 + 1)));
     }
 }

@@ -76,12 +76,24 @@ pub enum StoreError {
     /// The store is shutting down and takes no more writes.
     #[error("the storage writer has stopped")]
     Closed,
+    /// A stored record could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// One change in a [`Batch`].
+#[derive(Debug, Clone)]
+enum Op {
+    Put(Vec<u8>),
+    Delete,
+    /// Deletes keys from the op's key up to (not including) this one.
+    DeleteRange(Vec<u8>),
 }
 
 /// A set of puts and deletes applied atomically.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
-    ops: Vec<(Table, Vec<u8>, Option<Vec<u8>>)>,
+    ops: Vec<(Table, Vec<u8>, Op)>,
     durable: bool,
 }
 
@@ -93,12 +105,17 @@ impl Batch {
 
     /// Puts `value` under `key` in `table`.
     pub fn put(&mut self, table: Table, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push((table, key.into(), Some(value.into())));
+        self.ops.push((table, key.into(), Op::Put(value.into())));
     }
 
     /// Deletes `key` from `table`.
     pub fn delete(&mut self, table: Table, key: impl Into<Vec<u8>>) {
-        self.ops.push((table, key.into(), None));
+        self.ops.push((table, key.into(), Op::Delete));
+    }
+
+    /// Deletes every key of `table` from `from` up to, not including, `to`.
+    pub fn delete_range(&mut self, table: Table, from: impl Into<Vec<u8>>, to: impl Into<Vec<u8>>) {
+        self.ops.push((table, from.into(), Op::DeleteRange(to.into())));
     }
 
     /// Asks for the batch to be fsync'd before its callback runs.
@@ -125,6 +142,72 @@ impl Batch {
 
 /// A key and its value, as scans return them.
 pub type Row = (Vec<u8>, Vec<u8>);
+
+/// Reads rows by key prefix: the store itself, or rows held in memory (a snapshot being
+/// restored), so that state machines load the same way from either.
+pub trait ReadRows {
+    /// Every key/value pair in `table` whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<Row>, StoreError>;
+}
+
+/// Rows of one table held in memory, in key order.
+#[derive(Debug, Default, Clone)]
+pub struct MemRows {
+    /// The table the rows belong to.
+    pub table: Option<Table>,
+    /// The rows.
+    pub rows: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl ReadRows for MemRows {
+    fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<Row>, StoreError> {
+        if self.table.is_some_and(|t| t != table) {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .rows
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+impl ReadRows for Store {
+    fn scan_prefix(&self, table: Table, prefix: &[u8]) -> Result<Vec<Row>, StoreError> {
+        Store::scan_prefix(self, table, prefix)
+    }
+}
+
+/// Encodes rows as a snapshot: each key and value preceded by its length (u32, big-endian).
+pub fn encode_rows(rows: &[Row]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows.iter().map(|(k, v)| k.len() + v.len() + 8).sum());
+    for (k, v) in rows {
+        out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        out.extend_from_slice(k);
+        out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        out.extend_from_slice(v);
+    }
+    out
+}
+
+/// Decodes [`encode_rows`] output; `None` when it is truncated.
+pub fn decode_rows(mut bytes: &[u8]) -> Option<Vec<Row>> {
+    let mut rows = Vec::new();
+    let take = |bytes: &mut &[u8]| -> Option<Vec<u8>> {
+        let (len, rest) = bytes.split_at_checked(4)?;
+        let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
+        let (item, rest) = rest.split_at_checked(len)?;
+        *bytes = rest;
+        Some(item.to_vec())
+    };
+    while !bytes.is_empty() {
+        let k = take(&mut bytes)?;
+        let v = take(&mut bytes)?;
+        rows.push((k, v));
+    }
+    Some(rows)
+}
 
 /// Called once a batch is written (or failed to be).
 pub type Callback = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
@@ -233,8 +316,9 @@ fn write_group(db: &DB, batch: Batch) -> Result<(), StoreError> {
     for (table, key, value) in &batch.ops {
         let cf = db.cf_handle(table.name()).expect("column family exists");
         match value {
-            Some(v) => wb.put_cf(&cf, key, v),
-            None => wb.delete_cf(&cf, key),
+            Op::Put(v) => wb.put_cf(&cf, key, v),
+            Op::Delete => wb.delete_cf(&cf, key),
+            Op::DeleteRange(to) => wb.delete_range_cf(&cf, key, to),
         }
     }
     let mut wo = WriteOptions::default();
@@ -286,6 +370,28 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.get(Table::Retained, b"a/b").unwrap(), Some(b"hello".to_vec()));
+    }
+
+    #[test]
+    fn rows_round_trip_and_truncated_rows_do_not_decode() {
+        let rows = vec![(b"a".to_vec(), b"1".to_vec()), (b"thing\0x".to_vec(), vec![0; 300]), (vec![], vec![])];
+        let bytes = encode_rows(&rows);
+        assert_eq!(decode_rows(&bytes), Some(rows));
+        assert_eq!(decode_rows(&bytes[..bytes.len() - 1]), None);
+    }
+
+    #[test]
+    fn delete_range_removes_only_its_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut b = Batch::new();
+        for i in 0u8..10 {
+            b.put(Table::Meta, vec![i], vec![i]);
+        }
+        b.delete_range(Table::Meta, vec![2], vec![5]);
+        store.write_now(b).unwrap();
+        let keys: Vec<u8> = store.scan_prefix(Table::Meta, b"").unwrap().into_iter().map(|(k, _)| k[0]).collect();
+        assert_eq!(keys, vec![0, 1, 5, 6, 7, 8, 9]);
     }
 
     #[test]

@@ -57,14 +57,20 @@ pub enum Command {
     /// Example: ferrite keys create --data-dir /var/lib/ferrite --profile ops
     #[command(subcommand)]
     Keys(crate::credentials::KeysCommand),
+    /// Clusters of nodes replicated with Raft: make the cluster CA, try a local cluster, see
+    /// members and group leaders, add and remove nodes.
+    ///
+    /// Example: ferrite cluster local --nodes 3 --base-dir /tmp/ferrite-cluster
+    #[command(subcommand)]
+    Cluster(crate::cluster::cli::ClusterCommand),
 }
 
 /// Flags of `ferrite serve`; each has a key of the same name (with `_`) in the TOML file.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// TOML config file. Keys: data_dir, mqtt_addr, ws_addr, http_addr, mqtts_addr, wss_addr,
-    /// https_addr, region, account_id, log_level, workers, rules_dir, and [limits], [tls] and [auth]
-    /// tables (see docs/configuration.md).
+    /// https_addr, region, account_id, log_level, workers, rules_dir, and [limits], [tls], [auth]
+    /// and [cluster] tables (see docs/configuration.md).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where RocksDB keeps sessions and retained messages [default: ./ferrite-data]
@@ -111,6 +117,25 @@ pub struct ServeArgs {
     /// Print logs as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
+    /// This node's id in its cluster (a positive number, unique, never reused); without it
+    /// the node runs alone
+    #[arg(long, value_name = "ID", help_heading = "Cluster")]
+    pub node_id: Option<u64>,
+    /// UDP address of this node's QUIC endpoint for its peers
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Cluster")]
+    pub cluster_addr: Option<SocketAddr>,
+    /// Another member, as ID@HOST:PORT (repeat for each); with --join, any running member
+    #[arg(long = "peer", value_name = "ID@HOST:PORT", help_heading = "Cluster")]
+    pub peers: Vec<String>,
+    /// The cluster CA certificate from `ferrite cluster init`
+    #[arg(long, value_name = "FILE", help_heading = "Cluster")]
+    pub cluster_ca_cert: Option<PathBuf>,
+    /// The cluster CA key: on the first start the node issues its own certificate with it
+    #[arg(long, value_name = "FILE", help_heading = "Cluster")]
+    pub cluster_ca_key: Option<PathBuf>,
+    /// Start as a new member of a running cluster and wait to be added (`ferrite cluster join`)
+    #[arg(long, help_heading = "Cluster")]
+    pub join: bool,
 }
 
 impl ServeArgs {
@@ -126,6 +151,18 @@ impl ServeArgs {
             broker.region = region;
         }
         let default_workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let mut cluster = file.cluster.clone();
+        cluster.node_id = self.node_id.or(cluster.node_id);
+        cluster.addr = self.cluster_addr.or(cluster.addr);
+        if !self.peers.is_empty() {
+            cluster.peers = self.peers.clone();
+        }
+        cluster.ca_cert = self.cluster_ca_cert.clone().or(cluster.ca_cert);
+        cluster.ca_key = self.cluster_ca_key.clone().or(cluster.ca_key);
+        if self.join {
+            cluster.join = Some(true);
+        }
+        let cluster = crate::cluster::ClusterConfig::resolve(&cluster)?;
         Ok(NodeConfig {
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("ferrite-data")),
             mqtt_addr: self.mqtt_addr.or(file.mqtt_addr).unwrap_or_else(|| "127.0.0.1:1883".parse().expect("valid")),
@@ -145,6 +182,7 @@ impl ServeArgs {
                 default.is_dir().then_some(default)
             }),
             broker,
+            cluster,
         })
     }
 }
@@ -172,6 +210,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => crate::bench::run(args),
         Command::Rules(command) => return finish(crate::rules_cli::run(command)),
         Command::Keys(command) => crate::credentials::run(command),
+        Command::Cluster(command) => crate::cluster::cli::run(command),
     };
     finish(result.map(|()| ExitCode::SUCCESS))
 }

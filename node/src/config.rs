@@ -94,6 +94,8 @@ pub struct ConfigFile {
     pub tls: crate::identity::tls::TlsFiles,
     #[serde(default)]
     pub auth: AuthFile,
+    #[serde(default)]
+    pub cluster: crate::cluster::ClusterFile,
 }
 
 impl ConfigFile {
@@ -131,6 +133,8 @@ pub struct NodeConfig {
     /// Directory of `.sql` rule files, watched for changes (None: no rules).
     pub rules_dir: Option<PathBuf>,
     pub broker: BrokerConfig,
+    /// Cluster membership (None: the node runs alone).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl NodeConfig {

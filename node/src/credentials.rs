@@ -133,6 +133,13 @@ fn profiles(text: &str) -> Vec<(String, Option<String>, Vec<String>)> {
     out
 }
 
+/// The (access key id, secret) of `profile` in a shared-credentials file's text.
+pub fn profile_key(text: &str, profile: &str) -> Option<(String, String)> {
+    let (_, _, lines) = profiles(text).into_iter().find(|(name, _, _)| name == profile)?;
+    let keys = parse(&lines.join("\n"));
+    keys.into_iter().next()
+}
+
 /// Runs a `keys` subcommand.
 pub fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command {

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod broker;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod credentials;
 pub mod http;

@@ -2,7 +2,9 @@
 //! topic rules, changed only by [`Command`]s committed to the group's log. Low write rate,
 //! needed everywhere: in a cluster every node holds all of it.
 
-use ferrite_cluster::{Batch, Group, GroupError, StateMachine, Store, StoreError};
+use std::sync::Arc;
+
+use ferrite_cluster::{Batch, Group, GroupError, MemRows, ReadRows, StateMachine, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{self, Identity};
@@ -50,6 +52,8 @@ pub struct Meta {
     pub identity: Identity,
     /// Called after every applied topic-rule change (the rule engine reloads).
     on_rules_changed: parking_lot::Mutex<Option<RulesChanged>>,
+    /// Where the records live, read whole for a snapshot (none in unit tests).
+    store: Option<Arc<Store>>,
 }
 
 impl std::fmt::Debug for Meta {
@@ -64,12 +68,19 @@ impl std::fmt::Debug for Meta {
 
 impl Meta {
     /// Loads the meta state from storage.
-    pub fn load(store: &Store) -> Result<Meta, StoreError> {
+    pub fn load(store: &Arc<Store>) -> Result<Meta, StoreError> {
+        let mut meta = Meta::load_rows(&**store)?;
+        meta.store = Some(store.clone());
+        Ok(meta)
+    }
+
+    fn load_rows(rows: &impl ReadRows) -> Result<Meta, StoreError> {
         Ok(Meta {
-            registry: Registry::load(store)?,
-            topic_rules: TopicRules::load(store)?,
-            identity: Identity::load(store)?,
+            registry: Registry::load(rows)?,
+            topic_rules: TopicRules::load(rows)?,
+            identity: Identity::load(rows)?,
             on_rules_changed: parking_lot::Mutex::new(None),
+            store: None,
         })
     }
 
@@ -113,6 +124,35 @@ impl StateMachine for Meta {
                 Ok(Outcome::TopicRule)
             }
         }
+    }
+
+    /// Every meta record: all of them live in the registry table.
+    fn snapshot(&self) -> Vec<u8> {
+        let rows = match &self.store {
+            Some(store) => store.scan_prefix(Table::Registry, b"").unwrap_or_else(|e| {
+                tracing::error!(error = %e, "reading the registry for a snapshot failed");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        ferrite_cluster::encode_rows(&rows)
+    }
+
+    fn restore(&self, data: &[u8], writes: &mut Batch) -> Result<(), String> {
+        let rows = ferrite_cluster::decode_rows(data).ok_or("a truncated meta snapshot")?;
+        let rows = MemRows { table: Some(Table::Registry), rows: rows.into_iter().collect() };
+        let fresh = Meta::load_rows(&rows).map_err(|e| e.to_string())?;
+        writes.delete_range(Table::Registry, Vec::new(), vec![0xff; 16]);
+        for (k, v) in rows.rows {
+            writes.put(Table::Registry, k, v);
+        }
+        self.registry.replace(fresh.registry);
+        self.topic_rules.replace(fresh.topic_rules);
+        self.identity.replace(fresh.identity);
+        if let Some(f) = &*self.on_rules_changed.lock() {
+            f();
+        }
+        Ok(())
     }
 }
 

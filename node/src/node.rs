@@ -19,7 +19,13 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let store =
         Arc::new(Store::open(&db_path).with_context(|| format!("cannot open storage at {}", db_path.display()))?);
     let metrics = Arc::new(Metrics::default());
-    let broker = Broker::open(cfg.broker.clone(), store, metrics).context("cannot recover broker state")?;
+    crate::identity::tls::install_provider();
+    let cluster = match &cfg.cluster {
+        Some(c) => crate::cluster::Cluster::start(c, &cfg.data_dir, &store).context("cannot join the cluster")?,
+        None => crate::cluster::Cluster::single(),
+    };
+    let (cluster_addr, node_id) = (cluster.local_addr(), cluster.member.id);
+    let broker = Broker::open(cfg.broker.clone(), store, metrics, &cluster).context("cannot recover broker state")?;
     let (credentials, created) = crate::credentials::Credentials::load_or_create(&cfg.data_dir)?;
     broker.rules.start(&broker, cfg.data_dir.clone()).context("cannot start the rule runtime")?;
     crate::rules::api::run_api_rules(&broker);
@@ -27,7 +33,6 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         anyhow::ensure!(dir.is_dir(), "--rules-dir {}: no such directory", dir.display());
         crate::rules::reload::load_and_watch(&broker, dir.clone())?;
     }
-    crate::identity::tls::install_provider();
     let tls = crate::identity::tls::Tls::load_or_create(&cfg.data_dir, &cfg.tls).context("cannot set up TLS")?;
     if let Some(id) = &cfg.account_id {
         crate::registry::set_account_id(id).map_err(anyhow::Error::msg).context("account_id")?;
@@ -70,6 +75,9 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         println!(
             "listening mqtt={mqtt_local} ws={ws_local} http={http_local} mqtts={mqtts_local} wss={wss_local} https={https_local}"
         );
+        if let Some(addr) = cluster_addr {
+            println!("cluster node {node_id} at {addr} (QUIC)");
+        }
         if created {
             println!("wrote a root access key for the HTTP API to {}", credentials_path.display());
         }

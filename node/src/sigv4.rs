@@ -147,6 +147,79 @@ fn parse_amz_date(s: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + mi * 60 + se)
 }
 
+/// Who signs, for which day, region and service.
+struct Scope<'a> {
+    secret: &'a str,
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+    amz_date: &'a str,
+}
+
+/// The hex signature of a request with its canonical headers already built.
+fn signature(
+    req: &Request<'_>,
+    scope: &Scope<'_>,
+    canonical_headers: &str,
+    signed_headers: &str,
+    payload_hash: &str,
+) -> String {
+    let canonical_request = format!(
+        "{}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{payload_hash}",
+        req.method,
+        uri_encode(if req.path.is_empty() { "/" } else { req.path }, true),
+        canonical_query(req.query),
+    );
+    let Scope { secret, date, region, service, amz_date } = scope;
+    let credential_scope = format!("{date}/{region}/{service}/aws4_request");
+    let string_to_sign =
+        format!("AWS4-HMAC-SHA256\n{amz_date}\n{credential_scope}\n{}", sha256_hex(canonical_request.as_bytes()));
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    for part in [*region, *service, "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    hex(&hmac(&key, string_to_sign.as_bytes()))
+}
+
+/// Signs a request the way AWS clients do, for the node's own command-line tools
+/// (`ferrite cluster join`): the headers to send, `host` and `x-amz-date` included.
+/// `req.headers` is ignored.
+pub fn sign(
+    req: &Request<'_>,
+    host: &str,
+    key: (&str, &str),
+    region: &str,
+    service: &str,
+    now_secs: i64,
+) -> Vec<(String, String)> {
+    let when = time::OffsetDateTime::from_unix_timestamp(now_secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let amz_date = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        when.year(),
+        u8::from(when.month()),
+        when.day(),
+        when.hour(),
+        when.minute(),
+        when.second()
+    );
+    let date = &amz_date[..8];
+    let payload_hash = sha256_hex(req.body);
+    let canonical_headers = format!("host:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n");
+    let signed_headers = "host;x-amz-content-sha256;x-amz-date";
+    let (access_key, secret) = key;
+    let scope = Scope { secret, date, region, service, amz_date: &amz_date };
+    let signature = signature(req, &scope, &canonical_headers, signed_headers, &payload_hash);
+    vec![
+        ("host".into(), host.into()),
+        ("x-amz-content-sha256".into(), payload_hash),
+        ("x-amz-date".into(), amz_date.clone()),
+        (
+            "authorization".into(),
+            format!("AWS4-HMAC-SHA256 Credential={access_key}/{date}/{region}/{service}/aws4_request, SignedHeaders={signed_headers}, Signature={signature}"),
+        ),
+    ]
+}
+
 /// Verifies a request signed with SigV4 for one of `services`, at `now_secs`. `secret_of`
 /// returns the secret of an access key, `None` for an unknown key.
 pub fn verify(
@@ -162,16 +235,17 @@ pub fn verify(
     })?;
     let mut credential = None;
     let mut signed_headers = None;
-    let mut signature = None;
+    let mut presented_signature = None;
     for part in rest.split(',') {
         match part.trim().split_once('=') {
             Some(("Credential", v)) => credential = Some(v),
             Some(("SignedHeaders", v)) => signed_headers = Some(v),
-            Some(("Signature", v)) => signature = Some(v),
+            Some(("Signature", v)) => presented_signature = Some(v),
             _ => {}
         }
     }
-    let (Some(credential), Some(signed_headers), Some(signature)) = (credential, signed_headers, signature) else {
+    let (Some(credential), Some(signed_headers), Some(presented)) = (credential, signed_headers, presented_signature)
+    else {
         return Err(refuse(
             "IncompleteSignatureException",
             "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature'",
@@ -214,22 +288,11 @@ pub fn verify(
         Some(h) if h != "UNSIGNED-PAYLOAD" => h.to_string(),
         _ => sha256_hex(req.body),
     };
-    let canonical_request = format!(
-        "{}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{payload_hash}",
-        req.method,
-        uri_encode(if req.path.is_empty() { "/" } else { req.path }, true),
-        canonical_query(req.query),
-    );
-    let scope = format!("{date}/{region}/{service}/aws4_request");
-    let string_to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()));
-    let mut key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    for part in [*region, *service, "aws4_request"] {
-        key = hmac(&key, part.as_bytes());
-    }
-    let expected = hex(&hmac(&key, string_to_sign.as_bytes()));
+    let scope = Scope { secret: &secret, date, region, service, amz_date };
+    let expected = signature(req, &scope, &canonical_headers, signed_headers, &payload_hash);
     // Compared without an early exit, so timing says nothing about the signature.
-    let same = expected.len() == signature.len()
-        && expected.bytes().zip(signature.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    let same = expected.len() == presented.len()
+        && expected.bytes().zip(presented.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
     if !same {
         return Err(refuse(
             "InvalidSignatureException",
@@ -267,6 +330,16 @@ mod tests {
             ]),
             br#"{"state":{"desired":{"on":true}}}"#,
         )
+    }
+
+    #[test]
+    fn what_sign_signs_verifies() {
+        let unsigned = Request { method: "POST", path: "/cluster/members", query: "", headers: &[], body: b"{}" };
+        let h = sign(&unsigned, "127.0.0.1:8080", (KEY, SECRET), "us-east-1", "iot", NOW);
+        let req = Request { headers: &h, ..unsigned };
+        assert!(verify(&req, &["iot"], NOW, secret).is_ok());
+        let tampered = Request { body: b"{ }", ..req };
+        assert!(verify(&tampered, &["iot"], NOW, secret).is_err());
     }
 
     #[test]

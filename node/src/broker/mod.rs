@@ -9,6 +9,7 @@
 //! Invariant: a QoS 1/2 publish is acknowledged only after the [`Batch`] that `route`
 //! filled (queue records of persistent subscribers, the retained message) is durable.
 
+pub mod handover;
 pub mod lifecycle;
 pub mod message;
 pub mod retained;
@@ -182,11 +183,24 @@ const SHARDS: usize = 64;
 /// its name's hash modulo this, so the cluster work will record it at `cluster init`.
 pub const SHADOW_SHARDS: u32 = 4;
 
+/// What the broker knows of its cluster: its own id and address, and the peers.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    /// This node's id (1 on a node alone).
+    pub node_id: u64,
+    /// The QUIC address peers reach this node on (none on a node alone).
+    pub address: Option<std::net::SocketAddr>,
+    /// The QUIC endpoint (none on a node alone).
+    pub net: Option<Arc<ferrite_cluster::QuicNet>>,
+}
+
 /// The broker core.
 pub struct Broker {
     pub config: BrokerConfig,
     pub router: Router<Arc<SessionHandle>>,
-    pub retained: Retained,
+    pub retained: Arc<Retained>,
+    /// The retained group: every retained change, applied on every node.
+    pub retained_group: ferrite_cluster::Group<retained::RetainedMachine>,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     /// Rules that run on every routed message (empty until rules are loaded).
@@ -197,6 +211,12 @@ pub struct Broker {
     pub lifecycle_versions: lifecycle::VersionCounter,
     /// The `meta` replicated group: registry and API-created rules.
     pub meta: ferrite_cluster::Group<crate::meta::Meta>,
+    /// This node's place in its cluster.
+    pub cluster: ClusterView,
+    /// Which peers have subscribers for which filters (none on a node alone).
+    routes: Option<Arc<crate::cluster::routes::ClusterRoutes>>,
+    /// Client-id ownership and session handover between nodes (none on a node alone).
+    pub takeover: Option<Arc<crate::cluster::takeover::Takeover>>,
     /// This broker, for work that outlives a borrowed `&Broker` (shadow responses).
     this: std::sync::Weak<Broker>,
     sessions: Vec<Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>>,
@@ -313,6 +333,9 @@ fn encode_session_meta(expiry: u32, disconnected_ms: u64, protocol: ProtocolVers
     v
 }
 
+/// The retained group's id in the group log.
+pub const RETAINED_GROUP: u32 = 1000;
+
 /// Publishes to `$aws/rules/{rule}/...` go to that rule only (AWS's Basic Ingest).
 pub const BASIC_INGEST_PREFIX: &str = "$aws/rules/";
 
@@ -338,6 +361,9 @@ pub struct Routed {
     pub congested: bool,
     /// Sessions to wake once the batch has been handed to the store.
     wakes: Vec<Arc<SessionHandle>>,
+    /// For a retained message: answers whether the retained group committed it. A QoS 1/2
+    /// retained publish is acknowledged only after that.
+    pub retained: Option<tokio::sync::oneshot::Receiver<bool>>,
 }
 
 impl Routed {
@@ -353,26 +379,59 @@ impl Routed {
 impl Broker {
     /// Builds the broker over `store`, recovering retained messages and persistent
     /// sessions (subscriptions, queues, in-flight QoS 2 state) written before a restart.
-    pub fn open(config: BrokerConfig, store: Arc<Store>, metrics: Arc<Metrics>) -> Result<Arc<Broker>, StoreError> {
-        let retained = Retained::load(&store)?;
+    pub fn open(
+        config: BrokerConfig,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        cluster: &crate::cluster::Cluster,
+    ) -> Result<Arc<Broker>, StoreError> {
+        let retained = Arc::new(Retained::load(&*store)?);
         metrics.retained_messages.set(retained.len() as i64);
-        let meta = ferrite_cluster::Group::open(
+        let retained_group = ferrite_cluster::Group::open_member(
+            store.clone(),
+            RETAINED_GROUP,
+            "retained",
+            retained::RetainedMachine::new(retained.clone(), store.clone()),
+            &cluster.member,
+        )?;
+        let meta = ferrite_cluster::Group::open_member(
             store.clone(),
             crate::meta::META_GROUP,
             "meta",
             crate::meta::Meta::load(&store)?,
+            &cluster.member,
         )?;
-        let shadows = crate::shadow::ShadowService::open(&store, SHADOW_SHARDS)?;
+        let shadows = crate::shadow::ShadowService::open(&store, SHADOW_SHARDS, &cluster.member)?;
+        let routes = cluster.net.clone().map(crate::cluster::routes::ClusterRoutes::new);
+        let takeover = match &cluster.net {
+            Some(net) => {
+                let owners = ferrite_cluster::Group::open_member(
+                    store.clone(),
+                    crate::cluster::owners::OWNERS_GROUP,
+                    "owners",
+                    crate::cluster::owners::Owners::load(&*store)?,
+                    &cluster.member,
+                )?;
+                Some(crate::cluster::takeover::Takeover::new(cluster.member.id, net.clone(), owners))
+            }
+            None => None,
+        };
+        let cluster =
+            ClusterView { node_id: cluster.member.id, address: cluster.local_addr(), net: cluster.net.clone() };
         let broker = Arc::new_cyclic(|this| Broker {
             config,
             router: Router::default(),
             retained,
+            retained_group,
             store,
             metrics,
             rules: crate::rules::RuleEngine::default(),
             shadows,
             lifecycle_versions: lifecycle::VersionCounter::starting_at(now_ms()),
             meta,
+            cluster,
+            routes: routes.clone(),
+            takeover: takeover.clone(),
             this: this.clone(),
             sessions: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             next_seq: AtomicU64::new(1),
@@ -380,6 +439,12 @@ impl Broker {
             recovered_expiries: Mutex::new(Vec::new()),
         });
         broker.recover_sessions()?;
+        if let Some(routes) = routes {
+            routes.attach(&broker);
+        }
+        if let Some(takeover) = takeover {
+            takeover.attach(&broker);
+        }
         Ok(broker)
     }
 
@@ -412,7 +477,7 @@ impl Broker {
                     let Ok(filter) = String::from_utf8(k[prefix.len()..].to_vec()) else { continue };
                     let Some((options, sub_id)) = decode_options(&v) else { continue };
                     let Ok(parsed) = topic::parse_subscription(&filter, &self.config.topic_limits) else { continue };
-                    self.router.subscribe(
+                    self.router_subscribe(
                         parsed.filter,
                         parsed.share_group,
                         Subscriber {
@@ -482,6 +547,11 @@ impl Broker {
         })
     }
 
+    /// The client ids of every session on this node.
+    pub fn session_ids(&self) -> Vec<String> {
+        self.sessions.iter().flat_map(|s| s.lock().keys().map(|k| k.to_string()).collect::<Vec<_>>()).collect()
+    }
+
     /// Looks up a session by client id.
     pub fn session(&self, client_id: &str) -> Option<Arc<SessionHandle>> {
         self.sessions[shard_of(client_id)].lock().get(client_id).cloned()
@@ -489,13 +559,15 @@ impl Broker {
 
     /// Attaches a new connection to the client's session: resumes it (clean start = 0
     /// and one exists) or starts a fresh one. A connection already attached is kicked
-    /// with 0x8E (session taken over).
+    /// with 0x8E (session taken over). `imported` is the session another node of the
+    /// cluster handed over; it replaces any local one.
     pub fn open_session(
         self: &Arc<Self>,
         client_id: &str,
         clean_start: bool,
         expiry_interval: u32,
         protocol: ProtocolVersion,
+        imported: Option<handover::SessionExport>,
         link: impl FnOnce(u64) -> ConnLink,
     ) -> Opened {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
@@ -505,8 +577,9 @@ impl Broker {
         let mut kicked = None;
         let mut batch = Batch::new();
         let mut leftovers = Vec::new();
+        let imported = imported.filter(|_| !clean_start);
         let resumed = match existing {
-            Some(old) if !clean_start => Some(old),
+            Some(old) if !clean_start && imported.is_none() => Some(old),
             Some(old) => {
                 kicked = old.inner.lock().conn.take();
                 leftovers = self.end_session(&old, &mut shard, &mut batch);
@@ -514,10 +587,16 @@ impl Broker {
             }
             None => None,
         };
-        let session_present = resumed.is_some();
-        let session = match resumed {
-            Some(s) => s,
-            None => {
+        let session_present = resumed.is_some() || imported.is_some();
+        let session = match (resumed, imported) {
+            (Some(s), _) => s,
+            (None, Some(export)) => {
+                let s = self.session_from_export(client_id, export, expiry, protocol, generation, &mut batch);
+                shard.insert(s.client_id.clone(), s.clone());
+                self.metrics.sessions.inc();
+                s
+            }
+            (None, None) => {
                 let s = self.new_handle(client_id.into(), expiry, protocol, generation);
                 shard.insert(s.client_id.clone(), s.clone());
                 self.metrics.sessions.inc();
@@ -569,7 +648,7 @@ impl Broker {
         let subs: Vec<String> = inner.state.subscriptions.keys().cloned().collect();
         for raw in &subs {
             if let Ok(p) = topic::parse_subscription(raw, &self.config.topic_limits) {
-                self.router.unsubscribe(p.filter, p.share_group, &session.client_id);
+                self.router_unsubscribe(p.filter, p.share_group, &session.client_id);
             }
         }
         let has_shared = subs.iter().any(|s| s.starts_with("$share/"));
@@ -746,8 +825,9 @@ impl Broker {
     /// full queue refused it.
     pub async fn publish_and_wait(&self, msg: &Arc<Message>) -> Published {
         let mut batch = Batch::new();
-        let routed = self.route(msg, &mut batch);
+        let mut routed = self.route(msg, &mut batch);
         let refused_by_persistent = routed.refused_by_persistent;
+        let retained = routed.retained.take();
         let stored = if batch.is_durable() {
             let (tx, rx) = tokio::sync::oneshot::channel();
             self.store.commit(
@@ -762,7 +842,11 @@ impl Broker {
             true
         };
         self.finish_publish(routed, msg);
-        Published { stored, refused_by_persistent }
+        let retained_stored = match retained {
+            Some(rx) => rx.await.unwrap_or(false),
+            None => true,
+        };
+        Published { stored: stored && retained_stored, refused_by_persistent }
     }
 
     /// Finishes a routed message: wakes the sessions it was queued for, then serves it if it
@@ -808,18 +892,43 @@ impl Broker {
             if !self.rules.ingest(rule, topic, msg) {
                 tracing::debug!(rule, "Basic Ingest publish for a rule that is not loaded; dropped");
             }
-            return Routed { matched: 0, refused_by_persistent: false, congested: false, wakes: Vec::new() };
+            return Routed {
+                matched: 0,
+                refused_by_persistent: false,
+                congested: false,
+                wakes: Vec::new(),
+                retained: None,
+            };
         }
-        if msg.retain {
-            self.retained.set(msg, batch);
-            if msg.qos != QoS::AtMostOnce {
-                batch.set_durable();
-            }
-            self.metrics.retained_messages.set(self.retained.len() as i64);
-        }
+        let retained = msg.retain.then(|| self.retain(msg));
         let mut matches = Vec::new();
         self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
-        self.deliver(msg, matches, batch)
+        if let Some(routes) = &self.routes {
+            routes.forward(msg);
+        }
+        let mut routed = self.deliver(msg, matches, batch);
+        routed.retained = retained;
+        routed
+    }
+
+    /// Proposes `msg` as its topic's retained message to the retained group; the receiver
+    /// answers whether it was committed (and applied here).
+    fn retain(&self, msg: &Message) -> tokio::sync::oneshot::Receiver<bool> {
+        let mut bytes = Vec::with_capacity(msg.payload.len() + msg.topic.len() + 32);
+        msg.encode(&mut bytes);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (table, metrics) = (self.retained.clone(), self.metrics.clone());
+        self.retained_group.propose(
+            bytes,
+            Box::new(move |r| {
+                if let Err(e) = &r {
+                    tracing::error!(error = %e, "a retained message was not committed");
+                }
+                metrics.retained_messages.set(table.len() as i64);
+                let _ = tx.send(r.is_ok());
+            }),
+        );
+        rx
     }
 
     fn deliver(&self, msg: &Arc<Message>, mut matches: Vec<Match<Arc<SessionHandle>>>, batch: &mut Batch) -> Routed {
@@ -888,7 +997,42 @@ impl Broker {
                 wakes.push(handle);
             }
         }
-        Routed { matched: wakes.len(), refused_by_persistent, congested, wakes }
+        Routed { matched: wakes.len(), refused_by_persistent, congested, wakes, retained: None }
+    }
+
+    /// The filters peer `node` has subscribers for, as this node knows them.
+    pub fn peer_routes(&self, node: u64) -> Vec<String> {
+        self.routes.as_ref().map(|r| r.peer_filters(node)).unwrap_or_default()
+    }
+
+    /// Adds a subscription to the local index, and its filter to the cluster's routes.
+    fn router_subscribe(&self, filter: &str, group: Option<&str>, sub: Subscriber<Arc<SessionHandle>>) -> bool {
+        let fresh = self.router.subscribe(filter, group, sub);
+        if let (true, Some(routes)) = (fresh, &self.routes) {
+            routes.added(filter);
+        }
+        fresh
+    }
+
+    /// Removes a subscription from the local index and, with its last one, the filter from
+    /// the cluster's routes.
+    fn router_unsubscribe(&self, filter: &str, group: Option<&str>, client_id: &str) -> bool {
+        let removed = self.router.unsubscribe(filter, group, client_id);
+        if let (true, Some(routes)) = (removed, &self.routes) {
+            routes.removed(filter);
+        }
+        removed
+    }
+
+    /// Delivers a publish another node forwarded to this node's subscribers: no forward, no
+    /// rules, no retained-table change (the ingress node did those).
+    pub fn deliver_forwarded(&self, msg: Arc<Message>) {
+        let mut batch = Batch::new();
+        let mut matches = Vec::new();
+        self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
+        let routed = self.deliver(&msg, matches, &mut batch);
+        self.store.submit(batch);
+        routed.wake();
     }
 
     /// Turns the session module's store operations into writes.
@@ -935,7 +1079,7 @@ impl Broker {
         {
             return Err(reason::QUOTA_EXCEEDED);
         }
-        let fresh = self.router.subscribe(
+        let fresh = self.router_subscribe(
             parsed.filter,
             parsed.share_group,
             Subscriber { client_id: session.client_id.clone(), handle: session.clone(), options, subscription_id },
@@ -994,7 +1138,7 @@ impl Broker {
             return false;
         }
         if let Ok(p) = topic::parse_subscription(raw_filter, &self.config.topic_limits) {
-            self.router.unsubscribe(p.filter, p.share_group, &session.client_id);
+            self.router_unsubscribe(p.filter, p.share_group, &session.client_id);
         }
         if inner.expiry_interval > 0 {
             let mut batch = Batch::new();

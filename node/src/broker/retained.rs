@@ -1,10 +1,14 @@
 //! Retained messages: one per topic, in memory for fast SUBSCRIBE answers, and in the
 //! storage engine so they survive restarts.
+//!
+//! Every change goes through the retained group (DESIGN section 4), which every node of a
+//! cluster applies: a SUBSCRIBE on any node gets the retained messages published on any
+//! node, and every node agrees on which message is the last one for a topic.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ferrite_cluster::{Batch, Store, StoreError, Table};
+use ferrite_cluster::{Batch, ReadRows, StateMachine, Store, StoreError, Table};
 use parking_lot::RwLock;
 
 use super::message::Message;
@@ -18,7 +22,7 @@ pub struct Retained {
 
 impl Retained {
     /// Loads every stored retained message.
-    pub fn load(store: &Store) -> Result<Retained, StoreError> {
+    pub fn load(store: &impl ReadRows) -> Result<Retained, StoreError> {
         let mut map = HashMap::new();
         for (key, value) in store.scan_prefix(Table::Retained, b"")? {
             match Message::decode(&value) {
@@ -44,6 +48,11 @@ impl Retained {
             self.map.write().insert(msg.topic.clone(), msg.clone());
             batch.put(Table::Retained, key, buf);
         }
+    }
+
+    /// Takes over `other`'s messages (a restored snapshot).
+    pub fn replace(&self, other: Retained) {
+        *self.map.write() = other.map.into_inner();
     }
 
     /// The retained message of one topic.
@@ -76,5 +85,51 @@ impl Retained {
         let mut v: Vec<_> = self.map.read().values().cloned().collect();
         v.sort_by(|a, b| a.topic.cmp(&b.topic));
         v
+    }
+}
+
+/// The retained group's state machine: each command is one retained PUBLISH (an empty
+/// payload clears the topic), applied on every node in the same order.
+pub struct RetainedMachine {
+    table: Arc<Retained>,
+    store: Arc<Store>,
+}
+
+impl RetainedMachine {
+    /// The machine over the node's retained table.
+    pub fn new(table: Arc<Retained>, store: Arc<Store>) -> RetainedMachine {
+        RetainedMachine { table, store }
+    }
+}
+
+impl StateMachine for RetainedMachine {
+    type Output = ();
+
+    fn apply(&self, index: u64, command: &[u8], writes: &mut Batch) {
+        match Message::decode(command) {
+            Some(msg) => self.table.set(&Arc::new(msg), writes),
+            None => tracing::error!(index, "undecodable retained command skipped"),
+        }
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let rows = self.store.scan_prefix(Table::Retained, b"").unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading retained messages for a snapshot failed");
+            Vec::new()
+        });
+        ferrite_cluster::encode_rows(&rows)
+    }
+
+    fn restore(&self, data: &[u8], writes: &mut Batch) -> Result<(), String> {
+        let rows = ferrite_cluster::decode_rows(data).ok_or("a truncated retained snapshot")?;
+        let rows = ferrite_cluster::MemRows { table: Some(Table::Retained), rows: rows.into_iter().collect() };
+        let fresh = Retained::load(&rows).map_err(|e| e.to_string())?;
+        // Topics are UTF-8, which never contains the byte 0xFF: this range is every key.
+        writes.delete_range(Table::Retained, Vec::new(), vec![0xff]);
+        for (k, v) in rows.rows {
+            writes.put(Table::Retained, k, v);
+        }
+        self.table.replace(fresh);
+        Ok(())
     }
 }

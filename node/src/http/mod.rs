@@ -6,6 +6,7 @@
 
 mod authorizers;
 mod certificates;
+mod cluster;
 mod policies;
 mod topic_rules;
 
@@ -783,6 +784,11 @@ fn page_after<'i, T>(
     (page, next)
 }
 
+/// True for API routes (not the health, metrics and cluster-status endpoints).
+fn is_api_path(path: &str) -> bool {
+    !matches!(path, "/health" | "/metrics" | "/cluster/status")
+}
+
 /// Starts the HTTP server on an already-bound listener.
 pub fn serve(
     listener: std::net::TcpListener,
@@ -791,14 +797,38 @@ pub fn serve(
     issuer: crate::identity::tls::CertIssuer,
 ) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(broker.clone());
+    let barrier = broker.clone();
     let api = web::Data::new(Api { broker, credentials, issuer });
     Ok(HttpServer::new(move || {
+        let barrier = barrier.clone();
         App::new()
+            .wrap_fn(move |req, srv| {
+                use actix_web::dev::Service as _;
+                // A read on any member sees every change acknowledged before it, on any member:
+                // wait until this node has applied what the meta leader had committed.
+                let wait = (req.method() == actix_web::http::Method::GET && is_api_path(req.path()))
+                    .then(|| barrier.meta.read(|_| ()));
+                let call = srv.call(req);
+                async move {
+                    if let Some(wait) = wait {
+                        if let Err(e) = wait.await {
+                            tracing::warn!(error = %e, "a read could not catch up with the meta group");
+                            return Err(actix_web::error::ErrorServiceUnavailable(
+                                "this node cannot reach a majority of the cluster; try another node",
+                            ));
+                        }
+                    }
+                    call.await
+                }
+            })
             .app_data(data.clone())
             .app_data(api.clone())
             .app_data(web::PayloadConfig::new(256 * 1024))
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics))
+            .route("/cluster/status", web::get().to(cluster::status))
+            .route("/cluster/members", web::post().to(cluster::join))
+            .route("/cluster/members/{id}", web::delete().to(cluster::leave))
             .route(
                 "/things/{thingName}/shadow",
                 web::route()

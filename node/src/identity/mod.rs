@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ferrite_cluster::{Batch, Store, StoreError, Table};
+use ferrite_cluster::{Batch, StoreError, Table};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
@@ -135,7 +135,10 @@ pub struct Identity {
     epoch: AtomicU64,
 }
 
-fn load<T: serde::de::DeserializeOwned>(store: &Store, kind: &str) -> Result<Vec<(String, T)>, StoreError> {
+fn load<T: serde::de::DeserializeOwned>(
+    store: &impl ferrite_cluster::ReadRows,
+    kind: &str,
+) -> Result<Vec<(String, T)>, StoreError> {
     let prefix = key(kind, "");
     let mut out = Vec::new();
     for (k, v) in store.scan_prefix(Table::Registry, &prefix)? {
@@ -149,7 +152,7 @@ fn load<T: serde::de::DeserializeOwned>(store: &Store, kind: &str) -> Result<Vec
 
 impl Identity {
     /// Loads every identity record from storage.
-    pub fn load(store: &Store) -> Result<Identity, StoreError> {
+    pub fn load(store: &impl ferrite_cluster::ReadRows) -> Result<Identity, StoreError> {
         Ok(Identity {
             certs: RwLock::new(load(store, CERT)?.into_iter().collect()),
             cas: RwLock::new(load(store, CA_CERT)?.into_iter().collect()),
@@ -176,6 +179,17 @@ impl Identity {
     /// types or group membership feed policy evaluation).
     pub fn touch(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Takes over `other`'s records (a restored snapshot); cached decisions become stale.
+    pub fn replace(&self, other: Identity) {
+        *self.certs.write() = other.certs.into_inner();
+        *self.cas.write() = other.cas.into_inner();
+        *self.thing_principals.write() = other.thing_principals.into_inner();
+        *self.policies.write() = other.policies.into_inner();
+        *self.authorizers.write() = other.authorizers.into_inner();
+        *self.default_authorizer.write() = other.default_authorizer.into_inner();
+        self.touch();
     }
 
     /// Applies one committed command; the registry answers whether things and groups exist.

@@ -9,7 +9,7 @@ pub mod types;
 
 use std::collections::BTreeMap;
 
-use ferrite_cluster::{Batch, Store, StoreError, Table};
+use ferrite_cluster::{Batch, ReadRows, StoreError, Table};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
@@ -78,7 +78,7 @@ pub fn arn_prefix(region: &str) -> String {
 
 /// Every stored record of one kind (`thing`, `type`, `group`), by name.
 fn load_kind<T: serde::de::DeserializeOwned>(
-    store: &Store,
+    store: &impl ReadRows,
     kind: &[u8],
     name_of: impl Fn(&T) -> String,
 ) -> Result<BTreeMap<String, T>, StoreError> {
@@ -167,13 +167,20 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Loads every record from storage.
-    pub fn load(store: &Store) -> Result<Registry, StoreError> {
+    /// Loads every record from storage (or from a snapshot's rows).
+    pub fn load(store: &impl ReadRows) -> Result<Registry, StoreError> {
         Ok(Registry {
             things: RwLock::new(load_kind(store, b"thing", |t: &Thing| t.thing_name.clone())?),
             types: RwLock::new(load_kind(store, b"type", |t: &ThingType| t.thing_type_name.clone())?),
             groups: RwLock::new(load_kind(store, b"group", |g: &ThingGroup| g.name.clone())?),
         })
+    }
+
+    /// Takes over `other`'s records (a restored snapshot).
+    pub fn replace(&self, other: Registry) {
+        *self.things.write() = other.things.into_inner();
+        *self.types.write() = other.types.into_inner();
+        *self.groups.write() = other.groups.into_inner();
     }
 
     /// Applies one committed command; its records go into `writes`.

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use ferrite_cluster::{Batch, Store, StoreError, Table};
+use ferrite_cluster::{Batch, StoreError, Table};
 use ferrite_rules::{Rule, SqlVersion};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -86,7 +86,7 @@ pub struct TopicRules {
 
 impl TopicRules {
     /// Loads the stored rules.
-    pub fn load(store: &Store) -> Result<TopicRules, StoreError> {
+    pub fn load(store: &impl ferrite_cluster::ReadRows) -> Result<TopicRules, StoreError> {
         let mut rules = BTreeMap::new();
         for (_, v) in store.scan_prefix(Table::Registry, b"rule\0")? {
             if let Ok(r) = serde_json::from_slice::<TopicRule>(&v) {
@@ -94,6 +94,11 @@ impl TopicRules {
             }
         }
         Ok(TopicRules { rules: RwLock::new(rules) })
+    }
+
+    /// Takes over `other`'s rules (a restored snapshot).
+    pub fn replace(&self, other: TopicRules) {
+        *self.rules.write() = other.rules.into_inner();
     }
 
     /// Applies one committed command; the record goes into `writes`. The rule was checked by

@@ -449,11 +449,43 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             server_keep_alive = Some(keep_alive);
         }
         self.keep_alive = Duration::from_secs(keep_alive as u64);
+        let Some(takeover) = broker.takeover.clone() else {
+            return self.attach_session(ctx, c, client_id, assigned, expiry, server_keep_alive, None);
+        };
+        // In a cluster the client id is claimed first: the node that held the session
+        // hands it over, and a node cut off from the majority cannot admit the client.
+        let (claim_id, resume) = (client_id.clone(), !c.clean_start);
+        let claim = async move { takeover.claim(&claim_id, resume).await };
+        ctx.wait(claim.into_actor(self).map(move |answer, act, ctx| match answer {
+            Ok(imported) => {
+                act.attach_session(ctx, c, client_id, assigned, expiry, server_keep_alive, imported);
+                act.flush();
+            }
+            Err(e) => {
+                tracing::warn!(client_id = %client_id, error = %e, "connection refused: the client id could not be claimed");
+                act.refuse_connect(ctx, c.protocol, reason::SERVER_UNAVAILABLE, "the cluster cannot be reached");
+            }
+        }));
+    }
+
+    /// Opens (or resumes, or takes over) the client's session and answers CONNACK.
+    #[allow(clippy::too_many_arguments)]
+    fn attach_session(
+        &mut self,
+        ctx: &mut Context<Self>,
+        c: Connect,
+        client_id: Arc<str>,
+        assigned: Option<String>,
+        expiry: u32,
+        server_keep_alive: Option<u16>,
+        imported: Option<crate::broker::handover::SessionExport>,
+    ) {
+        let broker = self.broker.clone();
+        let cfg = &broker.config;
+        let v5 = c.protocol.is_v5();
         let addr = ctx.address();
-        let opened = self.broker.open_session(&client_id, c.clean_start, expiry, c.protocol, |generation| ConnLink {
-            generation,
-            wake: addr.clone().recipient(),
-            kick: addr.clone().recipient(),
+        let opened = self.broker.open_session(&client_id, c.clean_start, expiry, c.protocol, imported, |generation| {
+            ConnLink { generation, wake: addr.clone().recipient(), kick: addr.clone().recipient() }
         });
         let client_receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX) as usize;
         {
@@ -744,7 +776,8 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             rule_hops: 0,
         });
         let mut batch = ferrite_cluster::Batch::new();
-        let routed = self.broker.route(&msg, &mut batch);
+        let mut routed = self.broker.route(&msg, &mut batch);
+        let retained = routed.retained.take();
         if routed.congested {
             // Backpressure: stop reading this publisher for a moment so a slow
             // subscriber's queue drains instead of overflowing.
@@ -769,7 +802,29 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             (QoS::ExactlyOnce, Some(pid)) => Some(Packet::PubRec(Ack { reason_code: code, ..Ack::ok(pid) })),
             _ => None,
         };
-        if batch.is_durable() {
+        if let (Some(retained), true) = (retained, ack.is_some()) {
+            // Acknowledged once both the stored copies and the retained group's commit are durable.
+            let ticket = self.next_ticket;
+            self.next_ticket += 1;
+            let addr = ctx.address();
+            let (tx, stored) = tokio::sync::oneshot::channel();
+            if batch.is_durable() {
+                self.broker.store.commit(
+                    batch,
+                    Box::new(move |r| {
+                        let _ = tx.send(r.is_ok());
+                    }),
+                );
+            } else {
+                self.broker.store.submit(batch);
+                let _ = tx.send(true);
+            }
+            actix_rt::spawn(async move {
+                let ok = stored.await.unwrap_or(false) & retained.await.unwrap_or(false);
+                addr.do_send(Committed { ticket, ok });
+            });
+            self.queue_ack(ack, Some(ticket));
+        } else if batch.is_durable() {
             let ticket = self.next_ticket;
             self.next_ticket += 1;
             let addr = ctx.address();

@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferrite_cluster::{Group, GroupError, Store, StoreError};
+use ferrite_cluster::{Group, GroupError, Member, Store, StoreError};
 use parking_lot::Mutex;
 use serde_json::Value;
 
 use super::document::ShadowError;
 use super::rate::{InFlight, RateLimiter};
-use super::shard::{client_token, Applied, Command, ShadowShard};
+use super::shard::{client_token, shard_of, Applied, Command, ShadowShard};
 use super::topics::{Operation, Request};
 use crate::broker::Broker;
 
@@ -32,35 +32,36 @@ pub struct ShadowService {
     in_flight: Arc<Mutex<InFlight>>,
 }
 
-fn stable_hash(name: &str) -> u64 {
-    // FNV-1a: the same on every node and every version, which placement needs.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
-}
-
 fn not_committed(e: GroupError) -> ShadowError {
     tracing::error!(error = %e, "a shadow request was not committed");
     ShadowError::internal()
 }
 
 impl ShadowService {
-    /// Opens `shards` shard groups over `store` (their logs are replayed first).
-    pub fn open(store: &Arc<Store>, shards: u32) -> Result<ShadowService, StoreError> {
+    /// Opens `shards` shard groups over `store` (their logs are replayed first), as `member`.
+    pub fn open(store: &Arc<Store>, shards: u32, member: &Member) -> Result<ShadowService, StoreError> {
         let shards = (0..shards.max(1))
             .map(|i| {
                 let id = FIRST_SHARD_GROUP + i;
-                Group::open(store.clone(), id, &format!("shard-{i}"), ShadowShard::new(store.clone()))
+                let state = ShadowShard::for_shard(store.clone(), i, shards);
+                Group::open_member(store.clone(), id, &format!("shard-{i}"), state, member)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ShadowService { shards, rate: Mutex::new(RateLimiter::default()), in_flight: Arc::default() })
     }
 
+    /// The shard groups, in shard order.
+    pub fn groups(&self) -> &[Group<ShadowShard>] {
+        &self.shards
+    }
+
+    /// What this node knows of each shard group.
+    pub fn statuses(&self) -> impl Iterator<Item = ferrite_cluster::GroupStatus> + '_ {
+        self.shards.iter().map(|g| g.status())
+    }
+
     fn shard(&self, thing: &str) -> &Group<ShadowShard> {
-        &self.shards[(stable_hash(thing) % self.shards.len() as u64) as usize]
+        &self.shards[shard_of(thing, self.shards.len() as u32) as usize]
     }
 
     /// Handles one request arriving on its MQTT topic from connection `client`: the responses

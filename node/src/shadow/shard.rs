@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ferrite_cluster::{Batch, StateMachine, Store, Table};
+use ferrite_cluster::{Batch, StateMachine, Store, StoreError, Table};
 use parking_lot::Mutex;
 use serde_json::Value;
 
@@ -97,6 +97,19 @@ pub struct Applied {
 pub struct ShadowShard {
     store: Arc<Store>,
     cache: Mutex<HashMap<Vec<u8>, Shadow>>,
+    /// This shard's number and the number of shards: which things it owns.
+    placement: (u32, u32),
+}
+
+/// The shard (of `shards`) that owns `thing`'s shadows. FNV-1a: the same on every node and
+/// every version, which placement needs.
+pub fn shard_of(thing: &str, shards: u32) -> u32 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in thing.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    (h % u64::from(shards.max(1))) as u32
 }
 
 fn internal(thing: &str, what: &str, e: &dyn std::fmt::Display) -> ShadowError {
@@ -105,9 +118,25 @@ fn internal(thing: &str, what: &str, e: &dyn std::fmt::Display) -> ShadowError {
 }
 
 impl ShadowShard {
-    /// A shard reading shadows it has not seen yet from `store`.
+    /// The only shard, reading shadows it has not seen yet from `store`.
     pub fn new(store: Arc<Store>) -> ShadowShard {
-        ShadowShard { store, cache: Mutex::new(HashMap::new()) }
+        ShadowShard::for_shard(store, 0, 1)
+    }
+
+    /// Shard `index` of `shards`, reading shadows it has not seen yet from `store`.
+    pub fn for_shard(store: Arc<Store>, index: u32, shards: u32) -> ShadowShard {
+        ShadowShard { store, cache: Mutex::new(HashMap::new()), placement: (index, shards) }
+    }
+
+    /// The stored shadows of the things this shard owns.
+    fn own_rows(&self) -> Result<Vec<ferrite_cluster::Row>, StoreError> {
+        let (index, shards) = self.placement;
+        let mut rows = self.store.scan_prefix(Table::Shadows, b"")?;
+        rows.retain(|(k, _)| {
+            let thing = k.split(|b| *b == 0).next().unwrap_or_default();
+            shard_of(&String::from_utf8_lossy(thing), shards) == index
+        });
+        Ok(rows)
     }
 
     fn load(&self, thing: &str, key: &[u8]) -> Result<Shadow, ShadowError> {
@@ -190,6 +219,30 @@ impl StateMachine for ShadowShard {
             return Err(ShadowError::internal());
         };
         self.run(&c, writes)
+    }
+
+    /// The shadows of every thing this shard owns, as stored.
+    fn snapshot(&self) -> Vec<u8> {
+        let rows = self.own_rows().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading shadows for a snapshot failed");
+            Vec::new()
+        });
+        ferrite_cluster::encode_rows(&rows)
+    }
+
+    fn restore(&self, data: &[u8], writes: &mut Batch) -> Result<(), String> {
+        let rows = ferrite_cluster::decode_rows(data).ok_or("a truncated shadow snapshot")?;
+        for (k, _) in self.own_rows().map_err(|e| e.to_string())? {
+            writes.delete(Table::Shadows, k);
+        }
+        for (k, v) in rows {
+            writes.put(Table::Shadows, k, v);
+        }
+        Ok(())
+    }
+
+    fn after_restore(&self) {
+        self.cache.lock().clear();
     }
 }
 

@@ -1,0 +1,222 @@
+//! A persistent session leaving one node for another (issue 8's session takeover): the
+//! old node takes it out of its tables, kicking a live connection with 0x8E, and encodes
+//! its subscriptions and queued messages; the new node builds a session from them.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ferrite_cluster::{decode_rows, encode_rows, Batch, Table};
+
+use super::session::{Outgoing, SessionSubscription};
+use super::{
+    decode_options, decode_queued, encode_options, encode_queued, queue_key, reason, shard_of, sub_key, Broker, Kick,
+    SessionHandle,
+};
+use crate::broker::router::Subscriber;
+use crate::mqtt::packet::ProtocolVersion;
+use crate::mqtt::topic;
+
+/// A session on its way between nodes.
+#[derive(Debug, Clone, Default)]
+pub struct SessionExport {
+    /// The session expiry interval in seconds.
+    pub expiry: u32,
+    /// The protocol version the session was opened with.
+    pub protocol: Option<ProtocolVersion>,
+    /// Raw filters (with any `$share/` prefix) and their options.
+    pub subscriptions: Vec<(String, SessionSubscription)>,
+    /// Queued and in-flight messages, oldest first (in-flight ones are sent again).
+    pub queue: Vec<Outgoing>,
+}
+
+fn protocol_byte(p: Option<ProtocolVersion>) -> u8 {
+    match p {
+        Some(ProtocolVersion::V31) => 3,
+        Some(ProtocolVersion::V311) => 4,
+        _ => 5,
+    }
+}
+
+impl SessionExport {
+    /// Rows: `m` (expiry, protocol), `s` + filter (options), `q` (a queue record).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut rows =
+            vec![(b"m".to_vec(), [&self.expiry.to_be_bytes()[..], &[protocol_byte(self.protocol)]].concat())];
+        for (filter, s) in &self.subscriptions {
+            rows.push(([b"s", filter.as_bytes()].concat(), encode_options(&s.options, s.subscription_id)));
+        }
+        for out in &self.queue {
+            let mut bytes = Vec::with_capacity(out.msg.payload.len() + out.msg.topic.len() + 32);
+            out.msg.encode(&mut bytes);
+            rows.push((b"q".to_vec(), encode_queued(out, 0, false, &bytes)));
+        }
+        encode_rows(&rows)
+    }
+
+    /// The inverse of [`SessionExport::encode`]; `None` for bytes it did not produce.
+    pub fn decode(bytes: &[u8]) -> Option<SessionExport> {
+        let mut export = SessionExport::default();
+        for (k, v) in decode_rows(bytes)? {
+            match k.first()? {
+                b'm' => {
+                    export.expiry = u32::from_be_bytes(v.get(0..4)?.try_into().ok()?);
+                    export.protocol = Some(match v.get(4)? {
+                        3 => ProtocolVersion::V31,
+                        4 => ProtocolVersion::V311,
+                        _ => ProtocolVersion::V5,
+                    });
+                }
+                b's' => {
+                    let filter = String::from_utf8(k[1..].to_vec()).ok()?;
+                    let (options, subscription_id) = decode_options(&v)?;
+                    export.subscriptions.push((filter, SessionSubscription { options, subscription_id }));
+                }
+                b'q' => export.queue.push(decode_queued(&v, 0)?.out),
+                _ => return None,
+            }
+        }
+        Some(export)
+    }
+}
+
+impl Broker {
+    /// Takes `client_id`'s session out of this node: a live connection is kicked with 0x8E
+    /// (session taken over), routes and records go. `None` when there is none here.
+    pub fn export_session(&self, client_id: &str) -> Option<SessionExport> {
+        let mut shard = self.sessions[shard_of(client_id)].lock();
+        let session = shard.get(client_id).cloned()?;
+        let (kicked, export) = {
+            let mut inner = session.inner.lock();
+            if inner.ended {
+                return None;
+            }
+            let kicked = inner.conn.take();
+            session.online.store(false, Ordering::Relaxed);
+            let subscriptions = inner.state.subscriptions.iter().map(|(f, s)| (f.clone(), s.clone())).collect();
+            let queue = inner.state.take_all().into_iter().map(|mut o| {
+                o.store_seq = None;
+                o
+            });
+            let export = SessionExport {
+                expiry: inner.expiry_interval,
+                protocol: Some(inner.protocol),
+                subscriptions,
+                queue: queue.collect(),
+            };
+            (kicked, export)
+        };
+        let mut batch = Batch::new();
+        let _ = self.end_session(&session, &mut shard, &mut batch);
+        drop(shard);
+        self.store.submit(batch);
+        if let Some(conn) = kicked {
+            self.metrics.session_takeovers_total.inc();
+            conn.kick.do_send(Kick(reason::SESSION_TAKEN_OVER));
+        }
+        tracing::info!(
+            client_id,
+            subscriptions = export.subscriptions.len(),
+            queued = export.queue.len(),
+            "session handed over to another node"
+        );
+        Some(export)
+    }
+
+    /// Builds a session from another node's export; its records go into `batch` when it
+    /// is persistent.
+    pub(super) fn session_from_export(
+        &self,
+        client_id: &str,
+        export: SessionExport,
+        expiry: u32,
+        protocol: ProtocolVersion,
+        generation: u64,
+        batch: &mut Batch,
+    ) -> Arc<SessionHandle> {
+        let handle = self.new_handle(client_id.into(), expiry, protocol, generation);
+        let mut inner = handle.inner.lock();
+        for (raw, s) in export.subscriptions {
+            let Ok(parsed) = topic::parse_subscription(&raw, &self.config.topic_limits) else { continue };
+            self.router_subscribe(
+                parsed.filter,
+                parsed.share_group,
+                Subscriber {
+                    client_id: handle.client_id.clone(),
+                    handle: handle.clone(),
+                    options: s.options,
+                    subscription_id: s.subscription_id,
+                },
+            );
+            if expiry > 0 {
+                batch.put(
+                    Table::Subscriptions,
+                    sub_key(client_id, &raw),
+                    encode_options(&s.options, s.subscription_id),
+                );
+            }
+            inner.state.subscriptions.insert(raw, s);
+        }
+        for mut out in export.queue {
+            if expiry > 0 {
+                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                let mut bytes = Vec::with_capacity(out.msg.payload.len() + out.msg.topic.len() + 32);
+                out.msg.encode(&mut bytes);
+                batch.put(Table::Queue, queue_key(client_id, seq), encode_queued(&out, 0, false, &bytes));
+                out.store_seq = Some(seq);
+            }
+            if inner.state.enqueue(out).is_err() {
+                self.metrics.messages_dropped_queue_full_total.inc();
+            }
+        }
+        batch.set_durable();
+        drop(inner);
+        self.metrics.subscriptions.set(self.router.len() as i64);
+        handle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::message::Message;
+    use crate::mqtt::packet::{QoS, SubOptions};
+
+    #[test]
+    fn an_export_survives_encoding() {
+        let msg = Message {
+            topic: "a/b".into(),
+            payload: bytes::Bytes::from_static(b"hello"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: Default::default(),
+            publisher: None,
+            created_ms: 1,
+            rule_hops: 0,
+        };
+        let export = SessionExport {
+            expiry: 300,
+            protocol: Some(ProtocolVersion::V311),
+            subscriptions: vec![(
+                "a/#".into(),
+                SessionSubscription {
+                    options: SubOptions { qos: QoS::AtLeastOnce, ..Default::default() },
+                    subscription_id: Some(4),
+                },
+            )],
+            queue: vec![Outgoing {
+                msg: Arc::new(msg),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                subscription_ids: vec![4],
+                store_seq: None,
+            }],
+        };
+        let back = SessionExport::decode(&export.encode()).unwrap();
+        assert_eq!(back.expiry, 300);
+        assert_eq!(back.protocol, Some(ProtocolVersion::V311));
+        assert_eq!(back.subscriptions.len(), 1);
+        assert_eq!(back.subscriptions[0].1.subscription_id, Some(4));
+        assert_eq!(&back.queue[0].msg.payload[..], b"hello");
+        assert!(SessionExport::decode(b"\x00\x00\x00\x01z\x00\x00\x00\x00").is_none());
+    }
+}

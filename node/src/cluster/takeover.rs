@@ -1,0 +1,196 @@
+//! Session takeover across nodes (issue 8): a node claims a client id in the `owners`
+//! group before answering CONNACK; the node that held the session hands it over.
+//!
+//! 1. The new node proposes a claim. Once committed, every member applies it; the old
+//!    owner takes the session out of its tables (its live connection gets 0x8E) and keeps
+//!    the export for a minute.
+//! 2. For a resumed session (clean start 0) the new node asks the old owner for the export
+//!    over the requests stream, quoting its claim's epoch. An older claim than the one the
+//!    old owner has applied since gets nothing (the client has moved on again).
+//! 3. The new node builds the session from the export and answers CONNACK with session
+//!    present. If the old owner cannot be reached in time, the session starts empty, and
+//!    the old owner drops its copy when it applies the claim.
+//!
+//! Messages routed to the old owner between its handing over and the new node's routes
+//! reaching the publisher's node are not delivered to the moved session; docs/decisions.md
+//! records this gap.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use ferrite_cluster::{Channel, Group, GroupError, QuicNet};
+use parking_lot::Mutex;
+
+use super::owners::{claim_command, Owner, Owners};
+use crate::broker::handover::SessionExport;
+use crate::broker::Broker;
+
+/// How long the new node waits for the old owner's export.
+const ASK_WITHIN: Duration = Duration::from_secs(5);
+/// How long an export waits to be fetched.
+const KEEP_EXPORT: Duration = Duration::from_secs(60);
+
+const REQUEST: u8 = 0;
+const ANSWER: u8 = 1;
+
+/// The takeover protocol of one node.
+pub struct Takeover {
+    node: u64,
+    net: Arc<QuicNet>,
+    /// The `owners` group.
+    pub owners: Group<Owners>,
+    next_request: AtomicU64,
+    waiting: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<Option<Vec<u8>>>>>,
+    exports: Mutex<HashMap<String, (SessionExport, Instant)>>,
+    broker: OnceLock<Weak<Broker>>,
+}
+
+impl std::fmt::Debug for Takeover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Takeover").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+/// Why a client could not be admitted on this node.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// The claim did not commit (no quorum reachable from here).
+    #[error("the client id could not be claimed in the cluster: {0}")]
+    Group(#[from] GroupError),
+}
+
+impl Takeover {
+    /// The protocol over `net`, with the node's `owners` group.
+    pub fn new(node: u64, net: Arc<QuicNet>, owners: Group<Owners>) -> Arc<Takeover> {
+        Arc::new(Takeover {
+            node,
+            net,
+            owners,
+            next_request: AtomicU64::new(1),
+            waiting: Mutex::new(HashMap::new()),
+            exports: Mutex::new(HashMap::new()),
+            broker: OnceLock::new(),
+        })
+    }
+
+    /// Starts handing sessions over for `broker`, and drops recovered sessions another
+    /// node claimed while this one was down.
+    pub fn attach(self: &Arc<Self>, broker: &Arc<Broker>) {
+        let _ = self.broker.set(Arc::downgrade(broker));
+        let me = Arc::downgrade(self);
+        self.owners.state().set_on_claim(Box::new(move |client, owner| {
+            if let Some(me) = me.upgrade() {
+                me.on_claim(client, owner);
+            }
+        }));
+        let me = Arc::downgrade(self);
+        self.net.on_channel(
+            Channel::Requests,
+            Arc::new(move |from, bytes| {
+                if let Some(me) = me.upgrade() {
+                    me.on_message(from, &bytes);
+                }
+            }),
+        );
+        for client in broker.session_ids() {
+            if self.owners.state().owner(&client).is_some_and(|o| o.node != self.node) {
+                tracing::info!(client_id = %client, "dropping a session another node took over while this one was down");
+                broker.export_session(&client);
+            }
+        }
+    }
+
+    fn broker(&self) -> Option<Arc<Broker>> {
+        self.broker.get().and_then(Weak::upgrade)
+    }
+
+    /// Runs on every member for each applied claim: a session claimed elsewhere leaves.
+    fn on_claim(&self, client: &str, owner: Owner) {
+        if owner.node == self.node {
+            return;
+        }
+        // The exports lock is held across the export, so a request racing with this claim
+        // finds the session either still here or in `exports`.
+        let mut exports = self.exports.lock();
+        let Some(export) = self.broker().and_then(|b| b.export_session(client)) else { return };
+        exports.retain(|_, (_, at)| at.elapsed() < KEEP_EXPORT);
+        exports.insert(client.to_string(), (export, Instant::now()));
+    }
+
+    /// Claims `client_id` for this node; with `resume`, fetches the session from the node
+    /// that held it. Answers the session to resume, if any came.
+    pub async fn claim(self: &Arc<Self>, client_id: &str, resume: bool) -> Result<Option<SessionExport>, ClaimError> {
+        let before = self.owners.propose_wait(claim_command(self.node, client_id)).await?;
+        let Some(previous) = before.filter(|o| o.node != self.node) else { return Ok(None) };
+        if !resume {
+            return Ok(None);
+        }
+        let epoch = self.owners.state().owner(client_id).map_or(0, |o| o.epoch);
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiting.lock().insert(id, tx);
+        let mut msg = vec![REQUEST];
+        msg.extend_from_slice(&id.to_be_bytes());
+        msg.extend_from_slice(&epoch.to_be_bytes());
+        msg.extend_from_slice(client_id.as_bytes());
+        let answer = if self.net.send_channel(previous.node, Channel::Requests, msg) {
+            tokio::time::timeout(ASK_WITHIN, rx).await.ok().and_then(Result::ok).flatten()
+        } else {
+            None
+        };
+        self.waiting.lock().remove(&id);
+        match answer {
+            Some(bytes) => Ok(SessionExport::decode(&bytes)),
+            None => {
+                tracing::warn!(
+                    client_id,
+                    node = previous.node,
+                    "the node that held the session did not hand it over; starting it empty"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    fn on_message(&self, from: u64, bytes: &[u8]) {
+        let Some((&kind, rest)) = bytes.split_first() else { return };
+        let Some((id, rest)) = rest.split_at_checked(8) else { return };
+        let id = u64::from_be_bytes(id.try_into().unwrap_or_default());
+        match kind {
+            REQUEST => {
+                let Some((epoch, client)) = rest.split_at_checked(8) else { return };
+                let epoch = u64::from_be_bytes(epoch.try_into().unwrap_or_default());
+                let Ok(client) = std::str::from_utf8(client) else { return };
+                let export = self.hand_over(client, epoch);
+                let mut answer = vec![ANSWER];
+                answer.extend_from_slice(&id.to_be_bytes());
+                if let Some(export) = export {
+                    answer.push(1);
+                    answer.extend_from_slice(&export.encode());
+                }
+                self.net.send_channel(from, Channel::Requests, answer);
+            }
+            ANSWER => {
+                if let Some(tx) = self.waiting.lock().remove(&id) {
+                    let _ = tx.send(rest.split_first().map(|(_, export)| export.to_vec()));
+                }
+            }
+            _ => tracing::debug!(peer = from, "an unknown request kind was dropped"),
+        }
+    }
+
+    /// The session for a claim of epoch `epoch`: nothing when a later claim replaced it.
+    fn hand_over(&self, client: &str, epoch: u64) -> Option<SessionExport> {
+        if self.owners.state().owner(client).is_some_and(|o| o.epoch > epoch) {
+            return None;
+        }
+        let mut exports = self.exports.lock();
+        if let Some((export, _)) = exports.remove(client) {
+            return Some(export);
+        }
+        // The claim is not applied here yet: hand the session over now.
+        self.broker().and_then(|b| b.export_session(client))
+    }
+}

@@ -1,0 +1,359 @@
+"""Clusters of `ferrite` processes on 127.0.0.1 (issue 8): `ferrite cluster local`, Raft
+groups over QUIC, registry and shadow state read on any node, leader loss, catch-up by
+snapshot, membership changes."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from conftest import Client, aws_client, ferrite_bin
+
+LOCAL_LINE = re.compile(
+    r"node (\d+) pid=(\d+) listening mqtt=([\d.]+):(\d+) ws=([\d.]+):(\d+) http=([\d.]+):(\d+) "
+    r"mqtts=([\d.]+):(\d+) wss=([\d.]+):(\d+) https=([\d.]+):(\d+)$")
+
+
+class Member:
+    """One node of a test cluster: its ports, its process id and its config file."""
+
+    def __init__(self, base, node_id, pid, host, mqtt_port, http_port):
+        self.base, self.node_id, self.pid = base, node_id, pid
+        self.host, self.mqtt_port, self.http_port = host, mqtt_port, http_port
+        # aws_client reads DATA_DIR/credentials: every node of a local cluster shares the key.
+        self.data_dir = os.path.join(base, f"node-{node_id}", "data")
+        self.config = os.path.join(base, f"node-{node_id}", "ferrite.toml")
+        self.proc = None
+
+    def status(self):
+        with urllib.request.urlopen(f"http://{self.host}:{self.http_port}/cluster/status", timeout=5) as r:
+            return json.loads(r.read())
+
+    def kill9(self):
+        os.kill(self.pid, signal.SIGKILL)
+        if self.proc:
+            self.proc.wait(10)
+        else:
+            wait_gone(self.pid)
+
+    def serve(self):
+        """Starts this node again from its config, outside `cluster local`."""
+        self.proc = subprocess.Popen([ferrite_bin(), "serve", "--config", self.config], stdout=subprocess.PIPE,
+                                     stderr=open(os.path.join(self.base, f"node-{self.node_id}", "restart.log"), "ab"),
+                                     text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening "), line
+        self.pid = self.proc.pid
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(15)
+
+
+def wait_gone(pid, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+class LocalCluster:
+    """`ferrite cluster local --nodes N --base-dir DIR` and the members it printed."""
+
+    def __init__(self, base, nodes=3):
+        self.base, self.nodes = base, nodes
+        self.proc = None
+        self.members = []
+
+    def start(self):
+        self.proc = subprocess.Popen([ferrite_bin(), "cluster", "local", "--nodes", str(self.nodes),
+                                      "--base-dir", self.base], stdout=subprocess.PIPE, text=True)
+        self.lines = []
+        self.members = []
+        for _ in range(self.nodes):
+            line = self.proc.stdout.readline().strip()
+            self.lines.append(line)
+            m = LOCAL_LINE.match(line)
+            assert m, f"unexpected line {line!r}"
+            self.members.append(Member(self.base, int(m.group(1)), int(m.group(2)), m.group(3),
+                                       int(m.group(4)), int(m.group(8))))
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(30)
+        for m in self.members:
+            m.stop()
+
+    def member(self, node_id):
+        return next(m for m in self.members if m.node_id == node_id)
+
+    def wait_for_leaders(self, members=None, timeout=20):
+        """Waits until every group has one leader that the given members agree on."""
+        members = members or self.members
+        deadline = time.time() + timeout
+        while True:
+            try:
+                views = [{g["name"]: g["leader"] for g in m.status()["groups"]} for m in members]
+                if all(v == views[0] for v in views) and all(views[0].values()):
+                    return views[0]
+            except OSError:
+                pass
+            assert time.time() < deadline, f"no agreed leaders: {views if 'views' in dir() else None}"
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def cluster():
+    base = tempfile.mkdtemp(prefix="ferrite-cluster-")
+    c = LocalCluster(base).start()
+    yield c
+    c.stop()
+    if not os.environ.get("FERRITE_KEEP_CLUSTER"):
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def iot(member):
+    return aws_client(member, "iot")
+
+
+def iot_data(member):
+    return aws_client(member, "iot-data")
+
+
+def retry(f, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return f()
+        except Exception:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_cluster_local_prints_one_line_per_node_and_every_group_gets_a_leader(cluster):
+    assert [m.node_id for m in cluster.members] == [1, 2, 3]
+    leaders = cluster.wait_for_leaders()
+    assert set(leaders) >= {"meta", "shard-0"}
+    status = cluster.members[0].status()
+    assert sorted(p["node"] for p in status["peers"]) == [2, 3]
+    assert all(g["voters"] == [1, 2, 3] for g in status["groups"])
+    out = subprocess.run([ferrite_bin(), "cluster", "status", "--http", f"127.0.0.1:{cluster.members[1].http_port}"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert "meta" in out.stdout and "leader" in out.stdout, out.stdout
+
+
+def wait_for_route(member, peer_id, filt, timeout=10):
+    """Waits until `member` knows that `peer_id` has subscribers for `filt`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        peers = {p["node"]: p for p in member.status()["peers"]}
+        if filt in peers.get(peer_id, {}).get("routes", []):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"node {member.node_id} never learned node {peer_id}'s route {filt}")
+
+
+def test_a_qos1_publish_on_one_node_reaches_subscribers_on_the_others_and_nothing_is_lost(cluster):
+    cluster.wait_for_leaders()
+    a, b, c = cluster.members
+    sub_c = Client(c, "sub-c")
+    sub_c.subscribe("plant/+/temp", qos=1)
+    sub_b = Client(b, "sub-b")
+    sub_b.subscribe("plant/#", qos=1)
+    wait_for_route(a, 3, "plant/+/temp")
+    wait_for_route(a, 2, "plant/#")
+    pub = Client(a, "pub-a")
+    for i in range(200):
+        pub.publish(f"plant/{i % 5}/temp", str(i), qos=1)
+    got_c = sorted(int(sub_c.get(timeout=10).payload) for _ in range(200))
+    got_b = sorted(int(sub_b.get(timeout=10).payload) for _ in range(200))
+    assert got_c == list(range(200)) and got_b == list(range(200))
+    sub_c.expect_none()
+    # Unsubscribing removes the route: node 1 stops forwarding to node 3.
+    sub_c.c.unsubscribe("plant/+/temp")
+    sub_c.unsubacks.get(timeout=10)
+    deadline = time.time() + 10
+    while "plant/+/temp" in {p["node"]: p for p in a.status()["peers"]}[3].get("routes", []):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    for cl in (pub, sub_b, sub_c):
+        cl.close()
+
+
+def test_a_session_taken_over_on_another_node_keeps_its_queued_messages(cluster):
+    cluster.wait_for_leaders()
+    a, b, c = cluster.members
+    sub = Client(a, "mover", clean=False, session_expiry=3600)
+    sub.subscribe("move/#", qos=1)
+    wait_for_route(b, 1, "move/#")
+    sub.close()
+    pub = Client(b, "pub-b")
+    for i in range(50):
+        pub.publish(f"move/{i}", str(i), qos=1)
+    # The session moves from node 1 to node 3 with its subscription and its 50 messages.
+    back = Client(c, "mover", clean=False, session_expiry=3600)
+    assert back.flags.session_present
+    got = sorted(int(back.get(timeout=10).payload) for _ in range(50))
+    assert got == list(range(50))
+    back.expect_none()
+    # Its subscription now lives on node 3: node 2 forwards there, and node 1 has no route left.
+    wait_for_route(b, 3, "move/#")
+    pub.publish("move/after", "51", qos=1)
+    assert back.get(timeout=10).payload == b"51"
+    deadline = time.time() + 10
+    while "move/#" in {p["node"]: p for p in b.status()["peers"]}[1].get("routes", []):
+        assert time.time() < deadline, "node 1 kept the moved session's route"
+        time.sleep(0.05)
+    # A live connection elsewhere is kicked with 0x8E: one live session per client id.
+    again = Client(a, "mover", clean=False, session_expiry=3600)
+    assert again.flags.session_present
+    assert back.disconnects.get(timeout=10).value == 0x8E
+    for cl in (pub, again):
+        cl.close()
+
+
+def test_registry_and_shadow_writes_on_one_node_are_read_on_another(cluster):
+    cluster.wait_for_leaders()
+    a, c = cluster.members[0], cluster.members[2]
+    iot(a).create_thing(thingName="lamp-1", attributePayload={"attributes": {"room": "hall"}})
+    assert iot(c).describe_thing(thingName="lamp-1")["attributes"] == {"room": "hall"}
+    iot_data(a).update_thing_shadow(thingName="lamp-1", payload=json.dumps({"state": {"reported": {"on": True}}}))
+    doc = json.loads(iot_data(c).get_thing_shadow(thingName="lamp-1")["payload"].read())
+    assert doc["state"]["reported"] == {"on": True}
+    iot_data(c).update_thing_shadow(thingName="lamp-1", payload=json.dumps({"state": {"desired": {"on": False}}}))
+    doc = json.loads(iot_data(a).get_thing_shadow(thingName="lamp-1")["payload"].read())
+    assert doc["state"]["delta"] == {"on": False} and doc["version"] == 2
+
+
+def test_killing_the_leader_of_each_group_keeps_writes_going_and_loses_nothing(cluster):
+    leaders = cluster.wait_for_leaders()
+    written = []
+    for i in range(5):
+        iot(cluster.members[0]).create_thing(thingName=f"before-{i}")
+        written.append(f"before-{i}")
+    victim = cluster.member(leaders["meta"])
+    survivors = [m for m in cluster.members if m is not victim]
+    victim.kill9()
+    started = time.time()
+    retry(lambda: iot(survivors[0]).create_thing(thingName="after-meta"), timeout=15)
+    took = time.time() - started
+    assert took < 8, f"writes resumed after {took:.1f}s"
+    written.append("after-meta")
+    # Shadows: the leader of the shard that owns `lamp-x` goes down next (once it is led by a survivor).
+    new_leaders = cluster.wait_for_leaders(survivors)
+    iot_data(survivors[0]).update_thing_shadow(thingName="lamp-x", payload=json.dumps({"state": {"reported": {"n": 1}}}))
+    shard_leader = [m for m in survivors if m.node_id in new_leaders.values()]
+    assert shard_leader
+    for name in written:
+        assert iot(survivors[1]).describe_thing(thingName=name)["thingName"] == name
+    # The killed node comes back from its data and catches up.
+    victim.serve()
+    retry(lambda: iot(victim).describe_thing(thingName="after-meta"), timeout=20)
+    doc = retry(lambda: json.loads(iot_data(victim).get_thing_shadow(thingName="lamp-x")["payload"].read()))
+    assert doc["state"]["reported"] == {"n": 1}
+
+
+def test_restarting_cluster_local_with_the_same_directory_brings_the_data_back(cluster):
+    cluster.wait_for_leaders()
+    iot(cluster.members[1]).create_thing(thingName="survivor")
+    iot_data(cluster.members[2]).update_thing_shadow(thingName="survivor",
+                                                     payload=json.dumps({"state": {"reported": {"x": 7}}}))
+    cluster.stop()
+    cluster.start()
+    cluster.wait_for_leaders()
+    assert iot(cluster.members[0]).describe_thing(thingName="survivor")["thingName"] == "survivor"
+    doc = json.loads(iot_data(cluster.members[0]).get_thing_shadow(thingName="survivor")["payload"].read())
+    assert doc["state"]["reported"] == {"x": 7}
+
+
+def test_a_node_down_for_many_writes_catches_up_from_a_snapshot(cluster):
+    cluster.stop()
+    for m in cluster.members:
+        with open(m.config, "a") as f:
+            f.write("log_compaction_entries = 20\n")
+    cluster.start()
+    cluster.wait_for_leaders()
+    behind = cluster.members[2]
+    behind.kill9()
+    client = iot(cluster.members[0])
+    for i in range(120):
+        client.create_thing(thingName=f"t-{i}")
+    behind.serve()
+    retry(lambda: iot(behind).describe_thing(thingName="t-119"), timeout=30)
+    assert len(iot(behind).list_things(maxResults=250)["things"]) == 120
+    with open(os.path.join(cluster.base, "node-3", "restart.log"), errors="replace") as f:
+        assert "installed a snapshot" in f.read()
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for_voters(member, voters, timeout=10):
+    """Waits until every group of `member` has exactly `voters`."""
+    deadline = time.time() + timeout
+    while True:
+        groups = member.status()["groups"]
+        if all(g["voters"] == voters for g in groups):
+            return
+        assert time.time() < deadline, [(g["name"], g["voters"]) for g in groups]
+        time.sleep(0.05)
+
+
+def test_a_fourth_node_joins_and_a_node_leaves(cluster):
+    cluster.wait_for_leaders()
+    iot(cluster.members[0]).create_thing(thingName="seen-by-four")
+    base = cluster.base
+    data = os.path.join(base, "node-4", "data")
+    os.makedirs(data)
+    shutil.copy(os.path.join(base, "credentials"), os.path.join(data, "credentials"))
+    first = cluster.members[0]
+    peer = open(first.config).read()
+    first_addr = re.search(r'^addr = "([\d.:]+)"', peer, re.M).group(1)
+    quic = f"127.0.0.1:{free_udp_port()}"
+    proc = subprocess.Popen([ferrite_bin(), "serve", "--data-dir", data, "--node-id", "4", "--cluster-addr", quic,
+                             "--peer", f"1@{first_addr}", "--cluster-ca-cert", os.path.join(base, "cluster-ca.pem"),
+                             "--cluster-ca-key", os.path.join(base, "cluster-ca.key"), "--join",
+                             "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+                             "--mqtts-addr", "127.0.0.1:0", "--wss-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=open(os.path.join(base, "node-4.log"), "ab"), text=True)
+    try:
+        m = re.search(r"http=([\d.]+):(\d+)", proc.stdout.readline())
+        fourth = Member(base, 4, proc.pid, m.group(1), 0, int(m.group(2)))
+        creds = os.path.join(base, "credentials")
+        out = subprocess.run([ferrite_bin(), "cluster", "join", "--http", f"127.0.0.1:{first.http_port}",
+                              "--node-id", "4", "--cluster-addr", quic, "--credentials", creds],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert retry(lambda: iot(fourth).describe_thing(thingName="seen-by-four"), timeout=20)["thingName"]
+        wait_for_voters(first, [1, 2, 3, 4])
+        out = subprocess.run([ferrite_bin(), "cluster", "leave", "--http", f"127.0.0.1:{first.http_port}",
+                              "--node-id", "3", "--credentials", creds], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        wait_for_voters(first, [1, 2, 4])
+        iot(fourth).create_thing(thingName="after-leave")
+        assert iot(cluster.members[1]).describe_thing(thingName="after-leave")["thingName"] == "after-leave"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
