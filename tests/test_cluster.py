@@ -229,6 +229,36 @@ def test_a_session_taken_over_on_another_node_keeps_its_queued_messages(cluster)
         cl.close()
 
 
+def test_forwarded_qos1_publishes_survive_the_receiver_and_the_sender_crashing(cluster):
+    """The durable outbox: acknowledged QoS 1 publishes for a persistent subscriber on a node
+    that is down wait on the ingress node, across its own kill -9, and arrive once."""
+    cluster.wait_for_leaders()
+    a, b, c = cluster.members
+    sub = Client(c, "far-sub", clean=False, session_expiry=3600)
+    sub.subscribe("outbox/#", qos=1)
+    wait_for_route(a, 3, "outbox/#")
+    sub.close()
+    c.kill9()
+    pub = Client(a, "near-pub")
+    for i in range(100):
+        pub.publish(f"outbox/{i}", str(i), qos=1)  # waits for each PUBACK
+    pub.drop()
+    assert {p["node"]: p for p in a.status()["peers"]}[3]["outbox"] == 100
+    a.kill9()
+    a.serve()
+    c.serve()
+    back = Client(c, "far-sub", clean=False, session_expiry=3600)
+    assert back.flags.session_present
+    got = sorted(int(back.get(timeout=20).payload) for _ in range(100))
+    assert got == list(range(100))
+    back.expect_none(wait=1.0)
+    deadline = time.time() + 10
+    while {p["node"]: p for p in a.status()["peers"]}[3]["outbox"]:
+        assert time.time() < deadline, "node 1 kept acknowledged copies in its outbox"
+        time.sleep(0.1)
+    back.close()
+
+
 def test_registry_and_shadow_writes_on_one_node_are_read_on_another(cluster):
     cluster.wait_for_leaders()
     a, c = cluster.members[0], cluster.members[2]

@@ -35,11 +35,14 @@ pub enum Table {
     GroupLog,
     /// Per-group bookkeeping (the last applied index), keyed by group id.
     GroupState,
+    /// QoS 1/2 publishes forwarded to peers and not yet acknowledged by them, keyed by
+    /// peer id and sequence (both big-endian).
+    Outbox,
 }
 
 impl Table {
     /// Every table, in the order they are created.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Sessions,
         Table::Subscriptions,
         Table::Queue,
@@ -49,6 +52,7 @@ impl Table {
         Table::Registry,
         Table::GroupLog,
         Table::GroupState,
+        Table::Outbox,
     ];
 
     /// The RocksDB column family name.
@@ -63,6 +67,7 @@ impl Table {
             Table::Registry => "registry",
             Table::GroupLog => "group_log",
             Table::GroupState => "group_state",
+            Table::Outbox => "outbox",
         }
     }
 }

@@ -284,17 +284,19 @@ pub fn verify(
         let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
         canonical_headers.push_str(&format!("{}:{value}\n", name.to_ascii_lowercase()));
     }
-    let payload_hash = sha256_hex(req.body);
+    let body_hash = sha256_hex(req.body);
     // A declared payload hash must be the body's: otherwise the signature would cover the
-    // header, not the body that arrived.
-    if let Some(declared) = header(req.headers, "x-amz-content-sha256") {
-        if declared != "UNSIGNED-PAYLOAD" && !declared.eq_ignore_ascii_case(&payload_hash) {
+    // header, not the body that arrived. UNSIGNED-PAYLOAD is signed as that literal.
+    let payload_hash = match header(req.headers, "x-amz-content-sha256") {
+        Some("UNSIGNED-PAYLOAD") => "UNSIGNED-PAYLOAD".to_string(),
+        Some(declared) if !declared.eq_ignore_ascii_case(&body_hash) => {
             return Err(refuse(
                 "XAmzContentSHA256Mismatch",
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
             ));
         }
-    }
+        _ => body_hash,
+    };
     let scope = Scope { secret: &secret, date, region, service, amz_date };
     let expected = signature(req, &scope, &canonical_headers, signed_headers, &payload_hash);
     // Compared without an early exit, so timing says nothing about the signature.

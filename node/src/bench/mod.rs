@@ -1,12 +1,15 @@
 //! `ferrite bench`: the project's MQTT load generator.
 //!
 //! Scenarios: fan-in (N publishers, one wildcard subscriber), fan-out (one publisher,
-//! N subscribers), point-to-point pairs, and idle connections. Every payload carries
-//! the publisher number, a sequence number and a send timestamp, so the subscribers
-//! count lost and duplicated messages and measure end-to-end latency. It talks to any
-//! MQTT broker, which is how `scripts/bench-vs-mosquitto` compares against Mosquitto.
+//! N subscribers), point-to-point pairs, idle connections, and shadow updates. Every
+//! payload carries the publisher number, a sequence number and a send timestamp, so the
+//! subscribers count lost and duplicated messages and measure end-to-end latency. It talks
+//! to any MQTT broker, which is how `scripts/bench-vs-mosquitto` compares against
+//! Mosquitto. Publishers and subscribers may use different nodes of a cluster
+//! (`--target` / `--sub-target`), which is how `scripts/bench-cluster` measures forwarding.
 
 pub mod client;
+mod shadow;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -39,14 +42,23 @@ pub enum Scenario {
     P2p,
     /// N idle connections held open (memory per connection).
     Idle,
+    /// N devices, each updating its own thing's shadow over MQTT
+    /// (`$aws/things/{thing}/shadow/update`) with `--inflight` updates outstanding and
+    /// counting `update/accepted` answers; latency is request to answer.
+    Shadow,
 }
 
 /// Flags of `ferrite bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Broker MQTT address.
-    #[arg(long, default_value = "127.0.0.1:1883")]
-    pub target: SocketAddr,
+    /// Broker MQTT address; several, comma-separated, spread the clients over the nodes of
+    /// a cluster (client i uses address i mod count).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:1883")]
+    pub target: Vec<SocketAddr>,
+    /// Where subscribers connect, when not to `--target` (for example another node of a
+    /// cluster, so that every message crosses nodes). Comma-separated like `--target`.
+    #[arg(long, value_delimiter = ',')]
+    pub sub_target: Vec<SocketAddr>,
     /// Traffic shape.
     #[arg(long, value_enum, default_value = "fan-in")]
     pub scenario: Scenario,
@@ -65,7 +77,8 @@ pub struct BenchArgs {
     /// Seconds of publishing.
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
-    /// Unacknowledged QoS 1/2 publishes per publisher.
+    /// Unacknowledged QoS 1/2 publishes per publisher (shadow: unanswered updates per
+    /// device, at most 10 as AWS allows per connection).
     #[arg(long, default_value_t = 64)]
     pub inflight: usize,
     /// MQTT version of the clients: 4 (3.1.1) or 5.
@@ -107,6 +120,8 @@ pub struct Report {
     pub received: u64,
     pub lost: u64,
     pub duplicates: u64,
+    /// Shadow updates answered on `/rejected` (0 for the pub/sub scenarios).
+    pub rejected: u64,
     pub sent_per_s: f64,
     pub received_per_s: f64,
     pub latency_ms_p50: f64,
@@ -147,6 +162,24 @@ fn version_of(v: u8) -> anyhow::Result<ProtocolVersion> {
     }
 }
 
+/// The publisher-side address of client `i`.
+fn target_of(args: &BenchArgs, i: usize) -> SocketAddr {
+    args.target[i % args.target.len()]
+}
+
+/// The address subscriber `i` connects to.
+fn sub_target_of(args: &BenchArgs, i: usize) -> SocketAddr {
+    if args.sub_target.is_empty() {
+        target_of(args, i)
+    } else {
+        args.sub_target[i % args.sub_target.len()]
+    }
+}
+
+/// How long subscriptions made on one node take to reach the others' route tables
+/// before publishing starts there.
+const ROUTE_SETTLE: Duration = Duration::from_secs(1);
+
 fn source_ip(args: &BenchArgs, i: usize) -> Option<IpAddr> {
     (args.source_ips > 1).then(|| IpAddr::from([127, 0, 0, 1 + (i % args.source_ips as usize) as u8]))
 }
@@ -154,11 +187,15 @@ fn source_ip(args: &BenchArgs, i: usize) -> Option<IpAddr> {
 /// Runs a benchmark and prints its report.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
-    if args.scenario == Scenario::Idle {
-        return rt.block_on(idle(args));
+    if args.target.is_empty() {
+        anyhow::bail!("--target needs at least one address");
     }
-    let report = rt.block_on(traffic(args.clone()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    let report = match args.scenario {
+        Scenario::Idle => return rt.block_on(idle(args)),
+        Scenario::Shadow => rt.block_on(shadow::run(args.clone()))?,
+        _ => rt.block_on(traffic(args.clone()))?,
+    };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -175,6 +212,9 @@ fn print_report(r: &Report) {
     println!("  sent      {:>10} msgs  {:>12.0} msgs/s", r.sent, r.sent_per_s);
     println!("  received  {:>10} msgs  {:>12.0} msgs/s  (expected {})", r.received, r.received_per_s, r.expected);
     println!("  lost      {:>10}        duplicates {}", r.lost, r.duplicates);
+    if r.rejected > 0 {
+        println!("  rejected  {:>10}", r.rejected);
+    }
     println!(
         "  latency   p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms",
         r.latency_ms_p50, r.latency_ms_p99, r.latency_ms_p999, r.latency_ms_max
@@ -186,9 +226,10 @@ async fn idle(args: BenchArgs) -> anyhow::Result<()> {
     let mut held = Vec::with_capacity(args.clients);
     let start = Instant::now();
     for i in 0..args.clients {
-        let conn = connect(args.target, source_ip(&args, i), &format!("idle-{i}"), version, 0, credentials(&args))
-            .await
-            .with_context(|| format!("idle connection {i}"))?;
+        let conn =
+            connect(target_of(&args, i), source_ip(&args, i), &format!("idle-{i}"), version, 0, credentials(&args))
+                .await
+                .with_context(|| format!("idle connection {i}"))?;
         held.push(conn);
         if (i + 1) % 5000 == 0 {
             eprintln!("{} connections open", i + 1);
@@ -223,7 +264,7 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
         Scenario::P2p => {
             ((0..n).map(|i| format!("bench/{i}")).collect(), (0..n).map(|i| format!("bench/{i}")).collect(), 1)
         }
-        Scenario::Idle => unreachable!("handled by idle()"),
+        Scenario::Idle | Scenario::Shadow => unreachable!("handled by idle() and shadow::run()"),
     };
     let epoch = Instant::now();
     let tracker = Arc::new(Mutex::new(Tracker {
@@ -237,7 +278,7 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
     let mut sub_tasks = Vec::new();
     for (i, filter) in sub_filters.iter().enumerate() {
         let (mut reader, mut writer) = connect(
-            args.target,
+            sub_target_of(&args, i),
             source_ip(&args, i),
             &format!("bench-sub-{run_id}-{i}"),
             version,
@@ -294,13 +335,18 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
             }
         }));
     }
+    let crosses_nodes = (0..sub_filters.len().max(pub_topics.len()))
+        .any(|i| sub_target_of(&args, i) != target_of(&args, i) || target_of(&args, i) != target_of(&args, 0));
+    if crosses_nodes {
+        tokio::time::sleep(ROUTE_SETTLE).await;
+    }
     // Then publishers.
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let mut pub_tasks = Vec::new();
     for (i, topic) in pub_topics.iter().enumerate() {
         let (reader, writer) = connect(
-            args.target,
+            target_of(&args, i),
             source_ip(&args, i + 1),
             &format!("bench-pub-{run_id}-{i}"),
             version,
@@ -341,6 +387,7 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
         received: t.received,
         lost: expected.saturating_sub(t.received),
         duplicates: t.duplicates,
+        rejected: 0,
         sent_per_s: total_sent as f64 / publish_time,
         received_per_s: t.received as f64 / receive_time,
         latency_ms_p50: ms(0.5),

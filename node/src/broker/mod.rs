@@ -364,6 +364,8 @@ pub struct Routed {
     /// For a retained message: answers whether the retained group committed it. A QoS 1/2
     /// retained publish is acknowledged only after that.
     pub retained: Option<tokio::sync::oneshot::Receiver<bool>>,
+    /// Copies for other nodes, sent when this is dropped (after the batch was submitted).
+    forwards: Option<crate::cluster::outbox::Held>,
 }
 
 impl Routed {
@@ -402,7 +404,13 @@ impl Broker {
             &cluster.member,
         )?;
         let shadows = crate::shadow::ShadowService::open(&store, SHADOW_SHARDS, &cluster.member)?;
-        let routes = cluster.net.clone().map(crate::cluster::routes::ClusterRoutes::new);
+        let routes = match &cluster.net {
+            Some(net) => {
+                let outbox = crate::cluster::outbox::Outbox::open(net.clone(), store.clone())?;
+                Some(crate::cluster::routes::ClusterRoutes::new(net.clone(), outbox))
+            }
+            None => None,
+        };
         let takeover = match &cluster.net {
             Some(net) => {
                 let owners = ferrite_cluster::Group::open_member(
@@ -898,16 +906,16 @@ impl Broker {
                 congested: false,
                 wakes: Vec::new(),
                 retained: None,
+                forwards: None,
             };
         }
         let retained = msg.retain.then(|| self.retain(msg));
         let mut matches = Vec::new();
         self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
-        if let Some(routes) = &self.routes {
-            routes.forward(msg);
-        }
+        let forwards = self.routes.as_ref().and_then(|routes| routes.forward(msg, batch));
         let mut routed = self.deliver(msg, matches, batch);
         routed.retained = retained;
+        routed.forwards = forwards;
         routed
     }
 
@@ -997,12 +1005,18 @@ impl Broker {
                 wakes.push(handle);
             }
         }
-        Routed { matched: wakes.len(), refused_by_persistent, congested, wakes, retained: None }
+        Routed { matched: wakes.len(), refused_by_persistent, congested, wakes, retained: None, forwards: None }
     }
 
     /// The filters peer `node` has subscribers for, as this node knows them.
     pub fn peer_routes(&self, node: u64) -> Vec<String> {
         self.routes.as_ref().map(|r| r.peer_filters(node)).unwrap_or_default()
+    }
+
+    /// Forwarded QoS 1/2 publishes peer `node` has not acknowledged yet.
+    pub fn peer_outbox(&self, node: u64) -> usize {
+        let pending = self.routes.as_ref().map(|r| r.outbox_pending()).unwrap_or_default();
+        pending.into_iter().find(|(peer, _)| *peer == node).map_or(0, |(_, n)| n)
     }
 
     /// Adds a subscription to the local index, and its filter to the cluster's routes.
@@ -1025,14 +1039,12 @@ impl Broker {
     }
 
     /// Delivers a publish another node forwarded to this node's subscribers: no forward, no
-    /// rules, no retained-table change (the ingress node did those).
-    pub fn deliver_forwarded(&self, msg: Arc<Message>) {
-        let mut batch = Batch::new();
+    /// rules, no retained-table change (the ingress node did those). Persistent sessions'
+    /// copies go into `batch`; wake the result once the batch has been handed to the store.
+    pub fn deliver_forwarded(&self, msg: Arc<Message>, batch: &mut Batch) -> Routed {
         let mut matches = Vec::new();
         self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
-        let routed = self.deliver(&msg, matches, &mut batch);
-        self.store.submit(batch);
-        routed.wake();
+        self.deliver(&msg, matches, batch)
     }
 
     /// Turns the session module's store operations into writes.

@@ -178,7 +178,9 @@ fn print_status(doc: &Value) {
     }
     for p in peers {
         let state = if p["connected"].as_bool().unwrap_or(false) { "connected" } else { "UNREACHABLE" };
-        println!("peer {} {} {state}", p["node"], p["address"].as_str().unwrap_or("-"));
+        let outbox = p["outbox"].as_u64().unwrap_or(0);
+        let waiting = if outbox > 0 { format!("  {outbox} forwarded publishes waiting") } else { String::new() };
+        println!("peer {} {} {state}{waiting}", p["node"], p["address"].as_str().unwrap_or("-"));
     }
     println!(
         "{:<10} {:>6} {:>6} {:<13} {:>10} {:>10} {:<12} lag by member",

@@ -9,6 +9,7 @@
 pub mod certs;
 pub mod cli;
 pub mod local;
+pub mod outbox;
 pub mod owners;
 pub mod routes;
 pub mod takeover;

@@ -8,19 +8,22 @@
 //! again. Subscriptions themselves never go through consensus: their churn is too high.
 //!
 //! Forwarded publishes are delivered by the receiving node to its own subscribers only: no
-//! second forward, no rules (they ran on the ingress node), no retained-table change.
+//! second forward, no rules (they ran on the ingress node), no retained-table change. QoS 1/2
+//! copies go through the durable [`Outbox`]; QoS 0 ones are sent once.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 
-use ferrite_cluster::{Channel, QuicNet};
+use ferrite_cluster::{Batch, Channel, QuicNet};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::message::Message;
 use crate::broker::router::{Router, Subscriber};
 use crate::broker::Broker;
-use crate::mqtt::packet::SubOptions;
+use crate::mqtt::packet::{QoS, SubOptions};
+
+use super::outbox::{Held, Outbox};
 
 /// One routes message: a node's whole table (`full`) or a change to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,10 +55,10 @@ struct PeerRoutes {
 /// The route table of a clustered node.
 pub struct ClusterRoutes {
     net: Arc<QuicNet>,
+    outbox: Arc<Outbox>,
     local: Mutex<LocalRoutes>,
     remote: Router<u64>,
     peers: Mutex<HashMap<u64, PeerRoutes>>,
-    broker: OnceLock<Weak<Broker>>,
 }
 
 impl std::fmt::Debug for ClusterRoutes {
@@ -70,20 +73,19 @@ fn peer_name(node: u64) -> Arc<str> {
 }
 
 impl ClusterRoutes {
-    /// A table that talks to peers through `net`.
-    pub fn new(net: Arc<QuicNet>) -> Arc<ClusterRoutes> {
+    /// A table that talks to peers through `net`, forwarding through `outbox`.
+    pub fn new(net: Arc<QuicNet>, outbox: Arc<Outbox>) -> Arc<ClusterRoutes> {
         Arc::new(ClusterRoutes {
             net,
+            outbox,
             local: Mutex::new(LocalRoutes::default()),
             remote: Router::default(),
             peers: Mutex::new(HashMap::new()),
-            broker: OnceLock::new(),
         })
     }
 
     /// Starts receiving route updates and forwarded publishes for `broker`.
     pub fn attach(self: &Arc<Self>, broker: &Arc<Broker>) {
-        let _ = self.broker.set(Arc::downgrade(broker));
         let me = Arc::downgrade(self);
         self.net.on_channel(
             Channel::Routes,
@@ -93,15 +95,25 @@ impl ClusterRoutes {
                 }
             }),
         );
-        let me = Arc::downgrade(self);
+        let outbox = Arc::downgrade(&self.outbox);
         self.net.on_channel(
             Channel::Publishes,
             Arc::new(move |from, bytes| {
-                if let Some(me) = me.upgrade() {
-                    me.on_publish(from, &bytes);
+                if let Some(outbox) = outbox.upgrade() {
+                    outbox.received(from, &bytes);
                 }
             }),
         );
+        let weak = Arc::downgrade(broker);
+        self.outbox.attach(Arc::new(move |bytes: &[u8], batch: &mut Batch| {
+            let Some(msg) = Message::decode(bytes) else {
+                tracing::warn!("an undecodable forwarded publish was dropped");
+                return None;
+            };
+            let broker = weak.upgrade()?;
+            let routed = broker.deliver_forwarded(Arc::new(msg), batch);
+            Some(Box::new(move || routed.wake()) as Box<dyn FnOnce() + Send>)
+        }));
         let me = Arc::downgrade(self);
         self.net.on_connect(Arc::new(move |peer| {
             if let Some(me) = me.upgrade() {
@@ -205,36 +217,37 @@ impl ClusterRoutes {
         known.version = update.version;
     }
 
-    /// Sends `msg` once to every peer with a route matching its topic.
-    pub fn forward(&self, msg: &Message) {
+    /// Forwards `msg` once to every peer with a route matching its topic. A QoS 1/2 copy
+    /// is written to the outbox in `batch` (which becomes durable) and sent once the
+    /// returned hold is dropped, after the batch has been handed to the store.
+    pub fn forward(&self, msg: &Message, batch: &mut Batch) -> Option<Held> {
         if self.remote.is_empty() {
-            return;
+            return None;
         }
         let mut matches = Vec::new();
         self.remote.matches(&msg.topic, |_| true, &mut matches);
         if matches.is_empty() {
-            return;
+            return None;
         }
         let mut nodes: Vec<u64> = matches.into_iter().map(|m| m.subscriber.handle).collect();
         nodes.sort_unstable();
         nodes.dedup();
         let mut bytes = Vec::with_capacity(msg.payload.len() + msg.topic.len() + 32);
         msg.encode(&mut bytes);
+        if msg.qos != QoS::AtMostOnce {
+            return Some(self.outbox.hold(&nodes, bytes, batch));
+        }
         for node in nodes {
-            if !self.net.send_channel(node, Channel::Publishes, bytes.clone()) {
-                tracing::warn!(peer = node, topic = %msg.topic, "a publish could not be forwarded: the peer's queue is full or it is unknown");
+            if !self.outbox.send_plain(node, &bytes) {
+                tracing::debug!(peer = node, topic = %msg.topic, "a QoS 0 publish was not forwarded: the peer's queue is full or it is unreachable");
             }
         }
+        None
     }
 
-    fn on_publish(&self, from: u64, bytes: &[u8]) {
-        let Some(msg) = Message::decode(bytes) else {
-            tracing::warn!(peer = from, "an undecodable forwarded publish was dropped");
-            return;
-        };
-        if let Some(broker) = self.broker.get().and_then(Weak::upgrade) {
-            broker.deliver_forwarded(Arc::new(msg));
-        }
+    /// Forwarded QoS 1/2 copies not yet acknowledged, per peer.
+    pub fn outbox_pending(&self) -> Vec<(u64, usize)> {
+        self.outbox.pending()
     }
 
     /// The filters peer `node` has routes for, sorted (for status and tests).

@@ -46,6 +46,7 @@ pub(super) async fn status(api: web::Data<Api>) -> HttpResponse {
                     "address": addr.to_string(),
                     "connected": net.connected(id),
                     "routes": broker.peer_routes(id),
+                    "outbox": broker.peer_outbox(id),
                 })
             })
             .collect(),
