@@ -37,6 +37,21 @@ class Member:
         with urllib.request.urlopen(f"http://{self.host}:{self.http_port}/cluster/status", timeout=5) as r:
             return json.loads(r.read())
 
+    def connected(self):
+        """`GET /cluster/sessions`, SigV4-signed with the cluster's key: live client ids."""
+        import botocore.auth
+        import botocore.awsrequest
+        import botocore.credentials
+        import configparser
+        creds = configparser.ConfigParser()
+        creds.read(os.path.join(self.base, "credentials"))
+        key_id, secret = creds["default"]["aws_access_key_id"], creds["default"]["aws_secret_access_key"]
+        url = f"http://{self.host}:{self.http_port}/cluster/sessions"
+        req = botocore.awsrequest.AWSRequest(method="GET", url=url)
+        botocore.auth.SigV4Auth(botocore.credentials.Credentials(key_id, secret), "iot", "us-east-1").add_auth(req)
+        with urllib.request.urlopen(urllib.request.Request(url, headers=dict(req.headers)), timeout=5) as r:
+            return json.loads(r.read())["connected"]
+
     def kill9(self):
         os.kill(self.pid, signal.SIGKILL)
         if self.proc:
@@ -225,6 +240,8 @@ def test_a_session_taken_over_on_another_node_keeps_its_queued_messages(cluster)
     again = Client(a, "mover", clean=False, session_expiry=3600)
     assert again.flags.session_present
     assert back.disconnects.get(timeout=10).value == 0x8E
+    assert "mover" in a.connected()
+    assert "mover" not in c.connected() and "mover" not in b.connected()
     for cl in (pub, again):
         cl.close()
 

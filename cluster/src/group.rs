@@ -58,6 +58,27 @@ pub trait StateMachine: Send + Sync + 'static {
     /// Runs once the writes of a [`StateMachine::restore`] are on disk (a machine that
     /// caches what it reads from the store drops its cache here).
     fn after_restore(&self) {}
+
+    /// Applies a command whose output nobody waits for (another member proposed it).
+    /// Machines whose output is costly to build (documents answering a request) skip
+    /// building it here; the state must change exactly as `apply` changes it.
+    fn apply_unobserved(&self, index: u64, command: &[u8], writes: &mut Batch) {
+        let _ = self.apply(index, command, writes);
+    }
+
+    /// True when `apply` never reads the store (it keeps what it needs in memory): then the
+    /// writes of all entries applied in one round go to the store as one write, before any
+    /// of their answers, instead of one write per entry.
+    fn applies_from_memory(&self) -> bool {
+        false
+    }
+
+    /// True when commands proposed together may share one log entry (applied one after the
+    /// other, all with that entry's index). Machines that use the index as an identity (an
+    /// epoch) must say no.
+    fn batches_commands(&self) -> bool {
+        false
+    }
 }
 
 /// Why a proposal or read was not answered by the state machine.
@@ -169,6 +190,55 @@ fn proposal_context(node: u64, seq: u64) -> Vec<u8> {
     let mut c = node.to_be_bytes().to_vec();
     c.extend_from_slice(&seq.to_be_bytes());
     c
+}
+
+/// Most commands one log entry carries.
+const MAX_BATCH_COMMANDS: usize = 256;
+/// Most command bytes one log entry carries.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// The context of an entry carrying several commands: the proposer, then each command's
+/// sequence number. Never 16 bytes long, so it is never taken for a single command's.
+fn batch_context(node: u64, seqs: &[u64]) -> Vec<u8> {
+    let mut c = Vec::with_capacity(12 + 8 * seqs.len());
+    c.extend_from_slice(&node.to_be_bytes());
+    c.extend_from_slice(&(seqs.len() as u32).to_be_bytes());
+    for seq in seqs {
+        c.extend_from_slice(&seq.to_be_bytes());
+    }
+    c
+}
+
+/// The proposer and sequence numbers of a batch entry's context.
+fn batch_sequences(context: &[u8]) -> Option<(u64, Vec<u64>)> {
+    let node = u64::from_be_bytes(context.get(..8)?.try_into().ok()?);
+    let count = u32::from_be_bytes(context.get(8..12)?.try_into().ok()?) as usize;
+    if count < 2 || context.len() != 12 + 8 * count {
+        return None;
+    }
+    let seqs = context[12..].chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes"))).collect();
+    Some((node, seqs))
+}
+
+/// Several commands as one entry's data: each as a 4-byte length and its bytes.
+fn encode_batch(commands: &[&[u8]]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(commands.iter().map(|c| c.len() + 4).sum());
+    for c in commands {
+        data.extend_from_slice(&(c.len() as u32).to_be_bytes());
+        data.extend_from_slice(c);
+    }
+    data
+}
+
+/// The commands of a batch entry; `None` when the data is cut short.
+fn decode_batch(mut data: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let len = u32::from_be_bytes(data.get(..4)?.try_into().ok()?) as usize;
+        out.push(data.get(4..4 + len)?);
+        data = &data[4 + len..];
+    }
+    Some(out)
 }
 
 /// The sequence number of an entry this node proposed.
@@ -492,9 +562,84 @@ impl<S: StateMachine> Worker<S> {
         }
     }
 
+    /// Takes the commands at the front of the queue that fit in one entry, when this
+    /// machine batches and there are at least two.
+    fn take_batch(&mut self) -> Option<Vec<(u64, Unsent)>> {
+        if !self.state.batches_commands() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut count = 0;
+        for (seq, unsent) in &self.waiting {
+            let Unsent::Command(data) = unsent else { break };
+            if count == MAX_BATCH_COMMANDS || (count > 0 && bytes + data.len() > MAX_BATCH_BYTES) {
+                break;
+            }
+            if self.proposals.contains_key(seq) {
+                bytes += data.len();
+                count += 1;
+            }
+        }
+        if count < 2 {
+            return None;
+        }
+        let mut batch = Vec::with_capacity(count);
+        while batch.len() < count {
+            let (seq, unsent) = self.waiting.pop_front().expect("counted above");
+            if self.proposals.contains_key(&seq) {
+                batch.push((seq, unsent));
+            }
+        }
+        Some(batch)
+    }
+
+    /// Proposes several commands as one entry; false when Raft dropped it (they are queued
+    /// again for the next round).
+    fn propose_batch(&mut self, batch: Vec<(u64, Unsent)>) -> bool {
+        let seqs: Vec<u64> = batch.iter().map(|(seq, _)| *seq).collect();
+        let commands: Vec<&[u8]> = batch
+            .iter()
+            .filter_map(|(_, u)| match u {
+                Unsent::Command(data) => Some(data.as_slice()),
+                Unsent::Change(_) => None,
+            })
+            .collect();
+        match self.raw.propose(batch_context(self.node, &seqs), encode_batch(&commands)) {
+            Ok(()) => {
+                if self.in_raft.len() >= 1024 {
+                    let proposals = &self.proposals;
+                    self.in_raft.retain(|s| proposals.contains_key(s));
+                }
+                self.in_raft.extend_from_slice(&seqs);
+                self.sent_to = self.raw.raft.leader_id;
+                true
+            }
+            Err(raft::Error::ProposalDropped) => {
+                for item in batch.into_iter().rev() {
+                    self.waiting.push_front(item);
+                }
+                false
+            }
+            Err(e) => {
+                for seq in seqs {
+                    if let Some(p) = self.proposals.remove(&seq) {
+                        p.fail(GroupError::Refused(e.to_string()));
+                    }
+                }
+                true
+            }
+        }
+    }
+
     /// Hands waiting proposals to Raft, in order, once a leader is known.
     fn send_waiting(&mut self) {
         while self.raw.raft.leader_id != raft::INVALID_ID {
+            if let Some(batch) = self.take_batch() {
+                if !self.propose_batch(batch) {
+                    return;
+                }
+                continue;
+            }
             let Some((seq, unsent)) = self.waiting.pop_front() else { return };
             if !self.proposals.contains_key(&seq) {
                 continue; // timed out while waiting
@@ -624,19 +769,40 @@ impl<S: StateMachine> Worker<S> {
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), StoreError> {
+        let together = self.state.applies_from_memory();
+        let mut writes = Batch::new();
+        let mut answers: Vec<Box<dyn FnOnce()>> = Vec::new();
+        let mut last = None;
         for entry in entries {
             let index = entry.index;
-            let mut writes = Batch::new();
             let mut answer: Option<Box<dyn FnOnce()>> = None;
             let own = own_sequence(&entry.context, self.node).and_then(|seq| self.proposals.remove(&seq));
             match entry.get_entry_type() {
                 EntryType::EntryNormal if entry.data.is_empty() => {}
-                EntryType::EntryNormal => {
-                    let out = self.state.apply(index, &entry.data, &mut writes);
-                    if let Some(Pending::Command(done, _)) = own {
-                        answer = Some(Box::new(move || done(Ok(out))));
+                EntryType::EntryNormal if batch_sequences(&entry.context).is_some() => {
+                    let (who, seqs) = batch_sequences(&entry.context).expect("checked by the guard");
+                    let commands = decode_batch(&entry.data).unwrap_or_else(|| {
+                        tracing::error!(group = self.group, index, "a cut-short batch entry was skipped");
+                        Vec::new()
+                    });
+                    for (command, seq) in commands.into_iter().zip(seqs) {
+                        let mine = (who == self.node).then(|| self.proposals.remove(&seq)).flatten();
+                        match mine {
+                            Some(Pending::Command(done, _)) => {
+                                let out = self.state.apply(index, command, &mut writes);
+                                answers.push(Box::new(move || done(Ok(out))));
+                            }
+                            _ => self.state.apply_unobserved(index, command, &mut writes),
+                        }
                     }
                 }
+                EntryType::EntryNormal => match own {
+                    Some(Pending::Command(done, _)) => {
+                        let out = self.state.apply(index, &entry.data, &mut writes);
+                        answer = Some(Box::new(move || done(Ok(out))));
+                    }
+                    _ => self.state.apply_unobserved(index, &entry.data, &mut writes),
+                },
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     let change = if entry.get_entry_type() == EntryType::EntryConfChange {
                         ConfChange::parse_from_bytes(&entry.data).map(conf_change_v2)
@@ -669,9 +835,23 @@ impl<S: StateMachine> Worker<S> {
                 }
             }
             writes.put(Table::GroupState, raft_log::applied_key(self.group), index.to_be_bytes().to_vec());
+            answers.extend(answer);
+            last = Some(index);
+            // A membership change is written on its own: the conf state must be on disk
+            // before anything that follows it is answered.
+            let alone = !together || entry.get_entry_type() != EntryType::EntryNormal;
+            if alone {
+                self.store.write_now(std::mem::take(&mut writes))?;
+                self.applied.store(index, Ordering::SeqCst);
+                for answer in answers.drain(..) {
+                    answer();
+                }
+            }
+        }
+        if let Some(index) = last.filter(|_| !answers.is_empty() || !writes.is_empty()) {
             self.store.write_now(writes)?;
             self.applied.store(index, Ordering::SeqCst);
-            if let Some(answer) = answer {
+            for answer in answers {
                 answer();
             }
         }
@@ -811,6 +991,61 @@ mod tests {
         assert_eq!(stored_sum(&store), 5050);
         let status = group.status();
         assert_eq!((status.role, status.leader, status.voters), ("leader", 1, vec![1]));
+    }
+
+    /// [`Sum`] that lets commands share entries and applies from memory.
+    #[derive(Default)]
+    struct BatchedSum(Sum);
+
+    impl StateMachine for BatchedSum {
+        type Output = u64;
+        fn apply(&self, index: u64, command: &[u8], writes: &mut Batch) -> u64 {
+            self.0.apply(index, command, writes)
+        }
+        fn snapshot(&self) -> Vec<u8> {
+            self.0.snapshot()
+        }
+        fn restore(&self, data: &[u8], writes: &mut Batch) -> Result<(), String> {
+            self.0.restore(data, writes)
+        }
+        fn applies_from_memory(&self) -> bool {
+            true
+        }
+        fn batches_commands(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn commands_proposed_together_share_entries_and_still_answer_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let group = Group::open(store.clone(), 1, "t", BatchedSum::default()).unwrap();
+        let before = group.status().commit;
+        let outputs: Vec<u64> = block_on(async {
+            let waits: Vec<_> = (1..=200u8).map(|i| group.propose_wait(vec![i])).collect();
+            let mut out = Vec::new();
+            for w in waits {
+                out.push(w.await.unwrap());
+            }
+            out
+        });
+        let expected: Vec<u64> = (1..=200u64).scan(0, |s, i| Some(*s + i).inspect(|v| *s = *v)).collect();
+        assert_eq!(outputs, expected);
+        assert_eq!(stored_sum(&store), 20100);
+        let entries = group.status().commit - before;
+        assert!(entries < 200, "200 commands took {entries} entries: none were batched");
+    }
+
+    #[test]
+    fn batch_contexts_and_data_round_trip_and_are_never_taken_for_single_ones() {
+        let context = batch_context(3, &[7, 9, 12]);
+        assert_eq!(batch_sequences(&context), Some((3, vec![7, 9, 12])));
+        assert_eq!(own_sequence(&context, 3), None);
+        assert_eq!(batch_sequences(&proposal_context(3, 7)), None);
+        let data = encode_batch(&[b"ab", b"", b"cde"]);
+        assert_eq!(decode_batch(&data), Some(vec![&b"ab"[..], b"", b"cde"]));
+        assert_eq!(decode_batch(&data[..data.len() - 1]), None);
     }
 
     #[test]

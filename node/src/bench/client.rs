@@ -68,6 +68,22 @@ impl PacketWriter {
     }
 }
 
+/// How a client connects, beyond its address and id: the load generator's clients start
+/// clean; other drivers (the chaos harness) resume persistent sessions.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Clean start (3.1.1: clean session).
+    pub clean_start: bool,
+    /// Session expiry interval in seconds (MQTT 5).
+    pub session_expiry: Option<u32>,
+    /// Keep alive in seconds (0: none).
+    pub keep_alive: u16,
+    /// MQTT username.
+    pub username: Option<String>,
+    /// MQTT password.
+    pub password: Option<bytes::Bytes>,
+}
+
 /// Connects, sends CONNECT, waits for a successful CONNACK and splits the socket.
 pub async fn connect(
     addr: SocketAddr,
@@ -77,6 +93,20 @@ pub async fn connect(
     keep_alive: u16,
     (username, password): (Option<String>, Option<bytes::Bytes>),
 ) -> anyhow::Result<(PacketReader, PacketWriter)> {
+    let opts = ConnectOptions { clean_start: true, session_expiry: None, keep_alive, username, password };
+    let (reader, writer, _) = connect_with(addr, local_ip, client_id, version, opts).await?;
+    Ok((reader, writer))
+}
+
+/// Connects with `opts`, waits for a successful CONNACK (returned, for its session-present
+/// flag) and splits the socket.
+pub async fn connect_with(
+    addr: SocketAddr,
+    local_ip: Option<std::net::IpAddr>,
+    client_id: &str,
+    version: ProtocolVersion,
+    opts: ConnectOptions,
+) -> anyhow::Result<(PacketReader, PacketWriter, ConnAck)> {
     let stream = match local_ip {
         Some(ip) => {
             let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
@@ -92,22 +122,23 @@ pub async fn connect(
     let mut properties = Properties::default();
     if version.is_v5() {
         properties.receive_maximum = Some(u16::MAX);
+        properties.session_expiry_interval = opts.session_expiry;
     }
     writer.push(&Packet::Connect(Box::new(Connect {
         protocol: version,
-        clean_start: true,
-        keep_alive,
+        clean_start: opts.clean_start,
+        keep_alive: opts.keep_alive,
         properties,
         client_id: client_id.to_string(),
         will: None,
-        username,
-        password,
+        username: opts.username,
+        password: opts.password,
     })));
     writer.flush().await?;
     let ack =
         tokio::time::timeout(Duration::from_secs(30), reader.next()).await.context("no CONNACK within 30 s")??;
     match ack {
-        Some(Packet::ConnAck(a)) if a.reason_code == 0 => Ok((reader, writer)),
+        Some(Packet::ConnAck(a)) if a.reason_code == 0 => Ok((reader, writer, a)),
         Some(Packet::ConnAck(a)) => bail!("connection refused, reason code {:#x}", a.reason_code),
         other => bail!("expected CONNACK, got {other:?}"),
     }

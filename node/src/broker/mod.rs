@@ -1013,6 +1013,19 @@ impl Broker {
         self.routes.as_ref().map(|r| r.peer_filters(node)).unwrap_or_default()
     }
 
+    /// Client ids with a live connection on this node, sorted.
+    pub fn connected_clients(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .sessions
+            .iter()
+            .flat_map(|shard| {
+                shard.lock().values().filter(|h| h.is_online()).map(|h| h.client_id.to_string()).collect::<Vec<_>>()
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Forwarded QoS 1/2 publishes peer `node` has not acknowledged yet.
     pub fn peer_outbox(&self, node: u64) -> usize {
         let pending = self.routes.as_ref().map(|r| r.outbox_pending()).unwrap_or_default();

@@ -132,4 +132,9 @@ impl StateMachine for RetainedMachine {
         self.table.replace(fresh);
         Ok(())
     }
+
+    /// Everything `apply` reads is in memory.
+    fn applies_from_memory(&self) -> bool {
+        true
+    }
 }

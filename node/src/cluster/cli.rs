@@ -105,8 +105,9 @@ impl KeyArgs {
     }
 }
 
-/// One HTTP/1.1 exchange with a node; (status, JSON body).
-fn request(
+/// One HTTP/1.1 exchange with a node, SigV4-signed when `key` is given; (status, JSON
+/// body). Also used by the chaos harness.
+pub fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,

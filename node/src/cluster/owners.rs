@@ -133,6 +133,11 @@ impl StateMachine for Owners {
         *self.table.write() = fresh.table.into_inner();
         Ok(())
     }
+
+    /// Everything `apply` reads is in memory.
+    fn applies_from_memory(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Cluster routes: `GET /cluster/status` (members, group leaders, applied indexes, lag: read
 //! by `ferrite cluster status`, open like `/metrics`), and the membership changes `ferrite
 //! cluster join` and `leave` make (`POST /cluster/members`, `DELETE /cluster/members/{id}`,
-//! SigV4-signed like the rest of the API).
+//! SigV4-signed like the rest of the API), and the live sessions of a node
+//! (`GET /cluster/sessions`, signed).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use ferrite_cluster::{GroupStatus, MemberChange};
@@ -58,6 +59,17 @@ pub(super) async fn status(api: web::Data<Api>) -> HttpResponse {
         "peers": peers,
         "groups": statuses(broker).iter().map(group_json).collect::<Vec<_>>(),
     }))
+}
+
+/// `GET /cluster/sessions`: the client ids with a live connection on this node, sorted
+/// (`{"node", "connected"}`). Signed like the API: client ids are not for everyone. The
+/// chaos harness reads it from every node to check one live session per client id.
+pub(super) async fn sessions(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> ApiResult {
+    authenticate(&api, &req, &body, "iot")?;
+    Ok(HttpResponse::Ok().json(json!({
+        "node": api.broker.cluster.node_id,
+        "connected": api.broker.connected_clients(),
+    })))
 }
 
 #[derive(serde::Deserialize)]

@@ -827,6 +827,7 @@ pub fn serve(
             .route("/health", web::get().to(health))
             .route("/metrics", web::get().to(metrics))
             .route("/cluster/status", web::get().to(cluster::status))
+            .route("/cluster/sessions", web::get().to(cluster::sessions))
             .route("/cluster/members", web::post().to(cluster::join))
             .route("/cluster/members/{id}", web::delete().to(cluster::leave))
             .route(

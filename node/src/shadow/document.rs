@@ -284,13 +284,20 @@ impl Shadow {
 
     /// `update`: validates `payload`, applies it, and returns the documents to publish.
     pub fn update(&mut self, payload: &[u8], now_s: u64) -> Result<Updated, ShadowError> {
+        self.update_with(payload, now_s, true)
+    }
+
+    /// [`Shadow::update`], building the answer documents only when `respond`: a member
+    /// applying an update someone else proposed changes the state the same way and skips
+    /// the JSON nobody will read.
+    pub fn update_with(&mut self, payload: &[u8], now_s: u64, respond: bool) -> Result<Updated, ShadowError> {
         let req = parse_request(payload)?;
         if let Some(v) = req.version {
             if v != self.version {
                 return Err(ShadowError::new(409, "Version conflict"));
             }
         }
-        let previous = self.stored_document();
+        let previous = if respond { self.stored_document() } else { Value::Null };
         let mut next = self.state.clone().unwrap_or_default();
         let mut accepted_state = Map::new();
         let mut accepted_meta = Map::new();
@@ -309,8 +316,10 @@ impl Shadow {
                 Value::Object(o) => merge(target, meta, o, now_s),
                 _ => {}
             }
-            accepted_state.insert(name.into(), section.clone());
-            accepted_meta.insert(name.into(), metadata_of(section, now_s));
+            if respond {
+                accepted_state.insert(name.into(), section.clone());
+                accepted_meta.insert(name.into(), metadata_of(section, now_s));
+            }
         }
         let size = serde_json::to_vec(&section_pair(&next.desired, &next.reported)).map_or(0, |b| b.len());
         if size > MAX_STATE_BYTES {
@@ -319,6 +328,9 @@ impl Shadow {
         next.timestamp = now_s;
         self.version += 1;
         self.state = Some(next);
+        if !respond {
+            return Ok(Updated { accepted: Value::Null, documents: Value::Null, delta: None });
+        }
         let token = req.client_token.as_deref();
         let accepted = with_token(
             json!({
@@ -387,6 +399,25 @@ fn not_found(name: &str) -> ShadowError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_update_without_answers_changes_the_shadow_exactly_as_one_with_them() {
+        let payloads: [&[u8]; 6] = [
+            br#"{"state":{"desired":{"a":1,"b":{"c":2}}},"clientToken":"t1"}"#,
+            br#"{"state":{"reported":{"a":1,"b":{"c":3}}}}"#,
+            br#"{"state":{"desired":{"b":null}},"version":2}"#,
+            br#"{"state":{"desired":{"x":true}},"version":1}"#,
+            br#"{"state":{"reported":null}}"#,
+            br#"{"state":"not an object"}"#,
+        ];
+        let (mut answered, mut quiet) = (Shadow::default(), Shadow::default());
+        for (i, p) in payloads.iter().enumerate() {
+            let a = answered.update(p, 100 + i as u64).map(|u| u.accepted);
+            let q = quiet.update_with(p, 100 + i as u64, false).map(|u| u.accepted);
+            assert_eq!(a.is_ok(), q.is_ok(), "payload {i}");
+            assert_eq!(answered, quiet, "payload {i}");
+        }
+    }
+
     use super::*;
 
     fn update(s: &mut Shadow, doc: Value, now: u64) -> Result<Updated, ShadowError> {

@@ -175,12 +175,14 @@ impl ShadowShard {
         Ok(names)
     }
 
-    fn run(&self, c: &Command, writes: &mut Batch) -> Result<Applied, ShadowError> {
+    /// Applies `c`; the answer documents are built only when `respond`.
+    fn run(&self, c: &Command, writes: &mut Batch, respond: bool) -> Result<Applied, ShadowError> {
         let key = shadow_key(&c.thing, c.shadow.as_deref());
         let current = self.load(&c.thing, &key)?;
         let mut next = current.clone();
         let name = c.shadow.as_deref().unwrap_or(&c.thing);
         let applied = match c.op {
+            Operation::Get if !respond => Applied { accepted: Value::Null, documents: None, delta: None },
             Operation::Get => Applied {
                 accepted: next.get(name, client_token(&c.payload).as_deref(), c.now_s)?,
                 documents: None,
@@ -192,7 +194,7 @@ impl ShadowShard {
                 delta: None,
             },
             Operation::Update => {
-                let u = next.update(&c.payload, c.now_s)?;
+                let u = next.update_with(&c.payload, c.now_s, respond)?;
                 Applied { accepted: u.accepted, documents: Some(u.documents), delta: u.delta }
             }
         };
@@ -218,7 +220,16 @@ impl StateMachine for ShadowShard {
             tracing::error!(index, "undecodable shadow command skipped");
             return Err(ShadowError::internal());
         };
-        self.run(&c, writes)
+        self.run(&c, writes, true)
+    }
+
+    fn apply_unobserved(&self, index: u64, command: &[u8], writes: &mut Batch) {
+        match Command::decode(command) {
+            Some(c) => {
+                let _ = self.run(&c, writes, false);
+            }
+            None => tracing::error!(index, "undecodable shadow command skipped"),
+        }
     }
 
     /// The shadows of every thing this shard owns, as stored.
@@ -243,6 +254,16 @@ impl StateMachine for ShadowShard {
 
     fn after_restore(&self) {
         self.cache.lock().clear();
+    }
+
+    /// Everything `apply` reads is in memory.
+    fn applies_from_memory(&self) -> bool {
+        true
+    }
+
+    /// Updates of many things share log entries: the index is not an identity here.
+    fn batches_commands(&self) -> bool {
+        true
     }
 }
 
