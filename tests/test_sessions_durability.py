@@ -66,6 +66,21 @@ def test_persistent_session_and_queue_survive_restart(node, v5, kill):
 
 @BOTH
 @pytest.mark.parametrize("kill", [False, True], ids=["restart", "kill9"])
+def test_a_persistent_session_connected_when_the_node_stops_survives(node, v5, kill):
+    """Found by ferrite-chaos: a session whose client was still connected when the node
+    went down was taken for one that disconnected in 1970, and expired at the restart."""
+    sub = persistent(node, "live-sub", v5, clean=True)
+    sub.subscribe("live/#", qos=1)
+    node.restart(kill=kill)
+    sub.c.loop_stop()
+    Client(node, "pub", v5=v5).publish("live/1", "queued while away", qos=1)
+    back = persistent(node, "live-sub", v5)
+    assert back.flags.session_present
+    assert back.get().payload == b"queued while away"
+
+
+@BOTH
+@pytest.mark.parametrize("kill", [False, True], ids=["restart", "kill9"])
 def test_retained_messages_survive_restart(node, v5, kill):
     pub = Client(node, "pub", v5=v5)
     pub.publish("ret/a", "A", qos=1, retain=True)

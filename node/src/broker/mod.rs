@@ -467,6 +467,9 @@ impl Broker {
             }
             let expiry = u32::from_be_bytes([value[0], value[1], value[2], value[3]]);
             let disconnected = u64::from_be_bytes(value[4..12].try_into().expect("8 bytes"));
+            // 0: the client was connected when the node stopped (a crash, or a shutdown
+            // that did not get to record the disconnect): its expiry starts now.
+            let disconnected = if disconnected == 0 { now } else { disconnected };
             let protocol = match value[12] {
                 3 => ProtocolVersion::V31,
                 4 => ProtocolVersion::V311,

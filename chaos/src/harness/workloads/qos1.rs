@@ -58,6 +58,12 @@ async fn subscriber(ctx: Arc<Ctx>, process: u64, node: usize) {
     let mut quiet_since = None::<tokio::time::Instant>;
     'connect: loop {
         let mut client = match mqtt::connect(mqtt_addr(node), SUBSCRIBER, false, 3600).await {
+            // A session the node lost is a violation the checker counts (the messages
+            // queued in it are gone); like a device, subscribe again and go on.
+            Ok(mut c) if !c.session_present => match c.subscribe(&["chaos/q/#"]).await {
+                Ok(()) => c,
+                Err(_) => continue 'connect,
+            },
             Ok(c) => c,
             Err(_) => {
                 if ctx.settled.load(std::sync::atomic::Ordering::Relaxed)
