@@ -36,6 +36,10 @@ struct RouteUpdate {
     add: Vec<String>,
     #[serde(default)]
     remove: Vec<String>,
+    /// The sender has just started listening for routes and asks for the receiver's whole
+    /// table: connections that came up before that missed the exchange on connect.
+    #[serde(default)]
+    ask: bool,
 }
 
 /// This node's filters, counted by local subscriptions.
@@ -117,9 +121,14 @@ impl ClusterRoutes {
         let me = Arc::downgrade(self);
         self.net.on_connect(Arc::new(move |peer| {
             if let Some(me) = me.upgrade() {
-                me.send_full(peer);
+                me.send_full(peer, false);
             }
         }));
+        // Connections made while the node was starting came up before these handlers: their
+        // tables were dropped here and ours never went out. Exchange them now.
+        for (peer, _) in self.net.peers() {
+            self.send_full(peer, true);
+        }
     }
 
     fn send(&self, peer: u64, update: &RouteUpdate) {
@@ -129,7 +138,7 @@ impl ClusterRoutes {
         }
     }
 
-    fn send_full(&self, peer: u64) {
+    fn send_full(&self, peer: u64, ask: bool) {
         let update = {
             let local = self.local.lock();
             RouteUpdate {
@@ -137,6 +146,7 @@ impl ClusterRoutes {
                 full: true,
                 add: local.counts.keys().cloned().collect(),
                 remove: Vec::new(),
+                ask,
             }
         };
         self.send(peer, &update);
@@ -159,7 +169,13 @@ impl ClusterRoutes {
             *n += 1;
             (*n == 1).then(|| {
                 local.version += 1;
-                RouteUpdate { version: local.version, full: false, add: vec![filter.to_string()], remove: Vec::new() }
+                RouteUpdate {
+                    version: local.version,
+                    full: false,
+                    add: vec![filter.to_string()],
+                    remove: Vec::new(),
+                    ask: false,
+                }
             })
         });
     }
@@ -174,7 +190,13 @@ impl ClusterRoutes {
             }
             local.counts.remove(filter);
             local.version += 1;
-            Some(RouteUpdate { version: local.version, full: false, add: Vec::new(), remove: vec![filter.to_string()] })
+            Some(RouteUpdate {
+                version: local.version,
+                full: false,
+                add: Vec::new(),
+                remove: vec![filter.to_string()],
+                ask: false,
+            })
         });
     }
 
@@ -183,6 +205,9 @@ impl ClusterRoutes {
             tracing::warn!(peer = from, "an undecodable route update was dropped");
             return;
         };
+        if update.ask {
+            self.send_full(from, false);
+        }
         let mut peers = self.peers.lock();
         let known = peers.entry(from).or_default();
         if !update.full && update.version <= known.version {
