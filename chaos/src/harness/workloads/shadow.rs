@@ -71,7 +71,7 @@ async fn request(client: &mut Mqtt, topic: &str, payload: Value, token: &str) ->
 
 async fn run(ctx: Arc<Ctx>, process: u64, mut rng: StdRng) {
     let mut seq = 0u64;
-    let mut seen_version = vec![0u64; THINGS];
+    let mut seen_version = [0u64; THINGS];
     while !ctx.stopping() {
         let node = rng.gen_range(1..=ctx.nodes);
         let client_id = format!("chaos-shadow-client-{process}");
