@@ -848,7 +848,8 @@ impl<S: StateMachine> Worker<S> {
                 }
             }
         }
-        if let Some(index) = last.filter(|_| !answers.is_empty() || !writes.is_empty()) {
+        // Written already, entry by entry, unless this machine applies rounds together.
+        if let Some(index) = last.filter(|_| !writes.is_empty()) {
             self.store.write_now(writes)?;
             self.applied.store(index, Ordering::SeqCst);
             for answer in answers {
@@ -973,21 +974,29 @@ mod tests {
         tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(f)
     }
 
-    #[test]
-    fn proposals_apply_in_order_and_answer_their_proposer() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let group = Group::open(store.clone(), 1, "t", Sum::default()).unwrap();
-        let outputs: Vec<u64> = block_on(async {
-            let waits: Vec<_> = (1..=100u8).map(|i| group.propose_wait(vec![i])).collect();
+    /// Proposes the commands 1..=n all at once and waits for every answer, in order.
+    fn propose_one_to<S: StateMachine<Output = u64>>(group: &Group<S>, n: u8) -> Vec<u64> {
+        block_on(async {
+            let waits: Vec<_> = (1..=n).map(|i| group.propose_wait(vec![i])).collect();
             let mut out = Vec::new();
             for w in waits {
                 out.push(w.await.unwrap());
             }
             out
-        });
-        let expected: Vec<u64> = (1..=100u64).scan(0, |s, i| Some(*s + i).inspect(|v| *s = *v)).collect();
-        assert_eq!(outputs, expected);
+        })
+    }
+
+    /// What a [`Sum`] answers to the commands 1..=n in order.
+    fn running_totals(n: u64) -> Vec<u64> {
+        (1..=n).scan(0, |s, i| Some(*s + i).inspect(|v| *s = *v)).collect()
+    }
+
+    #[test]
+    fn proposals_apply_in_order_and_answer_their_proposer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let group = Group::open(store.clone(), 1, "t", Sum::default()).unwrap();
+        assert_eq!(propose_one_to(&group, 100), running_totals(100));
         assert_eq!(stored_sum(&store), 5050);
         let status = group.status();
         assert_eq!((status.role, status.leader, status.voters), ("leader", 1, vec![1]));
@@ -1022,16 +1031,7 @@ mod tests {
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let group = Group::open(store.clone(), 1, "t", BatchedSum::default()).unwrap();
         let before = group.status().commit;
-        let outputs: Vec<u64> = block_on(async {
-            let waits: Vec<_> = (1..=200u8).map(|i| group.propose_wait(vec![i])).collect();
-            let mut out = Vec::new();
-            for w in waits {
-                out.push(w.await.unwrap());
-            }
-            out
-        });
-        let expected: Vec<u64> = (1..=200u64).scan(0, |s, i| Some(*s + i).inspect(|v| *s = *v)).collect();
-        assert_eq!(outputs, expected);
+        assert_eq!(propose_one_to(&group, 200), running_totals(200));
         assert_eq!(stored_sum(&store), 20100);
         let entries = group.status().commit - before;
         assert!(entries < 200, "200 commands took {entries} entries: none were batched");

@@ -3,13 +3,13 @@
 //! API key, every other node as a seed peer), and the faults that act on processes:
 //! `kill -9`, graceful restart, SIGSTOP and SIGCONT.
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use ferrite::cluster::local::spawn_listening;
 
 use super::net::{node_ip, Net};
 
@@ -90,10 +90,9 @@ impl Cluster {
             .output()
             .with_context(|| format!("cannot run {}", binary.display()))?;
         anyhow::ensure!(out.status.success(), "ferrite cluster init: {}", String::from_utf8_lossy(&out.stderr));
-        let (creds, _) = ferrite::credentials::Credentials::load_or_create(base)?;
+        ferrite::credentials::Credentials::load_or_create(base)?;
         let text = std::fs::read_to_string(base.join("credentials"))?;
         let key = ferrite::credentials::profile_key(&text, "default").context("the shared key")?;
-        drop(creds);
         let mut nodes = Vec::new();
         for i in 1..=net.nodes() {
             let dir = base.join(format!("node-{i}"));
@@ -132,38 +131,11 @@ impl Cluster {
     /// Starts node `i` and waits for its `listening` line.
     pub fn launch(&mut self, i: usize, net: &Net) -> anyhow::Result<()> {
         let node = &mut self.nodes[i - 1];
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(node.dir.join("ferrite.log"))?;
         let prefix = net.exec_in(i);
-        let mut child = Command::new(&prefix[0])
-            .args(&prefix[1..])
-            .arg(&self.binary)
-            .args(["serve", "--config"])
-            .arg(node.dir.join("ferrite.toml"))
-            .args(["--log-level", "info"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start node {i}"))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("listening ") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
-                break;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                anyhow::bail!("node {i} exited ({status}); see {}", node.dir.join("ferrite.log").display());
-            }
-            anyhow::ensure!(Instant::now() < deadline, "node {i} did not start within 60 s");
-        }
+        let mut command = Command::new(&prefix[0]);
+        command.args(&prefix[1..]).arg(&self.binary).args(["serve", "--config"]).arg(node.dir.join("ferrite.toml"));
+        command.args(["--log-level", "info"]);
+        let (child, _) = spawn_listening(&mut command, &format!("node {i}"), &node.dir.join("ferrite.log"))?;
         node.child = Some(child);
         node.state = State::Up;
         Ok(())

@@ -124,16 +124,23 @@ fn start_node(base: &Path, id: u64, log_level: &str) -> anyhow::Result<(Started,
     if !data.join("credentials").exists() {
         std::fs::copy(&shared, data.join("credentials")).context("cannot copy the shared API key")?;
     }
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("ferrite.log"))?;
-    let mut child = Command::new(exe)
-        .args(["serve", "--config"])
-        .arg(config_path(base, id))
-        .args(["--log-level", log_level])
+    let mut command = Command::new(exe);
+    command.args(["serve", "--config"]).arg(config_path(base, id)).args(["--log-level", log_level]);
+    let (child, line) = spawn_listening(&mut command, &format!("node {id}"), &dir.join("ferrite.log"))?;
+    Ok((Started { id, child, exited: false }, line))
+}
+
+/// Starts `command` (a `ferrite serve`) with its log appended to `log`, and waits up to 60 s
+/// for its `listening` line, which it returns. `what` names the node in errors; a node that
+/// does not start in time is killed. Also used by the chaos harness.
+pub fn spawn_listening(command: &mut Command, what: &str, log: &Path) -> anyhow::Result<(Child, String)> {
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(log)
+        .stderr(log_file)
         .spawn()
-        .with_context(|| format!("cannot start node {id}"))?;
+        .with_context(|| format!("cannot start {what}"))?;
     let stdout = child.stdout.take().context("no stdout")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -146,14 +153,15 @@ fn start_node(base: &Path, id: u64, log_level: &str) -> anyhow::Result<(Started,
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            return Ok((Started { id, child, exited: false }, line));
+            return Ok((child, line));
         }
         if let Ok(Some(status)) = child.try_wait() {
-            anyhow::bail!("node {id} exited ({status}) before listening; see {}", dir.join("ferrite.log").display());
+            anyhow::bail!("{what} exited ({status}) before listening; see {}", log.display());
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            anyhow::bail!("node {id} did not start within 60 s; see {}", dir.join("ferrite.log").display());
+            let _ = child.wait();
+            anyhow::bail!("{what} did not start within 60 s; see {}", log.display());
         }
     }
 }

@@ -11,8 +11,10 @@ pub mod takeover;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use super::mqtt::{self, Failure, Mqtt};
+use super::nodes::mqtt_addr;
 use crate::{HistoryWriter, Op, Outcome};
 
 /// A workload the run may drive.
@@ -96,6 +98,33 @@ impl Ctx {
     pub fn complete(&self, invoke: &Option<Op>, outcome: Outcome, value: Value) {
         if let Some(op) = invoke {
             let _ = self.history.complete(op, outcome, value);
+        }
+    }
+
+    /// Records an operation that did not succeed: a refusal did not happen (fail), anything
+    /// else may have (info). True when the connection should be replaced.
+    pub fn failed(&self, invoke: &Option<Op>, failure: Failure) -> bool {
+        match failure {
+            Failure::Refused(code) => {
+                self.complete(invoke, Outcome::Fail, json!({"reason": code}));
+                false
+            }
+            Failure::Unknown(why) => {
+                self.complete(invoke, Outcome::Info, json!({"error": why}));
+                true
+            }
+        }
+    }
+}
+
+/// A new clean connection of `client_id` to `node`, or `None` after a short pause when the
+/// node did not take it (the caller tries again).
+pub async fn connect_or_pause(node: usize, client_id: &str) -> Option<Mqtt> {
+    match mqtt::connect(mqtt_addr(node), client_id, true, 0).await {
+        Ok(c) => Some(c),
+        Err(_) => {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            None
         }
     }
 }

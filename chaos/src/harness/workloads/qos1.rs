@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::Ctx;
-use crate::harness::mqtt::{self, Failure};
+use crate::harness::mqtt;
 use crate::harness::nodes::mqtt_addr;
 use crate::Outcome;
 
@@ -103,23 +103,17 @@ async fn publisher(ctx: Arc<Ctx>, process: u64, node: usize) {
     let mut seq = 0u64;
     let client_id = format!("chaos-pub-{process}");
     while !ctx.stopping() {
-        let mut client = match mqtt::connect(mqtt_addr(node), &client_id, true, 0).await {
-            Ok(c) => c,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                continue;
-            }
-        };
+        let Some(mut client) = super::connect_or_pause(node, &client_id).await else { continue };
         while !ctx.stopping() {
             seq += 1;
             let id = format!("{process}-{seq}");
             let op = ctx.invoke(process, "publish", Some(&topic), json!(id), node);
             match client.publish(&topic, Bytes::from(id.clone()), false).await {
                 Ok(()) => ctx.complete(&op, Outcome::Ok, json!(id)),
-                Err(Failure::Refused(code)) => ctx.complete(&op, Outcome::Fail, json!({"reason": code})),
-                Err(Failure::Unknown(why)) => {
-                    ctx.complete(&op, Outcome::Info, json!({"error": why}));
-                    break; // reconnect
+                Err(failure) => {
+                    if ctx.failed(&op, failure) {
+                        break; // reconnect
+                    }
                 }
             }
             tokio::time::sleep(PACE).await;

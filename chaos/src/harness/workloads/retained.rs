@@ -16,7 +16,7 @@ use rand::{Rng as _, SeedableRng as _};
 use serde_json::json;
 
 use super::Ctx;
-use crate::harness::mqtt::{self, Failure};
+use crate::harness::mqtt;
 use crate::harness::nodes::mqtt_addr;
 use crate::Outcome;
 
@@ -49,12 +49,8 @@ async fn writer(ctx: Arc<Ctx>, process: u64, mut rng: StdRng) {
     let mut seq = 0u64;
     while !ctx.stopping() {
         let node = rng.gen_range(1..=ctx.nodes);
-        let mut client = match mqtt::connect(mqtt_addr(node), &format!("chaos-retain-{process}"), true, 0).await {
-            Ok(c) => c,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                continue;
-            }
+        let Some(mut client) = super::connect_or_pause(node, &format!("chaos-retain-{process}")).await else {
+            continue;
         };
         while !ctx.stopping() {
             seq += 1;
@@ -63,10 +59,10 @@ async fn writer(ctx: Arc<Ctx>, process: u64, mut rng: StdRng) {
             let op = ctx.invoke(process, "retain", Some(&t), json!(payload), node);
             match client.publish(&t, Bytes::from(payload.clone()), true).await {
                 Ok(()) => ctx.complete(&op, Outcome::Ok, json!(payload)),
-                Err(Failure::Refused(code)) => ctx.complete(&op, Outcome::Fail, json!({"reason": code})),
-                Err(Failure::Unknown(why)) => {
-                    ctx.complete(&op, Outcome::Info, json!({"error": why}));
-                    break;
+                Err(failure) => {
+                    if ctx.failed(&op, failure) {
+                        break; // reconnect
+                    }
                 }
             }
             tokio::time::sleep(PACE).await;

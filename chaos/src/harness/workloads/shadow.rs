@@ -19,7 +19,6 @@ use serde_json::{json, Value};
 
 use super::Ctx;
 use crate::harness::mqtt::{self, Failure, Mqtt};
-use crate::harness::nodes::mqtt_addr;
 use crate::Outcome;
 
 /// Things whose shadows are used.
@@ -75,13 +74,7 @@ async fn run(ctx: Arc<Ctx>, process: u64, mut rng: StdRng) {
     while !ctx.stopping() {
         let node = rng.gen_range(1..=ctx.nodes);
         let client_id = format!("chaos-shadow-client-{process}");
-        let mut client = match mqtt::connect(mqtt_addr(node), &client_id, true, 0).await {
-            Ok(c) => c,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                continue;
-            }
-        };
+        let Some(mut client) = super::connect_or_pause(node, &client_id).await else { continue };
         let answers = ["$aws/things/+/shadow/update/accepted", "$aws/things/+/shadow/update/rejected"];
         let gets = ["$aws/things/+/shadow/get/accepted", "$aws/things/+/shadow/get/rejected"];
         if client.subscribe(&[answers[0], answers[1], gets[0], gets[1]]).await.is_err() {
@@ -113,7 +106,7 @@ async fn run(ctx: Arc<Ctx>, process: u64, mut rng: StdRng) {
                         ctx.complete(&op, Outcome::Fail, json!({"code": code}));
                         false
                     }
-                    Err(e) => unknown_outcome(&ctx, &op, e),
+                    Err(failure) => ctx.failed(&op, failure),
                 }
             } else {
                 let cas = roll >= 8;
@@ -144,28 +137,13 @@ async fn run(ctx: Arc<Ctx>, process: u64, mut rng: StdRng) {
                         ctx.complete(&op, Outcome::Info, json!({"code": code}));
                         false
                     }
-                    Err(e) => unknown_outcome(&ctx, &op, e),
+                    Err(failure) => ctx.failed(&op, failure),
                 }
             };
             if unknown {
                 break; // reconnect, maybe to another node
             }
             tokio::time::sleep(PACE).await;
-        }
-    }
-}
-
-/// Records an operation whose outcome is unknown (or refused at the MQTT level); true
-/// when the connection should be replaced.
-fn unknown_outcome(ctx: &Ctx, op: &Option<crate::Op>, e: Failure) -> bool {
-    match e {
-        Failure::Refused(code) => {
-            ctx.complete(op, Outcome::Fail, json!({"reason": code}));
-            false
-        }
-        Failure::Unknown(why) => {
-            ctx.complete(op, Outcome::Info, json!({"error": why}));
-            true
         }
     }
 }
