@@ -1,4 +1,4 @@
-"""`ferrite bench` as users run it (issue 8's benchmarks): the shadow scenario counts
+"""`ferrite bench` as users run it (the cluster benchmarks): the shadow scenario counts
 accepted updates and their latency, and `--sub-target` puts subscribers on another node of a
 cluster so every message crosses nodes."""
 

@@ -1,4 +1,4 @@
-"""Clusters of `ferrite` processes on 127.0.0.1 (issue 8): `ferrite cluster local`, Raft
+"""Clusters of `ferrite` processes on 127.0.0.1: `ferrite cluster local`, Raft
 groups over QUIC, registry and shadow state read on any node, leader loss, catch-up by
 snapshot, membership changes."""
 

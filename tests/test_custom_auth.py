@@ -1,4 +1,4 @@
-"""Custom authorizers and JWT authentication (issue 7): an authorizer served by the test
+"""Custom authorizers and JWT authentication: an authorizer served by the test
 over HTTP with AWS's request and response shapes, token signing, and JWTs checked against a
 JWKS file, selected per listener in `[auth]`."""
 

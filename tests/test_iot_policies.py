@@ -1,4 +1,4 @@
-"""IoT policies (issue 7): the policy routes through boto3, and enforcement on CONNECT,
+"""IoT policies: the policy routes through boto3, and enforcement on CONNECT,
 PUBLISH, SUBSCRIBE and delivery for certificate clients (paho-mqtt over TLS, MQTT 3.1.1 and
 5), using the policy examples of the AWS IoT developer guide."""
 

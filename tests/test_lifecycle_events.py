@@ -1,5 +1,5 @@
 """AWS IoT lifecycle events: presence and subscription events published by the node, with
-AWS's documents, observed by a real client (issue 6, part)."""
+AWS's documents, observed by a real client."""
 
 from conftest import Client, next_json_on as next_on
 

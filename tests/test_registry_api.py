@@ -1,5 +1,5 @@
 """Things in the registry through the `iot` control-plane API, with boto3 and the AWS CLI,
-signed with the key the node wrote (issue 6, part)."""
+signed with the key the node wrote."""
 
 import json
 import os

@@ -1,5 +1,5 @@
 """The iot-data shadow routes with boto3 from PyPI, signed with the root key the node wrote on
-its first start, and the MQTT messages an HTTP update causes (issue 6, part)."""
+its first start, and the MQTT messages an HTTP update causes."""
 
 import json
 import os

@@ -1,5 +1,5 @@
 """Device shadows over their reserved MQTT topics, with a real client, as a device and an
-application would use them (issue 6, first part)."""
+application would use them."""
 
 import json
 import queue

@@ -1,5 +1,5 @@
 """MQTT over TLS with X.509 client certificates the node issued or that were registered
-through the API (issue 7, first part): boto3 for the certificate routes, paho-mqtt over TLS
+through the API: boto3 for the certificate routes, paho-mqtt over TLS
 for the devices."""
 
 import os

@@ -1,6 +1,6 @@
 """Topic rules through the `iot` API with boto3: created, described, listed, replaced, disabled,
 enabled and deleted, running on real publishes as soon as the call answers, kept across a
-restart, and listed next to (but never changing) the rules from --rules-dir (issue 6)."""
+restart, and listed next to (but never changing) the rules from --rules-dir."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-//! Replicated state machines (DESIGN section 4): every write to registry, shadow and rule
+//! Replicated state machines (docs/ARCHITECTURE.md): every write to registry, shadow and rule
 //! state is a command proposed to the [`Group`] that owns it, committed through Raft
 //! (raft-rs) and then applied, in log order, by the group's [`StateMachine`] on every member.
 //!
@@ -32,7 +32,7 @@ use raft::{RawNode, SnapshotStatus, StateRole};
 
 use crate::raft_log::{self, LogStore};
 use crate::storage::{Batch, Store, StoreError, Table};
-use crate::transport::{Inbox, Member, Transport};
+use crate::transport::{Inbox, Member, MemberChange, Transport};
 
 /// The state a group replicates. Implementations must be deterministic: the same commands
 /// in the same order leave every member in the same state, so anything random or
@@ -107,15 +107,6 @@ pub type Done<O> = Box<dyn FnOnce(Result<O, GroupError>) + Send>;
 
 /// A read run on the group's thread, in log order.
 type Query<S> = Box<dyn FnOnce(Result<&S, GroupError>) + Send>;
-
-/// A change to a group's voters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberChange {
-    /// Adds node N as a voter.
-    Add(u64),
-    /// Removes node N.
-    Remove(u64),
-}
 
 /// What a member knows about its group, for `ferrite cluster status` and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,10 +12,10 @@ mod raft_logger;
 pub mod storage;
 pub mod transport;
 
-pub use group::{Done, Group, GroupError, GroupStatus, MemberChange, StateMachine};
+pub use group::{Done, Group, GroupError, GroupStatus, StateMachine};
 pub use quic::{Channel, QuicConfig, QuicError, QuicNet};
 pub use storage::{decode_rows, encode_rows, Batch, MemRows, ReadRows, Row, Store, StoreError, Table};
-pub use transport::{Inbox, LocalNetwork, Member, NoPeers, Transport, COMPACT_LOG_ABOVE};
+pub use transport::{Inbox, LocalNetwork, Member, MemberChange, NoPeers, Transport, COMPACT_LOG_ABOVE};
 
 /// Raft's message type, which transports carry.
 pub use raft::eraftpb::Message as RaftMessage;

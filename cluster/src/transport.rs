@@ -63,9 +63,18 @@ impl Inbox {
     }
 }
 
+/// A change to a group's voters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Adds node N as a voter.
+    Add(u64),
+    /// Removes node N.
+    Remove(u64),
+}
+
 /// Runs on every member when a membership change is applied: (change, the context the
 /// proposer attached, such as the new node's address).
-pub type OnMemberChange = Arc<dyn Fn(crate::group::MemberChange, &[u8]) + Send + Sync>;
+pub type OnMemberChange = Arc<dyn Fn(MemberChange, &[u8]) + Send + Sync>;
 
 /// This node's place in its cluster, which every group it runs shares.
 #[derive(Clone)]

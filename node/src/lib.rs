@@ -17,5 +17,6 @@ pub mod registry;
 pub mod rules;
 pub mod rules_cli;
 pub mod server;
+pub mod services;
 pub mod shadow;
 pub mod sigv4;

@@ -1,4 +1,4 @@
-//! The `meta` group's state machine (DESIGN section 4): the registry and the API-created
+//! The `meta` group's state machine (docs/ARCHITECTURE.md): the registry and the API-created
 //! topic rules, changed only by [`Command`]s committed to the group's log. Low write rate,
 //! needed everywhere: in a cluster every node holds all of it.
 
@@ -38,8 +38,8 @@ pub enum Outcome {
     Identity(identity::Applied),
 }
 
-/// What runs after a topic-rule change is applied.
-type RulesChanged = Box<dyn Fn() + Send + Sync>;
+/// What runs after a topic-rule change is applied (the rule engine reloads them).
+pub type RulesChanged = Box<dyn Fn(&TopicRules) + Send + Sync>;
 
 /// The state the `meta` group replicates.
 #[derive(Default)]
@@ -51,7 +51,7 @@ pub struct Meta {
     /// Certificates, principal attachments, policies.
     pub identity: Identity,
     /// Called after every applied topic-rule change (the rule engine reloads).
-    on_rules_changed: parking_lot::Mutex<Option<RulesChanged>>,
+    on_rules_changed: Option<RulesChanged>,
     /// Where the records live, read whole for a snapshot (none in unit tests).
     store: Option<Arc<Store>>,
 }
@@ -67,10 +67,13 @@ impl std::fmt::Debug for Meta {
 }
 
 impl Meta {
-    /// Loads the meta state from storage.
-    pub fn load(store: &Arc<Store>) -> Result<Meta, StoreError> {
+    /// Loads the meta state from storage; `on_rules_changed` runs with the API's topic rules
+    /// now and after every change to them.
+    pub fn load(store: &Arc<Store>, on_rules_changed: RulesChanged) -> Result<Meta, StoreError> {
         let mut meta = Meta::load_rows(&**store)?;
         meta.store = Some(store.clone());
+        on_rules_changed(&meta.topic_rules);
+        meta.on_rules_changed = Some(on_rules_changed);
         Ok(meta)
     }
 
@@ -79,14 +82,19 @@ impl Meta {
             registry: Registry::load(rows)?,
             topic_rules: TopicRules::load(rows)?,
             identity: Identity::load(rows)?,
-            on_rules_changed: parking_lot::Mutex::new(None),
+            on_rules_changed: None,
             store: None,
         })
     }
+}
 
-    /// Sets what runs after an applied topic-rule change.
-    pub fn on_rules_changed(&self, f: impl Fn() + Send + Sync + 'static) {
-        *self.on_rules_changed.lock() = Some(Box::new(f));
+impl crate::identity::authz::Directory for Meta {
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    fn registry(&self) -> &Registry {
+        &self.registry
     }
 }
 
@@ -118,8 +126,8 @@ impl StateMachine for Meta {
             Command::Identity(c) => self.identity.apply(c, &self.registry, writes).map(Outcome::Identity),
             Command::TopicRule(c) => {
                 self.topic_rules.apply(c, writes)?;
-                if let Some(f) = &*self.on_rules_changed.lock() {
-                    f();
+                if let Some(f) = &self.on_rules_changed {
+                    f(&self.topic_rules);
                 }
                 Ok(Outcome::TopicRule)
             }
@@ -149,8 +157,8 @@ impl StateMachine for Meta {
         self.registry.replace(fresh.registry);
         self.topic_rules.replace(fresh.topic_rules);
         self.identity.replace(fresh.identity);
-        if let Some(f) = &*self.on_rules_changed.lock() {
-            f();
+        if let Some(f) = &self.on_rules_changed {
+            f(&self.topic_rules);
         }
         Ok(())
     }

@@ -1,4 +1,7 @@
-//! Wires a node together: storage, broker core, listeners and the HTTP endpoint.
+//! Wires a node together: storage, the broker core, the services above it (each handed
+//! what it needs from below, and the broker handed what it needs from above as the
+//! traits of `broker::hooks`), the listeners and the HTTP endpoint. This is the one place
+//! that knows every layer.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -6,10 +9,75 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use ferrite_cluster::Store;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, ClusterView};
+use crate::cluster::Cluster;
 use crate::config::NodeConfig;
 use crate::metrics::Metrics;
 use crate::server;
+use crate::services::{Reactions, Services};
+
+/// Builds the services over `store` and `cluster`, bottom up: the rule engine and the
+/// shadows publish through a channel that a task drains into the broker (returned for the
+/// caller to run once the runtime is up), and the broker calls them back through
+/// [`Reactions`].
+fn assemble(
+    cfg: &NodeConfig,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    cluster: &Cluster,
+) -> anyhow::Result<(Arc<Services>, crate::broker::publisher::PublishQueue)> {
+    let (publisher, queue) = crate::broker::publisher::channel();
+    let rules = Arc::new(
+        crate::rules::RuleEngine::start(publisher.clone(), cfg.broker.topic_limits.clone(), cfg.data_dir.clone())
+            .context("cannot start the rule runtime")?,
+    );
+    let engine = rules.clone();
+    let meta = Arc::new(ferrite_cluster::Group::open_member(
+        store.clone(),
+        crate::meta::META_GROUP,
+        "meta",
+        crate::meta::Meta::load(&store, Box::new(move |stored| crate::rules::api::install(&engine, stored)))?,
+        &cluster.member,
+    )?);
+    let shadows = Arc::new(crate::shadow::ShadowService::open(
+        &store,
+        crate::shadow::SHADOW_SHARDS,
+        &cluster.member,
+        publisher,
+        cfg.broker.shadow_requests_per_second_per_thing,
+    )?);
+    let routes = match &cluster.net {
+        Some(net) => {
+            let outbox = crate::cluster::outbox::Outbox::open(net.clone(), store.clone())?;
+            Some(crate::cluster::routes::ClusterRoutes::new(net.clone(), outbox))
+        }
+        None => None,
+    };
+    let view = ClusterView { node_id: cluster.member.id, address: cluster.local_addr(), net: cluster.net.clone() };
+    let reactions = Arc::new(Reactions { shadows: shadows.clone(), rules: rules.clone() });
+    let peers = routes.clone().map(|r| r as Arc<dyn crate::broker::hooks::Peers>);
+    let broker = Broker::open(cfg.broker.clone(), store.clone(), metrics, view, &cluster.member, peers, reactions)
+        .context("cannot recover broker state")?;
+    if let Some(routes) = &routes {
+        routes.serve(&broker);
+    }
+    let takeover = match &cluster.net {
+        Some(net) => {
+            let owners = ferrite_cluster::Group::open_member(
+                store.clone(),
+                crate::cluster::owners::OWNERS_GROUP,
+                "owners",
+                crate::cluster::owners::Owners::load(&*store)?,
+                &cluster.member,
+            )?;
+            let takeover = crate::cluster::takeover::Takeover::new(cluster.member.id, net.clone(), owners, broker.clone());
+            takeover.serve();
+            Some(takeover)
+        }
+        None => None,
+    };
+    Ok((Arc::new(Services { broker, meta, shadows, rules, routes, takeover }), queue))
+}
 
 /// Runs a node until SIGINT/SIGTERM.
 pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
@@ -25,13 +93,12 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         None => crate::cluster::Cluster::single(),
     };
     let (cluster_addr, node_id) = (cluster.local_addr(), cluster.member.id);
-    let broker = Broker::open(cfg.broker.clone(), store, metrics, &cluster).context("cannot recover broker state")?;
+    let (services, publishes) = assemble(&cfg, store, metrics, &cluster)?;
+    let broker = services.broker.clone();
     let (credentials, created) = crate::credentials::Credentials::load_or_create(&cfg.data_dir)?;
-    broker.rules.start(&broker, cfg.data_dir.clone()).context("cannot start the rule runtime")?;
-    crate::rules::api::run_api_rules(&broker);
     if let Some(dir) = &cfg.rules_dir {
         anyhow::ensure!(dir.is_dir(), "--rules-dir {}: no such directory", dir.display());
-        crate::rules::reload::load_and_watch(&broker, dir.clone())?;
+        crate::rules::reload::load_and_watch(&services.rules, dir.clone())?;
     }
     let tls = crate::identity::tls::Tls::load_or_create(&cfg.data_dir, &cfg.tls).context("cannot set up TLS")?;
     if let Some(id) = &cfg.account_id {
@@ -41,6 +108,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let system = actix_rt::System::new();
     system.block_on(async move {
         broker.arm_recovered_timers();
+        actix_rt::spawn(crate::broker::publisher::serve(publishes, broker.clone()));
         let workers = server::Workers::start(cfg.workers);
         let mqtt = server::bind(cfg.mqtt_addr, "MQTT").await?;
         let ws = server::bind(cfg.ws_addr, "MQTT over WebSocket").await?;
@@ -57,13 +125,13 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let (mqtts_config, wss_config) = (tls.server_config(mqtt_alpn)?, tls.server_config(&[b"http/1.1"])?);
         let https_config = tls.server_config(https_alpn)?;
         let (ca_path, server_cert_path, tls_created) = (tls.ca_path.clone(), tls.server_cert_path.clone(), tls.created);
-        let http_server = crate::http::serve(http, broker.clone(), credentials, tls.issuer)?;
+        let http_server = crate::http::serve(http, services.clone(), credentials, tls.issuer)?;
         let anonymous = [("mqtt", auth.mqtt.is_anonymous()), ("ws", auth.ws.is_anonymous())];
-        actix_rt::spawn(server::serve_mqtt(mqtt, broker.clone(), workers.clone(), auth.mqtt));
-        actix_rt::spawn(server::serve_ws(ws, broker.clone(), workers.clone(), auth.ws));
-        actix_rt::spawn(server::serve_mqtts(mqtts, broker.clone(), workers.clone(), mqtts_config, auth.mqtts));
-        actix_rt::spawn(server::serve_wss(wss, broker.clone(), workers.clone(), wss_config, auth.wss));
-        let https_server = server::serve_https(https, broker.clone(), workers.clone(), https_config, auth.https, http_local);
+        actix_rt::spawn(server::serve_mqtt(mqtt, services.clone(), workers.clone(), auth.mqtt));
+        actix_rt::spawn(server::serve_ws(ws, services.clone(), workers.clone(), auth.ws));
+        actix_rt::spawn(server::serve_mqtts(mqtts, services.clone(), workers.clone(), mqtts_config, auth.mqtts));
+        actix_rt::spawn(server::serve_wss(wss, services.clone(), workers.clone(), wss_config, auth.wss));
+        let https_server = server::serve_https(https, services.clone(), workers.clone(), https_config, auth.https, http_local);
         actix_rt::spawn(https_server);
         actix_rt::spawn(http_server);
         for (listener, open) in anonymous {

@@ -1,4 +1,4 @@
-//! A persistent session leaving one node for another (issue 8's session takeover): the
+//! A persistent session leaving one node for another (session takeover): the
 //! old node takes it out of its tables, kicking a live connection with 0x8E, and encodes
 //! its subscriptions and queued messages; the new node builds a session from them.
 

@@ -22,8 +22,8 @@ pub struct Message {
     pub publisher: Option<Arc<str>>,
     /// Wall-clock milliseconds at arrival, for message expiry across restarts.
     pub created_ms: u64,
-    /// How many rule republishes led to this message (not stored). Rules stop running at
-    /// `crate::rules::MAX_RULE_HOPS`, so a rule that republishes to a topic it reads cannot
+    /// How many rule republishes led to this message (not stored). The rule runtime stops
+    /// at its hop limit, so a rule that republishes to a topic it reads cannot
     /// loop forever.
     pub rule_hops: u8,
 }
@@ -34,6 +34,21 @@ pub fn now_ms() -> u64 {
 }
 
 impl Message {
+    /// A JSON document the node itself publishes (shadow responses, lifecycle events) at
+    /// QoS 1, not retained.
+    pub fn internal(topic: String, doc: serde_json::Value) -> Message {
+        Message {
+            topic: topic.into(),
+            payload: Bytes::from(serde_json::to_vec(&doc).unwrap_or_default()),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: Properties::default(),
+            publisher: None,
+            created_ms: now_ms(),
+            rule_hops: 0,
+        }
+    }
+
     /// Keeps only the properties a broker forwards from a PUBLISH.
     pub fn forwarded_properties(p: &Properties) -> Properties {
         Properties {

@@ -10,8 +10,10 @@
 //! filled (queue records of persistent subscribers, the retained message) is durable.
 
 pub mod handover;
+pub mod hooks;
 pub mod lifecycle;
 pub mod message;
+pub mod publisher;
 pub mod retained;
 pub mod router;
 pub mod session;
@@ -26,6 +28,7 @@ use ferrite_cluster::{Batch, Store, StoreError, Table};
 use parking_lot::Mutex;
 
 use crate::metrics::Metrics;
+use hooks::{Forwards, Peers, PublishObserver};
 use crate::mqtt::packet::{reason, ProtocolVersion, QoS, SubOptions, Will};
 use crate::mqtt::topic::{self, TopicLimits};
 use message::{now_ms, Message};
@@ -179,10 +182,6 @@ pub struct Opened {
 
 const SHARDS: usize = 64;
 
-/// Shard groups that own the shadows (DESIGN section 4). Fixed for now: a thing's shard is
-/// its name's hash modulo this, so the cluster work will record it at `cluster init`.
-pub const SHADOW_SHARDS: u32 = 4;
-
 /// What the broker knows of its cluster: its own id and address, and the peers.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
@@ -203,22 +202,14 @@ pub struct Broker {
     pub retained_group: ferrite_cluster::Group<retained::RetainedMachine>,
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
-    /// Rules that run on every routed message (empty until rules are loaded).
-    pub rules: crate::rules::RuleEngine,
-    /// Device shadows, answering requests on their reserved topics.
-    pub shadows: crate::shadow::ShadowService,
     /// Orders lifecycle (presence) events.
     pub lifecycle_versions: lifecycle::VersionCounter,
-    /// The `meta` replicated group: registry and API-created rules.
-    pub meta: ferrite_cluster::Group<crate::meta::Meta>,
     /// This node's place in its cluster.
     pub cluster: ClusterView,
-    /// Which peers have subscribers for which filters (none on a node alone).
-    routes: Option<Arc<crate::cluster::routes::ClusterRoutes>>,
-    /// Client-id ownership and session handover between nodes (none on a node alone).
-    pub takeover: Option<Arc<crate::cluster::takeover::Takeover>>,
-    /// This broker, for work that outlives a borrowed `&Broker` (shadow responses).
-    this: std::sync::Weak<Broker>,
+    /// The other nodes' routes (none on a node alone).
+    peers: Option<Arc<dyn Peers>>,
+    /// What runs after each local publish (shadows, rules).
+    observer: Arc<dyn PublishObserver>,
     sessions: Vec<Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>>,
     next_seq: AtomicU64,
     next_generation: AtomicU64,
@@ -365,7 +356,7 @@ pub struct Routed {
     /// retained publish is acknowledged only after that.
     pub retained: Option<tokio::sync::oneshot::Receiver<bool>>,
     /// Copies for other nodes, sent when this is dropped (after the batch was submitted).
-    forwards: Option<crate::cluster::outbox::Held>,
+    forwards: Option<Forwards>,
 }
 
 impl Routed {
@@ -381,11 +372,16 @@ impl Routed {
 impl Broker {
     /// Builds the broker over `store`, recovering retained messages and persistent
     /// sessions (subscriptions, queues, in-flight QoS 2 state) written before a restart.
+    /// `member` is this node in the retained group; `peers` the cluster's route table (none on
+    /// a node alone); `observer` what runs after each publish.
     pub fn open(
         config: BrokerConfig,
         store: Arc<Store>,
         metrics: Arc<Metrics>,
-        cluster: &crate::cluster::Cluster,
+        cluster: ClusterView,
+        member: &ferrite_cluster::Member,
+        peers: Option<Arc<dyn Peers>>,
+        observer: Arc<dyn PublishObserver>,
     ) -> Result<Arc<Broker>, StoreError> {
         let retained = Arc::new(Retained::load(&*store)?);
         metrics.retained_messages.set(retained.len() as i64);
@@ -394,65 +390,25 @@ impl Broker {
             RETAINED_GROUP,
             "retained",
             retained::RetainedMachine::new(retained.clone(), store.clone()),
-            &cluster.member,
+            member,
         )?;
-        let meta = ferrite_cluster::Group::open_member(
-            store.clone(),
-            crate::meta::META_GROUP,
-            "meta",
-            crate::meta::Meta::load(&store)?,
-            &cluster.member,
-        )?;
-        let shadows = crate::shadow::ShadowService::open(&store, SHADOW_SHARDS, &cluster.member)?;
-        let routes = match &cluster.net {
-            Some(net) => {
-                let outbox = crate::cluster::outbox::Outbox::open(net.clone(), store.clone())?;
-                Some(crate::cluster::routes::ClusterRoutes::new(net.clone(), outbox))
-            }
-            None => None,
-        };
-        let takeover = match &cluster.net {
-            Some(net) => {
-                let owners = ferrite_cluster::Group::open_member(
-                    store.clone(),
-                    crate::cluster::owners::OWNERS_GROUP,
-                    "owners",
-                    crate::cluster::owners::Owners::load(&*store)?,
-                    &cluster.member,
-                )?;
-                Some(crate::cluster::takeover::Takeover::new(cluster.member.id, net.clone(), owners))
-            }
-            None => None,
-        };
-        let cluster =
-            ClusterView { node_id: cluster.member.id, address: cluster.local_addr(), net: cluster.net.clone() };
-        let broker = Arc::new_cyclic(|this| Broker {
+        let broker = Arc::new(Broker {
             config,
             router: Router::default(),
             retained,
             retained_group,
             store,
             metrics,
-            rules: crate::rules::RuleEngine::default(),
-            shadows,
             lifecycle_versions: lifecycle::VersionCounter::starting_at(now_ms()),
-            meta,
             cluster,
-            routes: routes.clone(),
-            takeover: takeover.clone(),
-            this: this.clone(),
+            peers,
+            observer,
             sessions: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             next_seq: AtomicU64::new(1),
             next_generation: AtomicU64::new(1),
             recovered_expiries: Mutex::new(Vec::new()),
         });
         broker.recover_sessions()?;
-        if let Some(routes) = routes {
-            routes.attach(&broker);
-        }
-        if let Some(takeover) = takeover {
-            takeover.attach(&broker);
-        }
         Ok(broker)
     }
 
@@ -823,7 +779,7 @@ impl Broker {
 
     /// Routes, stores (without waiting for the write) and finishes a message the node
     /// publishes itself (wills, shadow responses).
-    fn publish_now(&self, msg: &Arc<Message>) {
+    pub fn publish_now(&self, msg: &Arc<Message>) {
         let mut batch = Batch::new();
         let routed = self.route(msg, &mut batch);
         self.store.submit(batch);
@@ -831,12 +787,12 @@ impl Broker {
     }
 
     /// Publishes a message on behalf of something that waits for the answer (a rule's
-    /// republish, the HTTP Publish API): routes it, waits until its durable part is written,
-    /// finishes it, and says whether storage succeeded and whether a persistent subscriber's
-    /// full queue refused it.
-    pub async fn publish_and_wait(&self, msg: &Arc<Message>) -> Published {
+    /// republish, the HTTP Publish API): routes it now, then the returned future waits until
+    /// its durable part is written, finishes it, and says whether storage succeeded and
+    /// whether a persistent subscriber's full queue refused it.
+    pub fn publish_tracked(self: &Arc<Self>, msg: Arc<Message>) -> impl std::future::Future<Output = Published> {
         let mut batch = Batch::new();
-        let mut routed = self.route(msg, &mut batch);
+        let mut routed = self.route(&msg, &mut batch);
         let refused_by_persistent = routed.refused_by_persistent;
         let retained = routed.retained.take();
         let stored = if batch.is_durable() {
@@ -847,50 +803,47 @@ impl Broker {
                     let _ = tx.send(r.is_ok());
                 }),
             );
-            rx.await.unwrap_or(false)
+            Some(rx)
         } else {
             self.store.submit(batch);
-            true
+            None
         };
-        self.finish_publish(routed, msg);
-        let retained_stored = match retained {
-            Some(rx) => rx.await.unwrap_or(false),
-            None => true,
-        };
-        Published { stored: stored && retained_stored, refused_by_persistent }
+        let broker = self.clone();
+        async move {
+            let stored = match stored {
+                Some(rx) => rx.await.unwrap_or(false),
+                None => true,
+            };
+            broker.finish_publish(routed, &msg);
+            let retained_stored = match retained {
+                Some(rx) => rx.await.unwrap_or(false),
+                None => true,
+            };
+            Published { stored: stored && retained_stored, refused_by_persistent }
+        }
+    }
+
+    /// [`Broker::publish_tracked`], awaited.
+    pub async fn publish_and_wait(self: &Arc<Self>, msg: &Arc<Message>) -> Published {
+        self.publish_tracked(msg.clone()).await
     }
 
     /// Finishes a routed message: wakes the sessions it was queued for, then serves it if it
     /// is a shadow request, then runs the rules its topic matches. Neither shadows nor rules
     /// delay delivery to subscribers. Every caller of [`Broker::route`] finishes with this
     /// (Basic Ingest messages ran their rule in `route`).
-    pub fn finish_publish(&self, routed: Routed, msg: &Message) {
+    pub fn finish_publish(&self, routed: Routed, msg: &Arc<Message>) {
         routed.wake();
         if msg.topic.starts_with(BASIC_INGEST_PREFIX) {
             return;
         }
-        if let Some(req) = crate::shadow::topics::parse(&msg.topic) {
-            if let Some(me) = self.this.upgrade() {
-                self.shadows.handle(&me, msg.publisher.clone(), req, &msg.payload, now_ms() / 1000);
-            }
-        }
-        self.rules.on_publish(msg);
+        self.observer.published(msg);
     }
 
     /// Publishes a message the node itself originates (shadow responses) at QoS 1, as if a
     /// client had published it: subscribers, retained-free, rules included.
     pub fn publish_internal(&self, topic: String, doc: serde_json::Value) {
-        let msg = Arc::new(Message {
-            topic: topic.into(),
-            payload: bytes::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default()),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            properties: crate::mqtt::packet::Properties::default(),
-            publisher: None,
-            created_ms: now_ms(),
-            rule_hops: 0,
-        });
-        self.publish_now(&msg);
+        self.publish_now(&Arc::new(Message::internal(topic, doc)));
     }
 
     /// Routes one message: updates the retained table, queues the message for every
@@ -900,7 +853,7 @@ impl Broker {
         if let Some(rest) = msg.topic.strip_prefix(BASIC_INGEST_PREFIX) {
             // Basic Ingest: the named rule only, never subscribers or the retained table.
             let (rule, topic) = rest.split_once('/').unwrap_or((rest, ""));
-            if !self.rules.ingest(rule, topic, msg) {
+            if !self.observer.ingest(rule, topic, msg) {
                 tracing::debug!(rule, "Basic Ingest publish for a rule that is not loaded; dropped");
             }
             return Routed {
@@ -915,7 +868,7 @@ impl Broker {
         let retained = msg.retain.then(|| self.retain(msg));
         let mut matches = Vec::new();
         self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
-        let forwards = self.routes.as_ref().and_then(|routes| routes.forward(msg, batch));
+        let forwards = self.peers.as_ref().and_then(|peers| peers.forward(msg, batch));
         let mut routed = self.deliver(msg, matches, batch);
         routed.retained = retained;
         routed.forwards = forwards;
@@ -1011,11 +964,6 @@ impl Broker {
         Routed { matched: wakes.len(), refused_by_persistent, congested, wakes, retained: None, forwards: None }
     }
 
-    /// The filters peer `node` has subscribers for, as this node knows them.
-    pub fn peer_routes(&self, node: u64) -> Vec<String> {
-        self.routes.as_ref().map(|r| r.peer_filters(node)).unwrap_or_default()
-    }
-
     /// Client ids with a live connection on this node, sorted.
     pub fn connected_clients(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
@@ -1029,17 +977,11 @@ impl Broker {
         ids
     }
 
-    /// Forwarded QoS 1/2 publishes peer `node` has not acknowledged yet.
-    pub fn peer_outbox(&self, node: u64) -> usize {
-        let pending = self.routes.as_ref().map(|r| r.outbox_pending()).unwrap_or_default();
-        pending.into_iter().find(|(peer, _)| *peer == node).map_or(0, |(_, n)| n)
-    }
-
     /// Adds a subscription to the local index, and its filter to the cluster's routes.
     fn router_subscribe(&self, filter: &str, group: Option<&str>, sub: Subscriber<Arc<SessionHandle>>) -> bool {
         let fresh = self.router.subscribe(filter, group, sub);
-        if let (true, Some(routes)) = (fresh, &self.routes) {
-            routes.added(filter);
+        if let (true, Some(peers)) = (fresh, &self.peers) {
+            peers.added(filter);
         }
         fresh
     }
@@ -1048,8 +990,8 @@ impl Broker {
     /// the cluster's routes.
     fn router_unsubscribe(&self, filter: &str, group: Option<&str>, client_id: &str) -> bool {
         let removed = self.router.unsubscribe(filter, group, client_id);
-        if let (true, Some(routes)) = (removed, &self.routes) {
-            routes.removed(filter);
+        if let (true, Some(peers)) = (removed, &self.peers) {
+            peers.removed(filter);
         }
         removed
     }

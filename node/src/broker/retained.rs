@@ -1,7 +1,7 @@
 //! Retained messages: one per topic, in memory for fast SUBSCRIBE answers, and in the
 //! storage engine so they survive restarts.
 //!
-//! Every change goes through the retained group (DESIGN section 4), which every node of a
+//! Every change goes through the retained group (docs/ARCHITECTURE.md), which every node of a
 //! cluster applies: a SUBSCRIBE on any node gets the retained messages published on any
 //! node, and every node agrees on which message is the last one for a topic.
 

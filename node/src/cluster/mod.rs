@@ -1,4 +1,4 @@
-//! A node as a member of a cluster (DESIGN section 4): its id, its QUIC endpoint, the peers
+//! A node as a member of a cluster (docs/ARCHITECTURE.md): its id, its QUIC endpoint, the peers
 //! it knows, and the [`Member`] every Raft group of the node is opened with.
 //!
 //! Without a `[cluster]` table the node is alone: every group has the single voter 1 and

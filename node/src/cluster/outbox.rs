@@ -1,4 +1,4 @@
-//! The durable per-peer outbox for forwarded QoS 1/2 publishes (DESIGN section 4): a
+//! The durable per-peer outbox for forwarded QoS 1/2 publishes (docs/ARCHITECTURE.md): a
 //! forward is never fire-and-forget.
 //!
 //! Sender: the ingress node writes each forwarded copy to the `outbox` table in the same

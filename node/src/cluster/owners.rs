@@ -1,4 +1,4 @@
-//! Which node holds each client id's session (DESIGN section 4, issue 8): the `owners`
+//! Which node holds each client id's session (docs/ARCHITECTURE.md): the `owners`
 //! group, a replicated map from client id to the node that last claimed it.
 //!
 //! A node claims a client id before it answers CONNACK; the claim's log index is its epoch.

@@ -1,4 +1,4 @@
-//! The cluster route table (DESIGN section 4): which nodes have subscribers for which
+//! The cluster route table (docs/ARCHITECTURE.md): which nodes have subscribers for which
 //! topic filters, so that a publish is forwarded once to each node that needs it.
 //!
 //! Each node is the only author of its own routes. When its first local subscription to a
@@ -88,8 +88,9 @@ impl ClusterRoutes {
         })
     }
 
-    /// Starts receiving route updates and forwarded publishes for `broker`.
-    pub fn attach(self: &Arc<Self>, broker: &Arc<Broker>) {
+    /// Starts receiving route updates and forwarded publishes for `broker` (which holds
+    /// this table, so the forwarded-publish handler holds it weakly).
+    pub fn serve(self: &Arc<Self>, broker: &Arc<Broker>) {
         let me = Arc::downgrade(self);
         self.net.on_channel(
             Channel::Routes,
@@ -281,5 +282,19 @@ impl ClusterRoutes {
             self.peers.lock().get(&node).map(|p| p.filters.iter().cloned().collect()).unwrap_or_default();
         v.sort();
         v
+    }
+}
+
+impl crate::broker::hooks::Peers for ClusterRoutes {
+    fn forward(&self, msg: &Arc<Message>, batch: &mut Batch) -> Option<crate::broker::hooks::Forwards> {
+        ClusterRoutes::forward(self, msg, batch).map(|held| Box::new(held) as crate::broker::hooks::Forwards)
+    }
+
+    fn added(&self, filter: &str) {
+        ClusterRoutes::added(self, filter);
+    }
+
+    fn removed(&self, filter: &str) {
+        ClusterRoutes::removed(self, filter);
     }
 }

@@ -1,4 +1,4 @@
-//! Session takeover across nodes (issue 8): a node claims a client id in the `owners`
+//! Session takeover across nodes: a node claims a client id in the `owners`
 //! group before answering CONNACK; the node that held the session hands it over.
 //!
 //! 1. The new node proposes a claim. Once committed, every member applies it; the old
@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrite_cluster::{Channel, Group, GroupError, QuicNet};
@@ -44,7 +44,8 @@ pub struct Takeover {
     next_request: AtomicU64,
     waiting: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<Option<Vec<u8>>>>>,
     exports: Mutex<HashMap<String, (SessionExport, Instant)>>,
-    broker: OnceLock<Weak<Broker>>,
+    /// The sessions this node hands over and takes in.
+    broker: Arc<Broker>,
 }
 
 impl std::fmt::Debug for Takeover {
@@ -62,8 +63,8 @@ pub enum ClaimError {
 }
 
 impl Takeover {
-    /// The protocol over `net`, with the node's `owners` group.
-    pub fn new(node: u64, net: Arc<QuicNet>, owners: Group<Owners>) -> Arc<Takeover> {
+    /// The protocol over `net`, with the node's `owners` group, for `broker`'s sessions.
+    pub fn new(node: u64, net: Arc<QuicNet>, owners: Group<Owners>, broker: Arc<Broker>) -> Arc<Takeover> {
         Arc::new(Takeover {
             node,
             net,
@@ -71,14 +72,14 @@ impl Takeover {
             next_request: AtomicU64::new(1),
             waiting: Mutex::new(HashMap::new()),
             exports: Mutex::new(HashMap::new()),
-            broker: OnceLock::new(),
+            broker,
         })
     }
 
-    /// Starts handing sessions over for `broker`, and drops recovered sessions another
-    /// node claimed while this one was down.
-    pub fn attach(self: &Arc<Self>, broker: &Arc<Broker>) {
-        let _ = self.broker.set(Arc::downgrade(broker));
+    /// Starts handing sessions over, and drops recovered sessions another node claimed while
+    /// this one was down.
+    pub fn serve(self: &Arc<Self>) {
+        let broker = &self.broker;
         let me = Arc::downgrade(self);
         self.owners.state().set_on_claim(Box::new(move |client, owner| {
             if let Some(me) = me.upgrade() {
@@ -102,10 +103,6 @@ impl Takeover {
         }
     }
 
-    fn broker(&self) -> Option<Arc<Broker>> {
-        self.broker.get().and_then(Weak::upgrade)
-    }
-
     /// Runs on every member for each applied claim: a session claimed elsewhere leaves.
     fn on_claim(&self, client: &str, owner: Owner) {
         if owner.node == self.node {
@@ -114,7 +111,7 @@ impl Takeover {
         // The exports lock is held across the export, so a request racing with this claim
         // finds the session either still here or in `exports`.
         let mut exports = self.exports.lock();
-        let Some(export) = self.broker().and_then(|b| b.export_session(client)) else { return };
+        let Some(export) = self.broker.export_session(client) else { return };
         exports.retain(|_, (_, at)| at.elapsed() < KEEP_EXPORT);
         exports.insert(client.to_string(), (export, Instant::now()));
     }
@@ -191,6 +188,6 @@ impl Takeover {
             return Some(export);
         }
         // The claim is not applied here yet: hand the session over now.
-        self.broker().and_then(|b| b.export_session(client))
+        self.broker.export_session(client)
     }
 }

@@ -5,23 +5,30 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::certificates::{marker_page, marker_response, propose, MarkerQuery};
-use super::{authenticate, json_body, Api, ApiResult, AwsError};
+use super::call::Call;
+use super::error::{ApiResult, AwsError};
+use super::paging::{marker_page, marker_response, MarkerQuery};
+use super::{proposals, Api};
 use crate::broker::message::now_ms;
 use crate::identity::authorizers::{authorizer_not_found, AuthorizerRecord};
 use crate::identity::{custom_auth, Command};
 use crate::registry::arn_prefix;
 
 fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::new(400, "InvalidRequestException", message)
+    AwsError::invalid(message)
+}
+
+/// Proposes an identity command and waits until it is applied.
+async fn propose(api: &Api, command: Command) -> Result<(), AwsError> {
+    proposals::identity(api, command).await.map(|_| ())
 }
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct AuthorizerBody {
+struct AuthorizerBody {
     authorizer_function_arn: Option<String>,
     token_key_name: Option<String>,
     token_signing_public_keys: Option<BTreeMap<String, String>>,
@@ -70,86 +77,78 @@ fn describe(r: &AuthorizerRecord) -> Value {
     })
 }
 
-/// CreateAuthorizer (POST), DescribeAuthorizer (GET), UpdateAuthorizer (PUT),
-/// DeleteAuthorizer (DELETE).
-pub(super) async fn authorizer(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    name: web::Path<String>,
-    body: web::Bytes,
-) -> ApiResult {
-    let signer = authenticate(&api, &req, &body, "iot")?;
+/// The answer of CreateAuthorizer and UpdateAuthorizer.
+fn name_and_arn(r: &AuthorizerRecord) -> Value {
+    json!({ "authorizerName": r.authorizer_name, "authorizerArn": r.authorizer_arn })
+}
+
+/// DescribeAuthorizer.
+pub async fn describe_authorizer(api: web::Data<Api>, _call: Call, name: web::Path<String>) -> ApiResult {
+    let r = api.services.meta.state().identity.authorizer(&name).ok_or_else(|| authorizer_not_found(&name))?;
+    Ok(HttpResponse::Ok().json(json!({ "authorizerDescription": describe(&r) })))
+}
+
+/// CreateAuthorizer.
+pub async fn create_authorizer(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
     let name = name.into_inner();
-    let identity = &api.broker.meta.state().identity;
-    let now = now_ms() / 1000;
-    match *req.method() {
-        actix_web::http::Method::GET => {
-            let r = identity.authorizer(&name).ok_or_else(|| authorizer_not_found(&name))?;
-            Ok(HttpResponse::Ok().json(json!({ "authorizerDescription": describe(&r) })))
-        }
-        actix_web::http::Method::POST => {
-            if name.is_empty()
-                || name.len() > 128
-                || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-            {
-                return Err(invalid(format!(
-                    "Invalid authorizer name {name:?}: use 1 to 128 letters, digits, _ and -"
-                )));
-            }
-            let b: AuthorizerBody = json_body(&body)?;
-            let record = AuthorizerRecord {
-                authorizer_arn: format!("{}authorizer/{name}", arn_prefix(&signer.region)),
-                authorizer_name: name,
-                authorizer_function_arn: b
-                    .authorizer_function_arn
-                    .ok_or_else(|| invalid("authorizerFunctionArn is required"))?,
-                token_key_name: b.token_key_name,
-                token_signing_public_keys: b.token_signing_public_keys.unwrap_or_default(),
-                status: b.status.unwrap_or_else(|| "ACTIVE".into()),
-                signing_disabled: b.signing_disabled.unwrap_or(false),
-                enable_caching_for_http: b.enable_caching_for_http.unwrap_or(false),
-                creation_date: now,
-                last_modified_date: now,
-            };
-            validate(&record)?;
-            let answer = json!({ "authorizerName": record.authorizer_name, "authorizerArn": record.authorizer_arn });
-            propose(&api, Command::CreateAuthorizer { record }).await?;
-            Ok(HttpResponse::Ok().json(answer))
-        }
-        actix_web::http::Method::PUT => {
-            let b: AuthorizerBody = json_body(&body)?;
-            let mut record = identity.authorizer(&name).ok_or_else(|| authorizer_not_found(&name))?;
-            if let Some(f) = b.authorizer_function_arn {
-                record.authorizer_function_arn = f;
-            }
-            if let Some(k) = b.token_key_name {
-                record.token_key_name = Some(k);
-            }
-            if let Some(keys) = b.token_signing_public_keys {
-                record.token_signing_public_keys = keys;
-            }
-            if let Some(s) = b.status {
-                record.status = s;
-            }
-            if let Some(c) = b.enable_caching_for_http {
-                record.enable_caching_for_http = c;
-            }
-            record.last_modified_date = now;
-            validate(&record)?;
-            let answer = json!({ "authorizerName": record.authorizer_name, "authorizerArn": record.authorizer_arn });
-            propose(&api, Command::UpdateAuthorizer { record }).await?;
-            Ok(HttpResponse::Ok().json(answer))
-        }
-        _ => {
-            propose(&api, Command::DeleteAuthorizer { name }).await?;
-            Ok(HttpResponse::Ok().finish())
-        }
+    if name.is_empty() || name.len() > 128 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) {
+        return Err(invalid(format!("Invalid authorizer name {name:?}: use 1 to 128 letters, digits, _ and -")));
     }
+    let b: AuthorizerBody = call.json()?;
+    let now = now_ms() / 1000;
+    let record = AuthorizerRecord {
+        authorizer_arn: format!("{}authorizer/{name}", arn_prefix(call.region())),
+        authorizer_name: name,
+        authorizer_function_arn: b.authorizer_function_arn.ok_or_else(|| invalid("authorizerFunctionArn is required"))?,
+        token_key_name: b.token_key_name,
+        token_signing_public_keys: b.token_signing_public_keys.unwrap_or_default(),
+        status: b.status.unwrap_or_else(|| "ACTIVE".into()),
+        signing_disabled: b.signing_disabled.unwrap_or(false),
+        enable_caching_for_http: b.enable_caching_for_http.unwrap_or(false),
+        creation_date: now,
+        last_modified_date: now,
+    };
+    validate(&record)?;
+    let answer = name_and_arn(&record);
+    propose(&api, Command::CreateAuthorizer { record }).await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// UpdateAuthorizer: the fields given replace the stored ones.
+pub async fn update_authorizer(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
+    let b: AuthorizerBody = call.json()?;
+    let mut record = api.services.meta.state().identity.authorizer(&name).ok_or_else(|| authorizer_not_found(&name))?;
+    if let Some(f) = b.authorizer_function_arn {
+        record.authorizer_function_arn = f;
+    }
+    if let Some(k) = b.token_key_name {
+        record.token_key_name = Some(k);
+    }
+    if let Some(keys) = b.token_signing_public_keys {
+        record.token_signing_public_keys = keys;
+    }
+    if let Some(s) = b.status {
+        record.status = s;
+    }
+    if let Some(c) = b.enable_caching_for_http {
+        record.enable_caching_for_http = c;
+    }
+    record.last_modified_date = now_ms() / 1000;
+    validate(&record)?;
+    let answer = name_and_arn(&record);
+    propose(&api, Command::UpdateAuthorizer { record }).await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// DeleteAuthorizer.
+pub async fn delete_authorizer(api: web::Data<Api>, _call: Call, name: web::Path<String>) -> ApiResult {
+    propose(&api, Command::DeleteAuthorizer { name: name.into_inner() }).await?;
+    Ok(HttpResponse::Ok().finish())
 }
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct ListQuery {
+struct ListQuery {
     page_size: Option<usize>,
     marker: Option<String>,
     is_ascending_order: Option<bool>,
@@ -157,20 +156,15 @@ pub(super) struct ListQuery {
 }
 
 /// ListAuthorizers.
-pub(super) async fn list_authorizers(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<ListQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let mut all = api.broker.meta.state().identity.authorizer_list();
+pub async fn list_authorizers(api: web::Data<Api>, call: Call) -> ApiResult {
+    let query: ListQuery = call.query()?;
+    let mut all = api.services.meta.state().identity.authorizer_list();
     if let Some(s) = &query.status {
         all.retain(|a| a.status == *s);
     }
     let page_query = MarkerQuery {
         page_size: query.page_size,
-        marker: query.marker.clone(),
+        marker: query.marker,
         is_ascending_order: Some(query.is_ascending_order.unwrap_or(true)),
     };
     let (page, next) = marker_page(all, |a| (0, a.authorizer_name.clone()), &page_query);
@@ -183,28 +177,27 @@ pub(super) async fn list_authorizers(
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct DefaultBody {
+struct DefaultBody {
     authorizer_name: Option<String>,
 }
 
-/// SetDefaultAuthorizer (POST), DescribeDefaultAuthorizer (GET).
-pub(super) async fn default_authorizer(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let identity = &api.broker.meta.state().identity;
-    if *req.method() == actix_web::http::Method::GET {
-        let r = identity.default_authorizer().ok_or_else(|| authorizer_not_found("(default)"))?;
-        return Ok(HttpResponse::Ok().json(json!({ "authorizerDescription": describe(&r) })));
-    }
-    let b: DefaultBody = json_body(&body)?;
-    let name = b.authorizer_name.ok_or_else(|| invalid("authorizerName is required"))?;
-    let r = identity.authorizer(&name).ok_or_else(|| authorizer_not_found(&name))?;
+/// DescribeDefaultAuthorizer.
+pub async fn describe_default_authorizer(api: web::Data<Api>, _call: Call) -> ApiResult {
+    let r = api.services.meta.state().identity.default_authorizer().ok_or_else(|| authorizer_not_found("(default)"))?;
+    Ok(HttpResponse::Ok().json(json!({ "authorizerDescription": describe(&r) })))
+}
+
+/// SetDefaultAuthorizer.
+pub async fn set_default_authorizer(api: web::Data<Api>, call: Call) -> ApiResult {
+    let name = call.json::<DefaultBody>()?.authorizer_name.ok_or_else(|| invalid("authorizerName is required"))?;
+    let r = api.services.meta.state().identity.authorizer(&name).ok_or_else(|| authorizer_not_found(&name))?;
     propose(&api, Command::SetDefaultAuthorizer { name }).await?;
-    Ok(HttpResponse::Ok().json(json!({ "authorizerName": r.authorizer_name, "authorizerArn": r.authorizer_arn })))
+    Ok(HttpResponse::Ok().json(name_and_arn(&r)))
 }
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct TestInvokeBody {
+struct TestInvokeBody {
     token: Option<String>,
     token_signature: Option<String>,
     mqtt_context: Option<MqttContext>,
@@ -212,7 +205,7 @@ pub(super) struct TestInvokeBody {
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct MqttContext {
+struct MqttContext {
     username: Option<String>,
     password: Option<String>,
     client_id: Option<String>,
@@ -220,15 +213,9 @@ pub(super) struct MqttContext {
 
 /// TestInvokeAuthorizer: calls the authorizer with a made-up MQTT connection and returns its
 /// answer.
-pub(super) async fn test_invoke_authorizer(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    name: web::Path<String>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let record = api.broker.meta.state().identity.authorizer(&name).ok_or_else(|| authorizer_not_found(&name))?;
-    let b: TestInvokeBody = json_body(&body)?;
+pub async fn test_invoke_authorizer(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
+    let record = api.services.meta.state().identity.authorizer(&name).ok_or_else(|| authorizer_not_found(&name))?;
+    let b: TestInvokeBody = call.json()?;
     let mut query = BTreeMap::new();
     if let (Some(key), Some(token)) = (&record.token_key_name, &b.token) {
         query.insert(key.clone(), token.clone());
@@ -243,7 +230,7 @@ pub(super) async fn test_invoke_authorizer(
         username: mqtt.username,
         password: mqtt.password.and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok()),
         client_id: mqtt.client_id.unwrap_or_default(),
-        source_ip: req.peer_addr().map(|a| a.ip()),
+        source_ip: call.req.peer_addr().map(|a| a.ip()),
         server_name: None,
         tls: false,
         connection_id: crate::registry::new_id(),

@@ -4,30 +4,25 @@
 //! ListCertificatesByCA, ListCACertificates, AttachThingPrincipal, DetachThingPrincipal,
 //! ListThingPrincipals and ListPrincipalThings. Changes are `meta` group commands.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{authenticate, json_body, page_after, page_response, unexpected, Api, ApiResult, AwsError};
+use super::call::Call;
+use super::error::{ApiResult, AwsError};
+use super::paging::{marker_page, marker_response, page_after, page_response, MarkerQuery, TokenQuery};
+use super::{proposals, Api};
 use crate::broker::message::now_ms;
 use crate::identity::certs::{self, CaCertificate, Certificate, DEVICE_STATUSES};
 use crate::identity::Command;
 use crate::registry::{arn_prefix, new_id};
 
 /// Proposes an identity command and waits until it is applied.
-pub(super) async fn propose(api: &Api, command: Command) -> Result<(), AwsError> {
-    propose_for(api, command).await.map(|_| ())
-}
-
-/// Proposes an identity command and returns what its application answered.
-pub(super) async fn propose_for(api: &Api, command: Command) -> Result<crate::identity::Applied, AwsError> {
-    match crate::meta::propose(&api.broker.meta, crate::meta::Command::Identity(command)).await? {
-        crate::meta::Outcome::Identity(applied) => Ok(applied),
-        other => Err(unexpected(&other).into()),
-    }
+async fn propose(api: &Api, command: Command) -> Result<(), AwsError> {
+    proposals::identity(api, command).await.map(|_| ())
 }
 
 fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::new(400, "InvalidRequestException", message)
+    AwsError::invalid(message)
 }
 
 fn now_s() -> u64 {
@@ -36,7 +31,7 @@ fn now_s() -> u64 {
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct ActiveQuery {
+struct ActiveQuery {
     set_as_active: Option<bool>,
     allow_auto_registration: Option<bool>,
 }
@@ -74,20 +69,15 @@ fn status_of(set_as_active: Option<bool>) -> &'static str {
 }
 
 /// CreateKeysAndCertificate: a new key pair and a certificate signed by the node's CA.
-pub(super) async fn create_keys_and_certificate(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<ActiveQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    let signer = authenticate(&api, &req, &body, "iot")?;
+pub async fn create_keys_and_certificate(api: web::Data<Api>, call: Call) -> ApiResult {
+    let query: ActiveQuery = call.query()?;
     let issued = api.issuer.issue_with_new_key().map_err(|e| {
         tracing::error!(error = %e, "cannot issue a certificate");
         AwsError::new(500, "InternalFailureException", "Internal service failure")
     })?;
     let parsed = certs::parse_der(&issued.der)?;
     let record =
-        device_record(&signer.region, &parsed, issued.certificate_pem.clone(), None, status_of(query.set_as_active));
+        device_record(call.region(), &parsed, issued.certificate_pem.clone(), None, status_of(query.set_as_active));
     let mut answer = register_device(&api, record).await?;
     let (public, private) = issued.key_pair.unwrap_or_default();
     answer["certificatePem"] = json!(issued.certificate_pem);
@@ -97,24 +87,19 @@ pub(super) async fn create_keys_and_certificate(
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct CsrBody {
+struct CsrBody {
     certificate_signing_request: Option<String>,
 }
 
 /// CreateCertificateFromCsr.
-pub(super) async fn create_certificate_from_csr(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<ActiveQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    let signer = authenticate(&api, &req, &body, "iot")?;
-    let b: CsrBody = json_body(&body)?;
+pub async fn create_certificate_from_csr(api: web::Data<Api>, call: Call) -> ApiResult {
+    let query: ActiveQuery = call.query()?;
+    let b: CsrBody = call.json()?;
     let csr = b.certificate_signing_request.ok_or_else(|| invalid("certificateSigningRequest is required"))?;
     let issued = api.issuer.issue_for_csr(&csr).map_err(invalid)?;
     let parsed = certs::parse_der(&issued.der)?;
     let record =
-        device_record(&signer.region, &parsed, issued.certificate_pem.clone(), None, status_of(query.set_as_active));
+        device_record(call.region(), &parsed, issued.certificate_pem.clone(), None, status_of(query.set_as_active));
     let mut answer = register_device(&api, record).await?;
     answer["certificatePem"] = json!(issued.certificate_pem);
     Ok(HttpResponse::Ok().json(answer))
@@ -122,21 +107,16 @@ pub(super) async fn create_certificate_from_csr(
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct RegisterCaBody {
+struct RegisterCaBody {
     ca_certificate: Option<String>,
     verification_certificate: Option<String>,
 }
 
 /// RegisterCACertificate. A `verificationCertificate`, when given, must be signed by the CA
 /// (proof that the caller holds the CA's key); AWS's registration-code step is not required.
-pub(super) async fn register_ca_certificate(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<ActiveQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    let signer = authenticate(&api, &req, &body, "iot")?;
-    let b: RegisterCaBody = json_body(&body)?;
+pub async fn register_ca_certificate(api: web::Data<Api>, call: Call) -> ApiResult {
+    let query: ActiveQuery = call.query()?;
+    let b: RegisterCaBody = call.json()?;
     let pem = b.ca_certificate.ok_or_else(|| invalid("caCertificate is required"))?;
     let parsed = certs::parse_pem(&pem)?;
     if !parsed.is_ca {
@@ -155,7 +135,7 @@ pub(super) async fn register_ca_certificate(
     let now = now_s();
     let record = CaCertificate {
         certificate_id: parsed.id.clone(),
-        certificate_arn: format!("{}cacert/{}", arn_prefix(&signer.region), parsed.id),
+        certificate_arn: format!("{}cacert/{}", arn_prefix(call.region()), parsed.id),
         status: status_of(query.set_as_active).to_string(),
         certificate_pem: pem,
         auto_registration_status: if query.allow_auto_registration.unwrap_or(false) { "ENABLE" } else { "DISABLE" }
@@ -174,7 +154,7 @@ pub(super) async fn register_ca_certificate(
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct RegisterBody {
+struct RegisterBody {
     certificate_pem: Option<String>,
     ca_certificate_pem: Option<String>,
     status: Option<String>,
@@ -190,18 +170,13 @@ fn initial_status(status: Option<String>, set_as_active: Option<bool>) -> Result
 
 /// RegisterCertificate: a device certificate signed by a registered CA (the one given, or
 /// any registered CA that signed it).
-pub(super) async fn register_certificate(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<ActiveQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    let signer = authenticate(&api, &req, &body, "iot")?;
-    let b: RegisterBody = json_body(&body)?;
+pub async fn register_certificate(api: web::Data<Api>, call: Call) -> ApiResult {
+    let query: ActiveQuery = call.query()?;
+    let b: RegisterBody = call.json()?;
     let pem = b.certificate_pem.ok_or_else(|| invalid("certificatePem is required"))?;
     let parsed = certs::parse_pem(&pem)?;
     let status = initial_status(b.status, query.set_as_active)?;
-    let identity = &api.broker.meta.state().identity;
+    let identity = &api.services.meta.state().identity;
     let ca = match b.ca_certificate_pem {
         Some(ca_pem) => {
             let ca = certs::parse_pem(&ca_pem)?;
@@ -226,22 +201,17 @@ pub(super) async fn register_certificate(
     if ca.status != "ACTIVE" {
         return Err(certs::state_error(format!("The CA certificate {} is not ACTIVE", ca.certificate_id)).into());
     }
-    let record = device_record(&signer.region, &parsed, pem, Some(ca.certificate_id), &status);
+    let record = device_record(call.region(), &parsed, pem, Some(ca.certificate_id), &status);
     Ok(HttpResponse::Ok().json(register_device(&api, record).await?))
 }
 
 /// RegisterCertificateWithoutCA.
-pub(super) async fn register_certificate_without_ca(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> ApiResult {
-    let signer = authenticate(&api, &req, &body, "iot")?;
-    let b: RegisterBody = json_body(&body)?;
+pub async fn register_certificate_without_ca(api: web::Data<Api>, call: Call) -> ApiResult {
+    let b: RegisterBody = call.json()?;
     let pem = b.certificate_pem.ok_or_else(|| invalid("certificatePem is required"))?;
     let parsed = certs::parse_pem(&pem)?;
     let status = initial_status(b.status, None)?;
-    let record = device_record(&signer.region, &parsed, pem, None, &status);
+    let record = device_record(call.region(), &parsed, pem, None, &status);
     Ok(HttpResponse::Ok().json(register_device(&api, record).await?))
 }
 
@@ -281,120 +251,76 @@ fn describe_ca(c: &CaCertificate) -> Value {
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct CertificateQuery {
+struct CertificateQuery {
     new_status: Option<String>,
     new_auto_registration_status: Option<String>,
     force_delete: Option<bool>,
 }
 
-/// DescribeCertificate (GET), UpdateCertificate (PUT), DeleteCertificate (DELETE).
-pub(super) async fn certificate(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    query: web::Query<CertificateQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let id = id.into_inner();
-    match *req.method() {
-        actix_web::http::Method::GET => {
-            let c = api.broker.meta.state().identity.certificate(&id).ok_or_else(|| certs::not_found(&id))?;
-            Ok(HttpResponse::Ok().json(describe(&c)))
-        }
-        actix_web::http::Method::PUT => {
-            let status = query.new_status.clone().ok_or_else(|| invalid("newStatus is required"))?;
-            if !DEVICE_STATUSES.contains(&status.as_str()) {
-                return Err(invalid(format!("Invalid newStatus {status:?}")));
-            }
-            propose(&api, Command::UpdateCertificate { id, status, now_s: now_s(), generation_id: new_id() }).await?;
-            Ok(HttpResponse::Ok().finish())
-        }
-        _ => {
-            propose(&api, Command::DeleteCertificate { id, force: query.force_delete.unwrap_or(false) }).await?;
-            Ok(HttpResponse::Ok().finish())
-        }
-    }
+/// DescribeCertificate.
+pub async fn describe_certificate(api: web::Data<Api>, _call: Call, id: web::Path<String>) -> ApiResult {
+    let c = api.services.meta.state().identity.certificate(&id).ok_or_else(|| certs::not_found(&id))?;
+    Ok(HttpResponse::Ok().json(describe(&c)))
 }
 
-/// DescribeCACertificate (GET), UpdateCACertificate (PUT), DeleteCACertificate (DELETE).
-pub(super) async fn ca_certificate(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    id: web::Path<String>,
-    query: web::Query<CertificateQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let id = id.into_inner();
-    let missing = || AwsError::from(crate::registry::things::missing("CA certificate", &id));
-    match *req.method() {
-        actix_web::http::Method::GET => {
-            let c = api.broker.meta.state().identity.ca_certificate(&id).ok_or_else(missing)?;
-            Ok(HttpResponse::Ok().json(describe_ca(&c)))
-        }
-        actix_web::http::Method::PUT => {
-            let status = query.new_status.clone();
-            if status.as_deref().is_some_and(|s| s != "ACTIVE" && s != "INACTIVE") {
-                return Err(invalid("newStatus must be ACTIVE or INACTIVE"));
-            }
-            let auto = query.new_auto_registration_status.clone();
-            if auto.as_deref().is_some_and(|s| s != "ENABLE" && s != "DISABLE") {
-                return Err(invalid("newAutoRegistrationStatus must be ENABLE or DISABLE"));
-            }
-            let command = Command::UpdateCaCertificate {
-                id,
-                status,
-                auto_registration: auto,
-                now_s: now_s(),
-                generation_id: new_id(),
-            };
-            propose(&api, command).await?;
-            Ok(HttpResponse::Ok().finish())
-        }
-        _ => {
-            propose(&api, Command::DeleteCaCertificate { id }).await?;
-            Ok(HttpResponse::Ok().finish())
-        }
+/// UpdateCertificate: a new status.
+pub async fn update_certificate(api: web::Data<Api>, call: Call, id: web::Path<String>) -> ApiResult {
+    let query: CertificateQuery = call.query()?;
+    let status = query.new_status.ok_or_else(|| invalid("newStatus is required"))?;
+    if !DEVICE_STATUSES.contains(&status.as_str()) {
+        return Err(invalid(format!("Invalid newStatus {status:?}")));
     }
+    let command = Command::UpdateCertificate { id: id.into_inner(), status, now_s: now_s(), generation_id: new_id() };
+    propose(&api, command).await?;
+    Ok(HttpResponse::Ok().finish())
 }
 
-#[derive(serde::Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct MarkerQuery {
-    pub(super) page_size: Option<usize>,
-    pub(super) marker: Option<String>,
-    pub(super) is_ascending_order: Option<bool>,
+/// DeleteCertificate (`forceDelete` detaches its policies first).
+pub async fn delete_certificate(api: web::Data<Api>, call: Call, id: web::Path<String>) -> ApiResult {
+    let query: CertificateQuery = call.query()?;
+    let command = Command::DeleteCertificate { id: id.into_inner(), force: query.force_delete.unwrap_or(false) };
+    propose(&api, command).await?;
+    Ok(HttpResponse::Ok().finish())
 }
 
-impl MarkerQuery {
-    /// Name-ordered lists (policies, targets) run A to Z unless asked otherwise.
-    pub(super) fn ascending_by_default(mut self) -> MarkerQuery {
-        self.is_ascending_order.get_or_insert(true);
-        self
-    }
+/// DescribeCACertificate.
+pub async fn describe_ca_certificate(api: web::Data<Api>, _call: Call, id: web::Path<String>) -> ApiResult {
+    let c = api
+        .services
+        .meta
+        .state()
+        .identity
+        .ca_certificate(&id)
+        .ok_or_else(|| crate::registry::things::missing("CA certificate", &id))?;
+    Ok(HttpResponse::Ok().json(describe_ca(&c)))
 }
 
-/// One page after `marker` (the key of the last item of the previous page), newest first
-/// unless `isAscendingOrder`; items are ordered by (creation date, id).
-pub(super) fn marker_page<T>(
-    mut items: Vec<T>,
-    key: impl Fn(&T) -> (u64, String),
-    q: &MarkerQuery,
-) -> (Vec<T>, Option<String>) {
-    items.sort_by_key(&key);
-    if !q.is_ascending_order.unwrap_or(false) {
-        items.reverse();
+/// UpdateCACertificate: a new status and/or auto-registration status.
+pub async fn update_ca_certificate(api: web::Data<Api>, call: Call, id: web::Path<String>) -> ApiResult {
+    let query: CertificateQuery = call.query()?;
+    let status = query.new_status;
+    if status.as_deref().is_some_and(|s| s != "ACTIVE" && s != "INACTIVE") {
+        return Err(invalid("newStatus must be ACTIVE or INACTIVE"));
     }
-    let start = match &q.marker {
-        Some(m) => items.iter().position(|i| key(i).1 == *m).map_or(items.len(), |p| p + 1),
-        None => 0,
+    let auto = query.new_auto_registration_status;
+    if auto.as_deref().is_some_and(|s| s != "ENABLE" && s != "DISABLE") {
+        return Err(invalid("newAutoRegistrationStatus must be ENABLE or DISABLE"));
+    }
+    let command = Command::UpdateCaCertificate {
+        id: id.into_inner(),
+        status,
+        auto_registration: auto,
+        now_s: now_s(),
+        generation_id: new_id(),
     };
-    let size = q.page_size.unwrap_or(25).clamp(1, 250);
-    let end = (start + size).min(items.len());
-    let next = (end < items.len() && end > start).then(|| key(&items[end - 1]).1);
-    let page = items.into_iter().skip(start).take(end.saturating_sub(start)).collect();
-    (page, next)
+    propose(&api, command).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// DeleteCACertificate.
+pub async fn delete_ca_certificate(api: web::Data<Api>, _call: Call, id: web::Path<String>) -> ApiResult {
+    propose(&api, Command::DeleteCaCertificate { id: id.into_inner() }).await?;
+    Ok(HttpResponse::Ok().finish())
 }
 
 fn summary(c: &Certificate) -> Value {
@@ -407,50 +333,26 @@ fn summary(c: &Certificate) -> Value {
     })
 }
 
-pub(super) fn marker_response(doc: Value, next: Option<String>) -> ApiResult {
-    let mut doc = doc;
-    if let Some(n) = next {
-        doc["nextMarker"] = json!(n);
-    }
-    Ok(HttpResponse::Ok().json(doc))
-}
-
 /// ListCertificates.
-pub(super) async fn list_certificates(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<MarkerQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let all = api.broker.meta.state().identity.certificates(None);
+pub async fn list_certificates(api: web::Data<Api>, call: Call) -> ApiResult {
+    let query: MarkerQuery = call.query()?;
+    let all = api.services.meta.state().identity.certificates(None);
     let (page, next) = marker_page(all, |c| (c.creation_date, c.certificate_id.clone()), &query);
     marker_response(json!({ "certificates": page.iter().map(summary).collect::<Vec<_>>() }), next)
 }
 
 /// ListCertificatesByCA.
-pub(super) async fn list_certificates_by_ca(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    ca: web::Path<String>,
-    query: web::Query<MarkerQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let all = api.broker.meta.state().identity.certificates(Some(&ca));
+pub async fn list_certificates_by_ca(api: web::Data<Api>, call: Call, ca: web::Path<String>) -> ApiResult {
+    let query: MarkerQuery = call.query()?;
+    let all = api.services.meta.state().identity.certificates(Some(&ca));
     let (page, next) = marker_page(all, |c| (c.creation_date, c.certificate_id.clone()), &query);
     marker_response(json!({ "certificates": page.iter().map(summary).collect::<Vec<_>>() }), next)
 }
 
 /// ListCACertificates.
-pub(super) async fn list_ca_certificates(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<MarkerQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let all = api.broker.meta.state().identity.ca_certificates();
+pub async fn list_ca_certificates(api: web::Data<Api>, call: Call) -> ApiResult {
+    let query: MarkerQuery = call.query()?;
+    let all = api.services.meta.state().identity.ca_certificates();
     let (page, next) = marker_page(all, |c| (c.creation_date, c.certificate_id.clone()), &query);
     let items: Vec<Value> = page
         .iter()
@@ -466,9 +368,10 @@ pub(super) async fn list_ca_certificates(
     marker_response(json!({ "certificates": items }), next)
 }
 
-/// The `x-amzn-principal` header of the principal routes.
-fn principal_header(req: &HttpRequest) -> Result<String, AwsError> {
-    req.headers()
+/// The `x-amzn-principal` header of the principal operations.
+fn principal_header(call: &Call) -> Result<String, AwsError> {
+    call.req
+        .headers()
         .get("x-amzn-principal")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
@@ -476,57 +379,37 @@ fn principal_header(req: &HttpRequest) -> Result<String, AwsError> {
         .ok_or_else(|| invalid("The x-amzn-principal header (principal) is required"))
 }
 
-#[derive(serde::Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct TokenQuery {
-    next_token: Option<String>,
-    max_results: Option<usize>,
+/// ListThingPrincipals.
+pub async fn list_thing_principals(api: web::Data<Api>, call: Call, thing: web::Path<String>) -> ApiResult {
+    let query: TokenQuery = call.query()?;
+    let meta = api.services.meta.state();
+    if meta.registry.thing(&thing).is_none() {
+        return Err(crate::registry::things::missing("Thing", &thing).into());
+    }
+    let all = meta.identity.principals_of_thing(&thing);
+    let (page, next) = page_after(&all, |p| p.as_str(), query.next_token.as_deref(), query.size(25, 250));
+    page_response(json!({ "principals": page }), next)
 }
 
-/// AttachThingPrincipal (PUT), DetachThingPrincipal (DELETE), ListThingPrincipals (GET).
-pub(super) async fn thing_principals(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    thing: web::Path<String>,
-    query: web::Query<TokenQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let thing = thing.into_inner();
-    match *req.method() {
-        actix_web::http::Method::GET => {
-            if api.broker.meta.state().registry.thing(&thing).is_none() {
-                return Err(crate::registry::things::missing("Thing", &thing).into());
-            }
-            let all = api.broker.meta.state().identity.principals_of_thing(&thing);
-            let size = query.max_results.unwrap_or(25).clamp(1, 250);
-            let (page, next) = page_after(&all, |p| p.as_str(), query.next_token.as_deref(), size);
-            page_response(json!({ "principals": page }), next)
-        }
-        actix_web::http::Method::PUT => {
-            let principal = principal_header(&req)?;
-            propose(&api, Command::AttachThingPrincipal { thing, principal }).await?;
-            Ok(HttpResponse::Ok().json(json!({})))
-        }
-        _ => {
-            let principal = principal_header(&req)?;
-            propose(&api, Command::DetachThingPrincipal { thing, principal }).await?;
-            Ok(HttpResponse::Ok().json(json!({})))
-        }
-    }
+/// AttachThingPrincipal.
+pub async fn attach_thing_principal(api: web::Data<Api>, call: Call, thing: web::Path<String>) -> ApiResult {
+    let principal = principal_header(&call)?;
+    propose(&api, Command::AttachThingPrincipal { thing: thing.into_inner(), principal }).await?;
+    Ok(HttpResponse::Ok().json(json!({})))
+}
+
+/// DetachThingPrincipal.
+pub async fn detach_thing_principal(api: web::Data<Api>, call: Call, thing: web::Path<String>) -> ApiResult {
+    let principal = principal_header(&call)?;
+    propose(&api, Command::DetachThingPrincipal { thing: thing.into_inner(), principal }).await?;
+    Ok(HttpResponse::Ok().json(json!({})))
 }
 
 /// ListPrincipalThings.
-pub(super) async fn principal_things(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<TokenQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let principal = principal_header(&req)?;
-    let all = api.broker.meta.state().identity.things_of_principal(&principal);
-    let size = query.max_results.unwrap_or(25).clamp(1, 250);
-    let (page, next) = page_after(&all, |p| p.as_str(), query.next_token.as_deref(), size);
+pub async fn list_principal_things(api: web::Data<Api>, call: Call) -> ApiResult {
+    let principal = principal_header(&call)?;
+    let query: TokenQuery = call.query()?;
+    let all = api.services.meta.state().identity.things_of_principal(&principal);
+    let (page, next) = page_after(&all, |p| p.as_str(), query.next_token.as_deref(), query.size(25, 250));
     page_response(json!({ "things": page }), next)
 }

@@ -4,12 +4,14 @@
 //! SigV4-signed like the rest of the API), and the live sessions of a node
 //! (`GET /cluster/sessions`, signed).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use ferrite_cluster::{GroupStatus, MemberChange};
 use serde_json::json;
 
-use super::{authenticate, aws_error, Api, ApiResult, AwsError};
-use crate::broker::Broker;
+use super::call::Call;
+use super::error::{ApiResult, AwsError};
+use super::Api;
+use crate::services::Services;
 
 fn group_json(s: &GroupStatus) -> serde_json::Value {
     json!({
@@ -25,18 +27,9 @@ fn group_json(s: &GroupStatus) -> serde_json::Value {
     })
 }
 
-/// Every group this node runs, meta first.
-pub(crate) fn statuses(broker: &Broker) -> Vec<GroupStatus> {
-    std::iter::once(broker.meta.status())
-        .chain(broker.shadows.statuses())
-        .chain(std::iter::once(broker.retained_group.status()))
-        .chain(broker.takeover.as_ref().map(|t| t.owners.status()))
-        .collect()
-}
-
 /// `GET /cluster/status`.
-pub(super) async fn status(api: web::Data<Api>) -> HttpResponse {
-    let broker = &api.broker;
+pub async fn status(api: web::Data<Api>) -> HttpResponse {
+    let (services, broker) = (&api.services, &api.services.broker);
     let peers: Vec<serde_json::Value> = match &broker.cluster.net {
         Some(net) => net
             .peers()
@@ -46,8 +39,8 @@ pub(super) async fn status(api: web::Data<Api>) -> HttpResponse {
                     "node": id,
                     "address": addr.to_string(),
                     "connected": net.connected(id),
-                    "routes": broker.peer_routes(id),
-                    "outbox": broker.peer_outbox(id),
+                    "routes": services.peer_routes(id),
+                    "outbox": services.peer_outbox(id),
                 })
             })
             .collect(),
@@ -57,22 +50,21 @@ pub(super) async fn status(api: web::Data<Api>) -> HttpResponse {
         "node": broker.cluster.node_id,
         "address": broker.cluster.address.map(|a| a.to_string()),
         "peers": peers,
-        "groups": statuses(broker).iter().map(group_json).collect::<Vec<_>>(),
+        "groups": services.group_statuses().iter().map(group_json).collect::<Vec<_>>(),
     }))
 }
 
 /// `GET /cluster/sessions`: the client ids with a live connection on this node, sorted
 /// (`{"node", "connected"}`). Signed like the API: client ids are not for everyone. The
 /// chaos harness reads it from every node to check one live session per client id.
-pub(super) async fn sessions(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
+pub async fn sessions(api: web::Data<Api>, _call: Call) -> ApiResult {
     Ok(HttpResponse::Ok().json(json!({
-        "node": api.broker.cluster.node_id,
-        "connected": api.broker.connected_clients(),
+        "node": api.services.broker.cluster.node_id,
+        "connected": api.services.broker.connected_clients(),
     })))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Join {
     node_id: u64,
@@ -80,18 +72,22 @@ struct Join {
 }
 
 fn invalid(message: &str) -> AwsError {
-    AwsError { status: 400, error_type: "InvalidRequestException", message: message.to_string() }
+    AwsError::invalid(message)
+}
+
+fn unavailable(message: String) -> AwsError {
+    AwsError::new(503, "ServiceUnavailableException", message)
 }
 
 /// Applies `change` to every group, meta first; stops at the first group that cannot
 /// make it.
-async fn change_all(broker: &Broker, change: MemberChange, context: Vec<u8>) -> Result<(), String> {
-    change_group(&broker.meta, change, &context).await?;
-    for shard in broker.shadows.groups() {
+async fn change_all(services: &Services, change: MemberChange, context: Vec<u8>) -> Result<(), String> {
+    change_group(&services.meta, change, &context).await?;
+    for shard in services.shadows.groups() {
         change_group(shard, change, &context).await?;
     }
-    change_group(&broker.retained_group, change, &context).await?;
-    if let Some(takeover) = &broker.takeover {
+    change_group(&services.broker.retained_group, change, &context).await?;
+    if let Some(takeover) = &services.takeover {
         change_group(&takeover.owners, change, &context).await?;
     }
     Ok(())
@@ -131,10 +127,9 @@ async fn change_group<S: ferrite_cluster::StateMachine>(
 
 /// `POST /cluster/members` `{"nodeId": 4, "address": "10.0.0.4:7000"}`: adds a node (started
 /// with `join = true`) to every group.
-pub(super) async fn join(api: web::Data<Api>, req: HttpRequest, body: web::Bytes) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
+pub async fn join(api: web::Data<Api>, call: Call) -> ApiResult {
     let join: Join =
-        serde_json::from_slice(&body).map_err(|e| invalid(&format!("expected {{\"nodeId\", \"address\"}}: {e}")))?;
+        serde_json::from_slice(&call.body).map_err(|e| invalid(&format!("expected {{\"nodeId\", \"address\"}}: {e}")))?;
     if join.node_id == 0 {
         return Err(invalid("nodeId must be a positive number"));
     }
@@ -142,21 +137,20 @@ pub(super) async fn join(api: web::Data<Api>, req: HttpRequest, body: web::Bytes
         .address
         .parse()
         .map_err(|_| invalid(&format!("address {:?} is not HOST:PORT with an IP address", join.address)))?;
-    if api.broker.cluster.net.is_none() {
+    if api.services.broker.cluster.net.is_none() {
         return Err(invalid("this node runs alone (no [cluster] table); start it as a cluster node to add members"));
     }
-    match change_all(&api.broker, MemberChange::Add(join.node_id), addr.to_string().into_bytes()).await {
+    match change_all(&api.services, MemberChange::Add(join.node_id), addr.to_string().into_bytes()).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"nodeId": join.node_id, "address": addr.to_string()}))),
-        Err(e) => Ok(aws_error(503, "ServiceUnavailableException", &format!("adding node {}: {e}", join.node_id))),
+        Err(e) => Err(unavailable(format!("adding node {}: {e}", join.node_id))),
     }
 }
 
 /// `DELETE /cluster/members/{id}`: removes a node from every group.
-pub(super) async fn leave(api: web::Data<Api>, req: HttpRequest, id: web::Path<u64>, body: web::Bytes) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let id = id.into_inner();
-    match change_all(&api.broker, MemberChange::Remove(id), Vec::new()).await {
+pub async fn leave(api: web::Data<Api>, _call: Call, id: web::Path<String>) -> ApiResult {
+    let id: u64 = id.parse().map_err(|_| invalid(&format!("node id {id:?} is not a number")))?;
+    match change_all(&api.services, MemberChange::Remove(id), Vec::new()).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"nodeId": id}))),
-        Err(e) => Ok(aws_error(503, "ServiceUnavailableException", &format!("removing node {id}: {e}"))),
+        Err(e) => Err(unavailable(format!("removing node {id}: {e}"))),
     }
 }

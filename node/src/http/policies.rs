@@ -6,11 +6,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::certificates::{marker_page, marker_response, propose, propose_for, MarkerQuery};
-use super::{authenticate, json_body, percent_decoded, Api, ApiResult, AwsError};
+use super::call::Call;
+use super::data_plane::percent_decoded;
+use super::error::{ApiResult, AwsError};
+use super::paging::{marker_page, marker_response, MarkerQuery};
+use super::{proposals, Api};
 use crate::broker::message::now_ms;
 use crate::identity::policies::{self, PolicyRecord, PolicyVersionRecord, Target};
 use crate::identity::policy::{self, Decision, PolicyDocument, ThingContext};
@@ -18,7 +21,12 @@ use crate::identity::{cert_id_of_arn, Applied, Command};
 use crate::registry::{arn_prefix, new_id};
 
 fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::new(400, "InvalidRequestException", message)
+    AwsError::invalid(message)
+}
+
+/// Proposes an identity command and waits until it is applied.
+async fn propose(api: &Api, command: Command) -> Result<(), AwsError> {
+    proposals::identity(api, command).await.map(|_| ())
 }
 
 fn now_s() -> u64 {
@@ -42,7 +50,7 @@ fn version_id(raw: &str) -> Result<u32, AwsError> {
 }
 
 fn identity(api: &Api) -> &crate::identity::Identity {
-    &api.broker.meta.state().identity
+    &api.services.meta.state().identity
 }
 
 fn policy_of(api: &Api, name: &str) -> Result<PolicyRecord, AwsError> {
@@ -51,64 +59,60 @@ fn policy_of(api: &Api, name: &str) -> Result<PolicyRecord, AwsError> {
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct DocumentBody {
+struct DocumentBody {
     policy_document: Option<String>,
 }
 
-fn document_of(body: &[u8]) -> Result<String, AwsError> {
-    let b: DocumentBody = json_body(body)?;
+/// The checked `policyDocument` of the body: a document that does not parse is refused
+/// with its line and column.
+fn document_of(call: &Call) -> Result<String, AwsError> {
+    let b: DocumentBody = call.json()?;
     let text = b.policy_document.ok_or_else(|| invalid("policyDocument is required"))?;
     policies::parse_document(&text)?;
     Ok(text)
 }
 
-/// CreatePolicy (POST), GetPolicy (GET), DeletePolicy (DELETE).
-pub(super) async fn policy(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    name: web::Path<String>,
-    body: web::Bytes,
-) -> ApiResult {
-    let signer = authenticate(&api, &req, &body, "iot")?;
+/// CreatePolicy: version 1 is the default.
+pub async fn create_policy(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
     let name = name.into_inner();
-    match *req.method() {
-        actix_web::http::Method::POST => {
-            check_policy_name(&name)?;
-            let document = document_of(&body)?;
-            let now = now_s();
-            let record = PolicyRecord {
-                policy_name: name.clone(),
-                policy_arn: format!("{}policy/{name}", arn_prefix(&signer.region)),
-                default_version_id: 1,
-                versions: BTreeMap::from([(1, PolicyVersionRecord { document: document.clone(), create_date: now })]),
-                next_version_id: 2,
-                creation_date: now,
-                last_modified_date: now,
-                generation_id: new_id(),
-            };
-            let arn = record.policy_arn.clone();
-            propose(&api, Command::CreatePolicy { record }).await?;
-            Ok(HttpResponse::Ok().json(json!({
-                "policyName": name, "policyArn": arn, "policyDocument": document, "policyVersionId": "1",
-            })))
-        }
-        actix_web::http::Method::GET => {
-            let p = policy_of(&api, &name)?;
-            Ok(HttpResponse::Ok().json(json!({
-                "policyName": p.policy_name,
-                "policyArn": p.policy_arn,
-                "policyDocument": p.default_document(),
-                "defaultVersionId": p.default_version_id.to_string(),
-                "creationDate": p.creation_date,
-                "lastModifiedDate": p.last_modified_date,
-                "generationId": p.generation_id,
-            })))
-        }
-        _ => {
-            propose(&api, Command::DeletePolicy { name }).await?;
-            Ok(HttpResponse::Ok().finish())
-        }
-    }
+    check_policy_name(&name)?;
+    let document = document_of(&call)?;
+    let now = now_s();
+    let record = PolicyRecord {
+        policy_name: name.clone(),
+        policy_arn: format!("{}policy/{name}", arn_prefix(call.region())),
+        default_version_id: 1,
+        versions: BTreeMap::from([(1, PolicyVersionRecord { document: document.clone(), create_date: now })]),
+        next_version_id: 2,
+        creation_date: now,
+        last_modified_date: now,
+        generation_id: new_id(),
+    };
+    let arn = record.policy_arn.clone();
+    propose(&api, Command::CreatePolicy { record }).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "policyName": name, "policyArn": arn, "policyDocument": document, "policyVersionId": "1",
+    })))
+}
+
+/// GetPolicy: the default version's document.
+pub async fn get_policy(api: web::Data<Api>, _call: Call, name: web::Path<String>) -> ApiResult {
+    let p = policy_of(&api, &name)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "policyName": p.policy_name,
+        "policyArn": p.policy_arn,
+        "policyDocument": p.default_document(),
+        "defaultVersionId": p.default_version_id.to_string(),
+        "creationDate": p.creation_date,
+        "lastModifiedDate": p.last_modified_date,
+        "generationId": p.generation_id,
+    })))
+}
+
+/// DeletePolicy.
+pub async fn delete_policy(api: web::Data<Api>, _call: Call, name: web::Path<String>) -> ApiResult {
+    propose(&api, Command::DeletePolicy { name: name.into_inner() }).await?;
+    Ok(HttpResponse::Ok().finish())
 }
 
 fn policy_summary(p: &PolicyRecord) -> Value {
@@ -116,47 +120,37 @@ fn policy_summary(p: &PolicyRecord) -> Value {
 }
 
 /// ListPolicies.
-pub(super) async fn list_policies(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<MarkerQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let query = query.into_inner().ascending_by_default();
+pub async fn list_policies(api: web::Data<Api>, call: Call) -> ApiResult {
+    let query = call.query::<MarkerQuery>()?.ascending_by_default();
     let (page, next) = marker_page(identity(&api).policy_list(), |p| (0, p.policy_name.clone()), &query);
     marker_response(json!({ "policies": page.iter().map(policy_summary).collect::<Vec<_>>() }), next)
 }
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct VersionQuery {
+struct VersionQuery {
     set_as_default: Option<bool>,
 }
 
-/// CreatePolicyVersion (POST), ListPolicyVersions (GET).
-pub(super) async fn policy_versions(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    name: web::Path<String>,
-    query: web::Query<VersionQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
+/// ListPolicyVersions: newest first.
+pub async fn list_policy_versions(api: web::Data<Api>, _call: Call, name: web::Path<String>) -> ApiResult {
+    let p = policy_of(&api, &name)?;
+    let versions: Vec<Value> = p
+        .versions
+        .iter()
+        .rev()
+        .map(|(id, v)| {
+            json!({ "versionId": id.to_string(), "isDefaultVersion": *id == p.default_version_id, "createDate": v.create_date })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "policyVersions": versions })))
+}
+
+/// CreatePolicyVersion (at most five versions; `setAsDefault` makes it the default).
+pub async fn create_policy_version(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
     let name = name.into_inner();
-    if *req.method() == actix_web::http::Method::GET {
-        let p = policy_of(&api, &name)?;
-        let versions: Vec<Value> = p
-            .versions
-            .iter()
-            .rev()
-            .map(|(id, v)| {
-                json!({ "versionId": id.to_string(), "isDefaultVersion": *id == p.default_version_id, "createDate": v.create_date })
-            })
-            .collect();
-        return Ok(HttpResponse::Ok().json(json!({ "policyVersions": versions })));
-    }
-    let document = document_of(&body)?;
+    let query: VersionQuery = call.query()?;
+    let document = document_of(&call)?;
     let arn = policy_of(&api, &name)?.policy_arn;
     let command = Command::CreatePolicyVersion {
         name,
@@ -165,84 +159,77 @@ pub(super) async fn policy_versions(
         now_s: now_s(),
         generation_id: new_id(),
     };
-    match propose_for(&api, command).await? {
+    match proposals::identity(&api, command).await? {
         Applied::PolicyVersion { version_id, is_default } => Ok(HttpResponse::Ok().json(json!({
             "policyArn": arn,
             "policyDocument": document,
             "policyVersionId": version_id.to_string(),
             "isDefaultVersion": is_default,
         }))),
-        other => Err(super::unexpected(&other).into()),
+        other => Err(proposals::unexpected(&other)),
     }
 }
 
-/// GetPolicyVersion (GET), SetDefaultPolicyVersion (PATCH), DeletePolicyVersion (DELETE).
-pub(super) async fn policy_version(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
+/// GetPolicyVersion.
+pub async fn get_policy_version(api: web::Data<Api>, _call: Call, path: web::Path<(String, String)>) -> ApiResult {
     let (name, raw_version) = path.into_inner();
     let version = version_id(&raw_version)?;
-    match *req.method() {
-        actix_web::http::Method::GET => {
-            let p = policy_of(&api, &name)?;
-            let v = p.versions.get(&version).ok_or_else(|| policies::version_not_found(&name, &raw_version))?;
-            Ok(HttpResponse::Ok().json(json!({
-                "policyArn": p.policy_arn,
-                "policyName": p.policy_name,
-                "policyDocument": v.document,
-                "policyVersionId": version.to_string(),
-                "isDefaultVersion": version == p.default_version_id,
-                "creationDate": v.create_date,
-                "lastModifiedDate": v.create_date,
-                "generationId": p.generation_id,
-            })))
-        }
-        actix_web::http::Method::PATCH => {
-            let command =
-                Command::SetDefaultPolicyVersion { name, version_id: version, now_s: now_s(), generation_id: new_id() };
-            propose(&api, command).await?;
-            Ok(HttpResponse::Ok().finish())
-        }
-        _ => {
-            propose(&api, Command::DeletePolicyVersion { name, version_id: version }).await?;
-            Ok(HttpResponse::Ok().finish())
-        }
-    }
+    let p = policy_of(&api, &name)?;
+    let v = p.versions.get(&version).ok_or_else(|| policies::version_not_found(&name, &raw_version))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "policyArn": p.policy_arn,
+        "policyName": p.policy_name,
+        "policyDocument": v.document,
+        "policyVersionId": version.to_string(),
+        "isDefaultVersion": version == p.default_version_id,
+        "creationDate": v.create_date,
+        "lastModifiedDate": v.create_date,
+        "generationId": p.generation_id,
+    })))
+}
+
+/// SetDefaultPolicyVersion.
+pub async fn set_default_policy_version(api: web::Data<Api>, _call: Call, path: web::Path<(String, String)>) -> ApiResult {
+    let (name, raw_version) = path.into_inner();
+    let version_id = version_id(&raw_version)?;
+    propose(&api, Command::SetDefaultPolicyVersion { name, version_id, now_s: now_s(), generation_id: new_id() }).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// DeletePolicyVersion.
+pub async fn delete_policy_version(api: web::Data<Api>, _call: Call, path: web::Path<(String, String)>) -> ApiResult {
+    let (name, raw_version) = path.into_inner();
+    propose(&api, Command::DeletePolicyVersion { name, version_id: version_id(&raw_version)? }).await?;
+    Ok(HttpResponse::Ok().finish())
 }
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct TargetBody {
+struct TargetBody {
     target: Option<String>,
 }
 
-/// AttachPolicy (PUT), DetachPolicy (POST).
-pub(super) async fn target_policy(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    name: web::Path<String>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let name = name.into_inner();
-    let b: TargetBody = json_body(&body)?;
-    let target = b.target.ok_or_else(|| invalid("target is required"))?;
-    let command = if *req.method() == actix_web::http::Method::PUT {
-        Command::AttachPolicy { name, target }
-    } else {
-        Command::DetachPolicy { name, target }
-    };
-    propose(&api, command).await?;
+/// The `target` (a certificate or thing-group ARN) of AttachPolicy and DetachPolicy.
+fn target_of(call: &Call) -> Result<String, AwsError> {
+    call.json::<TargetBody>()?.target.ok_or_else(|| invalid("target is required"))
+}
+
+/// AttachPolicy.
+pub async fn attach_policy(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
+    propose(&api, Command::AttachPolicy { name: name.into_inner(), target: target_of(&call)? }).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// DetachPolicy.
+pub async fn detach_policy(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
+    propose(&api, Command::DetachPolicy { name: name.into_inner(), target: target_of(&call)? }).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
 /// The ARN in a greedy path label, percent-decoded.
-fn arn_label(req: &HttpRequest, key: &str) -> Result<String, AwsError> {
-    req.match_info()
+fn arn_label(call: &Call, key: &str) -> Result<String, AwsError> {
+    call.req
+        .match_info()
         .get(key)
         .and_then(percent_decoded)
         .filter(|t| !t.is_empty())
@@ -251,7 +238,7 @@ fn arn_label(req: &HttpRequest, key: &str) -> Result<String, AwsError> {
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct AttachedQuery {
+struct AttachedQuery {
     recursive: Option<bool>,
     page_size: Option<usize>,
     marker: Option<String>,
@@ -259,15 +246,10 @@ pub(super) struct AttachedQuery {
 
 /// ListAttachedPolicies: the policies attached to a certificate or thing group (with
 /// `recursive`, also those of the group's ancestors).
-pub(super) async fn attached_policies(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<AttachedQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let target = arn_label(&req, "target")?;
-    let meta = api.broker.meta.state();
+pub async fn list_attached_policies(api: web::Data<Api>, call: Call) -> ApiResult {
+    let query: AttachedQuery = call.query()?;
+    let target = arn_label(&call, "target")?;
+    let meta = api.services.meta.state();
     let mut targets = vec![Target::of_arn(&target)?];
     match &targets[0] {
         Target::Certificate(id) if meta.identity.certificate(id).is_none() => {
@@ -291,24 +273,17 @@ pub(super) async fn attached_policies(
 }
 
 /// ListTargetsForPolicy.
-pub(super) async fn policy_targets(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    name: web::Path<String>,
-    query: web::Query<MarkerQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
+pub async fn list_targets_for_policy(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
+    let query = call.query::<MarkerQuery>()?.ascending_by_default();
     policy_of(&api, &name)?;
     let targets = identity(&api).policy_targets(&name);
-    let query = query.into_inner().ascending_by_default();
     let (page, next) = marker_page(targets, |t| (0, t.clone()), &query);
     marker_response(json!({ "targets": page }), next)
 }
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct PrincipalBody {
+struct PrincipalBody {
     principal: Option<String>,
     #[serde(default)]
     auth_infos: Vec<AuthInfo>,
@@ -320,7 +295,7 @@ pub(super) struct PrincipalBody {
 
 #[derive(serde::Deserialize, serde::Serialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct AuthInfo {
+struct AuthInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     action_type: Option<String>,
     #[serde(default)]
@@ -329,7 +304,7 @@ pub(super) struct AuthInfo {
 
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct ThingNameQuery {
+struct ThingNameQuery {
     thing_name: Option<String>,
     client_id: Option<String>,
 }
@@ -337,7 +312,7 @@ pub(super) struct ThingNameQuery {
 /// The targets whose policies apply to `principal` (a certificate ARN), with the groups of
 /// `thing` (and their ancestors).
 fn principal_targets(api: &Api, principal: &str, thing: Option<&str>) -> Result<Vec<Target>, AwsError> {
-    let meta = api.broker.meta.state();
+    let meta = api.services.meta.state();
     let id = cert_id_of_arn(principal)
         .ok_or_else(|| invalid(format!("Invalid principal {principal:?}: expected a certificate ARN")))?;
     if meta.identity.certificate(id).is_none() {
@@ -359,15 +334,10 @@ fn principal_targets(api: &Api, principal: &str, thing: Option<&str>) -> Result<
 }
 
 /// GetEffectivePolicies.
-pub(super) async fn effective_policies(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<ThingNameQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let b: PrincipalBody = json_body(&body)?;
-    let meta = api.broker.meta.state();
+pub async fn get_effective_policies(api: web::Data<Api>, call: Call) -> ApiResult {
+    let query: ThingNameQuery = call.query()?;
+    let b: PrincipalBody = call.json()?;
+    let meta = api.services.meta.state();
     let targets = match (&b.principal, &query.thing_name) {
         (Some(p), thing) => principal_targets(&api, p, thing.as_deref())?,
         (None, Some(thing)) => {
@@ -404,19 +374,14 @@ fn action_name(action_type: &str) -> Result<&'static str, AwsError> {
 
 /// TestAuthorization: evaluates each authInfo against the principal's policies (plus
 /// `policyNamesToAdd`, minus `policyNamesToSkip`) and says which policies allowed or denied.
-pub(super) async fn test_authorization(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<ThingNameQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let b: PrincipalBody = json_body(&body)?;
+pub async fn test_authorization(api: web::Data<Api>, call: Call) -> ApiResult {
+    let query: ThingNameQuery = call.query()?;
+    let b: PrincipalBody = call.json()?;
     if b.auth_infos.is_empty() {
         return Err(invalid("authInfos is required"));
     }
-    let meta = api.broker.meta.state();
-    let client_id = query.client_id.clone().unwrap_or_default();
+    let meta = api.services.meta.state();
+    let client_id = query.client_id.unwrap_or_default();
     let mut fields = BTreeMap::new();
     let mut docs: Vec<(String, Arc<PolicyDocument>)> = Vec::new();
     let mut thing = None;

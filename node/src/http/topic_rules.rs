@@ -3,10 +3,13 @@
 //! here are `meta` group state and start running as soon as the call answers; rules from
 //! `--rules-dir` are listed and described too, but only their files change them.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::{authenticate, json_body, page_after, page_response, unexpected, Api, ApiResult, AwsError};
+use super::call::Call;
+use super::error::{ApiResult, AwsError};
+use super::paging::{page_after, page_response, TokenQuery};
+use super::{proposals, Api};
 use crate::broker::message::now_ms;
 use crate::registry::arn_prefix;
 use crate::rules::api::{self, TopicRule, API_DEFAULT_SQL_VERSION};
@@ -41,96 +44,87 @@ fn read_only(rule: &ferrite_rules::Rule) -> AwsError {
 }
 
 fn file_rule(api: &Api, name: &str) -> Option<ferrite_rules::Rule> {
-    api.broker.rules.file_rules().into_iter().find(|r| r.name == name)
+    api.services.rules.file_rules().into_iter().find(|r| r.name == name)
 }
 
-async fn propose(api: &Api, command: api::Command) -> Result<(), AwsError> {
-    match crate::meta::propose(&api.broker.meta, crate::meta::Command::TopicRule(command)).await? {
-        crate::meta::Outcome::TopicRule => Ok(()),
-        other => Err(unexpected(&other).into()),
-    }
-}
 
-/// CreateTopicRule (POST), GetTopicRule (GET), ReplaceTopicRule (PATCH), DeleteTopicRule
-/// (DELETE).
-pub(super) async fn topic_rule(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    name: web::Path<String>,
-    body: web::Bytes,
-) -> ApiResult {
-    let signer = authenticate(&api, &req, &body, "iot")?;
-    let name = name.into_inner();
-    let from_file = file_rule(&api, &name);
-    match *req.method() {
-        actix_web::http::Method::GET => {
-            let rule = match (&from_file, api.broker.meta.state().topic_rules.get(&name)) {
-                (Some(f), _) => file_rule_document(f),
-                (None, Some(r)) => serde_json::to_value(&r).unwrap_or_default(),
-                (None, None) => return Err(api::no_such_rule(&name).into()),
-            };
-            Ok(HttpResponse::Ok().json(json!({ "ruleArn": rule_arn(&signer.region, &name), "rule": rule })))
-        }
-        actix_web::http::Method::POST | actix_web::http::Method::PATCH => {
-            let replace = req.method() == actix_web::http::Method::PATCH;
-            if let Some(f) = &from_file {
-                if !replace {
-                    return Err(AwsError::new(
-                        409,
-                        "ResourceAlreadyExistsException",
-                        format!("Rule {name} already exists (defined in the rule file {})", f.origin),
-                    ));
-                }
-                return Err(read_only(f));
-            }
-            let p: Payload = json_body(&body)?;
-            let (Some(sql), Some(actions)) = (p.sql, p.actions) else {
-                return Err(AwsError::new(400, "InvalidRequestException", "topicRulePayload needs sql and actions"));
-            };
-            let rule = TopicRule {
-                rule_name: name,
-                sql,
-                description: p.description,
-                created_at: now_ms() / 1000,
-                actions,
-                rule_disabled: p.rule_disabled,
-                aws_iot_sql_version: p.aws_iot_sql_version.unwrap_or_else(|| API_DEFAULT_SQL_VERSION.into()),
-                error_action: p.error_action,
-            };
-            api::check(&rule)?;
-            propose(&api, api::Command::Put { rule, replace }).await?;
-            Ok(HttpResponse::Ok().finish())
-        }
-        actix_web::http::Method::DELETE => {
-            if let Some(f) = &from_file {
-                return Err(read_only(f));
-            }
-            propose(&api, api::Command::Delete { name }).await?;
-            Ok(HttpResponse::Ok().finish())
-        }
-        _ => Err(AwsError::new(405, "MethodNotAllowedException", "Method not allowed")),
-    }
-}
-
-/// EnableTopicRule and DisableTopicRule.
-pub(super) async fn set_enabled(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> ApiResult {
-    authenticate(&api, &req, &body, "iot")?;
-    let (name, verb) = path.into_inner();
-    let enabled = match verb.as_str() {
-        "enable" => true,
-        "disable" => false,
-        _ => return Err(AwsError::new(404, "ResourceNotFoundException", format!("No route /rules/{name}/{verb}"))),
+/// GetTopicRule: API and file rules alike.
+pub async fn get_topic_rule(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
+    let rule = match (file_rule(&api, &name), api.services.meta.state().topic_rules.get(&name)) {
+        (Some(f), _) => file_rule_document(&f),
+        (None, Some(r)) => serde_json::to_value(&r).unwrap_or_default(),
+        (None, None) => return Err(api::no_such_rule(&name).into()),
     };
+    Ok(HttpResponse::Ok().json(json!({ "ruleArn": rule_arn(call.region(), &name), "rule": rule })))
+}
+
+/// Creates (or, with `replace`, replaces) an API rule from the `TopicRulePayload` body.
+async fn put_topic_rule(api: &Api, call: &Call, name: String, replace: bool) -> ApiResult {
+    if let Some(f) = file_rule(api, &name) {
+        if replace {
+            return Err(read_only(&f));
+        }
+        return Err(AwsError::new(
+            409,
+            "ResourceAlreadyExistsException",
+            format!("Rule {name} already exists (defined in the rule file {})", f.origin),
+        ));
+    }
+    let p: Payload = call.json()?;
+    let (Some(sql), Some(actions)) = (p.sql, p.actions) else {
+        return Err(AwsError::invalid("topicRulePayload needs sql and actions"));
+    };
+    let rule = TopicRule {
+        rule_name: name,
+        sql,
+        description: p.description,
+        created_at: now_ms() / 1000,
+        actions,
+        rule_disabled: p.rule_disabled,
+        aws_iot_sql_version: p.aws_iot_sql_version.unwrap_or_else(|| API_DEFAULT_SQL_VERSION.into()),
+        error_action: p.error_action,
+    };
+    api::check(&rule)?;
+    proposals::topic_rule(api, api::Command::Put { rule, replace }).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// CreateTopicRule.
+pub async fn create_topic_rule(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
+    put_topic_rule(&api, &call, name.into_inner(), false).await
+}
+
+/// ReplaceTopicRule.
+pub async fn replace_topic_rule(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
+    put_topic_rule(&api, &call, name.into_inner(), true).await
+}
+
+/// DeleteTopicRule (API rules only: a file's rules change with the file).
+pub async fn delete_topic_rule(api: web::Data<Api>, _call: Call, name: web::Path<String>) -> ApiResult {
     if let Some(f) = file_rule(&api, &name) {
         return Err(read_only(&f));
     }
-    propose(&api, api::Command::SetEnabled { name, enabled }).await?;
+    proposals::topic_rule(&api, api::Command::Delete { name: name.into_inner() }).await?;
     Ok(HttpResponse::Ok().finish())
+}
+
+/// Enables or disables an API rule.
+async fn set_enabled(api: &Api, name: String, enabled: bool) -> ApiResult {
+    if let Some(f) = file_rule(api, &name) {
+        return Err(read_only(&f));
+    }
+    proposals::topic_rule(api, api::Command::SetEnabled { name, enabled }).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+/// EnableTopicRule.
+pub async fn enable_topic_rule(api: web::Data<Api>, _call: Call, name: web::Path<String>) -> ApiResult {
+    set_enabled(&api, name.into_inner(), true).await
+}
+
+/// DisableTopicRule.
+pub async fn disable_topic_rule(api: web::Data<Api>, _call: Call, name: web::Path<String>) -> ApiResult {
+    set_enabled(&api, name.into_inner(), false).await
 }
 
 /// A rule file's rule in `TopicRule` shape: its actions where AWS has a shape for them.
@@ -148,12 +142,10 @@ fn file_rule_document(r: &ferrite_rules::Rule) -> Value {
     doc
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct ListQuery {
+struct ListFilter {
     topic: Option<String>,
-    max_results: Option<usize>,
-    next_token: Option<String>,
     rule_disabled: Option<bool>,
 }
 
@@ -167,15 +159,10 @@ struct Listed {
 
 /// ListTopicRules: API and file rules together, in name order; `topic` keeps the rules whose
 /// FROM filter matches that topic.
-pub(super) async fn list_topic_rules(
-    api: web::Data<Api>,
-    req: HttpRequest,
-    query: web::Query<ListQuery>,
-    body: web::Bytes,
-) -> ApiResult {
-    let signer = authenticate(&api, &req, &body, "iot")?;
+pub async fn list_topic_rules(api: web::Data<Api>, call: Call) -> ApiResult {
+    let (page, query): (TokenQuery, ListFilter) = (call.query()?, call.query()?);
     let mut all: Vec<Listed> = api
-        .broker
+        .services
         .rules
         .file_rules()
         .into_iter()
@@ -187,8 +174,8 @@ pub(super) async fn list_topic_rules(
         })
         .collect();
     let filters: std::collections::HashMap<String, Option<String>> =
-        api.broker.rules.api_rules().into_iter().map(|r| (r.name, r.statement.topic_filter)).collect();
-    for r in api.broker.meta.state().topic_rules.all() {
+        api.services.rules.api_rules().into_iter().map(|r| (r.name, r.statement.topic_filter)).collect();
+    for r in api.services.meta.state().topic_rules.all() {
         if all.iter().any(|l| l.name == r.rule_name) {
             continue;
         }
@@ -207,13 +194,12 @@ pub(super) async fn list_topic_rules(
             })
     });
     all.sort_by(|a, b| a.name.cmp(&b.name));
-    let size = query.max_results.unwrap_or(1000).clamp(1, 10_000);
-    let (page, next) = page_after(&all, |l| &l.name, query.next_token.as_deref(), size);
+    let (page, next) = page_after(&all, |l| &l.name, page.next_token.as_deref(), page.size(1000, 10_000));
     let rules: Vec<Value> = page
         .iter()
         .map(|l| {
             let mut doc = json!({
-                "ruleArn": rule_arn(&signer.region, &l.name), "ruleName": l.name, "ruleDisabled": l.disabled,
+                "ruleArn": rule_arn(call.region(), &l.name), "ruleName": l.name, "ruleDisabled": l.disabled,
             });
             if let Some(p) = &l.topic_pattern {
                 doc["topicPattern"] = json!(p);

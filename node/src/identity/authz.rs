@@ -14,7 +14,17 @@ use std::sync::Arc;
 
 use super::policies::Target;
 use super::policy::{self, Context, Decision, PolicyDocument, ThingContext};
-use crate::meta::Meta;
+use super::Identity;
+use crate::registry::Registry;
+
+/// Where a connection's policies come from: the identity records, and the registry for the
+/// thing named like the client and its groups. The `meta` group's state is one.
+pub trait Directory {
+    /// Certificates, policies, attachments.
+    fn identity(&self) -> &Identity;
+    /// Things and thing groups.
+    fn registry(&self) -> &Registry;
+}
 
 /// The actions a connection is checked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,11 +119,11 @@ pub struct ConnectionAuthz {
 /// The targets whose policies apply to a certificate connecting as `client_id`: the
 /// certificate, and the groups (with ancestors) of the thing named `client_id` when that thing
 /// is attached to the certificate.
-pub fn certificate_targets(meta: &Meta, certificate_id: &str, certificate_arn: &str, client_id: &str) -> Vec<Target> {
+pub fn certificate_targets(meta: &impl Directory, certificate_id: &str, certificate_arn: &str, client_id: &str) -> Vec<Target> {
     let mut targets = vec![Target::Certificate(certificate_id.to_string())];
-    if meta.registry.thing(client_id).is_some() && meta.identity.is_attached(client_id, certificate_arn) {
-        for (group, _) in meta.registry.groups_of_thing(client_id) {
-            if let Some((_, chain)) = meta.registry.thing_group(&group) {
+    if meta.registry().thing(client_id).is_some() && meta.identity().is_attached(client_id, certificate_arn) {
+        for (group, _) in meta.registry().groups_of_thing(client_id) {
+            if let Some((_, chain)) = meta.registry().thing_group(&group) {
                 targets.extend(chain.into_iter().map(|(name, _)| Target::ThingGroup(name)));
             }
             targets.push(Target::ThingGroup(group));
@@ -163,11 +173,11 @@ impl ConnectionAuthz {
     }
 
     /// Decides `action` on the resource `name` (a client id, topic or topic filter).
-    pub fn allows(&mut self, meta: &Meta, action: Action, name: &str) -> bool {
+    pub fn allows(&mut self, meta: &impl Directory, action: Action, name: &str) -> bool {
         if self.is_unrestricted() {
             return true;
         }
-        let epoch = meta.identity.epoch();
+        let epoch = meta.identity().epoch();
         if epoch != self.epoch {
             self.refresh(meta);
             self.epoch = epoch;
@@ -201,16 +211,16 @@ impl ConnectionAuthz {
         policy::evaluate(self.documents.iter().map(|d| &**d), action.name(), &resource, &ctx)
     }
 
-    fn refresh(&mut self, meta: &Meta) {
+    fn refresh(&mut self, meta: &impl Directory) {
         match &self.principal {
             Principal::Unrestricted => {}
             Principal::Certificate { id, arn, .. } => {
                 let targets = certificate_targets(meta, id, arn, &self.client_id);
-                self.documents = meta.identity.documents_for(&targets).into_iter().map(|(_, d)| d).collect();
+                self.documents = meta.identity().documents_for(&targets).into_iter().map(|(_, d)| d).collect();
                 self.thing = meta
-                    .registry
+                    .registry()
                     .thing(&self.client_id)
-                    .filter(|_| meta.identity.is_attached(&self.client_id, arn))
+                    .filter(|_| meta.identity().is_attached(&self.client_id, arn))
                     .map(|t| ThingSnapshot {
                         name: t.thing_name,
                         type_name: t.thing_type_name,
@@ -239,7 +249,7 @@ mod tests {
 
     #[test]
     fn documents_principals_decide_from_their_documents_and_cache() {
-        let meta = Meta::default();
+        let meta = crate::meta::Meta::default();
         let doc = policy::parse(
             r#"{"Version":"2012-10-17","Statement":[
                 {"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:000000000000:topic/${iot:ClientId}/*"},

@@ -1,4 +1,4 @@
-//! Identity and authorization (issue 7): who a client is and what it may do.
+//! Identity and authorization: who a client is and what it may do.
 //!
 //! - `tls`: server certificate, the CA that signs issued certificates, client-certificate
 //!   possession check.

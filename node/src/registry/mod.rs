@@ -1,4 +1,4 @@
-//! The registry (issue 6): things, thing types and static thing groups with membership
+//! The registry: things, thing types and static thing groups with membership
 //! (`things`, `types`, `groups`: the pure rules). Every change is a [`Command`] applied by the
 //! `meta` replicated group (see `crate::meta`); records live in the `registry` column family
 //! and are loaded whole at start.

@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -15,7 +15,22 @@ use tokio::sync::mpsc;
 
 use super::http_client;
 use crate::broker::message::{now_ms, Message};
-use crate::broker::Broker;
+use crate::broker::publisher::Publisher;
+use crate::mqtt::topic::TopicLimits;
+
+/// What actions reach of the node: where republishes go (and the topic rules they must
+/// follow), and the directory file actions write below.
+pub struct Node {
+    /// Publishes into the broker.
+    pub publisher: Publisher,
+    /// The node's topic limits, for republish topics.
+    pub limits: TopicLimits,
+    /// Relative file-action paths start here.
+    pub data_dir: PathBuf,
+}
+
+/// The [`Node`] every action worker shares.
+pub type NodeAccess = Arc<Node>;
 use crate::mqtt::packet::{Properties, QoS};
 
 /// First retry delay.
@@ -182,8 +197,7 @@ pub fn start(
     metrics: Arc<ActionMetrics>,
     queue_size: usize,
     max_retries: u32,
-    broker: Weak<Broker>,
-    data_dir: PathBuf,
+    node: NodeAccess,
 ) -> ActionSink {
     let (tx, mut rx) = mpsc::channel::<Job>(queue_size.max(1));
     let sink = ActionSink { label: label.clone(), tx, metrics: metrics.clone() };
@@ -191,7 +205,7 @@ pub fn start(
         while let Some(job) = rx.recv().await {
             let mut attempt = 0u32;
             loop {
-                match execute(&job, &broker, &data_dir).await {
+                match execute(&job, &node).await {
                     Ok(()) => {
                         metrics.succeeded.fetch_add(1, Ordering::Relaxed);
                         break;
@@ -269,11 +283,10 @@ pub fn send_failure(meta: &Arc<JobMeta>, failed_action: &str, resource: &str, wh
     }
 }
 
-async fn execute(job: &Job, broker: &Weak<Broker>, data_dir: &std::path::Path) -> Result<(), String> {
+async fn execute(job: &Job, node: &Node) -> Result<(), String> {
     match &job.rendered {
         Rendered::Republish { topic, qos, retain, properties } => {
-            let broker = broker.upgrade().ok_or("the node is shutting down")?;
-            crate::mqtt::topic::validate_topic_name(topic, &broker.config.topic_limits)
+            crate::mqtt::topic::validate_topic_name(topic, &node.limits)
                 .map_err(|e| format!("invalid republish topic {topic:?}: {}", e.message))?;
             let msg = Arc::new(Message {
                 topic: topic.as_str().into(),
@@ -285,7 +298,7 @@ async fn execute(job: &Job, broker: &Weak<Broker>, data_dir: &std::path::Path) -
                 created_ms: now_ms(),
                 rule_hops: job.meta.rule_hops.saturating_add(1),
             });
-            let published = broker.publish_and_wait(&msg).await;
+            let published = node.publisher.publish_and_wait(msg).await;
             if !published.stored {
                 return Err("storage failed to persist the republished message".into());
             }
@@ -305,7 +318,7 @@ async fn execute(job: &Job, broker: &Weak<Broker>, data_dir: &std::path::Path) -
             }
         }
         Rendered::File { path, max_bytes, max_files } => {
-            let path = if path.is_absolute() { path.clone() } else { data_dir.join(path) };
+            let path = if path.is_absolute() { path.clone() } else { node.data_dir.join(path) };
             let (path, max_bytes, max_files, output) = (path, *max_bytes, *max_files, job.output.clone());
             tokio::task::spawn_blocking(move || append_line(&path, &output, max_bytes, max_files))
                 .await

@@ -268,32 +268,20 @@ pub fn check(rule: &TopicRule) -> Result<Rule, RegistryError> {
     Ok(checked)
 }
 
-/// Runs the API-created rules on `broker`'s rule engine now and after every committed change.
-/// A stored rule that no longer checks (it cannot normally happen: rules are checked before
-/// they are proposed) is logged and left out.
-pub fn run_api_rules(broker: &std::sync::Arc<crate::broker::Broker>) {
-    let install = |broker: &crate::broker::Broker| {
-        let rules = broker
-            .meta
-            .state()
-            .topic_rules
-            .all()
-            .iter()
-            .filter_map(|r| {
-                check(r)
-                    .map_err(|e| tracing::error!(rule = %r.rule_name, error = %e.message, "stored topic rule does not check"))
-                    .ok()
-            })
-            .collect();
-        broker.rules.replace_api_rules(rules);
-    };
-    install(broker);
-    let weak = std::sync::Arc::downgrade(broker);
-    broker.meta.state().on_rules_changed(move || {
-        if let Some(b) = weak.upgrade() {
-            install(&b);
-        }
-    });
+/// Runs the API-created rules on `engine` in place of the ones it ran. A stored rule that no
+/// longer checks (it cannot normally happen: rules are checked before they are proposed) is
+/// logged and left out.
+pub fn install(engine: &super::RuleEngine, stored: &TopicRules) {
+    let rules = stored
+        .all()
+        .iter()
+        .filter_map(|r| {
+            check(r)
+                .map_err(|e| tracing::error!(rule = %r.rule_name, error = %e.message, "stored topic rule does not check"))
+                .ok()
+        })
+        .collect();
+    engine.replace_api_rules(rules);
 }
 
 /// The AWS `Action` objects for a rule-file rule's actions, where AWS has a shape for them

@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod api;
+pub mod files;
 pub mod http_client;
 pub mod index;
 pub mod reload;
@@ -13,7 +14,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrite_rules::jit::JitModule;
@@ -26,8 +27,9 @@ use parking_lot::{Mutex, RwLock};
 use self::actions::{ActionMetrics, ActionSink, ErrorRoute, Job, JobMeta, Rendered};
 use self::index::FilterIndex;
 use crate::broker::message::Message;
-use crate::broker::Broker;
+use crate::broker::publisher::Publisher;
 use crate::mqtt::packet::{Properties, QoS};
+use crate::mqtt::topic::TopicLimits;
 
 /// Default bounded queue length of an action.
 pub const DEFAULT_QUEUE_SIZE: usize = 1000;
@@ -108,27 +110,13 @@ pub struct RuleEngine {
     sources: Mutex<Sources>,
     rule_metrics: Mutex<HashMap<String, Arc<RuleMetrics>>>,
     action_metrics: Mutex<HashMap<String, Arc<ActionMetrics>>>,
-    runtime: OnceLock<tokio::runtime::Handle>,
-    broker: OnceLock<Weak<Broker>>,
-    data_dir: OnceLock<PathBuf>,
+    /// The `rule-actions` thread's runtime, where every action runs.
+    runtime: tokio::runtime::Handle,
+    /// What actions need from the node: where republishes go, the topic rules, the data
+    /// directory of file actions.
+    node: actions::NodeAccess,
     next_trace: AtomicU64,
     loops_stopped: AtomicU64,
-}
-
-impl Default for RuleEngine {
-    fn default() -> Self {
-        RuleEngine {
-            current: RwLock::new(Arc::new(RuleSet::default())),
-            sources: Mutex::new(Sources::default()),
-            rule_metrics: Mutex::new(HashMap::new()),
-            action_metrics: Mutex::new(HashMap::new()),
-            runtime: OnceLock::new(),
-            broker: OnceLock::new(),
-            data_dir: OnceLock::new(),
-            next_trace: AtomicU64::new(1),
-            loops_stopped: AtomicU64::new(0),
-        }
-    }
 }
 
 impl std::fmt::Debug for RuleEngine {
@@ -145,20 +133,26 @@ fn int_param(action: &Action, name: &str) -> Option<i64> {
 }
 
 impl RuleEngine {
-    /// Connects the engine to its broker and starts the thread that runs actions. Until this
-    /// is called no rule can be loaded.
-    pub fn start(&self, broker: &Arc<Broker>, data_dir: PathBuf) -> anyhow::Result<()> {
+    /// An engine with no rules, and the thread that will run their actions: republishes go
+    /// out through `publisher` (checked against `limits`), file actions write below
+    /// `data_dir`.
+    pub fn start(publisher: Publisher, limits: TopicLimits, data_dir: PathBuf) -> anyhow::Result<RuleEngine> {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new().name("rule-actions".into()).spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
             let _ = tx.send(rt.handle().clone());
             rt.block_on(std::future::pending::<()>());
         })?;
-        let handle = rx.recv()?;
-        let _ = self.runtime.set(handle);
-        let _ = self.broker.set(Arc::downgrade(broker));
-        let _ = self.data_dir.set(data_dir);
-        Ok(())
+        Ok(RuleEngine {
+            current: RwLock::new(Arc::new(RuleSet::default())),
+            sources: Mutex::new(Sources::default()),
+            rule_metrics: Mutex::new(HashMap::new()),
+            action_metrics: Mutex::new(HashMap::new()),
+            runtime: rx.recv()?,
+            node: Arc::new(actions::Node { publisher, limits, data_dir }),
+            next_trace: AtomicU64::new(1),
+            loops_stopped: AtomicU64::new(0),
+        })
     }
 
     /// Number of rules loaded.
@@ -212,9 +206,6 @@ impl RuleEngine {
     /// Replaces the running rule set with `rules` at once: actions of the old set finish the
     /// jobs they hold, then stop.
     fn replace(&self, rules: Vec<Rule>) {
-        let runtime = self.runtime.get().expect("RuleEngine::start was called").clone();
-        let broker = self.broker.get().cloned().unwrap_or_default();
-        let data_dir = self.data_dir.get().cloned().unwrap_or_default();
         let mut set = RuleSet::default();
         for rule in rules {
             let id = set.rules.len();
@@ -224,13 +215,12 @@ impl RuleEngine {
                 let metrics = self.action_metrics.lock().entry(label.clone()).or_default().clone();
                 let default_retries = if action.kind == ActionKind::Log { 0 } else { DEFAULT_MAX_RETRIES };
                 let sink = actions::start(
-                    &runtime,
+                    &self.runtime,
                     label.into(),
                     metrics,
                     int_param(action, "queueSize").map_or(DEFAULT_QUEUE_SIZE, |n| n as usize),
                     int_param(action, "maxRetries").map_or(default_retries, |n| n as u32),
-                    broker.clone(),
-                    data_dir.clone(),
+                    self.node.clone(),
                 );
                 LoadedAction { action: action.clone(), sink }
             };

@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::broker::Broker;
+use super::files::{collect_rule_files, read_rule_sources};
+use super::RuleEngine;
 
 /// How often the directory is checked for changes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Reads and checks every rule file under `dir`. `Err` holds the rendered diagnostics.
 pub fn load_dir(dir: &Path) -> Result<Vec<ferrite_rules::Rule>, String> {
-    let sources = crate::rules_cli::read_rule_sources(&[dir.to_path_buf()]).map_err(|e| format!("{e:#}"))?;
+    let sources = read_rule_sources(&[dir.to_path_buf()]).map_err(|e| format!("{e:#}"))?;
     ferrite_rules::load_rule_files(&sources)
         .map_err(|errors| errors.iter().map(|e| e.render()).collect::<Vec<_>>().join("\n"))
 }
@@ -21,7 +22,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<ferrite_rules::Rule>, String> {
 type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
 
 fn fingerprint(dir: &Path) -> Fingerprint {
-    let files = crate::rules_cli::collect_rule_files(&[dir.to_path_buf()]).unwrap_or_default();
+    let files = collect_rule_files(&[dir.to_path_buf()]).unwrap_or_default();
     files
         .into_iter()
         .map(|f| {
@@ -33,17 +34,17 @@ fn fingerprint(dir: &Path) -> Fingerprint {
         .collect()
 }
 
-fn apply(broker: &Broker, dir: &Path, reason: &str) {
+fn apply(engine: &RuleEngine, dir: &Path, reason: &str) {
     match load_dir(dir) {
         Ok(rules) => {
             let n = rules.len();
-            broker.rules.replace_file_rules(rules);
+            engine.replace_file_rules(rules);
             tracing::info!(dir = %dir.display(), rules = n, reason, "rules loaded");
         }
         Err(errors) => {
             tracing::error!(
                 dir = %dir.display(),
-                running = broker.rules.len(),
+                running = engine.len(),
                 reason,
                 "rule files have errors; keeping the running rules\n{errors}"
             );
@@ -52,18 +53,18 @@ fn apply(broker: &Broker, dir: &Path, reason: &str) {
 }
 
 /// Loads the rules now and reloads them whenever a file under `dir` changes.
-pub fn load_and_watch(broker: &Arc<Broker>, dir: PathBuf) -> anyhow::Result<()> {
-    apply(broker, &dir, "start");
-    let weak = Arc::downgrade(broker);
+pub fn load_and_watch(engine: &Arc<RuleEngine>, dir: PathBuf) -> anyhow::Result<()> {
+    apply(engine, &dir, "start");
+    let weak = Arc::downgrade(engine);
     std::thread::Builder::new().name("rules-reload".into()).spawn(move || {
         let mut last = fingerprint(&dir);
         loop {
             std::thread::sleep(POLL_INTERVAL);
-            let Some(broker) = weak.upgrade() else { return };
+            let Some(engine) = weak.upgrade() else { return };
             let now = fingerprint(&dir);
             if now != last {
                 last = now;
-                apply(&broker, &dir, "changed");
+                apply(&engine, &dir, "changed");
             }
         }
     })?;

@@ -26,6 +26,7 @@ use crate::broker::lifecycle::{self, DisconnectReason};
 use crate::broker::message::{now_ms, Message};
 use crate::broker::session::Send as SessionSend;
 use crate::broker::{Broker, ConnLink, Kick, SessionHandle, Wake};
+use crate::services::Services;
 use crate::identity::authz::{Action, ConnectionAuthz, Principal};
 use crate::identity::custom_auth;
 use crate::mqtt::codec;
@@ -74,6 +75,9 @@ struct Attached {
 
 /// One client connection.
 pub struct Connection<W: AsyncWrite + Unpin + 'static> {
+    /// The registry, identity and cluster services (policies, authorizers, takeover).
+    services: Arc<Services>,
+    /// The broker core (`services.broker`), used on every packet.
     broker: Arc<Broker>,
     writer: Writer<W, io::Error>,
     peer: SocketAddr,
@@ -100,7 +104,8 @@ pub struct Connection<W: AsyncWrite + Unpin + 'static> {
 
 impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     /// Starts a connection actor on the current arbiter for an accepted stream.
-    pub fn start<R: AsyncRead + Unpin + 'static>(broker: Arc<Broker>, read: R, write: W, origin: Origin) {
+    pub fn start<R: AsyncRead + Unpin + 'static>(services: Arc<Services>, read: R, write: W, origin: Origin) {
+        let broker = services.broker.clone();
         let Origin { peer, transport, auth, client_cert } = origin;
         let version = Rc::new(Cell::new(None));
         let decoder = PacketDecoder {
@@ -114,6 +119,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             broker.metrics.connections.inc();
             broker.metrics.connections_total.inc();
             Connection {
+                services,
                 broker,
                 writer,
                 peer,
@@ -269,7 +275,8 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 "enhanced authentication is not supported",
             );
         }
-        let meta = broker.meta.state();
+        let services = self.services.clone();
+        let meta = services.meta.state();
         let choice = listener_auth::choose(
             &self.auth,
             self.client_cert.is_some(),
@@ -369,7 +376,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         }
         if let Some(every) = refresh_after {
             ctx.run_interval(every, move |act, ctx| {
-                let Some(record) = act.broker.meta.state().identity.authorizer(&name) else { return };
+                let Some(record) = act.services.meta.state().identity.authorizer(&name) else { return };
                 let query = presented.username.as_deref().map(custom_auth::username_query).unwrap_or_default();
                 let token = custom_auth::token_of(&record, &query).ok().flatten();
                 let event = custom_auth::event(&presented, token.as_deref(), !record.signing_disabled);
@@ -398,7 +405,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     fn allowed(&mut self, action: Action, name: &str) -> bool {
         match self.authz.as_mut() {
             None => true,
-            Some(authz) => authz.allows(self.broker.meta.state(), action, name),
+            Some(authz) => authz.allows(self.services.meta.state(), action, name),
         }
     }
 
@@ -449,7 +456,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             server_keep_alive = Some(keep_alive);
         }
         self.keep_alive = Duration::from_secs(keep_alive as u64);
-        let Some(takeover) = broker.takeover.clone() else {
+        let Some(takeover) = self.services.takeover.clone() else {
             return self.attach_session(ctx, c, client_id, assigned, expiry, server_keep_alive, None);
         };
         // In a cluster the client id is claimed first: the node that held the session
@@ -551,7 +558,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     fn recheck_certificate(&mut self, ctx: &mut Context<Self>) {
         let (Some(der), false) = (&self.client_cert, self.closing) else { return };
         let now = (now_ms() / 1000) as i64;
-        if let Err(why) = self.broker.meta.state().identity.check_presented(der, now) {
+        if let Err(why) = self.services.meta.state().identity.check_presented(der, now) {
             self.broker.metrics.certificate_disconnects_total.inc();
             self.ending(DisconnectReason::AuthError);
             tracing::warn!(client_id = ?self.attached.as_ref().map(|a| a.client_id.clone()), certificate_id = ?self.authz.as_ref().and_then(|a| a.certificate_id()), reason = %why, "closing connection: certificate no longer valid");

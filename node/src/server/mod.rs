@@ -15,7 +15,7 @@ use actix::Arbiter;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::broker::Broker;
+use crate::services::Services;
 use auth::ListenerAuth;
 use connection::Connection;
 
@@ -89,22 +89,22 @@ where
 }
 
 /// Accepts MQTT over TCP forever.
-pub async fn serve_mqtt(listener: TcpListener, broker: Arc<Broker>, workers: Arc<Workers>, auth: Arc<ListenerAuth>) {
+pub async fn serve_mqtt(listener: TcpListener, services: Arc<Services>, workers: Arc<Workers>, auth: Arc<ListenerAuth>) {
     accept_loop(listener, workers, move |stream, peer| {
-        let (broker, auth) = (broker.clone(), auth.clone());
+        let (services, auth) = (services.clone(), auth.clone());
         async move {
             let (r, w) = stream.into_split();
-            Connection::start(broker, r, w, Origin { peer, transport: "tcp", auth, client_cert: None });
+            Connection::start(services, r, w, Origin { peer, transport: "tcp", auth, client_cert: None });
         }
     })
     .await
 }
 
 /// Accepts MQTT over WebSocket (path `/mqtt`, subprotocol `mqtt`) forever.
-pub async fn serve_ws(listener: TcpListener, broker: Arc<Broker>, workers: Arc<Workers>, auth: Arc<ListenerAuth>) {
+pub async fn serve_ws(listener: TcpListener, services: Arc<Services>, workers: Arc<Workers>, auth: Arc<ListenerAuth>) {
     accept_loop(listener, workers, move |stream, peer| {
         let origin = Origin { peer, transport: "websocket", auth: auth.clone(), client_cert: None };
-        websocket::accept(stream, origin, broker.clone())
+        websocket::accept(stream, origin, services.clone())
     })
     .await
 }
@@ -134,18 +134,18 @@ async fn handshake(
 /// Accepts MQTT over TLS forever (client certificates; ALPN `x-amzn-mqtt-ca` accepted).
 pub async fn serve_mqtts(
     listener: TcpListener,
-    broker: Arc<Broker>,
+    services: Arc<Services>,
     workers: Arc<Workers>,
     config: Arc<rustls::ServerConfig>,
     auth: Arc<ListenerAuth>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     accept_loop(listener, workers, move |stream, peer| {
-        let (broker, acceptor, auth) = (broker.clone(), acceptor.clone(), auth.clone());
+        let (services, acceptor, auth) = (services.clone(), acceptor.clone(), auth.clone());
         async move {
             let Some((tls, client_cert)) = handshake(acceptor, stream, peer).await else { return };
             let (r, w) = tokio::io::split(tls);
-            Connection::start(broker, r, w, Origin { peer, transport: "tls", auth, client_cert });
+            Connection::start(services, r, w, Origin { peer, transport: "tls", auth, client_cert });
         }
     })
     .await
@@ -154,18 +154,18 @@ pub async fn serve_mqtts(
 /// Accepts MQTT over secure WebSocket forever.
 pub async fn serve_wss(
     listener: TcpListener,
-    broker: Arc<Broker>,
+    services: Arc<Services>,
     workers: Arc<Workers>,
     config: Arc<rustls::ServerConfig>,
     auth: Arc<ListenerAuth>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     accept_loop(listener, workers, move |stream, peer| {
-        let (broker, acceptor, auth) = (broker.clone(), acceptor.clone(), auth.clone());
+        let (services, acceptor, auth) = (services.clone(), acceptor.clone(), auth.clone());
         async move {
             let Some((tls, client_cert)) = handshake(acceptor, stream, peer).await else { return };
             let origin = Origin { peer, transport: "wss", auth, client_cert };
-            websocket::accept(tls, origin, broker).await;
+            websocket::accept(tls, origin, services).await;
         }
     })
     .await
@@ -177,7 +177,7 @@ pub async fn serve_wss(
 /// with the TLS client certificate).
 pub async fn serve_https(
     listener: TcpListener,
-    broker: Arc<Broker>,
+    services: Arc<Services>,
     workers: Arc<Workers>,
     config: Arc<rustls::ServerConfig>,
     auth: Arc<ListenerAuth>,
@@ -185,13 +185,13 @@ pub async fn serve_https(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     accept_loop(listener, workers, move |stream, peer| {
-        let (broker, acceptor, auth) = (broker.clone(), acceptor.clone(), auth.clone());
+        let (services, acceptor, auth) = (services.clone(), acceptor.clone(), auth.clone());
         async move {
             let Some((mut tls, client_cert)) = handshake(acceptor, stream, peer).await else { return };
             if tls.get_ref().1.alpn_protocol() == Some(crate::identity::tls::ALPN_MQTT_CA) {
                 let (r, w) = tokio::io::split(tls);
                 let origin = Origin { peer, transport: "tls", auth, client_cert };
-                return Connection::start(broker, r, w, origin);
+                return Connection::start(services, r, w, origin);
             }
             match tokio::net::TcpStream::connect(http).await {
                 Ok(mut upstream) => {

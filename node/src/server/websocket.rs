@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::connection::Connection;
 use super::Origin;
-use crate::broker::Broker;
+use crate::services::Services;
 
 /// Only this path is upgraded; other paths get 404.
 pub const WS_PATH: &str = "/mqtt";
@@ -37,7 +37,7 @@ fn check_upgrade(req: &Request, mut resp: Response) -> Result<Response, ErrorRes
 }
 
 /// Upgrades one accepted socket and runs its MQTT connection.
-pub async fn accept<S>(stream: S, origin: Origin, broker: Arc<Broker>)
+pub async fn accept<S>(stream: S, origin: Origin, services: Arc<Services>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
@@ -52,7 +52,7 @@ where
     let (mut ws_tx, mut ws_rx) = ws.split();
     let (actor_side, bridge_side) = tokio::io::duplex(64 * 1024);
     let (actor_r, actor_w) = tokio::io::split(actor_side);
-    Connection::start(broker, actor_r, actor_w, origin);
+    Connection::start(services, actor_r, actor_w, origin);
     let (mut bridge_r, mut bridge_w) = tokio::io::split(bridge_side);
     let inbound = async move {
         while let Some(msg) = ws_rx.next().await {

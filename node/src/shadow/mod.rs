@@ -1,6 +1,6 @@
-//! Device shadows (issue 6): the pure document state machine (`document`), the reserved
+//! Device shadows: the pure document state machine (`document`), the reserved
 //! MQTT topics (`topics`), the shard groups' state machine that owns the shadows (`shard`,
-//! DESIGN section 4) and the service that answers MQTT and HTTP requests through them
+//! docs/ARCHITECTURE.md) and the service that answers MQTT and HTTP requests through them
 //! (`service`).
 
 pub mod document;
@@ -10,4 +10,4 @@ pub mod shard;
 pub mod topics;
 
 pub use document::{Shadow, ShadowError, Updated};
-pub use service::ShadowService;
+pub use service::{ShadowService, SHADOW_SHARDS};

@@ -1,7 +1,7 @@
 //! Serves shadow requests from MQTT and HTTP: checks the per-thing rate, then proposes
 //! updates and deletes to the thing's shard group and runs gets as linearizable reads on it.
 //! Responses are published from the group's thread once the change is committed and applied,
-//! so `accepted` never precedes durability (DESIGN section 4) and a thing's responses leave
+//! so `accepted` never precedes durability (docs/ARCHITECTURE.md) and a thing's responses leave
 //! in the order its requests took effect. A request that fails gets `rejected` and changes
 //! nothing.
 
@@ -16,10 +16,14 @@ use super::document::ShadowError;
 use super::rate::{InFlight, RateLimiter};
 use super::shard::{client_token, shard_of, Applied, Command, ShadowShard};
 use super::topics::{Operation, Request};
-use crate::broker::Broker;
+use crate::broker::publisher::Publisher;
 
 /// Group ids of the shadow shards start here (the `meta` group is 0).
 pub const FIRST_SHARD_GROUP: u32 = 1;
+
+/// Shard groups that own the shadows. Fixed: a thing's shard is its name's hash modulo
+/// this, and every member of a cluster must agree on it.
+pub const SHADOW_SHARDS: u32 = 4;
 
 /// What runs once a request is answered.
 pub type Answer = Box<dyn FnOnce(Result<Value, ShadowError>) + Send>;
@@ -28,6 +32,10 @@ pub type Answer = Box<dyn FnOnce(Result<Value, ShadowError>) + Send>;
 #[derive(Debug)]
 pub struct ShadowService {
     shards: Vec<Group<ShadowShard>>,
+    /// Where responses are published.
+    publisher: Publisher,
+    /// Requests one thing may make per second (0: unlimited).
+    per_second: u32,
     rate: Mutex<RateLimiter>,
     in_flight: Arc<Mutex<InFlight>>,
 }
@@ -38,8 +46,16 @@ fn not_committed(e: GroupError) -> ShadowError {
 }
 
 impl ShadowService {
-    /// Opens `shards` shard groups over `store` (their logs are replayed first), as `member`.
-    pub fn open(store: &Arc<Store>, shards: u32, member: &Member) -> Result<ShadowService, StoreError> {
+    /// Opens `shards` shard groups over `store` (their logs are replayed first), as `member`;
+    /// responses go out through `publisher`, and a thing may make `per_second` requests a
+    /// second.
+    pub fn open(
+        store: &Arc<Store>,
+        shards: u32,
+        member: &Member,
+        publisher: Publisher,
+        per_second: u32,
+    ) -> Result<ShadowService, StoreError> {
         let shards = (0..shards.max(1))
             .map(|i| {
                 let id = FIRST_SHARD_GROUP + i;
@@ -47,7 +63,13 @@ impl ShadowService {
                 Group::open_member(store.clone(), id, &format!("shard-{i}"), state, member)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(ShadowService { shards, rate: Mutex::new(RateLimiter::default()), in_flight: Arc::default() })
+        Ok(ShadowService {
+            shards,
+            publisher,
+            per_second,
+            rate: Mutex::new(RateLimiter::default()),
+            in_flight: Arc::default(),
+        })
     }
 
     /// The shard groups, in shard order.
@@ -65,23 +87,16 @@ impl ShadowService {
     }
 
     /// Handles one request arriving on its MQTT topic from connection `client`: the responses
-    /// (or `rejected`) are published through `broker`.
-    pub fn handle(&self, broker: &Arc<Broker>, client: Option<Arc<str>>, req: Request, payload: &[u8], now_s: u64) {
-        self.submit(broker, client, req, payload, now_s, Box::new(|_| {}));
+    /// (or `rejected`) are published.
+    pub fn handle(&self, client: Option<Arc<str>>, req: Request, payload: &[u8], now_s: u64) {
+        self.submit(client, req, payload, now_s, Box::new(|_| {}));
     }
 
     /// [`ShadowService::submit`] for async callers (the HTTP API, which has no connection):
     /// the `accepted` document, or the error for the caller to report its own way.
-    pub async fn apply(
-        &self,
-        broker: &Arc<Broker>,
-        req: Request,
-        payload: &[u8],
-        now_s: u64,
-    ) -> Result<Value, ShadowError> {
+    pub async fn apply(&self, req: Request, payload: &[u8], now_s: u64) -> Result<Value, ShadowError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(
-            broker,
             None,
             req,
             payload,
@@ -98,17 +113,8 @@ impl ShadowService {
     /// request is committed (or refused), `accepted` (with `documents` and `delta` for
     /// updates) or `rejected` is published, then `answer` runs with the accepted document or
     /// the error.
-    pub fn submit(
-        &self,
-        broker: &Arc<Broker>,
-        client: Option<Arc<str>>,
-        req: Request,
-        payload: &[u8],
-        now_s: u64,
-        answer: Answer,
-    ) {
-        let per_second = broker.config.shadow_requests_per_second_per_thing;
-        let mut refused = !self.rate.lock().allow(&req.thing, per_second, Instant::now());
+    pub fn submit(&self, client: Option<Arc<str>>, req: Request, payload: &[u8], now_s: u64, answer: Answer) {
+        let mut refused = !self.rate.lock().allow(&req.thing, self.per_second, Instant::now());
         let mut started = None;
         if let (false, Some(client)) = (refused, client) {
             if self.in_flight.lock().start(&client) {
@@ -117,7 +123,7 @@ impl ShadowService {
                 refused = true;
             }
         }
-        let broker = broker.clone();
+        let publisher = self.publisher.clone();
         let token = client_token(payload);
         let query_token = token.clone();
         let respond = move |req: Request, result: Result<Applied, ShadowError>| {
@@ -126,17 +132,17 @@ impl ShadowService {
             }
             match result {
                 Ok(applied) => {
-                    broker.publish_internal(req.response_topic("accepted"), applied.accepted.clone());
+                    publisher.publish_json(req.response_topic("accepted"), applied.accepted.clone());
                     if let Some(doc) = applied.documents {
-                        broker.publish_internal(req.response_topic("documents"), doc);
+                        publisher.publish_json(req.response_topic("documents"), doc);
                     }
                     if let Some(delta) = applied.delta {
-                        broker.publish_internal(req.response_topic("delta"), delta);
+                        publisher.publish_json(req.response_topic("delta"), delta);
                     }
                     answer(Ok(applied.accepted));
                 }
                 Err(e) => {
-                    broker.publish_internal(req.response_topic("rejected"), e.document(now_s, token.as_deref()));
+                    publisher.publish_json(req.response_topic("rejected"), e.document(now_s, token.as_deref()));
                     answer(Err(e));
                 }
             }

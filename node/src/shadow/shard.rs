@@ -1,4 +1,4 @@
-//! A `shard` group's state machine (DESIGN section 4): the shadows whose thing names hash to
+//! A `shard` group's state machine (docs/ARCHITECTURE.md): the shadows whose thing names hash to
 //! this shard. Updates and deletes are commands in the shard's log; gets are linearizable
 //! reads. Each shadow is kept in memory once touched and in the `shadows` column family.
 

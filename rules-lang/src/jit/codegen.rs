@@ -18,7 +18,6 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::FunctionBuilder;
 
-use std::sync::atomic::AtomicUsize;
 
 use super::runtime::{self as rt, CallSite, NumConst};
 use crate::functions::Builtin;
@@ -63,21 +62,11 @@ const VALUE_ALIGN_SHIFT: u8 = std::mem::align_of::<Value>().trailing_zeros() as 
 /// into the same module.
 pub struct PendingNested {
     /// Where the finished function's address goes.
-    pub site: *const NestedSite,
+    pub site: *const rt::NestedSite,
     /// The nested query.
     pub query: Query,
     /// How many SET variables it sees.
     pub vars: usize,
-}
-
-/// The function of a nested SELECT, run by [`rt::jit_nested`] once per element. Its address is
-/// filled in when the module is finalized, before any compiled code runs.
-#[derive(Default)]
-pub struct NestedSite {
-    /// The compiled element function (`rt::NestedFn`), as an address.
-    pub function: AtomicUsize,
-    /// Its frame size.
-    pub slots: AtomicUsize,
 }
 
 /// What compiling a function tells its caller.
@@ -564,9 +553,9 @@ impl<'g, 'b> Gen<'g, 'b> {
                     }
                     None => self.const_ptr(&rt::UNDEFINED),
                 };
-                let site = self.pool.keep(NestedSite::default());
+                let site = self.pool.keep(rt::NestedSite::default());
                 self.pending.push(PendingNested {
-                    site: site as *const NestedSite,
+                    site: site as *const rt::NestedSite,
                     query: (**q).clone(),
                     vars: self.vars.len(),
                 });

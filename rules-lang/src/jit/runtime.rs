@@ -10,15 +10,25 @@
 use std::cmp::Ordering;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::sync::atomic::AtomicUsize;
 
 use crate::functions::{self, Builtin, CallEnv};
 use crate::interp::{self, EvalError, Output};
 use std::sync::atomic::Ordering as AtomicOrdering;
 
-use super::codegen::NestedSite;
 use crate::ir::{BinOp, CastType};
 use crate::num::Dec;
 use crate::value::{sql_cmp, sql_eq, write_json, write_json_string, Num, Object, Value};
+
+/// The function of a nested SELECT, run by [`jit_nested`] once per element. Its address is
+/// filled in when the module is finalized, before any compiled code runs.
+#[derive(Default)]
+pub struct NestedSite {
+    /// The compiled element function ([`NestedFn`]), as an address.
+    pub function: AtomicUsize,
+    /// Its frame size.
+    pub slots: AtomicUsize,
+}
 
 /// The Undefined every compiled rule points at for a missing value.
 pub static UNDEFINED: Value = Value::Undefined;

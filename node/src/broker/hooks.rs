@@ -1,0 +1,49 @@
+//! What the broker core needs from the layers above it, as narrow traits defined here and
+//! implemented there (the rules and shadows, the cluster's route table). `node.rs` hands the
+//! implementations to [`super::Broker::open`]; the core never names the modules behind them.
+
+use std::sync::Arc;
+
+use ferrite_cluster::Batch;
+
+use super::message::Message;
+
+/// Runs on every message the broker routed, after its local subscribers were woken: shadow
+/// requests are served and rules run here. It must not wait: it only evaluates and queues.
+pub trait PublishObserver: Send + Sync {
+    /// A Basic Ingest message (`$aws/rules/RULE/topic`): runs rule `rule` alone on it, as if
+    /// published to `topic`; false when no such rule is loaded.
+    fn ingest(&self, rule: &str, topic: &str, msg: &Arc<Message>) -> bool;
+
+    /// A message published on this node (never one another node forwarded).
+    fn published(&self, msg: &Arc<Message>);
+}
+
+/// Nothing above the broker: for tools and tests that run the core alone.
+pub struct NoObserver;
+
+impl PublishObserver for NoObserver {
+    fn ingest(&self, _rule: &str, _topic: &str, _msg: &Arc<Message>) -> bool {
+        false
+    }
+
+    fn published(&self, _msg: &Arc<Message>) {}
+}
+
+/// Copies of a publish on their way to other nodes; they leave when this is dropped, after
+/// the batch holding their durable records was submitted.
+pub type Forwards = Box<dyn Send>;
+
+/// The other nodes of a cluster, as routing sees them: which of them want a message, and
+/// which filters this node's subscribers have.
+pub trait Peers: Send + Sync {
+    /// Queues `msg` for every peer with a matching filter (its durable copies go into
+    /// `batch`); `None` when no peer wants it.
+    fn forward(&self, msg: &Arc<Message>, batch: &mut Batch) -> Option<Forwards>;
+
+    /// This node has its first subscriber for `filter`.
+    fn added(&self, filter: &str);
+
+    /// This node's last subscriber for `filter` left.
+    fn removed(&self, filter: &str);
+}

@@ -1,0 +1,137 @@
+//! `Call`: the extractor every API handler starts with. It reads the body (bounded), then
+//! verifies the SigV4 signature before anything else about the request is looked at, so an
+//! unsigned request learns nothing about query strings, bodies or resources; the query and
+//! JSON body are parsed after, on demand, into AWS-shaped errors.
+
+use std::marker::PhantomData;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use futures_util::StreamExt as _;
+
+use super::error::AwsError;
+use super::Api;
+use crate::broker::message::now_ms;
+use crate::sigv4;
+
+/// The largest request body the API reads (AWS's largest, a 128 KB publish, with room to
+/// spare); a longer body is refused without reading the rest.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// The SigV4 service name a route is signed for.
+pub trait Service {
+    /// `iot` or `iotdata`, as in the credential scope.
+    const NAME: &'static str;
+}
+
+/// The control plane (`aws iot ...`).
+pub struct Iot;
+
+impl Service for Iot {
+    const NAME: &'static str = "iot";
+}
+
+/// The data plane (`aws iot-data ...`).
+pub struct IotData;
+
+impl Service for IotData {
+    const NAME: &'static str = "iotdata";
+}
+
+/// A request whose signature checked out: the request, its body and who signed it.
+pub struct Call<S: Service = Iot> {
+    /// The request (headers, path, query).
+    pub req: HttpRequest,
+    /// The whole body.
+    pub body: web::Bytes,
+    /// The key, region and service of the signature.
+    pub signer: sigv4::Signer,
+    service: PhantomData<S>,
+}
+
+impl<S: Service> Call<S> {
+    /// The query string parsed into `T`; a malformed one is InvalidRequestException.
+    pub fn query<T: serde::de::DeserializeOwned>(&self) -> Result<T, AwsError> {
+        web::Query::<T>::from_query(self.req.query_string())
+            .map(web::Query::into_inner)
+            .map_err(|e| AwsError::invalid(format!("Invalid query string: {e}")))
+    }
+
+    /// The JSON body parsed into `T` (an empty body is the defaults); malformed JSON is
+    /// InvalidRequestException.
+    pub fn json<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, AwsError> {
+        if self.body.is_empty() {
+            return Ok(T::default());
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|e| AwsError::invalid(format!("The request body is not valid JSON for this operation: {e}")))
+    }
+
+    /// The region the caller signed for: the region of the ARNs it creates.
+    pub fn region(&self) -> &str {
+        &self.signer.region
+    }
+}
+
+impl<S: Service + 'static> FromRequest for Call<S> {
+    type Error = AwsError;
+    type Future = LocalBoxFuture<'static, Result<Call<S>, AwsError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let body = read_body(&req, payload).await?;
+            let api = req.app_data::<web::Data<Api>>().ok_or_else(AwsError::internal)?;
+            let signer = verify(&req, &body, S::NAME, |key| api.credentials.secret(key))?;
+            Ok(Call { req, body, signer, service: PhantomData })
+        })
+    }
+}
+
+/// The body, at most [`MAX_BODY`] bytes: a longer one (declared or sent) is AWS's 413.
+async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes, AwsError> {
+    let too_large = || {
+        AwsError::new(413, "RequestEntityTooLargeException", format!("The request body exceeds {MAX_BODY} bytes"))
+    };
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AwsError::invalid(format!("Cannot read the request body: {e}")))?;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Checks the request's SigV4 signature for `service` with the keys `secret` knows.
+fn verify(
+    req: &HttpRequest,
+    body: &[u8],
+    service: &str,
+    secret: impl Fn(&str) -> Option<String>,
+) -> Result<sigv4::Signer, AwsError> {
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let signed = sigv4::Request {
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        query: req.uri().query().unwrap_or(""),
+        headers: &headers,
+        body,
+    };
+    Ok(sigv4::verify(&signed, &[service], (now_ms() / 1000) as i64, secret)?)
+}

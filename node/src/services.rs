@@ -1,0 +1,76 @@
+//! The node's services together, for the listeners and the HTTP API above them: the broker
+//! core, the `meta` group (registry, identity, topic rules), the shadows, the rule engine and
+//! the cluster's routing and takeover. `node.rs` builds it; nothing below this layer sees it.
+
+use std::sync::Arc;
+
+use ferrite_cluster::{Group, GroupStatus};
+
+use crate::broker::hooks::PublishObserver;
+use crate::broker::message::{now_ms, Message};
+use crate::broker::Broker;
+use crate::cluster::routes::ClusterRoutes;
+use crate::cluster::takeover::Takeover;
+use crate::meta::Meta;
+use crate::rules::RuleEngine;
+use crate::shadow::ShadowService;
+
+/// Everything a connection or an API call may use.
+pub struct Services {
+    /// Sessions, routing, retained messages.
+    pub broker: Arc<Broker>,
+    /// The `meta` replicated group: registry, identity, API-created rules.
+    pub meta: Arc<Group<Meta>>,
+    /// Device shadows.
+    pub shadows: Arc<ShadowService>,
+    /// The rules running on every publish.
+    pub rules: Arc<RuleEngine>,
+    /// Which peers have subscribers for which filters (none on a node alone).
+    pub routes: Option<Arc<ClusterRoutes>>,
+    /// Client-id ownership and session handover between nodes (none on a node alone).
+    pub takeover: Option<Arc<Takeover>>,
+}
+
+impl Services {
+    /// Every group this node runs, meta first.
+    pub fn group_statuses(&self) -> Vec<GroupStatus> {
+        std::iter::once(self.meta.status())
+            .chain(self.shadows.statuses())
+            .chain(std::iter::once(self.broker.retained_group.status()))
+            .chain(self.takeover.as_ref().map(|t| t.owners.status()))
+            .collect()
+    }
+
+    /// The filters peer `node` has subscribers for, as this node knows them.
+    pub fn peer_routes(&self, node: u64) -> Vec<String> {
+        self.routes.as_ref().map(|r| r.peer_filters(node)).unwrap_or_default()
+    }
+
+    /// Forwarded QoS 1/2 publishes peer `node` has not acknowledged yet.
+    pub fn peer_outbox(&self, node: u64) -> usize {
+        let pending = self.routes.as_ref().map(|r| r.outbox_pending()).unwrap_or_default();
+        pending.into_iter().find(|(peer, _)| *peer == node).map_or(0, |(_, n)| n)
+    }
+}
+
+/// What runs after each publish: shadow requests on their reserved topics, then the rules
+/// the topic matches. Neither delays delivery to subscribers.
+pub struct Reactions {
+    /// Serves `$aws/things/+/shadow/...` requests.
+    pub shadows: Arc<ShadowService>,
+    /// Runs the rules.
+    pub rules: Arc<RuleEngine>,
+}
+
+impl PublishObserver for Reactions {
+    fn ingest(&self, rule: &str, topic: &str, msg: &Arc<Message>) -> bool {
+        self.rules.ingest(rule, topic, msg)
+    }
+
+    fn published(&self, msg: &Arc<Message>) {
+        if let Some(req) = crate::shadow::topics::parse(&msg.topic) {
+            self.shadows.handle(msg.publisher.clone(), req, &msg.payload, now_ms() / 1000);
+        }
+        self.rules.on_publish(msg);
+    }
+}
