@@ -50,7 +50,7 @@ class Collector(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        Collector.received.put((self.path, dict(self.headers), body))
+        Collector.received.put((self.path, self.headers, body))  # case-insensitive lookups
         self.send_response(Collector.status)
         self.send_header("Content-Length", "0")
         self.end_headers()

@@ -1,7 +1,7 @@
 //! The custom-authorizer routes of the `iot` API: CreateAuthorizer, DescribeAuthorizer,
 //! UpdateAuthorizer, ListAuthorizers, DeleteAuthorizer, SetDefaultAuthorizer,
 //! DescribeDefaultAuthorizer and TestInvokeAuthorizer. `authorizerFunctionArn` is the
-//! `http://` URL of the service that decides (Ferrite's stand-in for a Lambda function).
+//! `http://` or `https://` URL of the service that decides (Ferrite's stand-in for a Lambda function).
 
 use std::collections::BTreeMap;
 
@@ -37,11 +37,11 @@ struct AuthorizerBody {
     enable_caching_for_http: Option<bool>,
 }
 
-/// Checks what a usable authorizer needs: an `http://` endpoint, a valid status, and for
-/// signed tokens a token key name and PEM public keys.
+/// Checks what a usable authorizer needs: an `http://` or `https://` endpoint, a valid status,
+/// and for signed tokens a token key name and PEM public keys.
 fn validate(r: &AuthorizerRecord) -> Result<(), AwsError> {
     crate::rules::http_client::parse_url(&r.authorizer_function_arn).map_err(|e| {
-        invalid(format!("authorizerFunctionArn must be the http:// URL of the authorizer service: {e}"))
+        invalid(format!("authorizerFunctionArn must be the http:// or https:// URL of the authorizer service: {e}"))
     })?;
     if r.status != "ACTIVE" && r.status != "INACTIVE" {
         return Err(invalid(format!("Invalid status {:?}: use ACTIVE or INACTIVE", r.status)));

@@ -1,7 +1,7 @@
 //! Custom authorizer records (AWS's CreateAuthorizer and friends). Where AWS names a Lambda
-//! function, Ferrite names an HTTP endpoint: `authorizerFunctionArn` is an `http://` URL that
-//! receives AWS's authorizer event as a JSON POST and answers AWS's authorizer response
-//! (see `custom_auth`).
+//! function, Ferrite names an HTTP endpoint: `authorizerFunctionArn` is an `http://` or
+//! `https://` URL that receives AWS's authorizer event as a JSON POST and answers AWS's
+//! authorizer response (see `custom_auth`).
 
 use std::collections::BTreeMap;
 
@@ -20,7 +20,7 @@ pub struct AuthorizerRecord {
     pub authorizer_name: String,
     /// `arn:aws:iot:{region}:{account}:authorizer/{name}`.
     pub authorizer_arn: String,
-    /// The `http://` URL that decides (AWS: a Lambda ARN).
+    /// The `http://` or `https://` URL that decides (AWS: a Lambda ARN).
     pub authorizer_function_arn: String,
     /// The username query key that carries the token (`?TOKEN_KEY=token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

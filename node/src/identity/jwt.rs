@@ -10,6 +10,14 @@
 //! key file. Nothing named by the token (`jku`, `x5u`, ...) is ever fetched; only the
 //! configured key set is trusted. Every input is treated as hostile: malformed tokens are
 //! refused with a short human reason and never cause a panic.
+//!
+//! The signature check itself is the `jsonwebtoken` crate's (over ring). What stays here is
+//! what it does not do the way the node needs: reading the JWKS (its parser fails the whole
+//! set on one key of an unknown kind, where a provider's set may mix kinds in), choosing keys
+//! by `kid` and algorithm, the header policy (`none`, HMAC; it ignores `crit`), padded
+//! base64url (it reads unpadded only), and the claim checks (its `decode` reads the clock
+//! itself, accepts a token at exactly `exp`, wants integer times, and reports error kinds
+//! without the values our messages quote). docs/decisions.md has the longer account.
 
 use std::path::Path;
 
@@ -17,7 +25,7 @@ use base64::alphabet::URL_SAFE;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use ring::signature::{self, RsaParameters, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -30,7 +38,7 @@ const B64URL: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_encode_padding(false).with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// The RSA modulus sizes accepted, in bits (what ring verifies).
+/// The RSA modulus sizes accepted, in bits (what ring, under `jsonwebtoken`, verifies).
 const RSA_MIN_BITS: usize = 2048;
 const RSA_MAX_BITS: usize = 8192;
 
@@ -102,80 +110,51 @@ impl Alg {
         }
     }
 
-    /// ring's parameters for the RSA algorithms.
-    fn rsa_parameters(self) -> Option<&'static RsaParameters> {
+    /// The same algorithm in `jsonwebtoken`'s terms.
+    fn jose(self) -> Algorithm {
         match self {
-            Alg::Rs256 => Some(&signature::RSA_PKCS1_2048_8192_SHA256),
-            Alg::Rs384 => Some(&signature::RSA_PKCS1_2048_8192_SHA384),
-            Alg::Rs512 => Some(&signature::RSA_PKCS1_2048_8192_SHA512),
-            Alg::Ps256 => Some(&signature::RSA_PSS_2048_8192_SHA256),
-            Alg::Ps384 => Some(&signature::RSA_PSS_2048_8192_SHA384),
-            Alg::Ps512 => Some(&signature::RSA_PSS_2048_8192_SHA512),
-            _ => None,
+            Alg::Rs256 => Algorithm::RS256,
+            Alg::Rs384 => Algorithm::RS384,
+            Alg::Rs512 => Algorithm::RS512,
+            Alg::Ps256 => Algorithm::PS256,
+            Alg::Ps384 => Algorithm::PS384,
+            Alg::Ps512 => Algorithm::PS512,
+            Alg::Es256 => Algorithm::ES256,
+            Alg::Es384 => Algorithm::ES384,
+            Alg::EdDsa => Algorithm::EdDSA,
         }
     }
-}
-
-/// The public part of one usable key.
-#[derive(Debug, Clone)]
-enum KeyMaterial {
-    /// Modulus and exponent, big-endian without leading zeros.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
-    /// An uncompressed point, `0x04 || x || y`.
-    P256(Vec<u8>),
-    /// An uncompressed point, `0x04 || x || y`.
-    P384(Vec<u8>),
-    /// The 32-byte public key.
-    Ed25519(Vec<u8>),
-}
-
-impl KeyMaterial {
-    fn family(&self) -> Family {
-        match self {
-            KeyMaterial::Rsa { .. } => Family::Rsa,
-            KeyMaterial::P256(_) => Family::P256,
-            KeyMaterial::P384(_) => Family::P384,
-            KeyMaterial::Ed25519(_) => Family::Ed25519,
-        }
-    }
-
-    /// Whether `signature` over `message` verifies with this key under `alg`.
-    fn verifies(&self, alg: Alg, message: &[u8], sig: &[u8]) -> bool {
-        match (self, alg.rsa_parameters()) {
-            (KeyMaterial::Rsa { n, e }, Some(params)) => {
-                RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }.verify(params, message, sig).is_ok()
-            }
-            (KeyMaterial::P256(point), None) if alg == Alg::Es256 => {
-                verify_unparsed(&signature::ECDSA_P256_SHA256_FIXED, point, message, sig)
-            }
-            (KeyMaterial::P384(point), None) if alg == Alg::Es384 => {
-                verify_unparsed(&signature::ECDSA_P384_SHA384_FIXED, point, message, sig)
-            }
-            (KeyMaterial::Ed25519(x), None) if alg == Alg::EdDsa => {
-                verify_unparsed(&signature::ED25519, x, message, sig)
-            }
-            _ => false,
-        }
-    }
-}
-
-fn verify_unparsed(algorithm: &'static dyn VerificationAlgorithm, key: &[u8], message: &[u8], sig: &[u8]) -> bool {
-    UnparsedPublicKey::new(algorithm, key).verify(message, sig).is_ok()
 }
 
 /// One usable key of a JWKS.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Jwk {
     kid: Option<String>,
     /// The algorithm the JWK restricts itself to, when it states one.
     alg: Option<Alg>,
-    key: KeyMaterial,
+    /// The kind of key, which `DecodingKey` does not tell (its own is private, and it does not
+    /// tell P-256 from P-384).
+    family: Family,
+    key: DecodingKey,
+}
+
+impl std::fmt::Debug for Jwk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jwk").field("kid", &self.kid).field("alg", &self.alg).field("family", &self.family).finish()
+    }
 }
 
 impl Jwk {
     /// Whether this key may verify a token signed with `alg`.
     fn suits(&self, alg: Alg) -> bool {
-        self.key.family() == alg.family() && self.alg.is_none_or(|a| a == alg)
+        self.family == alg.family() && self.alg.is_none_or(|a| a == alg)
+    }
+
+    /// Whether `signature` (base64url without padding) over `message` verifies with this key.
+    /// `jsonwebtoken` checks neither the key's kind nor its curve against `alg`, so a caller
+    /// passes only keys that [`Jwk::suits`] the algorithm.
+    fn verifies(&self, alg: Alg, message: &[u8], signature: &str) -> bool {
+        jsonwebtoken::crypto::verify(signature, message, &self.key, alg.jose()).unwrap_or(false)
     }
 }
 
@@ -207,11 +186,11 @@ impl RawJwk {
             Some(Ok(alg)) => Some(alg),
             Some(Err(_)) => return Ok(None),
         };
-        let Some(key) = self.material()? else { return Ok(None) };
-        if alg.is_some_and(|a| a.family() != key.family()) {
+        let Some((family, key)) = self.material()? else { return Ok(None) };
+        if alg.is_some_and(|a| a.family() != family) {
             return Err(format!("alg {} does not fit the key type", alg.map_or("", Alg::name)));
         }
-        Ok(Some(Jwk { kid: self.kid, alg, key }))
+        Ok(Some(Jwk { kid: self.kid, alg, family, key }))
     }
 
     /// `use` and `key_ops`, when present, must allow verifying signatures.
@@ -220,25 +199,27 @@ impl RawJwk {
             && self.key_ops.as_ref().is_none_or(|ops| ops.iter().any(|op| op == "verify"))
     }
 
-    /// The key material, `Ok(None)` for an unsupported kty or curve.
-    fn material(&self) -> Result<Option<KeyMaterial>, String> {
+    /// The key, `Ok(None)` for an unsupported kty or curve. The members are decoded and
+    /// their sizes checked here, so a bad key fails when the set loads, not at each CONNECT.
+    fn material(&self) -> Result<Option<(Family, DecodingKey)>, String> {
         match (self.kty.as_deref(), self.crv.as_deref()) {
-            (Some("RSA"), _) => self.rsa().map(Some),
-            (Some("EC"), Some("P-256")) => self.ec_point(32).map(|p| Some(KeyMaterial::P256(p))),
-            (Some("EC"), Some("P-384")) => self.ec_point(48).map(|p| Some(KeyMaterial::P384(p))),
+            (Some("RSA"), _) => self.rsa().map(|key| Some((Family::Rsa, key))),
+            (Some("EC"), Some("P-256")) => self.ec(32).map(|key| Some((Family::P256, key))),
+            (Some("EC"), Some("P-384")) => self.ec(48).map(|key| Some((Family::P384, key))),
             (Some("OKP"), Some("Ed25519")) => {
                 let x = field(&self.x, "x")?;
                 if x.len() != 32 {
                     return Err(format!("x is {} bytes; an Ed25519 key is 32", x.len()));
                 }
-                Ok(Some(KeyMaterial::Ed25519(x)))
+                let key = DecodingKey::from_ed_components(&b64_encode(&x)).map_err(|e| format!("x: {e}"))?;
+                Ok(Some((Family::Ed25519, key)))
             }
             (None, _) => Err("kty is missing".to_string()),
             _ => Ok(None),
         }
     }
 
-    fn rsa(&self) -> Result<KeyMaterial, String> {
+    fn rsa(&self) -> Result<DecodingKey, String> {
         let n = strip_leading_zeros(field(&self.n, "n")?);
         let e = strip_leading_zeros(field(&self.e, "e")?);
         let bits = bit_length(&n);
@@ -248,21 +229,18 @@ impl RawJwk {
         if e.is_empty() {
             return Err("RSA exponent is zero".to_string());
         }
-        Ok(KeyMaterial::Rsa { n, e })
+        Ok(DecodingKey::from_rsa_raw_components(&n, &e))
     }
 
-    /// `0x04 || x || y`, each coordinate `len` bytes.
-    fn ec_point(&self, len: usize) -> Result<Vec<u8>, String> {
+    /// An EC public key whose coordinates are `len` bytes each.
+    fn ec(&self, len: usize) -> Result<DecodingKey, String> {
         let x = field(&self.x, "x")?;
         let y = field(&self.y, "y")?;
         if x.len() != len || y.len() != len {
             return Err(format!("EC coordinates must be {len} bytes each"));
         }
-        let mut point = Vec::with_capacity(1 + 2 * len);
-        point.push(0x04);
-        point.extend_from_slice(&x);
-        point.extend_from_slice(&y);
-        Ok(point)
+        // Re-encoded: `jsonwebtoken` reads unpadded base64url only, the JWK may be padded.
+        DecodingKey::from_ec_components(&b64_encode(&x), &b64_encode(&y)).map_err(|e| format!("x, y: {e}"))
     }
 }
 
@@ -288,6 +266,11 @@ fn bit_length(bytes: &[u8]) -> usize {
 
 fn b64_decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     B64URL.decode(text)
+}
+
+/// Unpadded base64url, the only form `jsonwebtoken` reads.
+fn b64_encode(bytes: &[u8]) -> String {
+    B64URL.encode(bytes)
 }
 
 /// A parsed JWKS: the public keys tokens may be signed with. Loaded once from the configured
@@ -435,7 +418,9 @@ pub fn verify(token: &str, jwks: &Jwks, now_s: u64, expect: &Expectations) -> Re
     let parts = split(token)?;
     let (alg, kid) = parse_header(&parts.header)?;
     let keys = jwks.candidates(alg, kid.as_deref())?;
-    if !keys.iter().any(|k| k.key.verifies(alg, parts.signed.as_bytes(), &parts.signature)) {
+    // Decoded and re-encoded so that a padded signature verifies too.
+    let signature = b64_encode(&parts.signature);
+    if !keys.iter().any(|k| k.verifies(alg, parts.signed.as_bytes(), &signature)) {
         return Err("signature does not verify".to_string());
     }
     let claims: Claims =
@@ -507,7 +492,9 @@ mod tests {
     use super::*;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     use ring::rand::SystemRandom;
-    use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaEncoding, RsaKeyPair};
+    use ring::signature::{
+        self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaEncoding, RsaKeyPair, RsaPublicKeyComponents,
+    };
     use serde_json::json;
 
     /// A 2048-bit RSA key (PKCS#8 DER, base64) made for these tests only: ring cannot generate RSA keys.
@@ -680,6 +667,53 @@ mod tests {
         sig[10] ^= 1;
         let err = verify(&format!("{signed}.{}", b64(&sig)), &keys.jwks(), NOW, &no_expectations()).unwrap_err();
         assert_eq!(err, "signature does not verify");
+    }
+
+    #[test]
+    fn truncated_signature_fails() {
+        let keys = Keys::new();
+        for alg in ALGS {
+            let token = keys.token(&json!({"alg": alg}), &claims());
+            let (signed, sig) = token.rsplit_once('.').unwrap();
+            let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+            let cut = format!("{signed}.{}", b64(&sig[..sig.len() - 3]));
+            let err = verify(&cut, &keys.jwks(), NOW, &no_expectations()).unwrap_err();
+            assert_eq!(err, "signature does not verify", "{alg}");
+        }
+    }
+
+    #[test]
+    fn a_kid_shared_by_several_keys_tries_each() {
+        let keys = Keys::new();
+        let other = Keys::new();
+        let ed = |k: &Keys| json!({"kty": "OKP", "kid": "k", "crv": "Ed25519", "x": b64(k.ed.public_key().as_ref())});
+        let jwks = Jwks::from_json(&json!({"keys": [ed(&other), ed(&keys)]}).to_string()).unwrap();
+        let token = keys.token(&json!({"alg": "EdDSA", "kid": "k"}), &claims());
+        assert!(verify(&token, &jwks, NOW, &no_expectations()).is_ok());
+    }
+
+    #[test]
+    fn padded_jwk_members_are_accepted() {
+        let keys = Keys::new();
+        let padded = base64::engine::general_purpose::URL_SAFE;
+        let point = keys.p256.public_key().as_ref();
+        let ec =
+            json!({"kty": "EC", "crv": "P-256", "x": padded.encode(&point[1..33]), "y": padded.encode(&point[33..])});
+        let ed = json!({"kty": "OKP", "crv": "Ed25519", "x": padded.encode(keys.ed.public_key().as_ref())});
+        assert!(ec["x"].as_str().unwrap().ends_with('='), "test needs padding: {ec}");
+        let jwks = Jwks::from_json(&json!({"keys": [ec, ed]}).to_string()).unwrap();
+        for alg in ["ES256", "EdDSA"] {
+            let token = keys.token(&json!({"alg": alg}), &claims());
+            verify(&token, &jwks, NOW, &no_expectations()).unwrap_or_else(|e| panic!("{alg}: {e}"));
+        }
+    }
+
+    #[test]
+    fn an_es256_token_does_not_verify_with_a_p384_key() {
+        let keys = Keys::new();
+        let token = keys.token(&json!({"alg": "ES256", "kid": "p384"}), &claims());
+        let err = verify(&token, &keys.jwks(), NOW, &no_expectations()).unwrap_err();
+        assert_eq!(err, "key \"p384\" cannot verify ES256");
     }
 
     #[test]
