@@ -20,6 +20,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
 
 use super::auth::{self as listener_auth, Choice, ListenerAuth};
+use super::decide::connect::{self as connect_rules, Admission};
+use super::decide::outbound::{self, Outbound};
+use super::decide::publish::{self as publish_rules, Inbound, Refusal};
+use super::decide::{acks, publish::Limits};
 use super::framing::{PacketDecoder, ReadError};
 use super::Origin;
 use crate::broker::lifecycle::{self, DisconnectReason};
@@ -65,11 +69,10 @@ struct Attached {
     generation: u64,
     will: Option<Will>,
     client_max_packet: usize,
-    client_alias_max: u16,
-    inbound_aliases: HashMap<u16, Arc<str>>,
-    outbound_aliases: HashMap<Arc<str>, u16>,
-    /// Inbound QoS 1/2 publishes not yet fully acknowledged (our receive maximum).
-    inbound_unacked: usize,
+    /// Inbound topic aliases and unacknowledged publishes.
+    inbound: Inbound,
+    /// Outbound topic aliases.
+    outbound: Outbound,
     problem_info: bool,
 }
 
@@ -227,54 +230,13 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     }
 
     fn on_connect(&mut self, ctx: &mut Context<Self>, c: Connect) {
-        let broker = self.broker.clone();
-        let cfg = &broker.config;
-        let v5 = c.protocol.is_v5();
-        if c.client_id.len() > cfg.max_client_id_len {
-            return self.refuse_connect(
-                ctx,
-                c.protocol,
-                reason::CLIENT_ID_NOT_VALID,
-                "client id is longer than the maximum (default 128 bytes)",
-            );
-        }
-        let mut assigned = None;
-        let client_id: Arc<str> = if c.client_id.is_empty() {
-            if !v5 && !c.clean_start {
-                return self.refuse_connect(
-                    ctx,
-                    c.protocol,
-                    reason::CLIENT_ID_NOT_VALID,
-                    "an empty client id needs clean session",
-                );
-            }
-            let id = format!("ferrite-{:016x}", rand::random::<u64>());
-            assigned = Some(id.clone());
-            id.into()
-        } else {
-            c.client_id.as_str().into()
+        let admission = match connect_rules::admit(&c, &self.broker.config, || {
+            format!("ferrite-{:016x}", rand::random::<u64>())
+        }) {
+            Ok(a) => a,
+            Err((code, why)) => return self.refuse_connect(ctx, c.protocol, code, why),
         };
-        if let Some(w) = &c.will {
-            if let Err(e) = topic::validate_topic_name(&w.topic, &cfg.topic_limits) {
-                return self.refuse_connect(ctx, c.protocol, e.reason_code, e.message);
-            }
-            if w.payload.len() > cfg.max_payload {
-                return self.refuse_connect(
-                    ctx,
-                    c.protocol,
-                    reason::PACKET_TOO_LARGE,
-                    "will payload is larger than the maximum payload size",
-                );
-            }
-        }
-        if c.properties.authentication_method.is_some() {
-            return self.refuse_connect(
-                ctx,
-                c.protocol,
-                reason::BAD_AUTHENTICATION_METHOD,
-                "enhanced authentication is not supported",
-            );
-        }
+        let client_id = admission.client_id.clone();
         let services = self.services.clone();
         let meta = services.meta.state();
         let choice = listener_auth::choose(
@@ -295,10 +257,10 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 listener_auth::jwt_principal(&jwt, meta, &client_id, &password)
             }
             Choice::Refuse(why) => Err(why),
-            Choice::Custom(record) => return self.ask_authorizer(ctx, c, client_id, assigned, record),
+            Choice::Custom(record) => return self.ask_authorizer(ctx, c, admission, record),
         };
         match principal {
-            Ok(principal) => self.admit(ctx, c, client_id, assigned, principal),
+            Ok(principal) => self.admit(ctx, c, admission, principal),
             Err(why) => self.refuse_unauthorized(ctx, c.protocol, &client_id, &why),
         }
     }
@@ -317,10 +279,10 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         &mut self,
         ctx: &mut Context<Self>,
         c: Connect,
-        client_id: Arc<str>,
-        assigned: Option<String>,
+        admission: Admission,
         record: crate::identity::authorizers::AuthorizerRecord,
     ) {
+        let client_id = admission.client_id.clone();
         let query = c.username.as_deref().map(custom_auth::username_query).unwrap_or_default();
         let token = match custom_auth::token_of(&record, &query) {
             Ok(t) => t,
@@ -342,7 +304,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             Ok(Some(verdict)) => {
                 let principal =
                     Principal::Documents { principal_id: verdict.principal_id.clone(), documents: verdict.documents };
-                act.admit(ctx, c, client_id, assigned, principal);
+                act.admit(ctx, c, admission, principal);
                 if act.attached.is_some() {
                     act.arm_authorizer_timers(ctx, presented, name, verdict.disconnect_after, verdict.refresh_after);
                 }
@@ -411,18 +373,10 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
 
     /// Accepts an authenticated CONNECT: checks iot:Connect (and the will's publish), opens
     /// the session and answers CONNACK.
-    fn admit(
-        &mut self,
-        ctx: &mut Context<Self>,
-        c: Connect,
-        client_id: Arc<str>,
-        assigned: Option<String>,
-        principal: Principal,
-    ) {
-        let broker = self.broker.clone();
-        let cfg = &broker.config;
-        let v5 = c.protocol.is_v5();
-        self.authz = Some(ConnectionAuthz::new(principal, client_id.clone(), Some(self.peer.ip()), &cfg.region));
+    fn admit(&mut self, ctx: &mut Context<Self>, c: Connect, admission: Admission, principal: Principal) {
+        let client_id = admission.client_id.clone();
+        let region = self.broker.config.region.clone();
+        self.authz = Some(ConnectionAuthz::new(principal, client_id.clone(), Some(self.peer.ip()), &region));
         if !self.allowed(Action::Connect, &client_id) {
             return self.refuse_unauthorized(
                 ctx,
@@ -442,22 +396,9 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 );
             }
         }
-        let expiry = if v5 {
-            c.properties.session_expiry_interval.unwrap_or(0)
-        } else if c.clean_start {
-            0
-        } else {
-            cfg.default_session_expiry
-        };
-        let mut keep_alive = c.keep_alive;
-        let mut server_keep_alive = None;
-        if cfg.max_keep_alive > 0 && (keep_alive == 0 || keep_alive > cfg.max_keep_alive) && v5 {
-            keep_alive = cfg.max_keep_alive;
-            server_keep_alive = Some(keep_alive);
-        }
-        self.keep_alive = Duration::from_secs(keep_alive as u64);
+        self.keep_alive = Duration::from_secs(admission.keep_alive as u64);
         let Some(takeover) = self.services.takeover.clone() else {
-            return self.attach_session(ctx, c, client_id, assigned, expiry, server_keep_alive, None);
+            return self.attach_session(ctx, c, admission, None);
         };
         // In a cluster the client id is claimed first: the node that held the session
         // hands it over, and a node cut off from the majority cannot admit the client.
@@ -465,7 +406,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let claim = async move { takeover.claim(&claim_id, resume).await };
         ctx.wait(claim.into_actor(self).map(move |answer, act, ctx| match answer {
             Ok(imported) => {
-                act.attach_session(ctx, c, client_id, assigned, expiry, server_keep_alive, imported);
+                act.attach_session(ctx, c, admission, imported);
                 act.flush();
             }
             Err(e) => {
@@ -476,45 +417,30 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     }
 
     /// Opens (or resumes, or takes over) the client's session and answers CONNACK.
-    #[allow(clippy::too_many_arguments)]
     fn attach_session(
         &mut self,
         ctx: &mut Context<Self>,
         c: Connect,
-        client_id: Arc<str>,
-        assigned: Option<String>,
-        expiry: u32,
-        server_keep_alive: Option<u16>,
+        admission: Admission,
         imported: Option<crate::broker::handover::SessionExport>,
     ) {
         let broker = self.broker.clone();
         let cfg = &broker.config;
         let v5 = c.protocol.is_v5();
         let addr = ctx.address();
-        let opened = self.broker.open_session(&client_id, c.clean_start, expiry, c.protocol, imported, |generation| {
-            ConnLink { generation, wake: addr.clone().recipient(), kick: addr.clone().recipient() }
-        });
+        let client_id = admission.client_id.clone();
+        let opened =
+            broker.open_session(&client_id, c.clean_start, admission.expiry, c.protocol, imported, |generation| {
+                ConnLink { generation, wake: addr.clone().recipient(), kick: addr.clone().recipient() }
+            });
         let client_receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX) as usize;
-        {
-            let mut inner = opened.session.inner.lock();
-            inner.state.set_window(cfg.max_inflight.min(client_receive_max));
-        }
+        opened.session.inner.lock().state.set_window(cfg.max_inflight.min(client_receive_max));
         self.version.set(Some(c.protocol));
-        let mut properties = Properties::default();
-        if v5 {
-            properties.receive_maximum = Some(cfg.receive_maximum);
-            properties.topic_alias_maximum = Some(cfg.topic_alias_maximum);
-            properties.maximum_packet_size = Some(cfg.max_packet_size() as u32);
-            properties.retain_available = Some(1);
-            properties.wildcard_subscription_available = Some(1);
-            properties.subscription_identifiers_available = Some(1);
-            properties.shared_subscription_available = Some(1);
-            properties.assigned_client_identifier = assigned;
-            properties.server_keep_alive = server_keep_alive;
-            if opened.expiry_interval != expiry {
-                properties.session_expiry_interval = Some(opened.expiry_interval);
-            }
-        }
+        let properties = if v5 {
+            connect_rules::connack_properties(cfg, &admission, opened.expiry_interval)
+        } else {
+            Properties::default()
+        };
         self.send(&Packet::ConnAck(ConnAck { session_present: opened.session_present, reason_code: 0, properties }));
         tracing::info!(client_id = %client_id, peer = %self.peer, transport = self.transport, protocol = ?c.protocol, clean_start = c.clean_start, session_present = opened.session_present, "client connected");
         self.attached = Some(Attached {
@@ -524,10 +450,12 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             generation: opened.generation,
             will: c.will,
             client_max_packet: c.properties.maximum_packet_size.map_or(usize::MAX, |m| m as usize),
-            client_alias_max: c.properties.topic_alias_maximum.unwrap_or(0),
-            inbound_aliases: HashMap::new(),
-            outbound_aliases: HashMap::new(),
-            inbound_unacked: 0,
+            inbound: Inbound::default(),
+            outbound: Outbound {
+                v5,
+                alias_max: c.properties.topic_alias_maximum.unwrap_or(0),
+                aliases: HashMap::new(),
+            },
             problem_info: c.properties.request_problem_information.unwrap_or(1) == 1,
         });
         let ip = self.peer.ip().to_string();
@@ -604,41 +532,12 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                         continue;
                     }
                     let a = self.attached.as_mut().expect("attached");
-                    let mut properties = Properties::default();
-                    if a.version.is_v5() {
-                        properties = out.msg.properties.clone();
-                        match out.msg.remaining_expiry(now) {
-                            Some(rem) => properties.message_expiry_interval = rem,
-                            None => {
-                                self.broker.metrics.messages_expired_total.inc();
-                                if let Some(pid) = packet_id {
-                                    dropped.push(pid);
-                                }
-                                continue;
-                            }
-                        }
-                        properties.subscription_identifiers = out.subscription_ids.clone();
-                    }
-                    let mut topic_name = out.msg.topic.to_string();
-                    if a.client_alias_max > 0 {
-                        if let Some(alias) = a.outbound_aliases.get(&out.msg.topic) {
-                            properties.topic_alias = Some(*alias);
-                            topic_name.clear();
-                        } else if a.outbound_aliases.len() < a.client_alias_max as usize {
-                            let alias = a.outbound_aliases.len() as u16 + 1;
-                            a.outbound_aliases.insert(out.msg.topic.clone(), alias);
-                            properties.topic_alias = Some(alias);
-                        }
-                    }
-                    let publish = Packet::Publish(Publish {
-                        dup,
-                        qos: out.qos,
-                        retain: out.retain,
-                        topic: topic_name,
-                        packet_id,
-                        properties,
-                        payload: out.msg.payload.clone(),
-                    });
+                    let Some(publish) = outbound::publish_packet(&mut a.outbound, &out, packet_id, dup, now) else {
+                        self.broker.metrics.messages_expired_total.inc();
+                        dropped.extend(packet_id);
+                        continue;
+                    };
+                    let publish = Packet::Publish(publish);
                     let before = self.out.len();
                     self.send(&publish);
                     let limit = self.attached.as_ref().map_or(usize::MAX, |a| a.client_max_packet);
@@ -670,111 +569,37 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
 
     fn on_publish(&mut self, ctx: &mut Context<Self>, mut p: Publish) {
         self.broker.metrics.messages_received_total.inc();
-        let cfg = self.broker.config.clone();
-        let a = self.attached.as_mut().expect("attached");
-        // Resolve an inbound topic alias (MQTT 5).
-        if let Some(alias) = p.properties.topic_alias {
-            if alias == 0 || alias > cfg.topic_alias_maximum {
-                return self.protocol_violation(
-                    ctx,
-                    reason::TOPIC_ALIAS_INVALID,
-                    "topic alias is 0 or above the maximum",
-                );
-            }
-            if p.topic.is_empty() {
-                match a.inbound_aliases.get(&alias) {
-                    Some(t) => p.topic = t.to_string(),
-                    None => return self.protocol_violation(ctx, reason::PROTOCOL_ERROR, "unknown topic alias"),
-                }
-            } else {
-                a.inbound_aliases.insert(alias, p.topic.as_str().into());
-            }
-        }
-        if !p.properties.subscription_identifiers.is_empty() {
-            return self.protocol_violation(
-                ctx,
-                reason::PROTOCOL_ERROR,
-                "PUBLISH from a client must not carry subscription identifiers",
-            );
-        }
+        let broker = self.broker.clone();
+        let cfg = &broker.config;
+        let limits = Limits {
+            topic_alias_maximum: cfg.topic_alias_maximum,
+            topics: &cfg.topic_limits,
+            max_payload: cfg.max_payload,
+            receive_maximum: cfg.receive_maximum,
+        };
+        let Some(a) = self.attached.as_mut() else { return };
         let v5 = a.version.is_v5();
-        let refuse = |this: &mut Self, ctx: &mut Context<Self>, code: u8, why: &'static str| {
-            tracing::warn!(client_id = ?this.attached.as_ref().map(|a| a.client_id.clone()), topic = %p.topic, reason_code = code, why, "publish refused");
-            if v5 && p.qos != QoS::AtMostOnce {
-                let mut ack = Ack::ok(p.packet_id.unwrap_or(0));
-                ack.reason_code = code;
-                if this.attached.as_ref().is_some_and(|a| a.problem_info) {
-                    ack.properties.reason_string = Some(why.to_string());
-                }
-                let packet = if p.qos == QoS::AtLeastOnce { Packet::PubAck(ack) } else { Packet::PubRec(ack) };
-                this.queue_ack(Some(packet), None);
-            } else {
-                this.protocol_violation(ctx, code, why);
-            }
-        };
-        if let Err(e) = topic::validate_topic_name(&p.topic, &cfg.topic_limits) {
-            return refuse(self, ctx, e.reason_code, e.message);
-        }
-        let denied = if !self.allowed(Action::Publish, &p.topic) {
-            Some("iot:Publish")
-        } else if p.retain && !self.allowed(Action::RetainPublish, &p.topic) {
-            Some("iot:RetainPublish")
-        } else {
-            None
-        };
-        if let Some(action) = denied {
-            self.broker.metrics.publish_in_auth_errors_total.inc();
-            let client_id = self.attached.as_ref().map(|a| a.client_id.clone());
-            tracing::warn!(event = "PublishIn.AuthError", client_id = ?client_id, topic = %p.topic, reason = %format!("no policy allows {action} on this topic"), "publish refused: not authorized");
-            if v5 && p.qos != QoS::AtMostOnce {
-                return refuse(self, ctx, reason::NOT_AUTHORIZED, "not authorized");
-            }
-            // MQTT 3.1.1 has no negative acknowledgement (and a QoS 0 publish none at all):
-            // AWS IoT closes the connection.
-            self.ending(DisconnectReason::AuthError);
-            return self.close(ctx, Some(reason::NOT_AUTHORIZED), "not authorized");
-        }
-        if p.payload.len() > cfg.max_payload {
-            // 0x95 is not a valid PUBACK code: the spec's answer is DISCONNECT 0x95.
-            return self.protocol_violation(
-                ctx,
-                reason::PACKET_TOO_LARGE,
-                "payload is larger than the maximum (default 128 KiB)",
-            );
-        }
-        if p.properties.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
-            return refuse(
-                self,
-                ctx,
-                reason::PAYLOAD_FORMAT_INVALID,
-                "payload format indicator says UTF-8 but the payload is not",
-            );
-        }
+        let mut inbound = std::mem::take(&mut a.inbound);
+        let checked = publish_rules::check(&mut p, v5, &mut inbound, &limits, |action, name| self.allowed(action, name));
         let a = self.attached.as_mut().expect("attached");
+        a.inbound = inbound;
+        if let Err(refusal) = checked {
+            return self.refuse_publish(ctx, &p, refusal);
+        }
         if p.qos == QoS::ExactlyOnce {
             let pid = p.packet_id.unwrap_or(0);
-            let mut inner = a.session.inner.lock();
-            if inner.state.awaiting_release.contains(&pid) {
+            if !acks::begin_inbound_qos2(&mut a.session.inner.lock().state, pid) {
                 // A resend of a publish we already routed: acknowledge again only.
-                drop(inner);
                 self.queue_ack(Some(Packet::PubRec(Ack::ok(pid))), None);
                 return;
             }
-            inner.state.awaiting_release.insert(pid);
         }
-        if p.qos != QoS::AtMostOnce {
-            a.inbound_unacked += 1;
-            if a.inbound_unacked > cfg.receive_maximum as usize {
-                return self.protocol_violation(
-                    ctx,
-                    reason::RECEIVE_MAXIMUM_EXCEEDED,
-                    "more unacknowledged publishes than the receive maximum",
-                );
-            }
+        if let Err(refusal) = publish_rules::count_unacked(p.qos, &mut a.inbound, &limits) {
+            return self.refuse_publish(ctx, &p, refusal);
         }
         let msg = Arc::new(Message {
-            topic: p.topic.into(),
-            payload: p.payload,
+            topic: p.topic.as_str().into(),
+            payload: p.payload.clone(),
             qos: p.qos,
             retain: p.retain,
             properties: if v5 { Message::forwarded_properties(&p.properties) } else { Properties::default() },
@@ -783,65 +608,109 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             rule_hops: 0,
         });
         let mut batch = ferrite_cluster::Batch::new();
-        let mut routed = self.broker.route(&msg, &mut batch);
+        let mut routed = broker.route(&msg, &mut batch);
         let retained = routed.retained.take();
         if routed.congested {
             // Backpressure: stop reading this publisher for a moment so a slow
             // subscriber's queue drains instead of overflowing.
-            self.broker.metrics.publisher_backpressure_total.inc();
+            broker.metrics.publisher_backpressure_total.inc();
             ctx.wait(actix::fut::wrap_future(tokio::time::sleep(BACKPRESSURE_PAUSE)));
         }
-        let code = if routed.refused_by_persistent { reason::QUOTA_EXCEEDED } else { reason::SUCCESS };
-        if code != reason::SUCCESS && !v5 {
-            // MQTT 3.1.1 has no negative acknowledgement: close without acknowledging,
-            // so the client sends the message again later.
-            self.broker.store.submit(batch);
-            self.broker.finish_publish(routed, &msg);
-            return self.protocol_violation(ctx, code, "a persistent subscriber's queue is full");
-        }
-        if code != reason::SUCCESS && p.qos == QoS::ExactlyOnce {
-            if let Some(a) = self.attached.as_ref() {
-                a.session.inner.lock().state.awaiting_release.remove(&p.packet_id.unwrap_or(0));
+        let ack = match publish_rules::after_route(&p, v5, routed.refused_by_persistent) {
+            publish_rules::Routed::Ack(ack) => ack,
+            publish_rules::Routed::CloseUnacknowledged => {
+                broker.store.submit(batch);
+                broker.finish_publish(routed, &msg);
+                return self.protocol_violation(ctx, reason::QUOTA_EXCEEDED, "a persistent subscriber's queue is full");
             }
-        }
-        let ack = match (p.qos, p.packet_id) {
-            (QoS::AtLeastOnce, Some(pid)) => Some(Packet::PubAck(Ack { reason_code: code, ..Ack::ok(pid) })),
-            (QoS::ExactlyOnce, Some(pid)) => Some(Packet::PubRec(Ack { reason_code: code, ..Ack::ok(pid) })),
-            _ => None,
         };
-        if let (Some(retained), true) = (retained, ack.is_some()) {
-            // Acknowledged once both the stored copies and the retained group's commit are durable.
-            let ticket = self.next_ticket;
-            self.next_ticket += 1;
-            let addr = ctx.address();
-            let (tx, stored) = tokio::sync::oneshot::channel();
-            if batch.is_durable() {
-                self.broker.store.commit(
-                    batch,
-                    Box::new(move |r| {
-                        let _ = tx.send(r.is_ok());
-                    }),
-                );
-            } else {
-                self.broker.store.submit(batch);
-                let _ = tx.send(true);
-            }
-            actix_rt::spawn(async move {
-                let ok = stored.await.unwrap_or(false) & retained.await.unwrap_or(false);
-                addr.do_send(Committed { ticket, ok });
-            });
-            self.queue_ack(ack, Some(ticket));
-        } else if batch.is_durable() {
-            let ticket = self.next_ticket;
-            self.next_ticket += 1;
-            let addr = ctx.address();
-            self.broker.store.commit(batch, Box::new(move |r| addr.do_send(Committed { ticket, ok: r.is_ok() })));
-            self.queue_ack(ack, Some(ticket));
-        } else {
-            self.broker.store.submit(batch);
-            self.queue_ack(ack, None);
+        if routed.refused_by_persistent && p.qos == QoS::ExactlyOnce {
+            // Refused: the client may send the same packet id again as a new publish.
+            a.session.inner.lock().state.awaiting_release.remove(&p.packet_id.unwrap_or(0));
         }
-        self.broker.finish_publish(routed, &msg);
+        self.commit_then_ack(ctx, batch, retained, ack);
+        broker.finish_publish(routed, &msg);
+    }
+
+    /// Carries out a refused PUBLISH: a negative acknowledgement, or closing the connection.
+    fn refuse_publish(&mut self, ctx: &mut Context<Self>, p: &Publish, refusal: Refusal) {
+        let client_id = self.attached.as_ref().map(|a| a.client_id.clone());
+        match refusal {
+            Refusal::NotAuthorized { action, nack: true } => {
+                self.note_publish_denied(client_id, &p.topic, action);
+                self.refuse_publish(ctx, p, Refusal::Nack(reason::NOT_AUTHORIZED, "not authorized"));
+            }
+            Refusal::Nack(code, why) => {
+                tracing::warn!(client_id = ?client_id, topic = %p.topic, reason_code = code, why, "publish refused");
+                let mut ack = Ack::ok(p.packet_id.unwrap_or(0));
+                ack.reason_code = code;
+                if self.attached.as_ref().is_some_and(|a| a.problem_info) {
+                    ack.properties.reason_string = Some(why.to_string());
+                }
+                let packet = if p.qos == QoS::AtLeastOnce { Packet::PubAck(ack) } else { Packet::PubRec(ack) };
+                self.queue_ack(Some(packet), None);
+            }
+            Refusal::Violation(code, why) => {
+                tracing::warn!(client_id = ?client_id, topic = %p.topic, reason_code = code, why, "publish refused");
+                self.protocol_violation(ctx, code, why);
+            }
+            Refusal::NotAuthorized { action, nack: false } => {
+                self.note_publish_denied(client_id, &p.topic, action);
+                // MQTT 3.1.1 has no negative acknowledgement (and a QoS 0 publish none at all):
+                // AWS IoT closes the connection.
+                self.ending(DisconnectReason::AuthError);
+                self.close(ctx, Some(reason::NOT_AUTHORIZED), "not authorized");
+            }
+        }
+    }
+
+    /// Counts and logs a publish no policy allows (AWS's PublishIn.AuthError).
+    fn note_publish_denied(&self, client_id: Option<Arc<str>>, topic: &str, action: &str) {
+        self.broker.metrics.publish_in_auth_errors_total.inc();
+        tracing::warn!(event = "PublishIn.AuthError", client_id = ?client_id, topic = %topic, reason = %format!("no policy allows {action} on this topic"), "publish refused: not authorized");
+    }
+
+    /// Hands a routed publish's batch to storage and queues its acknowledgement to leave once
+    /// the batch (and, for a retained publish, the retained group's commit) is durable.
+    fn commit_then_ack(
+        &mut self,
+        ctx: &mut Context<Self>,
+        batch: ferrite_cluster::Batch,
+        retained: Option<tokio::sync::oneshot::Receiver<bool>>,
+        ack: Option<Packet>,
+    ) {
+        let store = self.broker.store.clone();
+        let ticket = self.next_ticket;
+        let addr = ctx.address();
+        match (retained, ack.is_some()) {
+            (Some(retained), true) => {
+                let (tx, stored) = tokio::sync::oneshot::channel();
+                if batch.is_durable() {
+                    store.commit(
+                        batch,
+                        Box::new(move |r| {
+                            let _ = tx.send(r.is_ok());
+                        }),
+                    );
+                } else {
+                    store.submit(batch);
+                    let _ = tx.send(true);
+                }
+                actix_rt::spawn(async move {
+                    let ok = stored.await.unwrap_or(false) & retained.await.unwrap_or(false);
+                    addr.do_send(Committed { ticket, ok });
+                });
+            }
+            _ if batch.is_durable() => {
+                store.commit(batch, Box::new(move |r| addr.do_send(Committed { ticket, ok: r.is_ok() })));
+            }
+            _ => {
+                store.submit(batch);
+                return self.queue_ack(ack, None);
+            }
+        }
+        self.next_ticket += 1;
+        self.queue_ack(ack, Some(ticket));
     }
 
     /// Queues an acknowledgement behind earlier ones; `ticket` is the storage commit it
@@ -849,7 +718,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     fn queue_ack(&mut self, packet: Option<Packet>, ticket: Option<u64>) {
         if let Some(Packet::PubAck(_)) = &packet {
             if let Some(a) = self.attached.as_mut() {
-                a.inbound_unacked = a.inbound_unacked.saturating_sub(1);
+                a.inbound.unacked = a.inbound.unacked.saturating_sub(1);
             }
         }
         match ticket {
@@ -929,50 +798,23 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         self.flush();
     }
 
-    fn on_ack(&mut self, ctx: &mut Context<Self>, packet: Packet) {
-        let a = self.attached.as_mut().expect("attached");
+    fn on_ack(&mut self, packet: Packet) {
+        let Some(a) = self.attached.as_mut() else { return };
         let session = a.session.clone();
         let mut ops = Vec::new();
-        let mut reply = None;
-        let known = {
-            let mut inner = session.inner.lock();
-            match &packet {
-                Packet::PubAck(ack) => inner.state.on_puback(ack.packet_id, &mut ops),
-                Packet::PubRec(ack) => {
-                    let known = inner.state.on_pubrec(ack.packet_id, ack.reason_code, &mut ops);
-                    if ack.reason_code < 0x80 {
-                        let mut rel = Ack::ok(ack.packet_id);
-                        if !known {
-                            rel.reason_code = reason::PACKET_ID_NOT_FOUND;
-                        }
-                        reply = Some(Packet::PubRel(rel));
-                    }
-                    true
-                }
-                Packet::PubComp(ack) => inner.state.on_pubcomp(ack.packet_id, &mut ops),
-                Packet::PubRel(ack) => {
-                    let found = inner.state.awaiting_release.remove(&ack.packet_id);
-                    let mut comp = Ack::ok(ack.packet_id);
-                    if !found {
-                        comp.reason_code = reason::PACKET_ID_NOT_FOUND;
-                    }
-                    a.inbound_unacked = a.inbound_unacked.saturating_sub(usize::from(found));
-                    reply = Some(Packet::PubComp(comp));
-                    true
-                }
-                _ => true,
-            }
-        };
-        if !known {
+        let acked = acks::on_ack(&mut session.inner.lock().state, &packet, &mut ops);
+        if acked.released_inbound {
+            a.inbound.unacked = a.inbound.unacked.saturating_sub(1);
+        }
+        if !acked.known {
             tracing::debug!(client_id = %a.client_id, ?packet, "acknowledgement for an unknown packet id");
         }
         self.broker.apply_store_ops(&session, &ops);
-        if let Some(r) = reply {
+        if let Some(r) = acked.reply {
             // PUBREL/PUBCOMP follow any acknowledgements still waiting for storage.
             self.queue_ack(Some(r), None);
         }
         self.drain_session();
-        let _ = ctx;
         self.flush();
     }
 
@@ -1017,7 +859,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             Packet::PingReq => {
                 self.send(&Packet::PingResp);
             }
-            p @ (Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_)) => self.on_ack(ctx, p),
+            p @ (Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_)) => self.on_ack(p),
             Packet::Disconnect(d) => self.on_disconnect(ctx, d),
             Packet::Auth(_) => {
                 self.protocol_violation(ctx, reason::PROTOCOL_ERROR, "AUTH without an authentication method")

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod connection;
+pub mod decide;
 pub mod framing;
 mod websocket;
 
