@@ -3,7 +3,7 @@
 //! the same documents customers already use on AWS.
 //!
 //! ```
-//! use ferrite::identity::policy::{evaluate, parse, Context, Decision};
+//! use ferrite_aws::policy::{evaluate, parse, Context, Decision};
 //!
 //! let doc = parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Publish",
 //!     "Resource":"arn:aws:iot:us-east-1:123456789012:topic/${iot:ClientId}/*"}]}"#).unwrap();
