@@ -2,7 +2,7 @@
 //! never panic, and only the right secret may pass.
 #![no_main]
 
-use ferrite_mqtt::sigv4::{verify, Request};
+use ferrite_aws::sigv4::{verify, Request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

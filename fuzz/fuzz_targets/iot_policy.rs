@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    ferrite_mqtt::policy::fuzz_policy(data);
+    ferrite_aws::policy::fuzz_policy(data);
 });

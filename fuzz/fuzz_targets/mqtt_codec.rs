@@ -5,8 +5,8 @@
 #![no_main]
 
 use bytes::BytesMut;
-use ferrite_mqtt::mqtt::codec::{decode, encode};
-use ferrite_mqtt::mqtt::packet::{Packet, ProtocolVersion};
+use ferrite_mqtt::codec::{decode, encode};
+use ferrite_mqtt::packet::{Packet, ProtocolVersion};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,12 +1,14 @@
 //! Access keys for the HTTP API, kept in `DATA_DIR/credentials` in the AWS shared-credentials
 //! file format, so `AWS_SHARED_CREDENTIALS_FILE=DATA_DIR/credentials aws ...` and boto3 use
-//! them with no other setup. The first start writes a root key under `[default]`.
+//! them with no other setup. The first start writes a root key under `[default]`. The file's
+//! format is read and edited by `ferrite_aws::credentials`; this module owns the file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::Context as _;
+use ferrite_aws::credentials::{parse, profiles};
 use parking_lot::RwLock;
 
 /// The keys the API accepts: access key id -> secret. The file is read again when it changes,
@@ -28,31 +30,6 @@ fn modified(path: &Path) -> Option<FileStamp> {
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {
     (0..len).map(|_| alphabet[rand::random::<usize>() % alphabet.len()] as char).collect()
-}
-
-/// Parses a shared-credentials file: every profile's `aws_access_key_id` and
-/// `aws_secret_access_key`.
-fn parse(text: &str) -> HashMap<String, String> {
-    let mut keys = HashMap::new();
-    let (mut id, mut secret): (Option<String>, Option<String>) = (None, None);
-    let mut flush = |id: &mut Option<String>, secret: &mut Option<String>| {
-        if let (Some(i), Some(s)) = (id.take(), secret.take()) {
-            keys.insert(i, s);
-        }
-    };
-    for line in text.lines().map(str::trim) {
-        if line.starts_with('[') {
-            flush(&mut id, &mut secret);
-        } else if let Some((k, v)) = line.split_once('=') {
-            match k.trim() {
-                "aws_access_key_id" => id = Some(v.trim().to_string()),
-                "aws_secret_access_key" => secret = Some(v.trim().to_string()),
-                _ => {}
-            }
-        }
-    }
-    flush(&mut id, &mut secret);
-    keys
 }
 
 impl Credentials {
@@ -116,30 +93,6 @@ pub enum KeysCommand {
     },
 }
 
-/// Profiles of a shared-credentials file in order: (name, access key id, its lines).
-fn profiles(text: &str) -> Vec<(String, Option<String>, Vec<String>)> {
-    let mut out: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
-    for line in text.lines() {
-        let t = line.trim();
-        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            out.push((name.to_string(), None, vec![line.to_string()]));
-        } else if let Some(p) = out.last_mut() {
-            if let Some(("aws_access_key_id", v)) = t.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
-                p.1 = Some(v.to_string());
-            }
-            p.2.push(line.to_string());
-        }
-    }
-    out
-}
-
-/// The (access key id, secret) of `profile` in a shared-credentials file's text.
-pub fn profile_key(text: &str, profile: &str) -> Option<(String, String)> {
-    let (_, _, lines) = profiles(text).into_iter().find(|(name, _, _)| name == profile)?;
-    let keys = parse(&lines.join("\n"));
-    keys.into_iter().next()
-}
-
 /// Runs a `keys` subcommand.
 pub fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command {
@@ -148,7 +101,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<()> {
             let (creds, _) = Credentials::load_or_create(&data_dir)?;
             let text = std::fs::read_to_string(&creds.path)?;
             anyhow::ensure!(
-                profiles(&text).iter().all(|(name, _, _)| *name != profile),
+                profiles(&text).iter().all(|p| p.name != profile),
                 "profile `{profile}` already exists in {}",
                 creds.path.display()
             );
@@ -164,8 +117,8 @@ pub fn run(command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::List { data_dir } => {
             let path = data_dir.join("credentials");
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            for (name, id, _) in profiles(&text) {
-                println!("{}\t{name}", id.unwrap_or_else(|| "-".into()));
+            for p in profiles(&text) {
+                println!("{}\t{}", p.access_key_id.unwrap_or_else(|| "-".into()), p.name);
             }
         }
         KeysCommand::Delete { access_key, data_dir } => {
@@ -173,14 +126,14 @@ pub fn run(command: KeysCommand) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let all = profiles(&text);
             anyhow::ensure!(
-                all.iter().any(|(_, id, _)| id.as_deref() == Some(access_key.as_str())),
+                all.iter().any(|p| p.access_key_id.as_deref() == Some(access_key.as_str())),
                 "no access key {access_key} in {}",
                 path.display()
             );
             let kept: Vec<String> = all
                 .into_iter()
-                .filter(|(_, id, _)| id.as_deref() != Some(access_key.as_str()))
-                .map(|(_, _, lines)| lines.join("\n").trim_end().to_string())
+                .filter(|p| p.access_key_id.as_deref() != Some(access_key.as_str()))
+                .map(|p| p.lines.join("\n").trim_end().to_string())
                 .collect();
             std::fs::write(&path, kept.join("\n\n") + "\n")?;
             println!("deleted {access_key}");
@@ -229,8 +182,8 @@ mod tests {
         let data_dir = dir.path().to_path_buf();
         run(KeysCommand::Create { data_dir: data_dir.clone(), profile: "ops".into() }).unwrap();
         let text = std::fs::read_to_string(&creds.path).unwrap();
-        let (_, id, _) = profiles(&text).into_iter().find(|(n, _, _)| n == "ops").unwrap();
-        let id = id.unwrap();
+        let ops = profiles(&text).into_iter().find(|p| p.name == "ops").unwrap();
+        let id = ops.access_key_id.unwrap();
         // The file's timestamp may not move within one test; force a reread.
         creds.keys.write().0 = None;
         assert!(creds.secret(&id).is_some());
@@ -240,12 +193,5 @@ mod tests {
         assert!(creds.secret(&id).is_none());
         assert_eq!(profiles(&std::fs::read_to_string(&creds.path).unwrap()).len(), 1);
         assert!(run(KeysCommand::Delete { access_key: id, data_dir }).is_err());
-    }
-
-    #[test]
-    fn every_profile_of_the_file_is_a_key() {
-        let keys = parse("[default]\naws_access_key_id = A\naws_secret_access_key = s1\n\n[ops]\naws_access_key_id=B\naws_secret_access_key=s2\nregion=x\n");
-        assert_eq!(keys.get("A").map(String::as_str), Some("s1"));
-        assert_eq!(keys.get("B").map(String::as_str), Some("s2"));
     }
 }

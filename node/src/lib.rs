@@ -1,5 +1,6 @@
 //! The Ferrite node as a library: the `ferrite` binary is a thin command-line shell
-//! around these modules, and fuzz targets and benchmarks reach the codec through it.
+//! around these modules, and the chaos harness reaches the cluster tools through it. The
+//! protocols themselves live in `ferrite-mqtt` and `ferrite-aws`.
 
 pub mod bench;
 pub mod broker;
@@ -11,7 +12,6 @@ pub mod http;
 pub mod identity;
 pub mod meta;
 pub mod metrics;
-pub mod mqtt;
 pub mod node;
 pub mod registry;
 pub mod rules;
@@ -19,4 +19,3 @@ pub mod rules_cli;
 pub mod server;
 pub mod services;
 pub mod shadow;
-pub mod sigv4;

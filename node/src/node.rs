@@ -162,7 +162,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         }
         let _ = std::io::stdout().flush();
         wait_for_shutdown().await;
-        let clients = broker.disconnect_all(crate::mqtt::packet::reason::SERVER_SHUTTING_DOWN);
+        let clients = broker.disconnect_all(ferrite_mqtt::packet::reason::SERVER_SHUTTING_DOWN);
         tracing::info!(clients, "shutting down: disconnecting clients");
         // Give the connection actors a moment to flush their DISCONNECT.
         tokio::time::sleep(std::time::Duration::from_millis(if clients > 0 { 300 } else { 0 })).await;

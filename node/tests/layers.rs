@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// The node's layers, lowest first. Every top-level module of `node/src` must be in one.
 const NODE_LAYERS: &[(&str, &[&str])] = &[
-    ("foundations", &["metrics", "credentials", "mqtt", "sigv4"]),
+    ("foundations", &["metrics", "credentials"]),
     ("broker core", &["broker"]),
     ("domain services", &["registry", "identity", "shadow", "rules"]),
     ("replicated state and cluster routing", &["meta", "cluster"]),

@@ -38,21 +38,9 @@ pub fn compile(sql: &str, version: SqlVersion) -> Result<Statement, Vec<Diagnost
 
 /// Does an MQTT topic match a rule's FROM filter. `#` also matches the parent level
 /// (`a/#` matches `a`), and wildcards in the first level do not match `$` topics, as in MQTT.
+/// The broker's own matcher, so a rule sees exactly the messages a subscriber would.
 pub fn topic_matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
-        return false;
-    }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
+    ferrite_mqtt::topic::matches(filter, topic)
 }
 
 #[cfg(test)]

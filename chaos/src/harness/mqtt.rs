@@ -1,4 +1,4 @@
-//! A small MQTT 5 client for the workloads, on the node's own codec (`ferrite::bench::client`):
+//! A small MQTT 5 client for the workloads, on the broker's own codec (`ferrite_mqtt::client`):
 //! one operation at a time, every wait bounded, so that a client blocked by a fault records
 //! "unknown" and reconnects instead of hanging the run.
 
@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrite::bench::client::{connect_with, ConnectOptions, PacketReader, PacketWriter};
-use ferrite::mqtt::packet::{
+use ferrite_mqtt::client::{connect_with, ConnectOptions, PacketReader, PacketWriter};
+use ferrite_mqtt::packet::{
     Ack, Disconnect, Packet, Properties, ProtocolVersion, Publish, QoS, SubOptions, Subscribe, Unsubscribe,
 };
 

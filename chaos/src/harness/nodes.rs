@@ -92,7 +92,7 @@ impl Cluster {
         anyhow::ensure!(out.status.success(), "ferrite cluster init: {}", String::from_utf8_lossy(&out.stderr));
         ferrite::credentials::Credentials::load_or_create(base)?;
         let text = std::fs::read_to_string(base.join("credentials"))?;
-        let key = ferrite::credentials::profile_key(&text, "default").context("the shared key")?;
+        let key = ferrite_aws::credentials::profile_key(&text, "default").context("the shared key")?;
         let mut nodes = Vec::new();
         for i in 1..=net.nodes() {
             let dir = base.join(format!("node-{i}"));

@@ -8,7 +8,6 @@
 //! Mosquitto. Publishers and subscribers may use different nodes of a cluster
 //! (`--target` / `--sub-target`), which is how `scripts/bench-cluster` measures forwarding.
 
-pub mod client;
 mod shadow;
 
 use std::collections::HashMap;
@@ -20,11 +19,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bytes::Bytes;
 use clap::ValueEnum;
+use ferrite_mqtt::client::{self, connect};
+use ferrite_mqtt::packet::*;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-
-use crate::mqtt::packet::*;
-use client::connect;
 
 /// The username and password every client sends.
 fn credentials(args: &BenchArgs) -> (Option<String>, Option<Bytes>) {

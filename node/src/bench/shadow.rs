@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use ferrite_mqtt::client::{connect, PacketReader, PacketWriter};
+use ferrite_mqtt::packet::*;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
-use super::client::{connect, PacketReader, PacketWriter};
 use super::{credentials, source_ip, target_of, version_of, BenchArgs, Report};
-use crate::mqtt::packet::*;
 
 /// Unanswered shadow requests AWS allows per connection; more are rejected with 429.
 const MAX_INFLIGHT: usize = crate::shadow::rate::MAX_IN_FLIGHT_PER_CONNECTION as usize;

@@ -6,6 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ferrite_cluster::{decode_rows, encode_rows, Batch, Table};
+use ferrite_mqtt::packet::ProtocolVersion;
+use ferrite_mqtt::topic;
 
 use super::session::{Outgoing, SessionSubscription};
 use super::{
@@ -13,8 +15,6 @@ use super::{
     SessionHandle,
 };
 use crate::broker::router::Subscriber;
-use crate::mqtt::packet::ProtocolVersion;
-use crate::mqtt::topic;
 
 /// A session on its way between nodes.
 #[derive(Debug, Clone, Default)]
@@ -179,7 +179,7 @@ impl Broker {
 mod tests {
     use super::*;
     use crate::broker::message::Message;
-    use crate::mqtt::packet::{QoS, SubOptions};
+    use ferrite_mqtt::packet::{QoS, SubOptions};
 
     #[test]
     fn an_export_survives_encoding() {

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-
-use crate::mqtt::packet::{Properties, QoS};
+use ferrite_mqtt::packet::{Properties, QoS};
 
 /// A routed message. Shared (`Arc`) between every subscriber it is delivered to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,12 +25,12 @@ use std::time::Duration;
 
 use actix::{Message as ActixMessage, Recipient};
 use ferrite_cluster::{Batch, Store, StoreError, Table};
+use ferrite_mqtt::packet::{reason, ProtocolVersion, QoS, SubOptions, Will};
+use ferrite_mqtt::topic::{self, TopicLimits};
 use parking_lot::Mutex;
 
 use crate::metrics::Metrics;
 use hooks::{Forwards, Peers, PublishObserver};
-use crate::mqtt::packet::{reason, ProtocolVersion, QoS, SubOptions, Will};
-use crate::mqtt::topic::{self, TopicLimits};
 use message::{now_ms, Message};
 use retained::Retained;
 use router::{Match, Router, Subscriber};

@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ferrite_cluster::{Batch, ReadRows, StateMachine, Store, StoreError, Table};
+use ferrite_mqtt::topic;
 use parking_lot::RwLock;
 
 use super::message::Message;
-use crate::mqtt::topic;
 
 /// The retained-message table.
 #[derive(Default)]

@@ -10,9 +10,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use ferrite_mqtt::packet::SubOptions;
 use parking_lot::RwLock;
-
-use crate::mqtt::packet::SubOptions;
 
 /// One subscription as the router stores it.
 #[derive(Debug, Clone)]
@@ -210,7 +209,7 @@ fn collect<T: Clone>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mqtt::topic;
+    use ferrite_mqtt::topic;
     use proptest::prelude::*;
 
     fn sub(id: &str) -> Subscriber<u32> {

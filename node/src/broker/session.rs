@@ -9,8 +9,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use ferrite_mqtt::packet::{QoS, SubOptions};
+
 use super::message::Message;
-use crate::mqtt::packet::{QoS, SubOptions};
 
 /// A message addressed to this session, with the per-subscription view of it.
 #[derive(Debug, Clone)]
@@ -271,8 +272,8 @@ impl SessionState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mqtt::packet::Properties;
     use bytes::Bytes;
+    use ferrite_mqtt::packet::Properties;
 
     fn out(qos: QoS, seq: Option<u64>) -> Outgoing {
         let msg = Message {

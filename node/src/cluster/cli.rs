@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Subcommand;
+use ferrite_aws::sigv4;
 use serde_json::Value;
-
-use crate::sigv4;
 
 /// The `cluster` subcommands.
 #[derive(Debug, Subcommand)]
@@ -100,7 +99,7 @@ impl KeyArgs {
             .unwrap_or_else(|| PathBuf::from("ferrite-data/credentials"));
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read credentials from {}", path.display()))?;
-        crate::credentials::profile_key(&text, &self.profile)
+        ferrite_aws::credentials::profile_key(&text, &self.profile)
             .with_context(|| format!("{} has no key under profile [{}]", path.display(), self.profile))
     }
 }

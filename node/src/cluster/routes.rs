@@ -15,13 +15,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ferrite_cluster::{Batch, Channel, QuicNet};
+use ferrite_mqtt::packet::{QoS, SubOptions};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::message::Message;
 use crate::broker::router::{Router, Subscriber};
 use crate::broker::Broker;
-use crate::mqtt::packet::{QoS, SubOptions};
 
 use super::outbox::{Held, Outbox};
 

@@ -7,13 +7,13 @@ use std::marker::PhantomData;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
+use ferrite_aws::sigv4;
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt as _;
 
 use super::error::AwsError;
 use super::Api;
 use crate::broker::message::now_ms;
-use crate::sigv4;
 
 /// The largest request body the API reads (AWS's largest, a 128 KB publish, with room to
 /// spare); a longer body is refused without reading the rest.

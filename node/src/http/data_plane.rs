@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
+use ferrite_mqtt::packet::{Properties, QoS};
 use serde_json::json;
 
 use super::call::{Call, IotData};
@@ -11,7 +12,6 @@ use super::error::{ApiResult, AwsError};
 use super::paging::{page_after, page_response};
 use super::Api;
 use crate::broker::message::{now_ms, Message};
-use crate::mqtt::packet::{Properties, QoS};
 use crate::registry::is_resource_name;
 use crate::shadow::topics::{Operation, Request as ShadowRequest, MAX_SHADOW_NAME, MAX_THING_NAME};
 
@@ -109,7 +109,7 @@ pub async fn publish(api: web::Data<Api>, call: Call<IotData>) -> ApiResult {
     let topic = topic_label(&call, "/topics/")?;
     let query: PublishQuery = call.query()?;
     let broker = &api.services.broker;
-    if let Err(e) = crate::mqtt::topic::validate_topic_name(&topic, &broker.config.topic_limits) {
+    if let Err(e) = ferrite_mqtt::topic::validate_topic_name(&topic, &broker.config.topic_limits) {
         return Err(AwsError::invalid(format!("Invalid topic {topic:?}: {}", e.message)));
     }
     if call.body.len() > broker.config.max_payload {

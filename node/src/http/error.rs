@@ -8,7 +8,6 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::shadow::ShadowError;
-use crate::sigv4;
 
 /// An AWS API error; actix builds the response when a handler returns it, so handlers can
 /// use `?`.
@@ -57,8 +56,8 @@ impl actix_web::ResponseError for AwsError {
     }
 }
 
-impl From<sigv4::SigError> for AwsError {
-    fn from(e: sigv4::SigError) -> AwsError {
+impl From<ferrite_aws::AwsError> for AwsError {
+    fn from(e: ferrite_aws::AwsError) -> AwsError {
         AwsError::new(e.status, e.error_type, e.message)
     }
 }

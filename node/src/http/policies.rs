@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
+use ferrite_aws::policy::{self, Decision, PolicyDocument, ThingContext};
 use serde_json::{json, Value};
 
 use super::call::Call;
@@ -16,7 +17,6 @@ use super::paging::{marker_page, marker_response, MarkerQuery};
 use super::{proposals, Api};
 use crate::broker::message::now_ms;
 use crate::identity::policies::{self, PolicyRecord, PolicyVersionRecord, Target};
-use crate::identity::policy::{self, Decision, PolicyDocument, ThingContext};
 use crate::identity::{cert_id_of_arn, Applied, Command};
 use crate::registry::{arn_prefix, new_id};
 

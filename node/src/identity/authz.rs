@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use ferrite_aws::policy::{self, Context, Decision, PolicyDocument, ThingContext};
+
 use super::policies::Target;
-use super::policy::{self, Context, Decision, PolicyDocument, ThingContext};
 use super::Identity;
 use crate::registry::Registry;
 

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use ferrite_aws::percent;
+use ferrite_aws::policy::{self, PolicyDocument};
 use serde_json::{json, Value};
 
 use super::authorizers::AuthorizerRecord;
-use super::policy::{self, PolicyDocument};
 
 /// The username query key that names the authorizer.
 pub const AUTHORIZER_NAME_KEY: &str = "x-amz-customauthorizer-name";
@@ -28,26 +29,9 @@ pub fn username_query(username: &str) -> BTreeMap<String, String> {
         .split('&')
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Some((percent_decode(k)?, percent_decode(v)?))
+            Some((percent::decode_form(k)?, percent::decode_form(v)?))
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(if b == b'+' { b' ' } else { b });
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// What a connecting client presented to a custom authorizer.

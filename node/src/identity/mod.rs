@@ -21,13 +21,13 @@ pub mod certs;
 pub mod custom_auth;
 pub mod jwt;
 pub mod policies;
-pub mod policy;
 pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use ferrite_aws::policy;
 use ferrite_cluster::{Batch, StoreError, Table};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};

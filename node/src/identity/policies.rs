@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use ferrite_aws::policy::{self, PolicyDocument};
 use serde::{Deserialize, Serialize};
 
-use super::policy::{self, PolicyDocument};
 use crate::registry::things::{invalid, RegistryError};
 
 /// AWS's limit on the versions one policy keeps.

@@ -71,9 +71,10 @@ pub fn new_id() -> String {
     format!("{}-{}-{}-{}-{}", &id[..8], &id[8..12], &id[12..16], &id[16..20], &id[20..])
 }
 
-/// `arn:aws:iot:{region}:{account}:`, the start of every registry ARN.
+/// `arn:aws:iot:{region}:{account}:`, the start of every registry ARN, with this node's
+/// account id.
 pub fn arn_prefix(region: &str) -> String {
-    format!("arn:aws:iot:{region}:{}:", account_id())
+    ferrite_aws::arn::prefix(region, account_id())
 }
 
 /// Every stored record of one kind (`thing`, `type`, `group`), by name.

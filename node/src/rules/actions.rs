@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use ferrite_mqtt::packet::{Properties, QoS};
+use ferrite_mqtt::topic::TopicLimits;
 use ferrite_rules::ActionKind;
 use tokio::sync::mpsc;
 
 use super::http_client;
 use crate::broker::message::{now_ms, Message};
 use crate::broker::publisher::Publisher;
-use crate::mqtt::topic::TopicLimits;
 
 /// What actions reach of the node: where republishes go (and the topic rules they must
 /// follow), and the directory file actions write below.
@@ -31,7 +32,6 @@ pub struct Node {
 
 /// The [`Node`] every action worker shares.
 pub type NodeAccess = Arc<Node>;
-use crate::mqtt::packet::{Properties, QoS};
 
 /// First retry delay.
 pub const RETRY_BASE: Duration = Duration::from_millis(100);
@@ -286,7 +286,7 @@ pub fn send_failure(meta: &Arc<JobMeta>, failed_action: &str, resource: &str, wh
 async fn execute(job: &Job, node: &Node) -> Result<(), String> {
     match &job.rendered {
         Rendered::Republish { topic, qos, retain, properties } => {
-            crate::mqtt::topic::validate_topic_name(topic, &node.limits)
+            ferrite_mqtt::topic::validate_topic_name(topic, &node.limits)
                 .map_err(|e| format!("invalid republish topic {topic:?}: {}", e.message))?;
             let msg = Arc::new(Message {
                 topic: topic.as_str().into(),

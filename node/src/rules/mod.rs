@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferrite_mqtt::packet::{Properties, QoS};
+use ferrite_mqtt::topic::TopicLimits;
 use ferrite_rules::jit::JitModule;
 use ferrite_rules::projection::Projection;
 use ferrite_rules::{
@@ -28,8 +30,6 @@ use self::actions::{ActionMetrics, ActionSink, ErrorRoute, Job, JobMeta, Rendere
 use self::index::FilterIndex;
 use crate::broker::message::Message;
 use crate::broker::publisher::Publisher;
-use crate::mqtt::packet::{Properties, QoS};
-use crate::mqtt::topic::TopicLimits;
 
 /// Default bounded queue length of an action.
 pub const DEFAULT_QUEUE_SIZE: usize = 1000;

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 use actix::io::{WriteHandler, Writer};
 use actix::prelude::*;
 use bytes::BytesMut;
+use ferrite_mqtt::codec;
+use ferrite_mqtt::packet::*;
+use ferrite_mqtt::topic;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
 
@@ -33,9 +36,6 @@ use crate::broker::{Broker, ConnLink, Kick, SessionHandle, Wake};
 use crate::services::Services;
 use crate::identity::authz::{Action, ConnectionAuthz, Principal};
 use crate::identity::custom_auth;
-use crate::mqtt::codec;
-use crate::mqtt::packet::*;
-use crate::mqtt::topic;
 
 /// How long a new connection may take to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -7,11 +7,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use ferrite_mqtt::codec::{self, DecodeError};
+use ferrite_mqtt::packet::{Packet, ProtocolVersion};
 use tokio_util::codec::Decoder;
 
 use crate::metrics::Metrics;
-use crate::mqtt::codec::{self, DecodeError};
-use crate::mqtt::packet::{Packet, ProtocolVersion};
 
 /// Why reading stopped.
 #[derive(Debug)]

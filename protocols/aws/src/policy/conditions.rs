@@ -24,7 +24,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use super::evaluate::Context;
+use super::context::Context;
 use super::matcher::matches_tokens;
 use super::variables::{days_from_civil, Template, Variable};
 
@@ -646,7 +646,7 @@ mod tests {
         assert!(!c.evaluate(&ctx));
         // Unresolved value matches nothing, so the negated form holds.
         assert!(cond("StringNotEquals", "iot:ClientId", &["${iot:Connection.Thing.ThingName}"]).evaluate(&ctx));
-        ctx.thing = Some(super::super::evaluate::ThingContext { name: "dev-7", type_name: None, attributes: &attrs });
+        ctx.thing = Some(super::super::context::ThingContext { name: "dev-7", type_name: None, attributes: &attrs });
         assert!(c.evaluate(&ctx));
         assert!(cond("Bool", "iot:Connection.Thing.IsAttached", &["true"]).evaluate(&ctx));
         assert!(cond("StringLike", "iot:ClientId", &["dev-${*}"]).evaluate(&Context::new("dev-*", 0)));

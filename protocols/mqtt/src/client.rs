@@ -1,5 +1,6 @@
-//! A minimal MQTT client for the load generator, built on the node's own codec:
-//! connect, then a read half and a write half driven by separate tasks.
+//! A minimal MQTT client on this crate's codec, for the programs that stand in for devices
+//! (`ferrite bench`, the chaos harness): connect, then a read half and a write half driven by
+//! separate tasks.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::mqtt::codec;
-use crate::mqtt::packet::*;
+use crate::codec;
+use crate::packet::*;
 
 /// Reads whole packets from a socket half.
 pub struct PacketReader {

@@ -1,11 +1,21 @@
 //! AWS Signature Version 4 verification, so the AWS CLI, boto3 and the SDKs authenticate to
-//! the HTTP API with an access key exactly as they do to AWS. Pure: a request and a clock in,
-//! the caller's access key (or AWS's error) out. The HTTP layer supplies the secrets.
+//! the HTTP API with an access key exactly as they do to AWS, and signing, for the node's own
+//! tools. Pure: a request and a clock in, the caller's access key (or AWS's error) out. The
+//! HTTP layer supplies the secrets.
 
-use sha2::{Digest, Sha256};
+use ring::{digest, hmac};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use crate::error::AwsError;
+use crate::percent;
 
 /// How far a request's `X-Amz-Date` may be from the node's clock (AWS: 15 minutes).
 pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
+
+/// The form of `X-Amz-Date`: `20261125T120000Z`, always UTC.
+const AMZ_DATE: &[BorrowedFormatItem<'static>] = format_description!("[year][month][day]T[hour][minute][second]Z");
 
 /// The parts of an HTTP request that SigV4 covers.
 #[derive(Debug, Clone)]
@@ -33,19 +43,9 @@ pub struct Signer {
     pub service: String,
 }
 
-/// A refused request: AWS's status, `x-amzn-ErrorType` and message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SigError {
-    /// HTTP status (403).
-    pub status: u16,
-    /// The error type AWS names.
-    pub error_type: &'static str,
-    /// What is wrong.
-    pub message: String,
-}
-
-fn refuse(error_type: &'static str, message: impl Into<String>) -> SigError {
-    SigError { status: 403, error_type, message: message.into() }
+/// A refusal: 403 with the error type AWS names for the cause.
+fn refuse(error_type: &'static str, message: impl Into<String>) -> AwsError {
+    AwsError::forbidden(error_type, message)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -53,58 +53,14 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
+    hex(digest::digest(&digest::SHA256, data).as_ref())
 }
 
-/// HMAC-SHA256 (RFC 2104).
+/// HMAC-SHA256 of `data` under `key`.
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut k = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(k.map(|b| b ^ 0x36));
-    inner.update(data);
-    let mut outer = Sha256::new();
-    outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters (and `/` when asked).
-fn uri_encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    let mut out = [0; 32];
+    out.copy_from_slice(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data).as_ref());
     out
-}
-
-/// Decodes `%XX` escapes (and nothing else) of a query component.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex_digit = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex_digit(b[i + 1]), hex_digit(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn canonical_query(query: &str) -> String {
@@ -113,7 +69,7 @@ fn canonical_query(query: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (uri_encode(&percent_decode(k), false), uri_encode(&percent_decode(v), false))
+            (percent::encode(&percent::decode_lossy(k)), percent::encode(&percent::decode_lossy(v)))
         })
         .collect();
     pairs.sort();
@@ -126,25 +82,7 @@ fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
 
 /// Seconds since the epoch of an `X-Amz-Date` (`20261125T120000Z`).
 fn parse_amz_date(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
-    let (h, mi, se) = (num(9..11)?, num(11..13)?, num(13..15)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + se)
+    Some(PrimitiveDateTime::parse(s, AMZ_DATE).ok()?.assume_utc().unix_timestamp())
 }
 
 /// Who signs, for which day, region and service.
@@ -167,7 +105,7 @@ fn signature(
     let canonical_request = format!(
         "{}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{payload_hash}",
         req.method,
-        uri_encode(if req.path.is_empty() { "/" } else { req.path }, true),
+        percent::encode_path(if req.path.is_empty() { "/" } else { req.path }),
         canonical_query(req.query),
     );
     let Scope { secret, date, region, service, amz_date } = scope;
@@ -192,16 +130,8 @@ pub fn sign(
     service: &str,
     now_secs: i64,
 ) -> Vec<(String, String)> {
-    let when = time::OffsetDateTime::from_unix_timestamp(now_secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let amz_date = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        when.year(),
-        u8::from(when.month()),
-        when.day(),
-        when.hour(),
-        when.minute(),
-        when.second()
-    );
+    let when = OffsetDateTime::from_unix_timestamp(now_secs).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let amz_date = when.format(AMZ_DATE).expect("an OffsetDateTime has every component of AMZ_DATE");
     let date = &amz_date[..8];
     let payload_hash = sha256_hex(req.body);
     let canonical_headers = format!("host:{host}\nx-amz-content-sha256:{payload_hash}\nx-amz-date:{amz_date}\n");
@@ -227,7 +157,7 @@ pub fn verify(
     services: &[&str],
     now_secs: i64,
     secret_of: impl Fn(&str) -> Option<String>,
-) -> Result<Signer, SigError> {
+) -> Result<Signer, AwsError> {
     let auth = header(req.headers, "authorization")
         .ok_or_else(|| refuse("MissingAuthenticationTokenException", "Missing Authentication Token"))?;
     let rest = auth.strip_prefix("AWS4-HMAC-SHA256 ").ok_or_else(|| {

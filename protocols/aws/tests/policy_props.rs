@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use ferrite::identity::policy::{evaluate, fuzz_policy, parse, Context, ThingContext};
+use ferrite_aws::policy::{evaluate, fuzz_policy, parse, Context, ThingContext};
 use proptest::prelude::*;
 
 const VALID: &str = r#"{

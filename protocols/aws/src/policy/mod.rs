@@ -3,7 +3,7 @@
 //! the same documents customers already use on AWS.
 //!
 //! ```
-//! use ferrite::identity::policy::{evaluate, parse, Context, Decision};
+//! use ferrite_aws::policy::{evaluate, parse, Context, Decision};
 //!
 //! let doc = parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Publish",
 //!     "Resource":"arn:aws:iot:us-east-1:123456789012:topic/${iot:ClientId}/*"}]}"#).unwrap();
@@ -17,6 +17,7 @@
 #![cfg_attr(not(test), deny(clippy::unreachable, clippy::todo, clippy::string_slice))]
 
 pub mod conditions;
+pub mod context;
 pub mod document;
 pub mod evaluate;
 pub mod json;
@@ -26,11 +27,12 @@ pub mod variables;
 use std::collections::BTreeMap;
 
 pub use conditions::{BaseOperator, Condition, ConditionValue, Operator, SetQualifier};
+pub use context::{Context, ThingContext};
 pub use document::{
     parse, ActionPattern, ActionSet, Effect, PolicyDocument, PolicyError, PolicyVersion, ResourceSet, Statement,
     MAX_POLICY_CHARS,
 };
-pub use evaluate::{evaluate, evaluate_explained, Context, Decision, Explanation, StatementRef, ThingContext};
+pub use evaluate::{evaluate, evaluate_explained, Decision, Explanation, StatementRef};
 pub use variables::{Template, Variable};
 
 /// Entry point for a `cargo fuzz` target: parses `data` as a policy and, when it is valid,

@@ -1,7 +1,7 @@
 //! Topic names and topic filters: validation against the MQTT rules and AWS IoT's
 //! limits, matching, and `$share/{group}/{filter}` parsing.
 
-use super::packet::reason;
+use crate::packet::reason;
 
 /// Limits on topics that AWS IoT Core enforces; configurable per node.
 #[derive(Debug, Clone, Copy)]
@@ -21,7 +21,9 @@ impl Default for TopicLimits {
 /// Why a topic or filter was refused: the reason code to send and a message to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicError {
+    /// The MQTT 5.0 reason code for SUBACK, PUBACK or DISCONNECT.
     pub reason_code: u8,
+    /// What is wrong, for the log.
     pub message: &'static str,
 }
 
@@ -82,7 +84,9 @@ pub fn validate_filter(filter: &str, limits: &TopicLimits) -> Result<(), TopicEr
 /// A subscription filter split into its share group (if any) and the filter proper.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedFilter<'a> {
+    /// The group of a `$share/{group}/...` subscription; `None` for an ordinary one.
     pub share_group: Option<&'a str>,
+    /// The filter messages are matched against, without the `$share/{group}/` prefix.
     pub filter: &'a str,
 }
 
@@ -102,11 +106,25 @@ pub fn parse_subscription<'a>(raw: &'a str, limits: &TopicLimits) -> Result<Pars
     Ok(ParsedFilter { share_group: None, filter: raw })
 }
 
-/// True when `filter` matches `topic`, with the rule that a filter starting with a
-/// wildcard does not match a topic starting with `$`. One implementation serves
-/// subscriptions and rule FROM filters, so a rule sees exactly what a subscriber would.
+/// True when `filter` matches `topic`: `+` is one level, `#` the rest (its parent level
+/// included: `a/#` matches `a`), and a filter starting with a wildcard does not match a topic
+/// starting with `$`. One implementation serves subscriptions and rule FROM filters
+/// (`ferrite_rules::topic_matches` calls it), so a rule sees exactly what a subscriber would.
 pub fn matches(filter: &str, topic: &str) -> bool {
-    ferrite_rules::topic_matches(filter, topic)
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
 }
 
 #[cfg(test)]

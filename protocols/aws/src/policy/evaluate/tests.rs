@@ -1,6 +1,9 @@
 //! Evaluation tests modelled on the AWS IoT Core developer guide's policy examples (policies are
 //! re-typed in compact form; the page each one follows is named in the test).
 
+use std::collections::BTreeMap;
+
+use super::super::context::ThingContext;
 use super::super::document::parse;
 use super::*;
 

@@ -20,7 +20,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::evaluate::Context;
+use super::context::Context;
 use super::matcher::{self, Token};
 
 /// A request-context key or policy variable, resolved once at parse time so evaluation does no
@@ -340,7 +340,7 @@ pub fn format_iso8601(epoch_s: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::evaluate::{Context, ThingContext};
+    use super::super::context::{Context, ThingContext};
     use super::super::matcher::matches_tokens;
     use super::*;
 

@@ -12,7 +12,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::packet::*;
+use crate::packet::*;
 use DecodeError::{Malformed, Protocol};
 
 /// Largest value a variable byte integer (at most four bytes) can carry.
