@@ -8,9 +8,9 @@ use ferrite_cluster::{Batch, Group, GroupError, MemRows, ReadRows, StateMachine,
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{self, Identity};
-use crate::registry::things::RegistryError;
 use crate::registry::{self, Registry};
 use crate::rules::api::{self, TopicRules};
+use ferrite_aws::AwsError;
 
 /// The `meta` group's id in the group log.
 pub const META_GROUP: u32 = 0;
@@ -99,7 +99,7 @@ impl crate::identity::authz::Directory for Meta {
 }
 
 impl StateMachine for Meta {
-    type Output = Result<Outcome, RegistryError>;
+    type Output = Result<Outcome, AwsError>;
 
     fn apply(&self, index: u64, command: &[u8], writes: &mut Batch) -> Self::Output {
         let command: Command = serde_json::from_slice(command).map_err(|e| {
@@ -166,7 +166,7 @@ impl StateMachine for Meta {
 
 /// Proposes `command` to the meta group and waits for its answer; a group that cannot
 /// commit answers AWS's 500.
-pub async fn propose(group: &Group<Meta>, command: Command) -> Result<Outcome, RegistryError> {
+pub async fn propose(group: &Group<Meta>, command: Command) -> Result<Outcome, AwsError> {
     let bytes = serde_json::to_vec(&command).unwrap_or_default();
     match group.propose_wait(bytes).await {
         Ok(out) => out,
@@ -174,7 +174,7 @@ pub async fn propose(group: &Group<Meta>, command: Command) -> Result<Outcome, R
     }
 }
 
-fn internal(e: GroupError) -> RegistryError {
+fn internal(e: GroupError) -> AwsError {
     tracing::error!(error = %e, "a meta command was not committed");
     crate::registry::things::internal_failure()
 }

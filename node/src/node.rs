@@ -28,7 +28,7 @@ fn assemble(
 ) -> anyhow::Result<(Arc<Services>, crate::broker::publisher::PublishQueue)> {
     let (publisher, queue) = crate::broker::publisher::channel();
     let rules = Arc::new(
-        crate::rules::RuleEngine::start(publisher.clone(), cfg.broker.topic_limits.clone(), cfg.data_dir.clone())
+        crate::rules::RuleEngine::start(publisher.clone(), cfg.broker.topic_limits, cfg.data_dir.clone())
             .context("cannot start the rule runtime")?,
     );
     let engine = rules.clone();
@@ -36,7 +36,10 @@ fn assemble(
         store.clone(),
         crate::meta::META_GROUP,
         "meta",
-        crate::meta::Meta::load(&store, Box::new(move |stored| crate::rules::api::install(&engine, stored)))?,
+        crate::meta::Meta::load(
+            &store,
+            Box::new(move |stored: &crate::rules::api::TopicRules| crate::rules::api::install(&engine, stored)),
+        )?,
         &cluster.member,
     )?);
     let shadows = Arc::new(crate::shadow::ShadowService::open(
@@ -70,7 +73,8 @@ fn assemble(
                 crate::cluster::owners::Owners::load(&*store)?,
                 &cluster.member,
             )?;
-            let takeover = crate::cluster::takeover::Takeover::new(cluster.member.id, net.clone(), owners, broker.clone());
+            let takeover =
+                crate::cluster::takeover::Takeover::new(cluster.member.id, net.clone(), owners, broker.clone());
             takeover.serve();
             Some(takeover)
         }

@@ -1,7 +1,7 @@
 //! `ferrite rules ...`: check rule files, evaluate one statement against one message, and run
 //! IoT SQL case files, without starting a node.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// The node's layers, lowest first. Every top-level module of `node/src` must be in one.
 const NODE_LAYERS: &[(&str, &[&str])] = &[
-    ("foundations", &["metrics", "credentials"]),
+    ("foundations", &["metrics", "credentials", "http_client"]),
     ("broker core", &["broker"]),
     ("domain services", &["registry", "identity", "shadow", "rules"]),
     ("replicated state and cluster routing", &["meta", "cluster"]),
@@ -25,7 +25,8 @@ const NODE_LAYERS: &[(&str, &[&str])] = &[
 ];
 
 /// The crates whose sibling modules are checked, relative to the workspace root.
-const CRATES: &[&str] = &["node/src", "cluster/src", "rules-lang/src", "chaos/src", "protocols/mqtt/src", "protocols/aws/src"];
+const CRATES: &[&str] =
+    &["node/src", "cluster/src", "rules-lang/src", "chaos/src", "protocols/mqtt/src", "protocols/aws/src"];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the node crate is in the workspace").to_path_buf()
@@ -165,7 +166,8 @@ fn imports(root: &Path) -> BTreeSet<(Vec<String>, Vec<String>)> {
 
 /// A cycle in `edges`, if there is one, as the nodes along it (the first repeated last).
 fn find_cycle<N: Ord + Clone>(edges: &BTreeSet<(N, N)>) -> Option<Vec<N>> {
-    let nodes: Vec<N> = edges.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect::<BTreeSet<N>>().into_iter().collect();
+    let nodes: Vec<N> =
+        edges.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect::<BTreeSet<N>>().into_iter().collect();
     let index = |n: &N| nodes.binary_search(n).expect("a node of the graph");
     let mut next = vec![Vec::new(); nodes.len()];
     for (a, b) in edges {
@@ -209,11 +211,17 @@ fn every_node_module_imports_only_its_own_layer_or_lower() {
         NODE_LAYERS.iter().enumerate().flat_map(|(i, (_, mods))| mods.iter().map(move |m| (*m, i))).collect();
     let mut files = Vec::new();
     rust_files(&root, &mut files);
-    let mut unplaced: Vec<String> =
-        files.iter().filter_map(|f| top(&module_of(&root, f)).map(str::to_string)).filter(|m| !layer_of.contains_key(m.as_str())).collect();
+    let mut unplaced: Vec<String> = files
+        .iter()
+        .filter_map(|f| top(&module_of(&root, f)).map(str::to_string))
+        .filter(|m| !layer_of.contains_key(m.as_str()))
+        .collect();
     unplaced.sort();
     unplaced.dedup();
-    assert!(unplaced.is_empty(), "modules in no layer (add them to NODE_LAYERS and docs/ARCHITECTURE.md): {unplaced:?}");
+    assert!(
+        unplaced.is_empty(),
+        "modules in no layer (add them to NODE_LAYERS and docs/ARCHITECTURE.md): {unplaced:?}"
+    );
     let mut upward = Vec::new();
     for (from, to) in imports(&root) {
         let (Some(a), Some(b)) = (top(&from), top(&to)) else { continue };

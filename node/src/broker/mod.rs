@@ -219,12 +219,10 @@ pub struct Broker {
 
 fn shard_of(client_id: &str) -> usize {
     // FNV-1a: stable and cheap; the table only needs spread, not security.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in client_id.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    (h % SHARDS as u64) as usize
+    use std::hash::Hasher as _;
+    let mut h = fnv::FnvHasher::default();
+    h.write(client_id.as_bytes());
+    (h.finish() % SHARDS as u64) as usize
 }
 
 fn queue_key(client_id: &str, seq: u64) -> Vec<u8> {
@@ -1137,5 +1135,143 @@ impl Broker {
     /// Number of sessions in the table.
     pub fn session_count(&self) -> usize {
         self.sessions.iter().map(|s| s.lock().len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use actix::{Actor, Context, Handler};
+    use ferrite_mqtt::packet::SubOptions;
+
+    use super::*;
+
+    /// A connection stand-in: counts the wakes and kicks the broker sends it.
+    #[derive(Default)]
+    struct Probe {
+        wakes: Arc<AtomicUsize>,
+        kicks: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Actor for Probe {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Wake> for Probe {
+        type Result = ();
+        fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+            self.wakes.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Handler<Kick> for Probe {
+        type Result = ();
+        fn handle(&mut self, kick: Kick, _: &mut Context<Self>) {
+            self.kicks.lock().push(kick.0);
+        }
+    }
+
+    /// Counts what the broker hands up after each publish.
+    #[derive(Default)]
+    struct Seen {
+        published: AtomicUsize,
+        ingested: Mutex<Vec<String>>,
+    }
+
+    impl PublishObserver for Seen {
+        fn ingest(&self, rule: &str, topic: &str, _msg: &Arc<Message>) -> bool {
+            self.ingested.lock().push(format!("{rule}:{topic}"));
+            rule == "known"
+        }
+
+        fn published(&self, _msg: &Arc<Message>) {
+            self.published.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn open(dir: &std::path::Path, seen: Arc<Seen>) -> Arc<Broker> {
+        let store = Arc::new(Store::open(dir).expect("a store"));
+        let member = ferrite_cluster::Member::single();
+        let view = ClusterView { node_id: 1, address: None, net: None };
+        Broker::open(BrokerConfig::default(), store, Arc::default(), view, &member, None, seen).expect("a broker")
+    }
+
+    fn link(probe: &actix::Addr<Probe>) -> impl FnOnce(u64) -> ConnLink + '_ {
+        move |generation| ConnLink { generation, wake: probe.clone().recipient(), kick: probe.clone().recipient() }
+    }
+
+    fn message(topic: &str, qos: QoS) -> Arc<Message> {
+        let mut msg = Message::internal(topic.to_string(), serde_json::json!({"v": 1}));
+        msg.qos = qos;
+        Arc::new(msg)
+    }
+
+    #[actix_rt::test]
+    async fn a_publish_reaches_a_matching_subscriber_and_the_observer() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = Arc::new(Seen::default());
+        let broker = open(dir.path(), seen.clone());
+        let probe = Probe::default();
+        let wakes = probe.wakes.clone();
+        let addr = probe.start();
+        let opened = broker.open_session("sub", true, 0, ProtocolVersion::V5, None, link(&addr));
+        assert!(!opened.session_present);
+        let qos1 = SubOptions { qos: QoS::AtLeastOnce, ..SubOptions::default() };
+        assert_eq!(broker.subscribe(&opened.session, "a/+", qos1, None), Ok(true));
+        let published = broker.publish_and_wait(&message("a/b", QoS::AtLeastOnce)).await;
+        assert!(published.stored && !published.refused_by_persistent);
+        broker.publish_and_wait(&message("other", QoS::AtLeastOnce)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(wakes.load(Ordering::SeqCst), 1, "one wake for the one matching message");
+        assert_eq!(opened.session.inner.lock().state.pending(), 1);
+        assert_eq!(seen.published.load(Ordering::SeqCst), 2, "the observer sees every publish");
+    }
+
+    #[actix_rt::test]
+    async fn basic_ingest_goes_to_the_observer_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = Arc::new(Seen::default());
+        let broker = open(dir.path(), seen.clone());
+        let addr = Probe::default().start();
+        let opened = broker.open_session("sub", true, 0, ProtocolVersion::V5, None, link(&addr));
+        broker.subscribe(&opened.session, "#", SubOptions::default(), None).unwrap();
+        broker.publish_and_wait(&message("$aws/rules/known/t/1", QoS::AtMostOnce)).await;
+        assert_eq!(*seen.ingested.lock(), vec!["known:t/1".to_string()]);
+        assert_eq!(seen.published.load(Ordering::SeqCst), 0);
+        assert_eq!(opened.session.inner.lock().state.pending(), 0, "no subscriber sees Basic Ingest");
+    }
+
+    #[actix_rt::test]
+    async fn an_offline_persistent_session_stores_qos1_copies_and_skips_qos0() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = open(dir.path(), Arc::default());
+        let addr = Probe::default().start();
+        let opened = broker.open_session("keep", false, 3600, ProtocolVersion::V311, None, link(&addr));
+        let qos1 = SubOptions { qos: QoS::AtLeastOnce, ..SubOptions::default() };
+        broker.subscribe(&opened.session, "q", qos1, None).unwrap();
+        broker.close_session(&opened.session, opened.generation, None);
+        broker.publish_and_wait(&message("q", QoS::AtMostOnce)).await;
+        assert!(broker.publish_and_wait(&message("q", QoS::AtLeastOnce)).await.stored);
+        assert_eq!(opened.session.inner.lock().state.pending(), 1, "only the QoS 1 copy waits");
+        let stored = broker.store.scan_prefix(Table::Queue, &client_prefix("keep")).unwrap();
+        assert_eq!(stored.len(), 1, "the waiting copy is in storage before the publish is answered");
+        let again = broker.open_session("keep", false, 3600, ProtocolVersion::V311, None, link(&addr));
+        assert!(again.session_present);
+    }
+
+    #[actix_rt::test]
+    async fn a_second_connection_takes_the_session_over_and_kicks_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = open(dir.path(), Arc::default());
+        let first = Probe::default();
+        let kicks = first.kicks.clone();
+        let first = first.start();
+        let second = Probe::default().start();
+        broker.open_session("dup", false, 60, ProtocolVersion::V5, None, link(&first));
+        let again = broker.open_session("dup", false, 60, ProtocolVersion::V5, None, link(&second));
+        assert!(again.session_present);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(*kicks.lock(), vec![reason::SESSION_TAKEN_OVER]);
     }
 }

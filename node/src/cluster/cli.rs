@@ -2,8 +2,7 @@
 //! remove nodes. Status and membership changes go to any member's HTTP endpoint; changes
 //! are SigV4-signed with a key from a credentials file, like any AWS client's.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -114,49 +113,19 @@ pub fn request(
     key: Option<(&str, &str)>,
 ) -> anyhow::Result<(u16, Value)> {
     let host = addr.to_string();
-    let mut headers = match key {
+    let headers = match key {
         Some(key) => {
             let unsigned = sigv4::Request { method, path, query: "", headers: &[], body };
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
             sigv4::sign(&unsigned, &host, key, "us-east-1", "iot", now as i64)
         }
-        None => vec![("host".to_string(), host.clone())],
+        None => Vec::new(),
     };
-    headers.push(("content-type".into(), "application/json".into()));
-    headers.push(("content-length".into(), body.len().to_string()));
-    headers.push(("connection".into(), "close".into()));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .with_context(|| format!("cannot reach the node at {addr}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut out = format!("{method} {path} HTTP/1.1\r\n");
-    for (k, v) in &headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    stream.write_all(out.as_bytes())?;
-    stream.write_all(body)?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).with_context(|| format!("no answer from {addr}"))?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").context("a malformed HTTP answer")?;
-    let status: u16 =
-        head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("a malformed HTTP status line")?;
-    let body =
-        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
-    Ok((status, serde_json::from_str(&body).unwrap_or(Value::String(body))))
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+    let target = crate::http_client::parse_url(&format!("http://{host}{path}")).map_err(anyhow::Error::msg)?;
+    let (status, body) = crate::http_client::call_blocking(method, &target, &headers, body, Duration::from_secs(60))
+        .map_err(|e| anyhow::anyhow!("cannot reach the node at {addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
 }
 
 fn ok_or_message(status: u16, body: &Value) -> anyhow::Result<()> {

@@ -9,7 +9,9 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use super::call::Call;
-use super::error::{ApiResult, AwsError};
+use ferrite_aws::AwsError;
+
+use super::error::ApiResult;
 use super::paging::{marker_page, marker_response, MarkerQuery};
 use super::{proposals, Api};
 use crate::broker::message::now_ms;
@@ -18,7 +20,7 @@ use crate::identity::{custom_auth, Command};
 use crate::registry::arn_prefix;
 
 fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::invalid(message)
+    AwsError::invalid_request(message)
 }
 
 /// Proposes an identity command and waits until it is applied.
@@ -40,7 +42,7 @@ struct AuthorizerBody {
 /// Checks what a usable authorizer needs: an `http://` or `https://` endpoint, a valid status,
 /// and for signed tokens a token key name and PEM public keys.
 fn validate(r: &AuthorizerRecord) -> Result<(), AwsError> {
-    crate::rules::http_client::parse_url(&r.authorizer_function_arn).map_err(|e| {
+    crate::http_client::parse_url(&r.authorizer_function_arn).map_err(|e| {
         invalid(format!("authorizerFunctionArn must be the http:// or https:// URL of the authorizer service: {e}"))
     })?;
     if r.status != "ACTIVE" && r.status != "INACTIVE" {
@@ -99,7 +101,9 @@ pub async fn create_authorizer(api: web::Data<Api>, call: Call, name: web::Path<
     let record = AuthorizerRecord {
         authorizer_arn: format!("{}authorizer/{name}", arn_prefix(call.region())),
         authorizer_name: name,
-        authorizer_function_arn: b.authorizer_function_arn.ok_or_else(|| invalid("authorizerFunctionArn is required"))?,
+        authorizer_function_arn: b
+            .authorizer_function_arn
+            .ok_or_else(|| invalid("authorizerFunctionArn is required"))?,
         token_key_name: b.token_key_name,
         token_signing_public_keys: b.token_signing_public_keys.unwrap_or_default(),
         status: b.status.unwrap_or_else(|| "ACTIVE".into()),

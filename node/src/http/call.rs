@@ -11,9 +11,9 @@ use ferrite_aws::sigv4;
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt as _;
 
-use super::error::AwsError;
 use super::Api;
 use crate::broker::message::now_ms;
+use ferrite_aws::AwsError;
 
 /// The largest request body the API reads (AWS's largest, a 128 KB publish, with room to
 /// spare); a longer body is refused without reading the rest.
@@ -55,7 +55,7 @@ impl<S: Service> Call<S> {
     pub fn query<T: serde::de::DeserializeOwned>(&self) -> Result<T, AwsError> {
         web::Query::<T>::from_query(self.req.query_string())
             .map(web::Query::into_inner)
-            .map_err(|e| AwsError::invalid(format!("Invalid query string: {e}")))
+            .map_err(|e| AwsError::invalid_request(format!("Invalid query string: {e}")))
     }
 
     /// The JSON body parsed into `T` (an empty body is the defaults); malformed JSON is
@@ -64,8 +64,9 @@ impl<S: Service> Call<S> {
         if self.body.is_empty() {
             return Ok(T::default());
         }
-        serde_json::from_slice(&self.body)
-            .map_err(|e| AwsError::invalid(format!("The request body is not valid JSON for this operation: {e}")))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            AwsError::invalid_request(format!("The request body is not valid JSON for this operation: {e}"))
+        })
     }
 
     /// The region the caller signed for: the region of the ARNs it creates.
@@ -92,9 +93,8 @@ impl<S: Service + 'static> FromRequest for Call<S> {
 
 /// The body, at most [`MAX_BODY`] bytes: a longer one (declared or sent) is AWS's 413.
 async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes, AwsError> {
-    let too_large = || {
-        AwsError::new(413, "RequestEntityTooLargeException", format!("The request body exceeds {MAX_BODY} bytes"))
-    };
+    let too_large =
+        || AwsError::new(413, "RequestEntityTooLargeException", format!("The request body exceeds {MAX_BODY} bytes"));
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -105,7 +105,7 @@ async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| AwsError::invalid(format!("Cannot read the request body: {e}")))?;
+        let chunk = chunk.map_err(|e| AwsError::invalid_request(format!("Cannot read the request body: {e}")))?;
         if body.len() + chunk.len() > MAX_BODY {
             return Err(too_large());
         }
@@ -133,5 +133,5 @@ fn verify(
         headers: &headers,
         body,
     };
-    Ok(sigv4::verify(&signed, &[service], (now_ms() / 1000) as i64, secret)?)
+    sigv4::verify(&signed, &[service], (now_ms() / 1000) as i64, secret)
 }

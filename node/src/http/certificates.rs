@@ -8,7 +8,9 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use super::call::Call;
-use super::error::{ApiResult, AwsError};
+use ferrite_aws::AwsError;
+
+use super::error::ApiResult;
 use super::paging::{marker_page, marker_response, page_after, page_response, MarkerQuery, TokenQuery};
 use super::{proposals, Api};
 use crate::broker::message::now_ms;
@@ -22,7 +24,7 @@ async fn propose(api: &Api, command: Command) -> Result<(), AwsError> {
 }
 
 fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::invalid(message)
+    AwsError::invalid_request(message)
 }
 
 fn now_s() -> u64 {
@@ -120,16 +122,12 @@ pub async fn register_ca_certificate(api: web::Data<Api>, call: Call) -> ApiResu
     let pem = b.ca_certificate.ok_or_else(|| invalid("caCertificate is required"))?;
     let parsed = certs::parse_pem(&pem)?;
     if !parsed.is_ca {
-        return Err(
-            certs::validation_error("The certificate is not a CA certificate (basic constraints CA:FALSE)").into()
-        );
+        return Err(certs::validation_error("The certificate is not a CA certificate (basic constraints CA:FALSE)"));
     }
     if let Some(v) = b.verification_certificate {
         let verification = certs::parse_pem(&v)?;
         if !certs::signed_by(&verification.der, &parsed.der) {
-            return Err(
-                certs::validation_error("The verification certificate is not signed by the CA certificate").into()
-            );
+            return Err(certs::validation_error("The verification certificate is not signed by the CA certificate"));
         }
     }
     let now = now_s();
@@ -184,7 +182,7 @@ pub async fn register_certificate(api: web::Data<Api>, call: Call) -> ApiResult 
                 .ca_certificate(&ca.id)
                 .ok_or_else(|| certs::validation_error("The CA certificate is not registered (RegisterCACertificate)"))?;
             if !certs::signed_by(&parsed.der, &ca.der) {
-                return Err(certs::validation_error("The certificate is not signed by the given CA certificate").into());
+                return Err(certs::validation_error("The certificate is not signed by the given CA certificate"));
             }
             record
         }
@@ -199,7 +197,7 @@ pub async fn register_certificate(api: web::Data<Api>, call: Call) -> ApiResult 
             })?,
     };
     if ca.status != "ACTIVE" {
-        return Err(certs::state_error(format!("The CA certificate {} is not ACTIVE", ca.certificate_id)).into());
+        return Err(certs::state_error(format!("The CA certificate {} is not ACTIVE", ca.certificate_id)));
     }
     let record = device_record(call.region(), &parsed, pem, Some(ca.certificate_id), &status);
     Ok(HttpResponse::Ok().json(register_device(&api, record).await?))
@@ -384,7 +382,7 @@ pub async fn list_thing_principals(api: web::Data<Api>, call: Call, thing: web::
     let query: TokenQuery = call.query()?;
     let meta = api.services.meta.state();
     if meta.registry.thing(&thing).is_none() {
-        return Err(crate::registry::things::missing("Thing", &thing).into());
+        return Err(crate::registry::things::missing("Thing", &thing));
     }
     let all = meta.identity.principals_of_thing(&thing);
     let (page, next) = page_after(&all, |p| p.as_str(), query.next_token.as_deref(), query.size(25, 250));

@@ -9,7 +9,9 @@ use ferrite_cluster::{GroupStatus, MemberChange};
 use serde_json::json;
 
 use super::call::Call;
-use super::error::{ApiResult, AwsError};
+use ferrite_aws::AwsError;
+
+use super::error::ApiResult;
 use super::Api;
 use crate::services::Services;
 
@@ -72,7 +74,7 @@ struct Join {
 }
 
 fn invalid(message: &str) -> AwsError {
-    AwsError::invalid(message)
+    AwsError::invalid_request(message)
 }
 
 fn unavailable(message: String) -> AwsError {
@@ -128,8 +130,8 @@ async fn change_group<S: ferrite_cluster::StateMachine>(
 /// `POST /cluster/members` `{"nodeId": 4, "address": "10.0.0.4:7000"}`: adds a node (started
 /// with `join = true`) to every group.
 pub async fn join(api: web::Data<Api>, call: Call) -> ApiResult {
-    let join: Join =
-        serde_json::from_slice(&call.body).map_err(|e| invalid(&format!("expected {{\"nodeId\", \"address\"}}: {e}")))?;
+    let join: Join = serde_json::from_slice(&call.body)
+        .map_err(|e| invalid(&format!("expected {{\"nodeId\", \"address\"}}: {e}")))?;
     if join.node_id == 0 {
         return Err(invalid("nodeId must be a positive number"));
     }

@@ -8,7 +8,9 @@ use ferrite_mqtt::packet::{Properties, QoS};
 use serde_json::json;
 
 use super::call::{Call, IotData};
-use super::error::{ApiResult, AwsError};
+use ferrite_aws::AwsError;
+
+use super::error::ApiResult;
 use super::paging::{page_after, page_response};
 use super::Api;
 use crate::broker::message::{now_ms, Message};
@@ -24,9 +26,10 @@ struct ShadowQuery {
 async fn shadow(api: &Api, call: &Call<IotData>, thing: &str, op: Operation) -> ApiResult {
     let query: ShadowQuery = call.query()?;
     let shadow = query.name;
-    if !is_resource_name(thing, MAX_THING_NAME) || shadow.as_deref().is_some_and(|s| !is_resource_name(s, MAX_SHADOW_NAME))
+    if !is_resource_name(thing, MAX_THING_NAME)
+        || shadow.as_deref().is_some_and(|s| !is_resource_name(s, MAX_SHADOW_NAME))
     {
-        return Err(AwsError::invalid("Invalid thing or shadow name"));
+        return Err(AwsError::invalid_request("Invalid thing or shadow name"));
     }
     let request = ShadowRequest { thing: thing.to_string(), shadow, op };
     let payload: &[u8] = if op == Operation::Update { &call.body } else { b"" };
@@ -69,32 +72,14 @@ pub async fn list_named_shadows_for_thing(
     page_response(json!({ "results": results, "timestamp": now_ms() / 1000 }), next)
 }
 
-/// Decodes `%XX` escapes of a path segment (the topic labels of the data-plane routes).
-pub(super) fn percent_decoded(raw: &str) -> Option<String> {
-    let b = raw.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// The topic label after `prefix` in the request's raw path.
 fn topic_label(call: &Call<IotData>, prefix: &str) -> Result<String, AwsError> {
     call.req
         .uri()
         .path()
         .strip_prefix(prefix)
-        .and_then(percent_decoded)
-        .ok_or_else(|| AwsError::invalid("The topic is not valid percent-encoded UTF-8"))
+        .and_then(ferrite_aws::percent::decode)
+        .ok_or_else(|| AwsError::invalid_request("The topic is not valid percent-encoded UTF-8"))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -110,15 +95,19 @@ pub async fn publish(api: web::Data<Api>, call: Call<IotData>) -> ApiResult {
     let query: PublishQuery = call.query()?;
     let broker = &api.services.broker;
     if let Err(e) = ferrite_mqtt::topic::validate_topic_name(&topic, &broker.config.topic_limits) {
-        return Err(AwsError::invalid(format!("Invalid topic {topic:?}: {}", e.message)));
+        return Err(AwsError::invalid_request(format!("Invalid topic {topic:?}: {}", e.message)));
     }
     if call.body.len() > broker.config.max_payload {
-        return Err(AwsError::new(413, "RequestEntityTooLargeException", "The payload exceeds the maximum size allowed"));
+        return Err(AwsError::new(
+            413,
+            "RequestEntityTooLargeException",
+            "The payload exceeds the maximum size allowed",
+        ));
     }
     let qos = match query.qos.unwrap_or(0) {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
-        _ => return Err(AwsError::invalid("qos must be 0 or 1")),
+        _ => return Err(AwsError::invalid_request("qos must be 0 or 1")),
     };
     let msg = Arc::new(Message {
         topic: topic.as_str().into(),

@@ -27,7 +27,7 @@ use serde_json::json;
 
 use crate::credentials::Credentials;
 use crate::services::Services;
-pub use error::AwsError;
+use ferrite_aws::AwsError;
 
 /// What the API handlers share.
 struct Api {

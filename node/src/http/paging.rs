@@ -66,7 +66,11 @@ impl MarkerQuery {
 
 /// One page after `marker` (the key of the last item of the previous page), newest first
 /// unless `isAscendingOrder`; items are ordered by (creation date, id).
-pub fn marker_page<T>(mut items: Vec<T>, key: impl Fn(&T) -> (u64, String), q: &MarkerQuery) -> (Vec<T>, Option<String>) {
+pub fn marker_page<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> (u64, String),
+    q: &MarkerQuery,
+) -> (Vec<T>, Option<String>) {
     items.sort_by_key(&key);
     if !q.is_ascending_order.unwrap_or(false) {
         items.reverse();

@@ -11,8 +11,9 @@ use ferrite_aws::policy::{self, Decision, PolicyDocument, ThingContext};
 use serde_json::{json, Value};
 
 use super::call::Call;
-use super::data_plane::percent_decoded;
-use super::error::{ApiResult, AwsError};
+use ferrite_aws::AwsError;
+
+use super::error::ApiResult;
 use super::paging::{marker_page, marker_response, MarkerQuery};
 use super::{proposals, Api};
 use crate::broker::message::now_ms;
@@ -21,7 +22,7 @@ use crate::identity::{cert_id_of_arn, Applied, Command};
 use crate::registry::{arn_prefix, new_id};
 
 fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::invalid(message)
+    AwsError::invalid_request(message)
 }
 
 /// Proposes an identity command and waits until it is applied.
@@ -54,7 +55,7 @@ fn identity(api: &Api) -> &crate::identity::Identity {
 }
 
 fn policy_of(api: &Api, name: &str) -> Result<PolicyRecord, AwsError> {
-    identity(api).policy(name).ok_or_else(|| policies::policy_not_found(name).into())
+    identity(api).policy(name).ok_or_else(|| policies::policy_not_found(name))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -189,10 +190,15 @@ pub async fn get_policy_version(api: web::Data<Api>, _call: Call, path: web::Pat
 }
 
 /// SetDefaultPolicyVersion.
-pub async fn set_default_policy_version(api: web::Data<Api>, _call: Call, path: web::Path<(String, String)>) -> ApiResult {
+pub async fn set_default_policy_version(
+    api: web::Data<Api>,
+    _call: Call,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
     let (name, raw_version) = path.into_inner();
     let version_id = version_id(&raw_version)?;
-    propose(&api, Command::SetDefaultPolicyVersion { name, version_id, now_s: now_s(), generation_id: new_id() }).await?;
+    propose(&api, Command::SetDefaultPolicyVersion { name, version_id, now_s: now_s(), generation_id: new_id() })
+        .await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -231,7 +237,7 @@ fn arn_label(call: &Call, key: &str) -> Result<String, AwsError> {
     call.req
         .match_info()
         .get(key)
-        .and_then(percent_decoded)
+        .and_then(ferrite_aws::percent::decode)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| invalid(format!("{key} is required")))
 }
@@ -253,10 +259,10 @@ pub async fn list_attached_policies(api: web::Data<Api>, call: Call) -> ApiResul
     let mut targets = vec![Target::of_arn(&target)?];
     match &targets[0] {
         Target::Certificate(id) if meta.identity.certificate(id).is_none() => {
-            return Err(crate::identity::certs::not_found(id).into())
+            return Err(crate::identity::certs::not_found(id))
         }
         Target::ThingGroup(g) => match meta.registry.thing_group(g) {
-            None => return Err(crate::registry::things::missing("Thing group", g).into()),
+            None => return Err(crate::registry::things::missing("Thing group", g)),
             Some((_, chain)) if query.recursive.unwrap_or(false) => {
                 targets.extend(chain.into_iter().map(|(n, _)| Target::ThingGroup(n)));
             }
@@ -316,12 +322,12 @@ fn principal_targets(api: &Api, principal: &str, thing: Option<&str>) -> Result<
     let id = cert_id_of_arn(principal)
         .ok_or_else(|| invalid(format!("Invalid principal {principal:?}: expected a certificate ARN")))?;
     if meta.identity.certificate(id).is_none() {
-        return Err(crate::identity::certs::not_found(id).into());
+        return Err(crate::identity::certs::not_found(id));
     }
     let mut targets = vec![Target::Certificate(id.to_string())];
     if let Some(thing) = thing {
         if meta.registry.thing(thing).is_none() {
-            return Err(crate::registry::things::missing("Thing", thing).into());
+            return Err(crate::registry::things::missing("Thing", thing));
         }
         for (group, _) in meta.registry.groups_of_thing(thing) {
             if let Some((_, chain)) = meta.registry.thing_group(&group) {

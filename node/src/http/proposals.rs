@@ -2,13 +2,13 @@
 //! command, each waiting until the command is committed and applied and unwrapping the
 //! outcome it must have.
 
-use super::error::AwsError;
 use super::Api;
 use crate::meta::{Command, Outcome};
+use ferrite_aws::AwsError;
 
 /// Proposes `command` and waits for its outcome.
 async fn propose(api: &Api, command: Command) -> Result<Outcome, AwsError> {
-    Ok(crate::meta::propose(&api.services.meta, command).await?)
+    crate::meta::propose(&api.services.meta, command).await
 }
 
 /// A command answered with an outcome of the wrong kind: a bug, reported as AWS's 500.

@@ -31,7 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(delete().to(data::delete_thing_shadow)),
     )
     .service(
-        path("/api/things/shadow/ListNamedShadowsForThing/{thingName}").route(get().to(data::list_named_shadows_for_thing)),
+        path("/api/things/shadow/ListNamedShadowsForThing/{thingName}")
+            .route(get().to(data::list_named_shadows_for_thing)),
     )
     .service(path("/topics/{topic:.*}").route(post().to(data::publish)))
     .service(path("/retainedMessage").route(get().to(data::list_retained_messages)))

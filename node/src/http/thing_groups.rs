@@ -6,7 +6,9 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::call::Call;
-use super::error::{ApiResult, AwsError};
+use ferrite_aws::AwsError;
+
+use super::error::ApiResult;
 use super::paging::{page_after, page_response, TokenQuery};
 use super::things::{AttributePayload, VersionQuery};
 use super::{proposals, Api};
@@ -43,7 +45,8 @@ pub async fn create_thing_group(api: web::Data<Api>, call: Call, name: web::Path
     };
     match proposals::registry(&api, command).await? {
         Outcome::Group(g) => {
-            Ok(HttpResponse::Ok().json(json!({ "thingGroupName": g.name, "thingGroupArn": g.arn, "thingGroupId": g.id })))
+            Ok(HttpResponse::Ok()
+                .json(json!({ "thingGroupName": g.name, "thingGroupArn": g.arn, "thingGroupId": g.id })))
         }
         other => Err(proposals::unexpected(&other)),
     }
@@ -51,7 +54,8 @@ pub async fn create_thing_group(api: web::Data<Api>, call: Call, name: web::Path
 
 /// DescribeThingGroup: with the chain of ancestors from the root.
 pub async fn describe_thing_group(api: web::Data<Api>, _call: Call, name: web::Path<String>) -> ApiResult {
-    let (g, chain) = api.services.meta.state().registry.thing_group(&name).ok_or_else(|| registry::groups::not_found(&name))?;
+    let (g, chain) =
+        api.services.meta.state().registry.thing_group(&name).ok_or_else(|| registry::groups::not_found(&name))?;
     let mut props = json!({ "attributePayload": { "attributes": g.attributes } });
     if let Some(d) = &g.description {
         props["thingGroupDescription"] = json!(d);
@@ -105,14 +109,14 @@ struct MembershipBody {
 /// Adds a thing to a group or removes it (both named by name or ARN).
 async fn set_membership(api: &Api, call: &Call, member: bool) -> ApiResult {
     if call.body.is_empty() {
-        return Err(AwsError::invalid("The request body is not valid JSON for this operation"));
+        return Err(AwsError::invalid_request("The request body is not valid JSON for this operation"));
     }
     let b: MembershipBody = call.json()?;
     let after_slash = |arn: Option<String>| arn.and_then(|a| a.rsplit_once('/').map(|(_, n)| n.to_string()));
     let (Some(group), Some(thing)) =
         (b.thing_group_name.or(after_slash(b.thing_group_arn)), b.thing_name.or(after_slash(b.thing_arn)))
     else {
-        return Err(AwsError::invalid("Name the thing group and the thing (by name or ARN)"));
+        return Err(AwsError::invalid_request("Name the thing group and the thing (by name or ARN)"));
     };
     proposals::registry(api, Command::SetMembership { group, thing, member }).await?;
     Ok(HttpResponse::Ok().json(json!({})))
@@ -145,7 +149,8 @@ pub async fn list_thing_groups(api: web::Data<Api>, call: Call) -> ApiResult {
         groups.retain(|g| g.name.starts_with(prefix.as_str()));
     }
     let (page, next) = page_after(&groups, |g| &g.name, page.next_token.as_deref(), page.size(50, 250));
-    let groups: Vec<serde_json::Value> = page.iter().map(|g| json!({ "groupName": g.name, "groupArn": g.arn })).collect();
+    let groups: Vec<serde_json::Value> =
+        page.iter().map(|g| json!({ "groupName": g.name, "groupArn": g.arn })).collect();
     page_response(json!({ "thingGroups": groups }), next)
 }
 

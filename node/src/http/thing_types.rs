@@ -102,7 +102,6 @@ pub async fn list_thing_types(api: web::Data<Api>, call: Call) -> ApiResult {
     if let Some(n) = &query.thing_type_name {
         all.retain(|t| &t.thing_type_name == n);
     }
-    let (page, next) =
-        page_after(&all, |t| &t.thing_type_name, page.next_token.as_deref(), page.size(50, 250));
+    let (page, next) = page_after(&all, |t| &t.thing_type_name, page.next_token.as_deref(), page.size(50, 250));
     page_response(json!({ "thingTypes": page.iter().map(document).collect::<Vec<_>>() }), next)
 }

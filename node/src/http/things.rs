@@ -8,7 +8,9 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::call::Call;
-use super::error::{ApiResult, AwsError};
+use ferrite_aws::AwsError;
+
+use super::error::ApiResult;
 use super::paging::{page_after, page_response, TokenQuery};
 use super::{proposals, Api};
 use crate::registry::things::{missing, NewThing, ThingUpdate};
@@ -49,11 +51,11 @@ pub async fn create_thing(api: web::Data<Api>, call: Call, name: web::Path<Strin
         thing_type: b.thing_type_name,
         attributes: b.attribute_payload.unwrap_or_default().attributes,
     };
-    let command = Command::CreateThing { thing, arn_prefix: registry::arn_prefix(call.region()), id: registry::new_id() };
+    let command =
+        Command::CreateThing { thing, arn_prefix: registry::arn_prefix(call.region()), id: registry::new_id() };
     match proposals::registry(&api, command).await? {
-        Outcome::Thing(t) => {
-            Ok(HttpResponse::Ok().json(json!({ "thingName": t.thing_name, "thingArn": t.thing_arn, "thingId": t.thing_id })))
-        }
+        Outcome::Thing(t) => Ok(HttpResponse::Ok()
+            .json(json!({ "thingName": t.thing_name, "thingArn": t.thing_arn, "thingId": t.thing_id }))),
         other => Err(proposals::unexpected(&other)),
     }
 }
@@ -104,7 +106,7 @@ pub async fn list_things(api: web::Data<Api>, call: Call) -> ApiResult {
     let filter = match (&query.attribute_name, &query.attribute_value) {
         (Some(n), Some(v)) => Some((n.as_str(), v.as_str(), query.use_prefix_attribute_value.unwrap_or(false))),
         (None, None) => None,
-        _ => return Err(AwsError::invalid("attributeName and attributeValue go together")),
+        _ => return Err(AwsError::invalid_request("attributeName and attributeValue go together")),
     };
     let mut things = api.services.meta.state().registry.list_things(filter);
     if let Some(t) = &query.thing_type_name {

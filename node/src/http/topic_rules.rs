@@ -7,7 +7,9 @@ use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
 use super::call::Call;
-use super::error::{ApiResult, AwsError};
+use ferrite_aws::AwsError;
+
+use super::error::ApiResult;
 use super::paging::{page_after, page_response, TokenQuery};
 use super::{proposals, Api};
 use crate::broker::message::now_ms;
@@ -47,13 +49,12 @@ fn file_rule(api: &Api, name: &str) -> Option<ferrite_rules::Rule> {
     api.services.rules.file_rules().into_iter().find(|r| r.name == name)
 }
 
-
 /// GetTopicRule: API and file rules alike.
 pub async fn get_topic_rule(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
     let rule = match (file_rule(&api, &name), api.services.meta.state().topic_rules.get(&name)) {
         (Some(f), _) => file_rule_document(&f),
         (None, Some(r)) => serde_json::to_value(&r).unwrap_or_default(),
-        (None, None) => return Err(api::no_such_rule(&name).into()),
+        (None, None) => return Err(api::no_such_rule(&name)),
     };
     Ok(HttpResponse::Ok().json(json!({ "ruleArn": rule_arn(call.region(), &name), "rule": rule })))
 }
@@ -72,7 +73,7 @@ async fn put_topic_rule(api: &Api, call: &Call, name: String, replace: bool) -> 
     }
     let p: Payload = call.json()?;
     let (Some(sql), Some(actions)) = (p.sql, p.actions) else {
-        return Err(AwsError::invalid("topicRulePayload needs sql and actions"));
+        return Err(AwsError::invalid_request("topicRulePayload needs sql and actions"));
     };
     let rule = TopicRule {
         rule_name: name,

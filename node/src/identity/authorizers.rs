@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::certs;
 use super::{key, put, Command, Identity, AUTHORIZER, DEFAULT_AUTHORIZER};
-use crate::registry::things::{missing, RegistryError};
+use crate::registry::things::missing;
+use ferrite_aws::AwsError;
 use ferrite_cluster::{Batch, Table};
 
 /// A custom authorizer.
@@ -43,12 +44,12 @@ pub struct AuthorizerRecord {
 }
 
 /// AWS's answer for a missing authorizer.
-pub fn authorizer_not_found(name: &str) -> RegistryError {
+pub fn authorizer_not_found(name: &str) -> AwsError {
     missing("Authorizer", name)
 }
 
 impl Identity {
-    pub(super) fn apply_authorizer(&self, command: Command, writes: &mut Batch) -> Result<(), RegistryError> {
+    pub(super) fn apply_authorizer(&self, command: Command, writes: &mut Batch) -> Result<(), AwsError> {
         let mut all = self.authorizers.write();
         match command {
             Command::CreateAuthorizer { record } => {

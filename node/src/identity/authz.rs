@@ -120,7 +120,12 @@ pub struct ConnectionAuthz {
 /// The targets whose policies apply to a certificate connecting as `client_id`: the
 /// certificate, and the groups (with ancestors) of the thing named `client_id` when that thing
 /// is attached to the certificate.
-pub fn certificate_targets(meta: &impl Directory, certificate_id: &str, certificate_arn: &str, client_id: &str) -> Vec<Target> {
+pub fn certificate_targets(
+    meta: &impl Directory,
+    certificate_id: &str,
+    certificate_arn: &str,
+    client_id: &str,
+) -> Vec<Target> {
     let mut targets = vec![Target::Certificate(certificate_id.to_string())];
     if meta.registry().thing(client_id).is_some() && meta.identity().is_attached(client_id, certificate_arn) {
         for (group, _) in meta.registry().groups_of_thing(client_id) {

@@ -4,12 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use ferrite_aws::AwsError;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
-
-use crate::registry::things::RegistryError;
 
 /// A device certificate's status (AWS's `CertificateStatus`).
 pub const DEVICE_STATUSES: &[&str] =
@@ -87,28 +86,28 @@ pub struct Parsed {
 }
 
 /// AWS's 400 for a certificate that cannot be used.
-pub fn validation_error(message: impl Into<String>) -> RegistryError {
-    RegistryError { status: 400, error_type: "CertificateValidationException", message: message.into() }
+pub fn validation_error(message: impl Into<String>) -> AwsError {
+    AwsError { status: 400, error_type: "CertificateValidationException", message: message.into() }
 }
 
 /// AWS's 406 for an operation the certificate's state forbids.
-pub fn state_error(message: impl Into<String>) -> RegistryError {
-    RegistryError { status: 406, error_type: "CertificateStateException", message: message.into() }
+pub fn state_error(message: impl Into<String>) -> AwsError {
+    AwsError { status: 406, error_type: "CertificateStateException", message: message.into() }
 }
 
 /// AWS's 409 for a resource that exists already.
-pub fn already_exists(message: impl Into<String>) -> RegistryError {
-    RegistryError { status: 409, error_type: "ResourceAlreadyExistsException", message: message.into() }
+pub fn already_exists(message: impl Into<String>) -> AwsError {
+    AwsError { status: 409, error_type: "ResourceAlreadyExistsException", message: message.into() }
 }
 
 /// AWS's 409 for deleting something still in use.
-pub fn delete_conflict(message: impl Into<String>) -> RegistryError {
-    RegistryError { status: 409, error_type: "DeleteConflictException", message: message.into() }
+pub fn delete_conflict(message: impl Into<String>) -> AwsError {
+    AwsError { status: 409, error_type: "DeleteConflictException", message: message.into() }
 }
 
 /// AWS's 404 for a missing certificate.
-pub fn not_found(id: &str) -> RegistryError {
-    RegistryError {
+pub fn not_found(id: &str) -> AwsError {
+    AwsError {
         status: 404,
         error_type: "ResourceNotFoundException",
         message: format!("The certificate {id} does not exist"),
@@ -121,14 +120,14 @@ pub fn certificate_id(der: &[u8]) -> String {
 }
 
 /// Parses the first certificate of a PEM text.
-pub fn parse_pem(pem: &str) -> Result<Parsed, RegistryError> {
+pub fn parse_pem(pem: &str) -> Result<Parsed, AwsError> {
     let der = CertificateDer::from_pem_slice(pem.as_bytes())
         .map_err(|_| validation_error("The certificate is not a valid PEM-encoded X.509 certificate"))?;
     parse_der(&der)
 }
 
 /// Parses DER bytes.
-pub fn parse_der(der: &[u8]) -> Result<Parsed, RegistryError> {
+pub fn parse_der(der: &[u8]) -> Result<Parsed, AwsError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| validation_error(format!("The certificate cannot be parsed: {e}")))?;
     let v = cert.validity();

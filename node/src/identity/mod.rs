@@ -32,10 +32,11 @@ use ferrite_cluster::{Batch, StoreError, Table};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use crate::registry::things::{invalid, missing, RegistryError};
+use crate::registry::things::{invalid, missing};
 use crate::registry::Registry;
 use authorizers::AuthorizerRecord;
 use certs::{CaCertificate, Certificate};
+use ferrite_aws::AwsError;
 use policies::{Policies, PolicyRecord, PolicyVersionRecord, Target};
 
 fn key(kind: &str, name: &str) -> Vec<u8> {
@@ -193,7 +194,7 @@ impl Identity {
     }
 
     /// Applies one committed command; the registry answers whether things and groups exist.
-    pub fn apply(&self, command: Command, registry: &Registry, writes: &mut Batch) -> Result<Applied, RegistryError> {
+    pub fn apply(&self, command: Command, registry: &Registry, writes: &mut Batch) -> Result<Applied, AwsError> {
         let result = match command {
             Command::CreatePolicy { .. }
             | Command::CreatePolicyVersion { .. }
@@ -219,7 +220,7 @@ impl Identity {
         command: Command,
         thing_exists: impl Fn(&str) -> bool,
         writes: &mut Batch,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<(), AwsError> {
         match command {
             Command::RegisterCertificate { record } => {
                 let mut certs = self.certs.write();
@@ -364,7 +365,7 @@ impl Identity {
         Ok(())
     }
 
-    fn principal_exists(&self, principal: &str) -> Result<(), RegistryError> {
+    fn principal_exists(&self, principal: &str) -> Result<(), AwsError> {
         match cert_id_of_arn(principal) {
             Some(id) if self.certs.read().contains_key(id) => Ok(()),
             Some(id) => Err(certs::not_found(id)),
@@ -379,12 +380,7 @@ impl Identity {
         }
     }
 
-    fn apply_policy(
-        &self,
-        command: Command,
-        registry: &Registry,
-        writes: &mut Batch,
-    ) -> Result<Applied, RegistryError> {
+    fn apply_policy(&self, command: Command, registry: &Registry, writes: &mut Batch) -> Result<Applied, AwsError> {
         let mut policies = self.policies.write();
         let mut answer = Applied::Done;
         let name = match command {
@@ -400,7 +396,7 @@ impl Identity {
             Command::CreatePolicyVersion { name, document, set_as_default, now_s, generation_id } => {
                 let p = policies.records.get_mut(&name).ok_or_else(|| policies::policy_not_found(&name))?;
                 if p.versions.len() >= policies::MAX_POLICY_VERSIONS {
-                    return Err(RegistryError::new(
+                    return Err(AwsError::new(
                         409,
                         "VersionsLimitExceededException",
                         format!(
@@ -476,7 +472,7 @@ impl Identity {
                 }
                 let already = policies.targets.get(&name).is_some_and(|t| t.contains(&target));
                 if !already && policies.attached(|t| *t == parsed).len() >= policies::MAX_POLICIES_PER_TARGET {
-                    return Err(RegistryError::new(
+                    return Err(AwsError::new(
                         410,
                         "LimitExceededException",
                         format!("{target} already has {} policies attached", policies::MAX_POLICIES_PER_TARGET),
@@ -528,7 +524,7 @@ impl Identity {
     }
 
     /// Policies attached directly to the target ARN (ListAttachedPolicies), in name order.
-    pub fn policies_of_target(&self, target: &str) -> Result<Vec<PolicyRecord>, RegistryError> {
+    pub fn policies_of_target(&self, target: &str) -> Result<Vec<PolicyRecord>, AwsError> {
         let parsed = Target::of_arn(target)?;
         let policies = self.policies.read();
         Ok(policies.attached(|t| *t == parsed).iter().filter_map(|n| policies.records.get(n).cloned()).collect())
@@ -547,10 +543,7 @@ impl Identity {
 
     /// The parsed default documents of named policies (TestAuthorization's policyNamesToAdd);
     /// names that do not exist are reported.
-    pub fn documents_named(
-        &self,
-        names: &[String],
-    ) -> Result<Vec<(String, Arc<policy::PolicyDocument>)>, RegistryError> {
+    pub fn documents_named(&self, names: &[String]) -> Result<Vec<(String, Arc<policy::PolicyDocument>)>, AwsError> {
         let policies = self.policies.read();
         names
             .iter()

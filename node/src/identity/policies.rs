@@ -9,7 +9,8 @@ use std::sync::Arc;
 use ferrite_aws::policy::{self, PolicyDocument};
 use serde::{Deserialize, Serialize};
 
-use crate::registry::things::{invalid, RegistryError};
+use crate::registry::things::invalid;
+use ferrite_aws::AwsError;
 
 /// AWS's limit on the versions one policy keeps.
 pub const MAX_POLICY_VERSIONS: usize = 5;
@@ -76,9 +77,9 @@ impl PolicyRecord {
 
 /// Parses a policy document the way CreatePolicy does: AWS's MalformedPolicyException
 /// naming the line, column and reason of the first problem.
-pub fn parse_document(text: &str) -> Result<PolicyDocument, RegistryError> {
+pub fn parse_document(text: &str) -> Result<PolicyDocument, AwsError> {
     policy::parse(text).map_err(|e| {
-        RegistryError::new(
+        AwsError::new(
             400,
             "MalformedPolicyException",
             format!("The policy document is invalid: line {}, column {}: {}", e.line, e.column, e.message),
@@ -87,13 +88,13 @@ pub fn parse_document(text: &str) -> Result<PolicyDocument, RegistryError> {
 }
 
 /// AWS's answer for a missing policy.
-pub fn policy_not_found(name: &str) -> RegistryError {
-    RegistryError::new(404, "ResourceNotFoundException", format!("The policy {name} does not exist"))
+pub fn policy_not_found(name: &str) -> AwsError {
+    AwsError::new(404, "ResourceNotFoundException", format!("The policy {name} does not exist"))
 }
 
 /// AWS's answer for a missing policy version.
-pub fn version_not_found(name: &str, version: &str) -> RegistryError {
-    RegistryError::new(404, "ResourceNotFoundException", format!("The policy {name} has no version {version}"))
+pub fn version_not_found(name: &str, version: &str) -> AwsError {
+    AwsError::new(404, "ResourceNotFoundException", format!("The policy {name} has no version {version}"))
 }
 
 /// What a policy target names, from its ARN: a certificate id or a thing-group name.
@@ -107,7 +108,7 @@ pub enum Target {
 
 impl Target {
     /// Reads a target ARN; other principals (Cognito identities, IAM) are refused.
-    pub fn of_arn(arn: &str) -> Result<Target, RegistryError> {
+    pub fn of_arn(arn: &str) -> Result<Target, AwsError> {
         let resource = arn.strip_prefix("arn:").and_then(|r| r.splitn(5, ':').nth(4));
         match resource.and_then(|r| r.split_once('/')) {
             Some(("cert", id)) if !id.is_empty() => Ok(Target::Certificate(id.to_string())),

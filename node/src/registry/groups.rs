@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::things::{invalid, missing, RegistryError};
+use super::things::{invalid, missing};
+use ferrite_aws::AwsError;
 
 /// Deepest a group tree may be (AWS's limit).
 pub const MAX_DEPTH: usize = 7;
@@ -41,7 +42,7 @@ pub struct ThingGroup {
 }
 
 /// The error for a group that does not exist.
-pub fn not_found(name: &str) -> RegistryError {
+pub fn not_found(name: &str) -> AwsError {
     missing("Thing group", name)
 }
 
@@ -83,7 +84,7 @@ pub fn create(
     arn_prefix: &str,
     id: String,
     now_s: u64,
-) -> Result<ThingGroup, RegistryError> {
+) -> Result<ThingGroup, AwsError> {
     if !super::is_resource_name(name, 128) {
         return Err(invalid(format!("Invalid thing group name {name:?}")));
     }
@@ -91,7 +92,7 @@ pub fn create(
         if existing.parent == parent && existing.attributes == attributes && existing.description == description {
             return Ok(existing.clone());
         }
-        return Err(RegistryError {
+        return Err(AwsError {
             status: 409,
             error_type: "ResourceAlreadyExistsException",
             message: format!("Thing group {name} already exists with different properties"),
@@ -126,10 +127,10 @@ pub fn update(
     description: Option<String>,
     attributes: Option<(BTreeMap<String, String>, bool)>,
     expected_version: Option<u64>,
-) -> Result<ThingGroup, RegistryError> {
+) -> Result<ThingGroup, AwsError> {
     let mut g = existing.cloned().ok_or_else(|| not_found(name))?;
     if expected_version.is_some_and(|v| v != g.version) {
-        return Err(RegistryError {
+        return Err(AwsError {
             status: 409,
             error_type: "VersionConflictException",
             message: format!("The version for thing group {name} does not match the expected version."),
@@ -159,10 +160,10 @@ pub fn check_delete(
     all: &BTreeMap<String, ThingGroup>,
     name: &str,
     expected_version: Option<u64>,
-) -> Result<(), RegistryError> {
+) -> Result<(), AwsError> {
     let Some(g) = all.get(name) else { return Ok(()) };
     if expected_version.is_some_and(|v| v != g.version) {
-        return Err(RegistryError {
+        return Err(AwsError {
             status: 409,
             error_type: "VersionConflictException",
             message: format!("The version for thing group {name} does not match the expected version."),
@@ -175,7 +176,7 @@ pub fn check_delete(
 }
 
 /// Checks adding a thing to a group (the thing is in `current` groups already).
-pub fn check_add(all: &BTreeMap<String, ThingGroup>, group: &str, current: usize) -> Result<(), RegistryError> {
+pub fn check_add(all: &BTreeMap<String, ThingGroup>, group: &str, current: usize) -> Result<(), AwsError> {
     if !all.contains_key(group) {
         return Err(not_found(group));
     }
@@ -189,7 +190,7 @@ pub fn check_add(all: &BTreeMap<String, ThingGroup>, group: &str, current: usize
 mod tests {
     use super::*;
 
-    fn add(all: &mut BTreeMap<String, ThingGroup>, name: &str, parent: Option<&str>) -> Result<(), RegistryError> {
+    fn add(all: &mut BTreeMap<String, ThingGroup>, name: &str, parent: Option<&str>) -> Result<(), AwsError> {
         let g = create(all, name, parent.map(str::to_string), None, BTreeMap::new(), "arn:", "id".into(), 1)?;
         all.insert(name.to_string(), g);
         Ok(())

@@ -13,8 +13,9 @@ use ferrite_cluster::{Batch, ReadRows, StoreError, Table};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+use ferrite_aws::AwsError;
 use groups::ThingGroup;
-use things::{NewThing, RegistryError, Thing, ThingUpdate};
+use things::{NewThing, Thing, ThingUpdate};
 use types::ThingType;
 
 /// Is `s` an AWS IoT resource name (`[a-zA-Z0-9:_-]`, 1 to `max` bytes): thing, thing
@@ -185,7 +186,7 @@ impl Registry {
     }
 
     /// Applies one committed command; its records go into `writes`.
-    pub fn apply(&self, command: Command, writes: &mut Batch) -> Result<Outcome, RegistryError> {
+    pub fn apply(&self, command: Command, writes: &mut Batch) -> Result<Outcome, AwsError> {
         match command {
             Command::CreateThingType { name, description, searchable, arn_prefix, id, now_s } => {
                 let mut all = self.types.write();
@@ -270,13 +271,7 @@ impl Registry {
         }
     }
 
-    fn set_membership(
-        &self,
-        group: &str,
-        thing: &str,
-        member: bool,
-        writes: &mut Batch,
-    ) -> Result<Outcome, RegistryError> {
+    fn set_membership(&self, group: &str, thing: &str, member: bool, writes: &mut Batch) -> Result<Outcome, AwsError> {
         if !self.things.read().contains_key(thing) {
             return Err(things::missing("Thing", thing));
         }
@@ -298,7 +293,7 @@ impl Registry {
         Ok(Outcome::Done)
     }
 
-    fn type_usable(&self, name: &str) -> Result<(), RegistryError> {
+    fn type_usable(&self, name: &str) -> Result<(), AwsError> {
         types::usable(self.types.read().get(name), name)
     }
 
@@ -342,7 +337,7 @@ impl Registry {
     }
 
     /// `ListThingsInThingGroup`: members of the group (and of the groups below it).
-    pub fn things_in_group(&self, group: &str, recursive: bool) -> Result<Vec<String>, RegistryError> {
+    pub fn things_in_group(&self, group: &str, recursive: bool) -> Result<Vec<String>, AwsError> {
         let all = self.groups.read();
         if !all.contains_key(group) {
             return Err(groups::not_found(group));

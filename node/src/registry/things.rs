@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use ferrite_aws::AwsError;
 use serde::{Deserialize, Serialize};
 
 /// Attributes a thing without a thing type may have (AWS's limit).
@@ -11,7 +12,7 @@ pub const MAX_ATTRIBUTES_WITHOUT_TYPE: usize = 3;
 /// Attributes a thing with a thing type may have.
 pub const MAX_ATTRIBUTES_WITH_TYPE: usize = 50;
 
-fn check_attribute_count(t: &Thing) -> Result<(), RegistryError> {
+fn check_attribute_count(t: &Thing) -> Result<(), AwsError> {
     let (max, what) = match t.thing_type_name {
         Some(_) => (MAX_ATTRIBUTES_WITH_TYPE, "with"),
         None => (MAX_ATTRIBUTES_WITHOUT_TYPE, "without"),
@@ -41,49 +42,31 @@ pub struct Thing {
     pub version: u64,
 }
 
-/// A refused command: AWS's error type, status and message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistryError {
-    /// HTTP status.
-    pub status: u16,
-    /// `x-amzn-ErrorType`.
-    pub error_type: &'static str,
-    /// Message.
-    pub message: String,
-}
-
-impl RegistryError {
-    /// An error with AWS's status, error type and message.
-    pub fn new(status: u16, error_type: &'static str, message: impl Into<String>) -> RegistryError {
-        RegistryError { status, error_type, message: message.into() }
-    }
-}
-
 /// AWS's 400 for a request the registry refuses.
-pub(crate) fn invalid(message: impl Into<String>) -> RegistryError {
-    RegistryError { status: 400, error_type: "InvalidRequestException", message: message.into() }
+pub(crate) fn invalid(message: impl Into<String>) -> AwsError {
+    AwsError { status: 400, error_type: "InvalidRequestException", message: message.into() }
 }
 
 /// AWS's 500, for storage or commit failures (logged where they happen).
-pub(crate) fn internal_failure() -> RegistryError {
-    RegistryError { status: 500, error_type: "InternalFailureException", message: "Internal service failure".into() }
+pub(crate) fn internal_failure() -> AwsError {
+    AwsError { status: 500, error_type: "InternalFailureException", message: "Internal service failure".into() }
 }
 
 /// AWS's 404 for a missing `kind` ("Thing", "Thing type", "Thing group") named `name`.
-pub(crate) fn missing(kind: &str, name: &str) -> RegistryError {
-    RegistryError {
+pub(crate) fn missing(kind: &str, name: &str) -> AwsError {
+    AwsError {
         status: 404,
         error_type: "ResourceNotFoundException",
         message: format!("{kind} {name} cannot be found."),
     }
 }
 
-fn not_found(name: &str) -> RegistryError {
+fn not_found(name: &str) -> AwsError {
     missing("Thing", name)
 }
 
-fn version_conflict(name: &str) -> RegistryError {
-    RegistryError {
+fn version_conflict(name: &str) -> AwsError {
+    AwsError {
         status: 409,
         error_type: "VersionConflictException",
         message: format!("The version for thing {name} does not match the expected version."),
@@ -91,7 +74,7 @@ fn version_conflict(name: &str) -> RegistryError {
 }
 
 /// Checks attribute names and values against AWS's patterns.
-fn check_attributes(attrs: &BTreeMap<String, String>) -> Result<(), RegistryError> {
+fn check_attributes(attrs: &BTreeMap<String, String>) -> Result<(), AwsError> {
     for (k, v) in attrs {
         let name_ok =
             (1..=128).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.,@/:#-".contains(&b));
@@ -139,8 +122,8 @@ pub fn create(
     new: NewThing,
     arn_prefix: &str,
     id: String,
-    type_usable: impl Fn(&str) -> Result<(), RegistryError>,
-) -> Result<Thing, RegistryError> {
+    type_usable: impl Fn(&str) -> Result<(), AwsError>,
+) -> Result<Thing, AwsError> {
     if !super::is_resource_name(&new.name, 128) {
         return Err(invalid(format!("Invalid thing name {:?}", new.name)));
     }
@@ -152,7 +135,7 @@ pub fn create(
         if t.attributes == new.attributes && t.thing_type_name == new.thing_type {
             return Ok(t.clone());
         }
-        return Err(RegistryError {
+        return Err(AwsError {
             status: 409,
             error_type: "ResourceAlreadyExistsException",
             message: format!("Thing {} already exists in account with different attributes", new.name),
@@ -175,8 +158,8 @@ pub fn update(
     existing: Option<&Thing>,
     name: &str,
     u: ThingUpdate,
-    type_usable: impl Fn(&str) -> Result<(), RegistryError>,
-) -> Result<Thing, RegistryError> {
+    type_usable: impl Fn(&str) -> Result<(), AwsError>,
+) -> Result<Thing, AwsError> {
     let mut t = existing.cloned().ok_or_else(|| not_found(name))?;
     if u.expected_version.is_some_and(|v| v != t.version) {
         return Err(version_conflict(name));
@@ -211,7 +194,7 @@ pub fn update(
 }
 
 /// Checks a delete (`DeleteThing` of a missing thing succeeds, as in AWS).
-pub fn check_delete(existing: Option<&Thing>, name: &str, expected_version: Option<u64>) -> Result<(), RegistryError> {
+pub fn check_delete(existing: Option<&Thing>, name: &str, expected_version: Option<u64>) -> Result<(), AwsError> {
     match existing {
         Some(t) if expected_version.is_some_and(|v| v != t.version) => Err(version_conflict(name)),
         _ => Ok(()),
@@ -231,10 +214,10 @@ mod tests {
     }
 
     /// Only the type `sensor` exists.
-    fn types(t: &str) -> Result<(), RegistryError> {
+    fn types(t: &str) -> Result<(), AwsError> {
         match t {
             "sensor" => Ok(()),
-            other => Err(RegistryError {
+            other => Err(AwsError {
                 status: 404,
                 error_type: "ResourceNotFoundException",
                 message: format!("Thing type {other} does not exist."),

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::things::{invalid, missing, RegistryError};
+use super::things::{invalid, missing};
+use ferrite_aws::AwsError;
 
 /// Searchable attributes a thing type may name (AWS's limit).
 pub const MAX_SEARCHABLE_ATTRIBUTES: usize = 3;
@@ -35,7 +36,7 @@ pub struct ThingType {
 }
 
 /// The error for a type that does not exist.
-pub fn not_found(name: &str) -> RegistryError {
+pub fn not_found(name: &str) -> AwsError {
     missing("Thing type", name)
 }
 
@@ -48,7 +49,7 @@ pub fn create(
     arn_prefix: &str,
     id: String,
     now_s: u64,
-) -> Result<ThingType, RegistryError> {
+) -> Result<ThingType, AwsError> {
     if !super::is_resource_name(name, 128) {
         return Err(invalid(format!("Invalid thing type name {name:?}")));
     }
@@ -56,7 +57,7 @@ pub fn create(
         return Err(invalid("A thing type can have at most 3 searchable attributes"));
     }
     if existing.is_some() {
-        return Err(RegistryError {
+        return Err(AwsError {
             status: 409,
             error_type: "ResourceAlreadyExistsException",
             message: format!("Thing type {name} already exists."),
@@ -75,7 +76,7 @@ pub fn create(
 }
 
 /// Whether a thing may be given this type.
-pub fn usable(t: Option<&ThingType>, name: &str) -> Result<(), RegistryError> {
+pub fn usable(t: Option<&ThingType>, name: &str) -> Result<(), AwsError> {
     match t {
         None => Err(not_found(name)),
         Some(t) if t.deprecated => {
@@ -95,7 +96,7 @@ pub fn check_delete(
     things_of_type: usize,
     now_s: u64,
     wait_s: u64,
-) -> Result<(), RegistryError> {
+) -> Result<(), AwsError> {
     let t = t.ok_or_else(|| not_found(name))?;
     if !t.deprecated {
         return Err(invalid(format!("Can not delete thing type {name}: it is not deprecated")));

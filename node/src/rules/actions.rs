@@ -15,9 +15,9 @@ use ferrite_mqtt::topic::TopicLimits;
 use ferrite_rules::ActionKind;
 use tokio::sync::mpsc;
 
-use super::http_client;
 use crate::broker::message::{now_ms, Message};
 use crate::broker::publisher::Publisher;
+use crate::http_client;
 
 /// What actions reach of the node: where republishes go (and the topic rules they must
 /// follow), and the directory file actions write below.

@@ -15,7 +15,8 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::registry::things::{invalid, RegistryError};
+use crate::registry::things::invalid;
+use ferrite_aws::AwsError;
 
 /// The SQL version AWS's API gives a rule that names none.
 pub const API_DEFAULT_SQL_VERSION: &str = "2015-10-08";
@@ -63,13 +64,13 @@ fn key(name: &str) -> Vec<u8> {
     k
 }
 
-fn error(status: u16, error_type: &'static str, message: impl Into<String>) -> RegistryError {
-    RegistryError { status, error_type, message: message.into() }
+fn error(status: u16, error_type: &'static str, message: impl Into<String>) -> AwsError {
+    AwsError { status, error_type, message: message.into() }
 }
 
 /// AWS's answer for a rule that does not exist (the model lists no ResourceNotFoundException
 /// for topic rules; AWS answers UnauthorizedException).
-pub fn no_such_rule(name: &str) -> RegistryError {
+pub fn no_such_rule(name: &str) -> AwsError {
     error(401, "UnauthorizedException", format!("Rule {name} does not exist"))
 }
 
@@ -103,7 +104,7 @@ impl TopicRules {
 
     /// Applies one committed command; the record goes into `writes`. The rule was checked by
     /// its proposer ([`check`]); here only existence decides.
-    pub fn apply(&self, command: Command, writes: &mut Batch) -> Result<(), RegistryError> {
+    pub fn apply(&self, command: Command, writes: &mut Batch) -> Result<(), AwsError> {
         let mut rules = self.rules.write();
         match command {
             Command::Put { mut rule, replace } => {
@@ -156,7 +157,7 @@ fn str_member<'a>(obj: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 /// `[{"key": k, "value": v}]` as a rule-file map `{'k': 'v'}`.
-fn pairs_to_map(list: Option<&Value>) -> Result<Option<String>, RegistryError> {
+fn pairs_to_map(list: Option<&Value>) -> Result<Option<String>, AwsError> {
     let Some(list) = list else { return Ok(None) };
     let items = list.as_array().ok_or_else(|| invalid("headers must be a list of {key, value}"))?;
     let mut out = Vec::new();
@@ -170,7 +171,7 @@ fn pairs_to_map(list: Option<&Value>) -> Result<Option<String>, RegistryError> {
 }
 
 /// One AWS `Action` object as a rule-file action.
-fn action_text(action: &Value) -> Result<String, RegistryError> {
+fn action_text(action: &Value) -> Result<String, AwsError> {
     let obj = action
         .as_object()
         .filter(|o| o.len() == 1)
@@ -222,7 +223,7 @@ fn action_text(action: &Value) -> Result<String, RegistryError> {
 /// Checks a rule payload the way `CreateTopicRule` does and returns the rule to run:
 /// SqlParseException (with the line:col in the SQL) for a statement that does not compile,
 /// InvalidRequestException for an unknown SQL version or an action Ferrite cannot run.
-pub fn check(rule: &TopicRule) -> Result<Rule, RegistryError> {
+pub fn check(rule: &TopicRule) -> Result<Rule, AwsError> {
     if !is_rule_name(&rule.rule_name) {
         return Err(invalid(format!("Invalid rule name {:?}: use 1 to 128 of a-z, A-Z, 0-9 and _", rule.rule_name)));
     }
@@ -277,7 +278,9 @@ pub fn install(engine: &super::RuleEngine, stored: &TopicRules) {
         .iter()
         .filter_map(|r| {
             check(r)
-                .map_err(|e| tracing::error!(rule = %r.rule_name, error = %e.message, "stored topic rule does not check"))
+                .map_err(
+                    |e| tracing::error!(rule = %r.rule_name, error = %e.message, "stored topic rule does not check"),
+                )
                 .ok()
         })
         .collect();

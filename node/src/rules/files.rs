@@ -46,4 +46,3 @@ pub fn read_rule_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Strin
         })
         .collect()
 }
-

@@ -6,7 +6,6 @@
 pub mod actions;
 pub mod api;
 pub mod files;
-pub mod http_client;
 pub mod index;
 pub mod reload;
 

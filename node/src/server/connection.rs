@@ -18,7 +18,6 @@ use actix::prelude::*;
 use bytes::BytesMut;
 use ferrite_mqtt::codec;
 use ferrite_mqtt::packet::*;
-use ferrite_mqtt::topic;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
 
@@ -33,9 +32,9 @@ use crate::broker::lifecycle::{self, DisconnectReason};
 use crate::broker::message::{now_ms, Message};
 use crate::broker::session::Send as SessionSend;
 use crate::broker::{Broker, ConnLink, Kick, SessionHandle, Wake};
-use crate::services::Services;
 use crate::identity::authz::{Action, ConnectionAuthz, Principal};
 use crate::identity::custom_auth;
+use crate::services::Services;
 
 /// How long a new connection may take to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -230,12 +229,11 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     }
 
     fn on_connect(&mut self, ctx: &mut Context<Self>, c: Connect) {
-        let admission = match connect_rules::admit(&c, &self.broker.config, || {
-            format!("ferrite-{:016x}", rand::random::<u64>())
-        }) {
-            Ok(a) => a,
-            Err((code, why)) => return self.refuse_connect(ctx, c.protocol, code, why),
-        };
+        let admission =
+            match connect_rules::admit(&c, &self.broker.config, || format!("ferrite-{:016x}", rand::random::<u64>())) {
+                Ok(a) => a,
+                Err((code, why)) => return self.refuse_connect(ctx, c.protocol, code, why),
+            };
         let client_id = admission.client_id.clone();
         let services = self.services.clone();
         let meta = services.meta.state();
@@ -580,7 +578,8 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let Some(a) = self.attached.as_mut() else { return };
         let v5 = a.version.is_v5();
         let mut inbound = std::mem::take(&mut a.inbound);
-        let checked = publish_rules::check(&mut p, v5, &mut inbound, &limits, |action, name| self.allowed(action, name));
+        let checked =
+            publish_rules::check(&mut p, v5, &mut inbound, &limits, |action, name| self.allowed(action, name));
         let a = self.attached.as_mut().expect("attached");
         a.inbound = inbound;
         if let Err(refusal) = checked {
@@ -617,8 +616,8 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             ctx.wait(actix::fut::wrap_future(tokio::time::sleep(BACKPRESSURE_PAUSE)));
         }
         let ack = match publish_rules::after_route(&p, v5, routed.refused_by_persistent) {
-            publish_rules::Routed::Ack(ack) => ack,
-            publish_rules::Routed::CloseUnacknowledged => {
+            Ok(ack) => ack,
+            Err(publish_rules::CloseUnacknowledged) => {
                 broker.store.submit(batch);
                 broker.finish_publish(routed, &msg);
                 return self.protocol_violation(ctx, reason::QUOTA_EXCEEDED, "a persistent subscriber's queue is full");

@@ -90,7 +90,12 @@ where
 }
 
 /// Accepts MQTT over TCP forever.
-pub async fn serve_mqtt(listener: TcpListener, services: Arc<Services>, workers: Arc<Workers>, auth: Arc<ListenerAuth>) {
+pub async fn serve_mqtt(
+    listener: TcpListener,
+    services: Arc<Services>,
+    workers: Arc<Workers>,
+    auth: Arc<ListenerAuth>,
+) {
     accept_loop(listener, workers, move |stream, peer| {
         let (services, auth) = (services.clone(), auth.clone());
         async move {

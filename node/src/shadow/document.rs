@@ -3,6 +3,7 @@
 //! concurrency. Pure: requests and a clock in, response documents out. Storage, replication
 //! and the MQTT/HTTP adapters sit outside, so a single node and a cluster run the same code.
 
+use ferrite_aws::AwsError;
 use serde_json::{json, Map, Value};
 
 /// Largest `state` document (desired + reported, as JSON text) a shadow may hold.
@@ -12,38 +13,32 @@ pub const MAX_DEPTH: usize = 6;
 /// Longest `clientToken`, in bytes.
 pub const MAX_CLIENT_TOKEN_BYTES: usize = 64;
 
-/// A rejected request, with AWS's HTTP-style code and message (the `/rejected` document).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShadowError {
-    /// 400, 404, 409, 413, ...
-    pub code: u16,
-    /// AWS's message text.
-    pub message: String,
+/// A rejected shadow request: AWS's error with the HTTP-style status the `/rejected`
+/// document carries as `code`.
+fn rejected(code: u16, message: impl Into<String>) -> AwsError {
+    let error_type = match code {
+        400 => "InvalidRequestException",
+        404 => "ResourceNotFoundException",
+        409 => "ConflictException",
+        413 => "RequestEntityTooLargeException",
+        429 => "ThrottlingException",
+        _ => "InternalFailureException",
+    };
+    AwsError::new(code, error_type, message)
 }
 
-impl ShadowError {
-    fn new(code: u16, message: impl Into<String>) -> ShadowError {
-        ShadowError { code, message: message.into() }
-    }
+/// AWS's 429, for a thing over its rate or a connection with too many requests in flight.
+pub fn too_many_requests() -> AwsError {
+    rejected(429, "Too Many Requests")
+}
 
-    /// AWS's 500, for storage or commit failures (logged where they happen).
-    pub fn internal() -> ShadowError {
-        ShadowError::new(500, "Internal service failure")
+/// The `/rejected` document of `e`: `{"code", "message", "timestamp", "clientToken"?}`.
+pub fn rejected_document(e: &AwsError, now_s: u64, client_token: Option<&str>) -> Value {
+    let mut doc = json!({ "code": e.status, "message": e.message, "timestamp": now_s });
+    if let Some(t) = client_token {
+        doc["clientToken"] = json!(t);
     }
-
-    /// AWS's 429, for a thing over its rate or a connection with too many requests in flight.
-    pub fn too_many_requests() -> ShadowError {
-        ShadowError::new(429, "Too Many Requests")
-    }
-
-    /// The `/rejected` document: `{"code", "message", "timestamp", "clientToken"?}`.
-    pub fn document(&self, now_s: u64, client_token: Option<&str>) -> Value {
-        let mut doc = json!({ "code": self.code, "message": self.message, "timestamp": now_s });
-        if let Some(t) = client_token {
-            doc["clientToken"] = json!(t);
-        }
-        doc
-    }
+    doc
 }
 
 /// What an accepted update produced: the documents the service publishes.
@@ -81,44 +76,41 @@ struct Request {
     client_token: Option<String>,
 }
 
-fn parse_request(payload: &[u8]) -> Result<Request, ShadowError> {
-    let doc: Value = serde_json::from_slice(payload).map_err(|_| ShadowError::new(400, "Invalid JSON"))?;
-    let Value::Object(doc) = doc else { return Err(ShadowError::new(400, "Invalid JSON")) };
+fn parse_request(payload: &[u8]) -> Result<Request, AwsError> {
+    let doc: Value = serde_json::from_slice(payload).map_err(|_| rejected(400, "Invalid JSON"))?;
+    let Value::Object(doc) = doc else { return Err(rejected(400, "Invalid JSON")) };
     let client_token = match doc.get("clientToken") {
         None => None,
         Some(Value::String(t)) if t.len() <= MAX_CLIENT_TOKEN_BYTES => Some(t.clone()),
-        Some(_) => return Err(ShadowError::new(400, "Invalid clientToken")),
+        Some(_) => return Err(rejected(400, "Invalid clientToken")),
     };
     let version = match doc.get("version") {
         None => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| ShadowError::new(400, "Invalid version"))?),
+        Some(v) => Some(v.as_u64().ok_or_else(|| rejected(400, "Invalid version"))?),
     };
-    let state = doc.get("state").ok_or_else(|| ShadowError::new(400, "Missing required node: state"))?;
+    let state = doc.get("state").ok_or_else(|| rejected(400, "Missing required node: state"))?;
     let (desired, reported) = match state {
         // `"state": null` clears both sections.
         Value::Null => (Some(Value::Null), Some(Value::Null)),
         Value::Object(s) => {
             if s.keys().any(|k| k != "desired" && k != "reported") {
-                return Err(ShadowError::new(400, "State contains an invalid node"));
+                return Err(rejected(400, "State contains an invalid node"));
             }
             let section = |name: &str, message: &str| match s.get(name) {
                 None => Ok(None),
                 Some(v @ (Value::Object(_) | Value::Null)) => Ok(Some(v.clone())),
-                Some(_) => Err(ShadowError::new(400, message)),
+                Some(_) => Err(rejected(400, message)),
             };
             (
                 section("desired", "Desired node must be an object")?,
                 section("reported", "Reported node must be an object")?,
             )
         }
-        _ => return Err(ShadowError::new(400, "State node must be an object")),
+        _ => return Err(rejected(400, "State node must be an object")),
     };
     for section in [&desired, &reported].into_iter().flatten() {
         if depth(section) > MAX_DEPTH {
-            return Err(ShadowError::new(
-                400,
-                format!("JSON contains too many levels of nesting; maximum is {MAX_DEPTH}"),
-            ));
+            return Err(rejected(400, format!("JSON contains too many levels of nesting; maximum is {MAX_DEPTH}")));
         }
     }
     Ok(Request { desired, reported, version, client_token })
@@ -283,18 +275,18 @@ impl Shadow {
     }
 
     /// `update`: validates `payload`, applies it, and returns the documents to publish.
-    pub fn update(&mut self, payload: &[u8], now_s: u64) -> Result<Updated, ShadowError> {
+    pub fn update(&mut self, payload: &[u8], now_s: u64) -> Result<Updated, AwsError> {
         self.update_with(payload, now_s, true)
     }
 
     /// [`Shadow::update`], building the answer documents only when `respond`: a member
     /// applying an update someone else proposed changes the state the same way and skips
     /// the JSON nobody will read.
-    pub fn update_with(&mut self, payload: &[u8], now_s: u64, respond: bool) -> Result<Updated, ShadowError> {
+    pub fn update_with(&mut self, payload: &[u8], now_s: u64, respond: bool) -> Result<Updated, AwsError> {
         let req = parse_request(payload)?;
         if let Some(v) = req.version {
             if v != self.version {
-                return Err(ShadowError::new(409, "Version conflict"));
+                return Err(rejected(409, "Version conflict"));
             }
         }
         let previous = if respond { self.stored_document() } else { Value::Null };
@@ -323,7 +315,7 @@ impl Shadow {
         }
         let size = serde_json::to_vec(&section_pair(&next.desired, &next.reported)).map_or(0, |b| b.len());
         if size > MAX_STATE_BYTES {
-            return Err(ShadowError::new(413, "The payload exceeds the maximum size allowed"));
+            return Err(rejected(413, "The payload exceeds the maximum size allowed"));
         }
         next.timestamp = now_s;
         self.version += 1;
@@ -365,7 +357,7 @@ impl Shadow {
 
     /// `get`: the whole shadow with its delta, or 404 when it does not exist. `name` is the
     /// shadow's name as the error message shows it (the thing name for a classic shadow).
-    pub fn get(&self, name: &str, client_token: Option<&str>, now_s: u64) -> Result<Value, ShadowError> {
+    pub fn get(&self, name: &str, client_token: Option<&str>, now_s: u64) -> Result<Value, AwsError> {
         let s = self.state.as_ref().ok_or_else(|| not_found(name))?;
         let mut state = section_pair(&s.desired, &s.reported);
         let (d, _) = delta(&s.desired, &s.reported, &s.desired_meta);
@@ -385,7 +377,7 @@ impl Shadow {
 
     /// `delete`: removes the document (the version is kept, so a later update continues
     /// from it), or 404 when it does not exist.
-    pub fn delete(&mut self, name: &str, client_token: Option<&str>, now_s: u64) -> Result<Value, ShadowError> {
+    pub fn delete(&mut self, name: &str, client_token: Option<&str>, now_s: u64) -> Result<Value, AwsError> {
         if self.state.take().is_none() {
             return Err(not_found(name));
         }
@@ -393,8 +385,8 @@ impl Shadow {
     }
 }
 
-fn not_found(name: &str) -> ShadowError {
-    ShadowError::new(404, format!("No shadow exists with name: '{name}'"))
+fn not_found(name: &str) -> AwsError {
+    rejected(404, format!("No shadow exists with name: '{name}'"))
 }
 
 #[cfg(test)]
@@ -420,7 +412,7 @@ mod tests {
 
     use super::*;
 
-    fn update(s: &mut Shadow, doc: Value, now: u64) -> Result<Updated, ShadowError> {
+    fn update(s: &mut Shadow, doc: Value, now: u64) -> Result<Updated, AwsError> {
         s.update(doc.to_string().as_bytes(), now)
     }
 
@@ -471,7 +463,7 @@ mod tests {
         update(&mut s, json!({"state": {"reported": {"a": 1}}}), 1).unwrap();
         let before = s.clone();
         let e = update(&mut s, json!({"state": {"reported": {"a": 2}}, "version": 0}), 2).unwrap_err();
-        assert_eq!(e, ShadowError { code: 409, message: "Version conflict".into() });
+        assert_eq!(e, rejected(409, "Version conflict"));
         assert_eq!(s, before);
         assert!(update(&mut s, json!({"state": {"reported": {"a": 2}}, "version": 1}), 3).is_ok());
     }
@@ -503,7 +495,7 @@ mod tests {
         let mut s = Shadow::default();
         let big = "x".repeat(MAX_STATE_BYTES);
         let e = update(&mut s, json!({"state": {"reported": {"blob": big}}}), 1).unwrap_err();
-        assert_eq!(e.code, 413);
+        assert_eq!(e.status, 413);
         assert_eq!(e.message, "The payload exceeds the maximum size allowed");
         assert!(!s.exists());
     }
@@ -514,8 +506,8 @@ mod tests {
         update(&mut s, json!({"state": {"reported": {"a": 1}}}), 1).unwrap();
         assert_eq!(s.delete("lamp", Some("d"), 2).unwrap(), json!({"version": 1, "timestamp": 2, "clientToken": "d"}));
         let e = s.get("lamp", None, 3).unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (404, "No shadow exists with name: 'lamp'"));
-        assert_eq!(s.delete("lamp", None, 3).unwrap_err().code, 404);
+        assert_eq!((e.status, e.message.as_str()), (404, "No shadow exists with name: 'lamp'"));
+        assert_eq!(s.delete("lamp", None, 3).unwrap_err().status, 404);
         let u = update(&mut s, json!({"state": {"reported": {"a": 1}}}), 4).unwrap();
         assert_eq!(u.accepted["version"], json!(2));
     }
@@ -532,9 +524,9 @@ mod tests {
 
     #[test]
     fn rejected_documents_carry_code_message_timestamp_and_token() {
-        let e = ShadowError::new(409, "Version conflict");
+        let e = rejected(409, "Version conflict");
         assert_eq!(
-            e.document(7, Some("t")),
+            rejected_document(&e, 7, Some("t")),
             json!({"code": 409, "message": "Version conflict", "timestamp": 7, "clientToken": "t"})
         );
     }
@@ -645,7 +637,7 @@ mod tests {
                         proptest::prop_assert_eq!(u.delta.is_some(), d.is_some() && !want_delta.is_empty());
                     }
                     Err(e) => {
-                        proptest::prop_assert_eq!(e.code, 409);
+                        proptest::prop_assert_eq!(e.status, 409);
                         proptest::prop_assert!(version.is_some_and(|v| v != before.version()));
                         proptest::prop_assert_eq!(&s, &before);
                     }

@@ -9,5 +9,5 @@ pub mod service;
 pub mod shard;
 pub mod topics;
 
-pub use document::{Shadow, ShadowError, Updated};
+pub use document::{Shadow, Updated};
 pub use service::{ShadowService, SHADOW_SHARDS};

@@ -12,11 +12,11 @@ use ferrite_cluster::{Group, GroupError, Member, Store, StoreError};
 use parking_lot::Mutex;
 use serde_json::Value;
 
-use super::document::ShadowError;
 use super::rate::{InFlight, RateLimiter};
 use super::shard::{client_token, shard_of, Applied, Command, ShadowShard};
 use super::topics::{Operation, Request};
 use crate::broker::publisher::Publisher;
+use ferrite_aws::AwsError;
 
 /// Group ids of the shadow shards start here (the `meta` group is 0).
 pub const FIRST_SHARD_GROUP: u32 = 1;
@@ -26,7 +26,7 @@ pub const FIRST_SHARD_GROUP: u32 = 1;
 pub const SHADOW_SHARDS: u32 = 4;
 
 /// What runs once a request is answered.
-pub type Answer = Box<dyn FnOnce(Result<Value, ShadowError>) + Send>;
+pub type Answer = Box<dyn FnOnce(Result<Value, AwsError>) + Send>;
 
 /// The shadows this node serves, spread over shard groups by thing name.
 #[derive(Debug)]
@@ -40,9 +40,9 @@ pub struct ShadowService {
     in_flight: Arc<Mutex<InFlight>>,
 }
 
-fn not_committed(e: GroupError) -> ShadowError {
+fn not_committed(e: GroupError) -> AwsError {
     tracing::error!(error = %e, "a shadow request was not committed");
-    ShadowError::internal()
+    AwsError::internal()
 }
 
 impl ShadowService {
@@ -94,7 +94,7 @@ impl ShadowService {
 
     /// [`ShadowService::submit`] for async callers (the HTTP API, which has no connection):
     /// the `accepted` document, or the error for the caller to report its own way.
-    pub async fn apply(&self, req: Request, payload: &[u8], now_s: u64) -> Result<Value, ShadowError> {
+    pub async fn apply(&self, req: Request, payload: &[u8], now_s: u64) -> Result<Value, AwsError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(
             None,
@@ -126,7 +126,7 @@ impl ShadowService {
         let publisher = self.publisher.clone();
         let token = client_token(payload);
         let query_token = token.clone();
-        let respond = move |req: Request, result: Result<Applied, ShadowError>| {
+        let respond = move |req: Request, result: Result<Applied, AwsError>| {
             if let Some((in_flight, client)) = &started {
                 in_flight.lock().finish(client);
             }
@@ -142,13 +142,16 @@ impl ShadowService {
                     answer(Ok(applied.accepted));
                 }
                 Err(e) => {
-                    publisher.publish_json(req.response_topic("rejected"), e.document(now_s, token.as_deref()));
+                    publisher.publish_json(
+                        req.response_topic("rejected"),
+                        super::document::rejected_document(&e, now_s, token.as_deref()),
+                    );
                     answer(Err(e));
                 }
             }
         };
         if refused {
-            respond(req, Err(ShadowError::too_many_requests()));
+            respond(req, Err(super::document::too_many_requests()));
             return;
         }
         let group = self.shard(&req.thing);
@@ -173,7 +176,7 @@ impl ShadowService {
     }
 
     /// The names of a thing's named shadows that exist, in name order.
-    pub async fn named_shadows(&self, thing: &str) -> Result<Vec<String>, ShadowError> {
+    pub async fn named_shadows(&self, thing: &str) -> Result<Vec<String>, AwsError> {
         let owned = thing.to_string();
         self.shard(thing).read(move |s| s.named_shadows(&owned)).await.map_err(not_committed)?
     }

@@ -9,8 +9,9 @@ use ferrite_cluster::{Batch, StateMachine, Store, StoreError, Table};
 use parking_lot::Mutex;
 use serde_json::Value;
 
-use super::document::{Shadow, ShadowError};
+use super::document::Shadow;
 use super::topics::{shadow_key, Operation};
+use ferrite_aws::AwsError;
 
 /// A change to one shadow. The time is the proposer's, so every member computes the same
 /// metadata timestamps.
@@ -101,20 +102,18 @@ pub struct ShadowShard {
     placement: (u32, u32),
 }
 
-/// The shard (of `shards`) that owns `thing`'s shadows. FNV-1a: the same on every node and
-/// every version, which placement needs.
+/// The shard (of `shards`) that owns `thing`'s shadows. 64-bit FNV-1a of the name's bytes
+/// (the `fnv` crate): the same on every node and every version, which placement needs.
 pub fn shard_of(thing: &str, shards: u32) -> u32 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in thing.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    (h % u64::from(shards.max(1))) as u32
+    use std::hash::Hasher as _;
+    let mut h = fnv::FnvHasher::default();
+    h.write(thing.as_bytes());
+    (h.finish() % u64::from(shards.max(1))) as u32
 }
 
-fn internal(thing: &str, what: &str, e: &dyn std::fmt::Display) -> ShadowError {
+fn internal(thing: &str, what: &str, e: &dyn std::fmt::Display) -> AwsError {
     tracing::error!(thing, error = %e, "{what} a shadow failed");
-    ShadowError::internal()
+    AwsError::internal()
 }
 
 impl ShadowShard {
@@ -139,7 +138,7 @@ impl ShadowShard {
         Ok(rows)
     }
 
-    fn load(&self, thing: &str, key: &[u8]) -> Result<Shadow, ShadowError> {
+    fn load(&self, thing: &str, key: &[u8]) -> Result<Shadow, AwsError> {
         if let Some(s) = self.cache.lock().get(key) {
             return Ok(s.clone());
         }
@@ -154,13 +153,13 @@ impl ShadowShard {
         shadow: Option<&str>,
         client_token: Option<&str>,
         now_s: u64,
-    ) -> Result<Value, ShadowError> {
+    ) -> Result<Value, AwsError> {
         let current = self.load(thing, &shadow_key(thing, shadow))?;
         current.get(shadow.unwrap_or(thing), client_token, now_s)
     }
 
     /// The names of a thing's named shadows that exist, in name order.
-    pub fn named_shadows(&self, thing: &str) -> Result<Vec<String>, ShadowError> {
+    pub fn named_shadows(&self, thing: &str) -> Result<Vec<String>, AwsError> {
         let prefix = shadow_key(thing, None);
         let rows = self.store.scan_prefix(Table::Shadows, &prefix).map_err(|e| internal(thing, "listing", &e))?;
         let mut names: Vec<String> = rows
@@ -176,7 +175,7 @@ impl ShadowShard {
     }
 
     /// Applies `c`; the answer documents are built only when `respond`.
-    fn run(&self, c: &Command, writes: &mut Batch, respond: bool) -> Result<Applied, ShadowError> {
+    fn run(&self, c: &Command, writes: &mut Batch, respond: bool) -> Result<Applied, AwsError> {
         let key = shadow_key(&c.thing, c.shadow.as_deref());
         let current = self.load(&c.thing, &key)?;
         let mut next = current.clone();
@@ -213,12 +212,12 @@ pub fn client_token(payload: &[u8]) -> Option<String> {
 }
 
 impl StateMachine for ShadowShard {
-    type Output = Result<Applied, ShadowError>;
+    type Output = Result<Applied, AwsError>;
 
     fn apply(&self, index: u64, command: &[u8], writes: &mut Batch) -> Self::Output {
         let Some(c) = Command::decode(command) else {
             tracing::error!(index, "undecodable shadow command skipped");
-            return Err(ShadowError::internal());
+            return Err(AwsError::internal());
         };
         self.run(&c, writes, true)
     }
@@ -270,6 +269,15 @@ impl StateMachine for ShadowShard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placement_is_the_fnv1a_of_the_name_as_stored_shards_expect() {
+        // Fixed values: a change here moves existing shadows to another shard.
+        assert_eq!(shard_of("", 4), (0xcbf2_9ce4_8422_2325u64 % 4) as u32);
+        assert_eq!(shard_of("lamp-1", 4), 1);
+        assert_eq!(shard_of("lamp-2", 4), 0);
+        assert_eq!(shard_of("anything", 1), 0);
+    }
     use proptest::prelude::*;
 
     proptest! {
@@ -320,7 +328,7 @@ mod tests {
         assert!(!writes.is_empty());
         let mut none = Batch::new();
         let conflict = shard.apply(2, &update(r#"{"state":{"desired":{"on":false}},"version":7}"#).encode(), &mut none);
-        assert_eq!(conflict.unwrap_err().code, 409);
+        assert_eq!(conflict.unwrap_err().status, 409);
         assert!(none.is_empty());
         assert_eq!(shard.get("lamp", None, None, 101).unwrap()["state"]["desired"]["on"], true);
     }

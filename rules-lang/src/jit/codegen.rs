@@ -18,7 +18,6 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::FunctionBuilder;
 
-
 use super::runtime::{self as rt, CallSite, NumConst};
 use crate::functions::Builtin;
 use crate::ir::{BinOp, Expr, Item, Query, Statement};

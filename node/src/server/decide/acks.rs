@@ -2,7 +2,7 @@
 //! delivery state and what the connection answers.
 
 use crate::broker::session::{SessionState, StoreOp};
-use crate::mqtt::packet::{reason, Ack, Packet};
+use ferrite_mqtt::packet::{reason, Ack, Packet};
 
 /// What an acknowledgement from the client leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]

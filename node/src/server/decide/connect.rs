@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::broker::BrokerConfig;
-use crate::mqtt::packet::{reason, Connect, Properties};
-use crate::mqtt::topic;
+use ferrite_mqtt::packet::{reason, Connect, Properties};
+use ferrite_mqtt::topic;
 
 /// A CONNECT that may go on to authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +91,7 @@ pub fn connack_properties(cfg: &BrokerConfig, admission: &Admission, granted_exp
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mqtt::packet::{ProtocolVersion, QoS, Will};
+    use ferrite_mqtt::packet::{ProtocolVersion, QoS, Will};
 
     fn connect(protocol: ProtocolVersion, client_id: &str, clean_start: bool) -> Connect {
         Connect {
@@ -121,7 +121,10 @@ mod tests {
     fn long_ids_bad_wills_and_enhanced_authentication_are_refused() {
         let cfg = BrokerConfig::default();
         let long = "x".repeat(cfg.max_client_id_len + 1);
-        assert_eq!(admit(&connect(ProtocolVersion::V5, &long, true), &cfg, String::new).unwrap_err().0, reason::CLIENT_ID_NOT_VALID);
+        assert_eq!(
+            admit(&connect(ProtocolVersion::V5, &long, true), &cfg, String::new).unwrap_err().0,
+            reason::CLIENT_ID_NOT_VALID
+        );
         let mut c = connect(ProtocolVersion::V5, "dev", true);
         c.will = Some(Will {
             topic: "a/+/b".into(),

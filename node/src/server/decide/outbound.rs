@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::broker::session::Outgoing;
-use crate::mqtt::packet::{Properties, Publish};
+use ferrite_mqtt::packet::{Properties, Publish};
 
 /// What outbound publishes read and change of a connection.
 #[derive(Debug, Default)]
@@ -44,20 +44,34 @@ pub fn publish_packet(
             properties.topic_alias = Some(alias);
         }
     }
-    Some(Publish { dup, qos: out.qos, retain: out.retain, topic, packet_id, properties, payload: out.msg.payload.clone() })
+    Some(Publish {
+        dup,
+        qos: out.qos,
+        retain: out.retain,
+        topic,
+        packet_id,
+        properties,
+        payload: out.msg.payload.clone(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::broker::message::Message;
-    use crate::mqtt::packet::QoS;
+    use ferrite_mqtt::packet::QoS;
 
     fn outgoing(topic: &str, expiry: Option<u32>, created_ms: u64) -> Outgoing {
         let mut msg = Message::internal(topic.to_string(), serde_json::json!({}));
         msg.properties.message_expiry_interval = expiry;
         msg.created_ms = created_ms;
-        Outgoing { msg: Arc::new(msg), qos: QoS::AtLeastOnce, retain: false, subscription_ids: vec![5], store_seq: None }
+        Outgoing {
+            msg: Arc::new(msg),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            subscription_ids: vec![5],
+            store_seq: None,
+        }
     }
 
     #[test]

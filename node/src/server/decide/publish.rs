@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::identity::authz::Action;
-use crate::mqtt::packet::{reason, Ack, Packet, Publish, QoS};
-use crate::mqtt::topic::{self, TopicLimits};
+use ferrite_mqtt::packet::{reason, Ack, Packet, Publish, QoS};
+use ferrite_mqtt::topic::{self, TopicLimits};
 
 /// What inbound publishes read and change of a connection.
 #[derive(Debug, Default)]
@@ -101,7 +101,10 @@ pub fn check(
     }
     if p.payload.len() > limits.max_payload {
         // 0x95 is not a valid PUBACK code: the spec's answer is DISCONNECT 0x95.
-        return Err(Refusal::Violation(reason::PACKET_TOO_LARGE, "payload is larger than the maximum (default 128 KiB)"));
+        return Err(Refusal::Violation(
+            reason::PACKET_TOO_LARGE,
+            "payload is larger than the maximum (default 128 KiB)",
+        ));
     }
     if p.properties.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
         return Err(nack_or_close(
@@ -130,24 +133,19 @@ pub fn count_unacked(qos: QoS, inbound: &mut Inbound, limits: &Limits<'_>) -> Re
     Ok(())
 }
 
-/// What to answer once the publish was routed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Routed {
-    /// Send this acknowledgement (none for QoS 0) once the publish is durable.
-    Ack(Option<Packet>),
-    /// A persistent subscriber's queue was full and MQTT 3.1.1 cannot say so: close without
-    /// acknowledging, so the client sends the message again later.
-    CloseUnacknowledged,
-}
+/// A persistent subscriber's queue was full and MQTT 3.1.1 cannot say so: the connection
+/// closes without acknowledging, so the client sends the message again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseUnacknowledged;
 
-/// The answer to a routed publish: success, or QUOTA_EXCEEDED when a persistent
-/// subscriber refused it.
-pub fn after_route(p: &Publish, v5: bool, refused_by_persistent: bool) -> Routed {
+/// The acknowledgement to send (none for QoS 0) once a routed publish is durable: success,
+/// or QUOTA_EXCEEDED when a persistent subscriber refused it.
+pub fn after_route(p: &Publish, v5: bool, refused_by_persistent: bool) -> Result<Option<Packet>, CloseUnacknowledged> {
     let code = if refused_by_persistent { reason::QUOTA_EXCEEDED } else { reason::SUCCESS };
     if code != reason::SUCCESS && !v5 {
-        return Routed::CloseUnacknowledged;
+        return Err(CloseUnacknowledged);
     }
-    Routed::Ack(ack(p, code))
+    Ok(ack(p, code))
 }
 
 /// The acknowledgement of `p` with `code`: PUBACK for QoS 1, PUBREC for QoS 2, none for QoS 0.
@@ -162,7 +160,7 @@ pub fn ack(p: &Publish, code: u8) -> Option<Packet> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mqtt::packet::Properties;
+    use ferrite_mqtt::packet::Properties;
 
     fn publish(topic: &str, qos: QoS) -> Publish {
         Publish {
@@ -276,10 +274,10 @@ mod tests {
     #[test]
     fn a_full_persistent_queue_is_quota_exceeded_or_an_unacknowledged_close() {
         let p = publish("a", QoS::ExactlyOnce);
-        assert_eq!(after_route(&p, true, false), Routed::Ack(Some(Packet::PubRec(Ack::ok(7)))));
-        let Routed::Ack(Some(Packet::PubRec(nack))) = after_route(&p, true, true) else { panic!("a PUBREC") };
+        assert_eq!(after_route(&p, true, false), Ok(Some(Packet::PubRec(Ack::ok(7)))));
+        let Ok(Some(Packet::PubRec(nack))) = after_route(&p, true, true) else { panic!("a PUBREC") };
         assert_eq!(nack.reason_code, reason::QUOTA_EXCEEDED);
-        assert_eq!(after_route(&p, false, true), Routed::CloseUnacknowledged);
-        assert_eq!(after_route(&publish("a", QoS::AtMostOnce), true, false), Routed::Ack(None));
+        assert_eq!(after_route(&p, false, true), Err(CloseUnacknowledged));
+        assert_eq!(after_route(&publish("a", QoS::AtMostOnce), true, false), Ok(None));
     }
 }

@@ -26,7 +26,7 @@ use std::net::IpAddr;
 
 use super::context::Context;
 use super::matcher::matches_tokens;
-use super::variables::{days_from_civil, Template, Variable};
+use super::variables::{days_since_epoch, Template, Variable};
 
 /// `ForAnyValue:` / `ForAllValues:` set qualifier for multivalued keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,10 +417,7 @@ pub fn parse_date(text: &str) -> Option<i64> {
         return None;
     }
     let day = u32::try_from(c.digits(2)?).ok()?;
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-        return None;
-    }
-    let mut seconds = days_from_civil(year, month, day) * 86_400;
+    let mut seconds = days_since_epoch(year, month, day)? * 86_400;
     let mut millis = 0i64;
     if c.eat(b'T') || c.eat(b't') {
         let hour = c.digits(2)?;
@@ -473,15 +470,6 @@ pub fn parse_date(text: &str) -> Option<i64> {
         return None;
     }
     seconds.checked_mul(1000)?.checked_add(millis)
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        _ => 28,
-    }
 }
 
 #[cfg(test)]

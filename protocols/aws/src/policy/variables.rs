@@ -303,39 +303,22 @@ impl Template {
     }
 }
 
-/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's `days_from_civil`
-/// formulation, written out here from its arithmetic description).
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Days since 1970-01-01 of a calendar date; `None` for a date that does not exist.
+pub(crate) fn days_since_epoch(year: i64, month: u32, day: u32) -> Option<i64> {
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?).ok()?;
+    Some(i64::from(date.to_julian_day() - time::macros::date!(1970 - 01 - 01).to_julian_day()))
 }
 
-/// Inverse of [`days_from_civil`]: `(year, month, day)` for a day count since the epoch.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, u32::try_from(month).unwrap_or(1), u32::try_from(day).unwrap_or(1))
-}
-
-/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`, the form `aws:CurrentTime` takes.
+/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`, the form `aws:CurrentTime` takes (a
+/// time past year 9999 is written as the last second of 9999).
 pub fn format_iso8601(epoch_s: u64) -> String {
-    let secs = i64::try_from(epoch_s).unwrap_or(i64::MAX);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, (sod / 60) % 60, sod % 60)
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    let at = i64::try_from(epoch_s)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(time::macros::datetime!(9999-12-31 23:59:59 UTC));
+    at.format(&format).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -436,9 +419,10 @@ mod tests {
         assert_eq!(t.resolve_text(&ctx).unwrap(), "2023-11-14T22:13:20Z|1700000000");
         assert_eq!(format_iso8601(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_iso8601(951_782_400), "2000-02-29T00:00:00Z");
-        for days in [-800_000i64, -1, 0, 1, 11_016, 2_932_896] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days);
-        }
+        assert_eq!(days_since_epoch(1970, 1, 1), Some(0));
+        assert_eq!(days_since_epoch(2000, 2, 29), Some(11_016));
+        assert_eq!(days_since_epoch(1969, 12, 31), Some(-1));
+        assert_eq!(days_since_epoch(2001, 2, 29), None);
+        assert_eq!(days_since_epoch(2001, 13, 1), None);
     }
 }

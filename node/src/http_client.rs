@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::rt::{Read, Write};
-use hyper::{Request, Uri};
+use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
@@ -88,7 +88,8 @@ pub async fn post(
     body: &[u8],
     timeout: Duration,
 ) -> Result<u16, String> {
-    Client::shared().exchange(target, headers, content_type, body, timeout, false).await.map(|(status, _)| status)
+    let request = build_request(Method::POST, target, headers, content_type, body)?;
+    Client::shared().exchange(target, request, timeout, false).await.map(|(status, _)| status)
 }
 
 /// Most response body [`post_for_body`] reads.
@@ -102,7 +103,38 @@ pub async fn post_for_body(
     body: &[u8],
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), String> {
-    Client::shared().exchange(target, &[], content_type, body, timeout, true).await
+    let request = build_request(Method::POST, target, &[], content_type, body)?;
+    Client::shared().exchange(target, request, timeout, true).await
+}
+
+/// One exchange of any method with JSON in and the answer's body out (at most
+/// [`MAX_RESPONSE_BODY`] bytes): the `ferrite cluster` commands and the chaos harness talk
+/// to nodes with it.
+pub async fn call(
+    method: &str,
+    target: &Target,
+    headers: &[(String, String)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), String> {
+    let method = Method::from_bytes(method.as_bytes()).map_err(|_| format!("invalid method {method:?}"))?;
+    let request = build_request(method, target, headers, "application/json", body)?;
+    Client::shared().exchange(target, request, timeout, true).await
+}
+
+/// [`call`] for callers without a runtime: runs it on a runtime of its own.
+pub fn call_blocking(
+    method: &str,
+    target: &Target,
+    headers: &[(String, String)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    runtime.block_on(call(method, target, headers, body, timeout))
 }
 
 /// The TLS settings every request shares, built once.
@@ -133,18 +165,15 @@ impl Client {
         Client { tls: TlsConnector::from(Arc::new(config)) }
     }
 
-    /// Connects, sends one POST and reads the answer (its body too when `want_body`), all
+    /// Connects, sends `request` and reads the answer (its body too when `want_body`), all
     /// within `timeout`.
     async fn exchange(
         &self,
         target: &Target,
-        headers: &[(String, String)],
-        content_type: &str,
-        body: &[u8],
+        request: Request<Full<Bytes>>,
         timeout: Duration,
         want_body: bool,
     ) -> Result<(u16, Vec<u8>), String> {
-        let request = build_request(target, headers, content_type, body)?;
         let work = async {
             let tcp = TcpStream::connect((target.host.as_str(), target.port))
                 .await
@@ -170,6 +199,7 @@ impl Client {
 /// The request: defaults first, then the caller's headers, each of which replaces a default
 /// of the same name (a repeated name adds values). Framing headers are the client's to set.
 fn build_request(
+    method: Method,
     target: &Target,
     headers: &[(String, String)],
     content_type: &str,
@@ -196,7 +226,9 @@ fn build_request(
             set_by_caller.push(name);
         }
     }
-    let mut request = Request::post(target.path.as_str())
+    let mut request = Request::builder()
+        .method(method)
+        .uri(target.path.as_str())
         .body(Full::new(Bytes::copy_from_slice(body)))
         .map_err(|e| format!("invalid request path {:?}: {e}", target.path))?;
     *request.headers_mut() = map;
@@ -542,7 +574,10 @@ mod tests {
         for host in ["localhost", "127.0.0.1"] {
             let (port, server) = serve_tls_once(acceptor.clone(), chunked).await;
             let t = parse_url(&format!("https://{host}:{port}/secure")).unwrap();
-            let (status, body) = client.exchange(&t, &[], "application/json", b"{}", SECOND, true).await.unwrap();
+            let (status, body) = client
+                .exchange(&t, build_request(Method::POST, &t, &[], "application/json", b"{}").unwrap(), SECOND, true)
+                .await
+                .unwrap();
             assert_eq!((status, body.as_slice()), (200, &b"over tls"[..]), "{host}");
             let request = server.await.unwrap();
             assert!(request.starts_with("POST /secure HTTP/1.1\r\n"), "{request}");
@@ -561,7 +596,10 @@ mod tests {
 
         let (port, _server) = serve_tls_once(acceptor, b"HTTP/1.1 200 OK\r\n\r\n").await;
         let t = parse_url(&format!("https://127.0.0.1:{port}/")).unwrap();
-        let err = trusting(cert).exchange(&t, &[], "a/b", b"", SECOND, false).await.unwrap_err();
+        let err = trusting(cert)
+            .exchange(&t, build_request(Method::POST, &t, &[], "a/b", b"").unwrap(), SECOND, false)
+            .await
+            .unwrap_err();
         assert!(err.contains("not valid for name"), "{err}");
     }
 }
