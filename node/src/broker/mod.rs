@@ -1030,12 +1030,16 @@ impl Broker {
 
     /// Adds (or replaces) a subscription of `session`. Returns whether it is new, or
     /// the reason code to refuse it with.
+    /// A persistent session's subscription record goes into `batch`, marked durable: the
+    /// caller answers SUBACK once the batch is written, so an acknowledged subscription
+    /// survives a crash.
     pub fn subscribe(
         &self,
         session: &Arc<SessionHandle>,
         raw_filter: &str,
         options: SubOptions,
         subscription_id: Option<u32>,
+        batch: &mut Batch,
     ) -> Result<bool, u8> {
         let parsed = topic::parse_subscription(raw_filter, &self.config.topic_limits).map_err(|e| e.reason_code)?;
         if parsed.share_group.is_some() && options.no_local {
@@ -1054,13 +1058,12 @@ impl Broker {
         );
         inner.state.subscriptions.insert(raw_filter.to_string(), SessionSubscription { options, subscription_id });
         if inner.expiry_interval > 0 {
-            let mut batch = Batch::new();
             batch.put(
                 Table::Subscriptions,
                 sub_key(&session.client_id, raw_filter),
                 encode_options(&options, subscription_id),
             );
-            self.store.submit(batch);
+            batch.set_durable();
         }
         self.metrics.subscriptions.set(self.router.len() as i64);
         Ok(fresh)
@@ -1218,7 +1221,7 @@ mod tests {
         let opened = broker.open_session("sub", true, 0, ProtocolVersion::V5, None, link(&addr));
         assert!(!opened.session_present);
         let qos1 = SubOptions { qos: QoS::AtLeastOnce, ..SubOptions::default() };
-        assert_eq!(broker.subscribe(&opened.session, "a/+", qos1, None), Ok(true));
+        assert_eq!(broker.subscribe(&opened.session, "a/+", qos1, None, &mut Batch::new()), Ok(true));
         let published = broker.publish_and_wait(&message("a/b", QoS::AtLeastOnce)).await;
         assert!(published.stored && !published.refused_by_persistent);
         broker.publish_and_wait(&message("other", QoS::AtLeastOnce)).await;
@@ -1235,7 +1238,7 @@ mod tests {
         let broker = open(dir.path(), seen.clone());
         let addr = Probe::default().start();
         let opened = broker.open_session("sub", true, 0, ProtocolVersion::V5, None, link(&addr));
-        broker.subscribe(&opened.session, "#", SubOptions::default(), None).unwrap();
+        broker.subscribe(&opened.session, "#", SubOptions::default(), None, &mut Batch::new()).unwrap();
         broker.publish_and_wait(&message("$aws/rules/known/t/1", QoS::AtMostOnce)).await;
         assert_eq!(*seen.ingested.lock(), vec!["known:t/1".to_string()]);
         assert_eq!(seen.published.load(Ordering::SeqCst), 0);
@@ -1249,7 +1252,10 @@ mod tests {
         let addr = Probe::default().start();
         let opened = broker.open_session("keep", false, 3600, ProtocolVersion::V311, None, link(&addr));
         let qos1 = SubOptions { qos: QoS::AtLeastOnce, ..SubOptions::default() };
-        broker.subscribe(&opened.session, "q", qos1, None).unwrap();
+        let mut batch = Batch::new();
+        broker.subscribe(&opened.session, "q", qos1, None, &mut batch).unwrap();
+        assert!(batch.is_durable(), "a persistent session's subscription is written before SUBACK");
+        broker.store.submit(batch);
         broker.close_session(&opened.session, opened.generation, None);
         broker.publish_and_wait(&message("q", QoS::AtMostOnce)).await;
         assert!(broker.publish_and_wait(&message("q", QoS::AtLeastOnce)).await.stored);

@@ -739,6 +739,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let mut granted = Vec::new();
         let v5 = a.version.is_v5();
         let client_id = a.client_id.clone();
+        let mut batch = ferrite_cluster::Batch::new();
         for (filter, options) in &s.filters {
             if !self.allowed(Action::Subscribe, filter) {
                 self.broker.metrics.subscribe_auth_errors_total.inc();
@@ -746,12 +747,13 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 codes.push(if v5 { reason::NOT_AUTHORIZED } else { 0x80 });
                 continue;
             }
-            match self.broker.subscribe(&session, filter, *options, sub_id) {
+            match self.broker.subscribe(&session, filter, *options, sub_id, &mut batch) {
                 Ok(fresh) => {
                     codes.push(options.qos as u8);
                     granted.push((filter.clone(), *options, fresh));
                 }
                 Err(reason::PROTOCOL_ERROR) => {
+                    self.broker.store.submit(batch);
                     return self.protocol_violation(ctx, reason::PROTOCOL_ERROR, "no local on a shared subscription");
                 }
                 Err(code) => {
@@ -760,18 +762,38 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 }
             }
         }
-        self.send(&Packet::SubAck(SubAck {
-            packet_id: s.packet_id,
-            properties: Properties::default(),
-            reason_codes: codes,
-        }));
-        let topics: Vec<String> = granted.iter().map(|(f, _, _)| f.clone()).collect();
-        for (filter, options, fresh) in granted {
-            self.broker.send_retained(&session, &filter, options, sub_id, fresh);
+        let suback = SubAck { packet_id: s.packet_id, properties: Properties::default(), reason_codes: codes };
+        let finish = move |act: &mut Self| {
+            act.send(&Packet::SubAck(suback));
+            let topics: Vec<String> = granted.iter().map(|(f, _, _)| f.clone()).collect();
+            for (filter, options, fresh) in granted {
+                act.broker.send_retained(&session, &filter, options, sub_id, fresh);
+            }
+            act.publish_subscriptions(true, &topics);
+            act.drain_session();
+            act.flush();
+        };
+        if !batch.is_durable() {
+            self.broker.store.submit(batch);
+            return finish(self);
         }
-        self.publish_subscriptions(true, &topics);
-        self.drain_session();
-        self.flush();
+        // A persistent session's subscriptions are written before SUBACK; the connection
+        // reads nothing else meanwhile, so later packets see them.
+        let (tx, written) = tokio::sync::oneshot::channel();
+        self.broker.store.commit(
+            batch,
+            Box::new(move |r| {
+                let _ = tx.send(r.is_ok());
+            }),
+        );
+        ctx.wait(async move { written.await.unwrap_or(false) }.into_actor(self).map(move |ok, act, ctx| {
+            if ok {
+                finish(act);
+            } else {
+                tracing::error!(client_id = %client_id, "subscriptions could not be stored; closing the connection");
+                act.close(ctx, Some(reason::UNSPECIFIED_ERROR), "storage failure");
+            }
+        }));
     }
 
     fn on_unsubscribe(&mut self, u: Unsubscribe) {
