@@ -22,6 +22,30 @@ fn finite(d: Decimal128) -> Option<Dec> {
     d.is_finite().then_some(Dec(d))
 }
 
+/// Whether decimal128 can hold `text` (a decimal literal) only by folding its exponent down
+/// into the coefficient: the exponent of its last digit is above 6111 while its value is
+/// below 10^6145. decNumber's string parser reads stack memory out of scope on that path
+/// (found by the `rules_payload` fuzz target under AddressSanitizer, input `1E6112`), so such
+/// literals are refused like the ones that overflow.
+fn needs_fold_down(text: &str) -> bool {
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], &text[i + 1..]),
+        None => (text, "0"),
+    };
+    let Ok(exponent) = exponent.parse::<i64>() else { return false };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let whole = whole.trim_start_matches(['+', '-']);
+    let digits: String = whole.chars().chain(fraction.chars()).skip_while(|c| *c == '0').collect();
+    if digits.is_empty() {
+        return false;
+    }
+    let Ok(fraction_len) = i64::try_from(fraction.len()) else { return false };
+    let Ok(n) = i64::try_from(digits.len()) else { return false };
+    let last = exponent.saturating_sub(fraction_len).saturating_add((n - 34).max(0));
+    let adjusted = exponent.saturating_sub(fraction_len).saturating_add(n - 1);
+    last > 6111 && adjusted <= 6144
+}
+
 impl Dec {
     /// Zero.
     pub fn zero() -> Dec {
@@ -36,7 +60,7 @@ impl Dec {
         let ok = !text.is_empty()
             && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
             && text.bytes().any(|b| b.is_ascii_digit());
-        if !ok {
+        if !ok || needs_fold_down(text) {
             return None;
         }
         cx().parse(text).ok().and_then(finite)
@@ -320,6 +344,19 @@ fn cmp_parts(a: (u128, i32, bool), b: (u128, i32, bool)) -> Option<Ordering> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_that_need_a_folded_exponent_are_refused_like_overflows() {
+        for text in ["1E6112", "9E6120", "1E6144", "2611E6121", "1.5E6113", "-1E6112"] {
+            assert!(needs_fold_down(text), "{text}");
+            assert_eq!(Dec::parse(text), None, "{text}");
+        }
+        for text in ["1E6111", "1E6200", "1E-7000", "0E7000", "123456789012345678901234567890123456E6100", "1.5"] {
+            assert!(!needs_fold_down(text), "{text}");
+        }
+        assert!(Dec::parse("1E6111").is_some());
+        assert_eq!(Dec::parse("1E6200"), None, "overflow");
+    }
 
     fn d(s: &str) -> Dec {
         Dec::parse(s).unwrap()
