@@ -66,15 +66,16 @@ fn assemble(
     }
     let takeover = match &cluster.net {
         Some(net) => {
+            // The handover exists first: the owners group runs its hook for every applied claim.
+            let handover = crate::cluster::takeover::Handover::new(cluster.member.id, broker.clone());
             let owners = ferrite_cluster::Group::open_member(
                 store.clone(),
                 crate::cluster::owners::OWNERS_GROUP,
                 "owners",
-                crate::cluster::owners::Owners::load(&*store)?,
+                crate::cluster::owners::Owners::load(&*store, Some(handover.on_claim_hook()))?,
                 &cluster.member,
             )?;
-            let takeover =
-                crate::cluster::takeover::Takeover::new(cluster.member.id, net.clone(), owners, broker.clone());
+            let takeover = crate::cluster::takeover::Takeover::new(cluster.member.id, net.clone(), owners, handover);
             takeover.serve();
             Some(takeover)
         }

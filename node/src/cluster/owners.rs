@@ -8,7 +8,6 @@
 //! and a node in a minority cannot accept a connection at all (its claim cannot commit).
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use ferrite_cluster::{decode_rows, encode_rows, Batch, MemRows, ReadRows, StateMachine, StoreError, Table};
 use parking_lot::RwLock;
@@ -35,7 +34,8 @@ pub type OnClaim = Box<dyn Fn(&str, Owner) + Send + Sync>;
 #[derive(Default)]
 pub struct Owners {
     table: RwLock<HashMap<String, Owner>>,
-    on_claim: OnceLock<OnClaim>,
+    /// What runs for each applied claim (the takeover's handover; none in tools and tests).
+    on_claim: Option<OnClaim>,
 }
 
 /// A claim command: the claiming node (u64, big-endian), then the client id.
@@ -66,8 +66,8 @@ fn prefix_end() -> Vec<u8> {
 }
 
 impl Owners {
-    /// Loads the owner rows.
-    pub fn load(rows: &impl ReadRows) -> Result<Owners, StoreError> {
+    /// Loads the owner rows; `on_claim` runs for every claim applied from now on.
+    pub fn load(rows: &impl ReadRows, on_claim: Option<OnClaim>) -> Result<Owners, StoreError> {
         let mut table = HashMap::new();
         for (k, v) in rows.scan_prefix(Table::Meta, PREFIX)? {
             let (Ok(client), Some(owner)) = (String::from_utf8(k[PREFIX.len()..].to_vec()), decode_owner(&v)) else {
@@ -75,12 +75,7 @@ impl Owners {
             };
             table.insert(client, owner);
         }
-        Ok(Owners { table: RwLock::new(table), on_claim: OnceLock::new() })
-    }
-
-    /// Sets what runs for each applied claim (once, when the broker exists).
-    pub fn set_on_claim(&self, hook: OnClaim) {
-        let _ = self.on_claim.set(hook);
+        Ok(Owners { table: RwLock::new(table), on_claim })
     }
 
     /// The current owner of `client_id` as applied here.
@@ -110,7 +105,7 @@ impl StateMachine for Owners {
         let owner = Owner { node, epoch: index };
         let before = self.table.write().insert(client.to_string(), owner);
         writes.put(Table::Meta, row_key(client), encode_owner(owner));
-        if let Some(hook) = self.on_claim.get() {
+        if let Some(hook) = &self.on_claim {
             hook(client, owner);
         }
         before
@@ -125,7 +120,7 @@ impl StateMachine for Owners {
     fn restore(&self, data: &[u8], writes: &mut Batch) -> Result<(), String> {
         let rows = decode_rows(data).ok_or("the owners snapshot is truncated")?;
         let mem = MemRows { table: Some(Table::Meta), rows: rows.iter().cloned().collect() };
-        let fresh = Owners::load(&mem).map_err(|e| e.to_string())?;
+        let fresh = Owners::load(&mem, None).map_err(|e| e.to_string())?;
         writes.delete_range(Table::Meta, PREFIX.to_vec(), prefix_end());
         for (k, v) in rows {
             writes.put(Table::Meta, k, v);
@@ -160,10 +155,10 @@ mod tests {
 
     #[test]
     fn every_member_hears_every_claim() {
-        let owners = Owners::default();
         let heard = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
         let h = heard.clone();
-        owners.set_on_claim(Box::new(move |c, o| h.lock().push((c.to_string(), o.node))));
+        let hook: OnClaim = Box::new(move |c, o| h.lock().push((c.to_string(), o.node)));
+        let owners = Owners { on_claim: Some(hook), ..Owners::default() };
         owners.apply(1, &claim_command(3, "a"), &mut Batch::new());
         assert_eq!(*heard.lock(), vec![("a".to_string(), 3)]);
     }

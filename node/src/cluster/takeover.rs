@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use ferrite_cluster::{Channel, Group, GroupError, QuicNet};
 use parking_lot::Mutex;
 
-use super::owners::{claim_command, Owner, Owners};
+use super::owners::{claim_command, OnClaim, Owner, Owners};
 use crate::broker::handover::SessionExport;
 use crate::broker::Broker;
 
@@ -35,6 +35,52 @@ const KEEP_EXPORT: Duration = Duration::from_secs(60);
 const REQUEST: u8 = 0;
 const ANSWER: u8 = 1;
 
+/// The sessions this node hands over: built before the `owners` group, whose applied
+/// claims it acts on, so neither needs the other attached later.
+pub struct Handover {
+    node: u64,
+    /// The sessions this node hands over and takes in.
+    broker: Arc<Broker>,
+    /// Sessions exported for a claim, kept until the claiming node asks (or for a while).
+    exports: Mutex<HashMap<String, (SessionExport, Instant)>>,
+}
+
+impl Handover {
+    /// The handover of node `node`'s sessions in `broker`.
+    pub fn new(node: u64, broker: Arc<Broker>) -> Arc<Handover> {
+        Arc::new(Handover { node, broker, exports: Mutex::new(HashMap::new()) })
+    }
+
+    /// The hook the `owners` group runs for each applied claim.
+    pub fn on_claim_hook(self: &Arc<Self>) -> OnClaim {
+        let me = self.clone();
+        Box::new(move |client, owner| me.on_claim(client, owner))
+    }
+
+    /// Runs on every member for each applied claim: a session claimed elsewhere leaves.
+    fn on_claim(&self, client: &str, owner: Owner) {
+        if owner.node == self.node {
+            return;
+        }
+        // The exports lock is held across the export, so a request racing with this claim
+        // finds the session either still here or in `exports`.
+        let mut exports = self.exports.lock();
+        let Some(export) = self.broker.export_session(client) else { return };
+        exports.retain(|_, (_, at)| at.elapsed() < KEEP_EXPORT);
+        exports.insert(client.to_string(), (export, Instant::now()));
+    }
+
+    /// The session to hand to the node that claimed `client`: the one exported when the
+    /// claim was applied, or (the claim is not applied here yet) the live one, exported now.
+    fn take(&self, client: &str) -> Option<SessionExport> {
+        let mut exports = self.exports.lock();
+        if let Some((export, _)) = exports.remove(client) {
+            return Some(export);
+        }
+        self.broker.export_session(client)
+    }
+}
+
 /// The takeover protocol of one node.
 pub struct Takeover {
     node: u64,
@@ -43,9 +89,7 @@ pub struct Takeover {
     pub owners: Group<Owners>,
     next_request: AtomicU64,
     waiting: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<Option<Vec<u8>>>>>,
-    exports: Mutex<HashMap<String, (SessionExport, Instant)>>,
-    /// The sessions this node hands over and takes in.
-    broker: Arc<Broker>,
+    handover: Arc<Handover>,
 }
 
 impl std::fmt::Debug for Takeover {
@@ -63,29 +107,23 @@ pub enum ClaimError {
 }
 
 impl Takeover {
-    /// The protocol over `net`, with the node's `owners` group, for `broker`'s sessions.
-    pub fn new(node: u64, net: Arc<QuicNet>, owners: Group<Owners>, broker: Arc<Broker>) -> Arc<Takeover> {
+    /// The protocol over `net`, with the node's `owners` group (opened with `handover`'s
+    /// claim hook).
+    pub fn new(node: u64, net: Arc<QuicNet>, owners: Group<Owners>, handover: Arc<Handover>) -> Arc<Takeover> {
         Arc::new(Takeover {
             node,
             net,
             owners,
             next_request: AtomicU64::new(1),
             waiting: Mutex::new(HashMap::new()),
-            exports: Mutex::new(HashMap::new()),
-            broker,
+            handover,
         })
     }
 
     /// Starts handing sessions over, and drops recovered sessions another node claimed while
     /// this one was down.
     pub fn serve(self: &Arc<Self>) {
-        let broker = &self.broker;
-        let me = Arc::downgrade(self);
-        self.owners.state().set_on_claim(Box::new(move |client, owner| {
-            if let Some(me) = me.upgrade() {
-                me.on_claim(client, owner);
-            }
-        }));
+        let broker = &self.handover.broker;
         let me = Arc::downgrade(self);
         self.net.on_channel(
             Channel::Requests,
@@ -101,19 +139,6 @@ impl Takeover {
                 broker.export_session(&client);
             }
         }
-    }
-
-    /// Runs on every member for each applied claim: a session claimed elsewhere leaves.
-    fn on_claim(&self, client: &str, owner: Owner) {
-        if owner.node == self.node {
-            return;
-        }
-        // The exports lock is held across the export, so a request racing with this claim
-        // finds the session either still here or in `exports`.
-        let mut exports = self.exports.lock();
-        let Some(export) = self.broker.export_session(client) else { return };
-        exports.retain(|_, (_, at)| at.elapsed() < KEEP_EXPORT);
-        exports.insert(client.to_string(), (export, Instant::now()));
     }
 
     /// Claims `client_id` for this node; with `resume`, fetches the session from the node
@@ -183,11 +208,6 @@ impl Takeover {
         if self.owners.state().owner(client).is_some_and(|o| o.epoch > epoch) {
             return None;
         }
-        let mut exports = self.exports.lock();
-        if let Some((export, _)) = exports.remove(client) {
-            return Some(export);
-        }
-        // The claim is not applied here yet: hand the session over now.
-        self.broker.export_session(client)
+        self.handover.take(client)
     }
 }
