@@ -19,15 +19,6 @@ use crate::identity::authorizers::{authorizer_not_found, AuthorizerRecord};
 use crate::identity::{custom_auth, Command};
 use crate::registry::arn_prefix;
 
-fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::invalid_request(message)
-}
-
-/// Proposes an identity command and waits until it is applied.
-async fn propose(api: &Api, command: Command) -> Result<(), AwsError> {
-    proposals::identity(api, command).await.map(|_| ())
-}
-
 #[derive(serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct AuthorizerBody {
@@ -43,21 +34,25 @@ struct AuthorizerBody {
 /// and for signed tokens a token key name and PEM public keys.
 fn validate(r: &AuthorizerRecord) -> Result<(), AwsError> {
     crate::http_client::parse_url(&r.authorizer_function_arn).map_err(|e| {
-        invalid(format!("authorizerFunctionArn must be the http:// or https:// URL of the authorizer service: {e}"))
+        AwsError::invalid_request(format!(
+            "authorizerFunctionArn must be the http:// or https:// URL of the authorizer service: {e}"
+        ))
     })?;
     if r.status != "ACTIVE" && r.status != "INACTIVE" {
-        return Err(invalid(format!("Invalid status {:?}: use ACTIVE or INACTIVE", r.status)));
+        return Err(AwsError::invalid_request(format!("Invalid status {:?}: use ACTIVE or INACTIVE", r.status)));
     }
     if !r.signing_disabled {
         if r.token_key_name.as_deref().unwrap_or("").is_empty() {
-            return Err(invalid("tokenKeyName is required unless signingDisabled is true"));
+            return Err(AwsError::invalid_request("tokenKeyName is required unless signingDisabled is true"));
         }
         if r.token_signing_public_keys.is_empty() {
-            return Err(invalid("tokenSigningPublicKeys is required unless signingDisabled is true"));
+            return Err(AwsError::invalid_request("tokenSigningPublicKeys is required unless signingDisabled is true"));
         }
         for (name, pem) in &r.token_signing_public_keys {
             if x509_parser::pem::parse_x509_pem(pem.as_bytes()).is_err() {
-                return Err(invalid(format!("tokenSigningPublicKeys[{name}] is not a PEM public key")));
+                return Err(AwsError::invalid_request(format!(
+                    "tokenSigningPublicKeys[{name}] is not a PEM public key"
+                )));
             }
         }
     }
@@ -94,7 +89,9 @@ pub async fn describe_authorizer(api: web::Data<Api>, _call: Call, name: web::Pa
 pub async fn create_authorizer(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
     let name = name.into_inner();
     if name.is_empty() || name.len() > 128 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) {
-        return Err(invalid(format!("Invalid authorizer name {name:?}: use 1 to 128 letters, digits, _ and -")));
+        return Err(AwsError::invalid_request(format!(
+            "Invalid authorizer name {name:?}: use 1 to 128 letters, digits, _ and -"
+        )));
     }
     let b: AuthorizerBody = call.json()?;
     let now = now_ms() / 1000;
@@ -103,7 +100,7 @@ pub async fn create_authorizer(api: web::Data<Api>, call: Call, name: web::Path<
         authorizer_name: name,
         authorizer_function_arn: b
             .authorizer_function_arn
-            .ok_or_else(|| invalid("authorizerFunctionArn is required"))?,
+            .ok_or_else(|| AwsError::invalid_request("authorizerFunctionArn is required"))?,
         token_key_name: b.token_key_name,
         token_signing_public_keys: b.token_signing_public_keys.unwrap_or_default(),
         status: b.status.unwrap_or_else(|| "ACTIVE".into()),
@@ -114,7 +111,7 @@ pub async fn create_authorizer(api: web::Data<Api>, call: Call, name: web::Path<
     };
     validate(&record)?;
     let answer = name_and_arn(&record);
-    propose(&api, Command::CreateAuthorizer { record }).await?;
+    proposals::identity_change(&api, Command::CreateAuthorizer { record }).await?;
     Ok(HttpResponse::Ok().json(answer))
 }
 
@@ -140,13 +137,13 @@ pub async fn update_authorizer(api: web::Data<Api>, call: Call, name: web::Path<
     record.last_modified_date = now_ms() / 1000;
     validate(&record)?;
     let answer = name_and_arn(&record);
-    propose(&api, Command::UpdateAuthorizer { record }).await?;
+    proposals::identity_change(&api, Command::UpdateAuthorizer { record }).await?;
     Ok(HttpResponse::Ok().json(answer))
 }
 
 /// DeleteAuthorizer.
 pub async fn delete_authorizer(api: web::Data<Api>, _call: Call, name: web::Path<String>) -> ApiResult {
-    propose(&api, Command::DeleteAuthorizer { name: name.into_inner() }).await?;
+    proposals::identity_change(&api, Command::DeleteAuthorizer { name: name.into_inner() }).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -193,9 +190,12 @@ pub async fn describe_default_authorizer(api: web::Data<Api>, _call: Call) -> Ap
 
 /// SetDefaultAuthorizer.
 pub async fn set_default_authorizer(api: web::Data<Api>, call: Call) -> ApiResult {
-    let name = call.json::<DefaultBody>()?.authorizer_name.ok_or_else(|| invalid("authorizerName is required"))?;
+    let name = call
+        .json::<DefaultBody>()?
+        .authorizer_name
+        .ok_or_else(|| AwsError::invalid_request("authorizerName is required"))?;
     let r = api.services.meta.state().identity.authorizer(&name).ok_or_else(|| authorizer_not_found(&name))?;
-    propose(&api, Command::SetDefaultAuthorizer { name }).await?;
+    proposals::identity_change(&api, Command::SetDefaultAuthorizer { name }).await?;
     Ok(HttpResponse::Ok().json(name_and_arn(&r)))
 }
 
@@ -227,7 +227,7 @@ pub async fn test_invoke_authorizer(api: web::Data<Api>, call: Call, name: web::
     if let Some(sig) = &b.token_signature {
         query.insert(custom_auth::SIGNATURE_KEY.to_string(), sig.clone());
     }
-    let token = custom_auth::token_of(&record, &query).map_err(invalid)?;
+    let token = custom_auth::token_of(&record, &query).map_err(AwsError::invalid_request)?;
     let mqtt = b.mqtt_context.unwrap_or_default();
     use base64::Engine as _;
     let presented = custom_auth::Presented {

@@ -18,15 +18,6 @@ use crate::identity::certs::{self, CaCertificate, Certificate, DEVICE_STATUSES};
 use crate::identity::Command;
 use crate::registry::{arn_prefix, new_id};
 
-/// Proposes an identity command and waits until it is applied.
-async fn propose(api: &Api, command: Command) -> Result<(), AwsError> {
-    proposals::identity(api, command).await.map(|_| ())
-}
-
-fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::invalid_request(message)
-}
-
 fn now_s() -> u64 {
     now_ms() / 1000
 }
@@ -58,7 +49,7 @@ fn device_record(region: &str, parsed: &certs::Parsed, pem: String, ca: Option<S
 /// Registers a device certificate record: AWS's `{certificateArn, certificateId}` answer.
 async fn register_device(api: &Api, record: Certificate) -> Result<Value, AwsError> {
     let answer = json!({ "certificateArn": record.certificate_arn, "certificateId": record.certificate_id });
-    propose(api, Command::RegisterCertificate { record }).await?;
+    proposals::identity_change(api, Command::RegisterCertificate { record }).await?;
     Ok(answer)
 }
 
@@ -97,8 +88,10 @@ struct CsrBody {
 pub async fn create_certificate_from_csr(api: web::Data<Api>, call: Call) -> ApiResult {
     let query: ActiveQuery = call.query()?;
     let b: CsrBody = call.json()?;
-    let csr = b.certificate_signing_request.ok_or_else(|| invalid("certificateSigningRequest is required"))?;
-    let issued = api.issuer.issue_for_csr(&csr).map_err(invalid)?;
+    let csr = b
+        .certificate_signing_request
+        .ok_or_else(|| AwsError::invalid_request("certificateSigningRequest is required"))?;
+    let issued = api.issuer.issue_for_csr(&csr).map_err(AwsError::invalid_request)?;
     let parsed = certs::parse_der(&issued.der)?;
     let record =
         device_record(call.region(), &parsed, issued.certificate_pem.clone(), None, status_of(query.set_as_active));
@@ -119,7 +112,7 @@ struct RegisterCaBody {
 pub async fn register_ca_certificate(api: web::Data<Api>, call: Call) -> ApiResult {
     let query: ActiveQuery = call.query()?;
     let b: RegisterCaBody = call.json()?;
-    let pem = b.ca_certificate.ok_or_else(|| invalid("caCertificate is required"))?;
+    let pem = b.ca_certificate.ok_or_else(|| AwsError::invalid_request("caCertificate is required"))?;
     let parsed = certs::parse_pem(&pem)?;
     if !parsed.is_ca {
         return Err(certs::validation_error("The certificate is not a CA certificate (basic constraints CA:FALSE)"));
@@ -146,7 +139,7 @@ pub async fn register_ca_certificate(api: web::Data<Api>, call: Call) -> ApiResu
         not_after: parsed.not_after,
     };
     let arn = record.certificate_arn.clone();
-    propose(&api, Command::RegisterCaCertificate { record }).await?;
+    proposals::identity_change(&api, Command::RegisterCaCertificate { record }).await?;
     Ok(HttpResponse::Ok().json(json!({ "certificateArn": arn, "certificateId": parsed.id })))
 }
 
@@ -161,7 +154,7 @@ struct RegisterBody {
 fn initial_status(status: Option<String>, set_as_active: Option<bool>) -> Result<String, AwsError> {
     match status {
         Some(s) if DEVICE_STATUSES.contains(&s.as_str()) => Ok(s),
-        Some(s) => Err(invalid(format!("Invalid status {s:?}"))),
+        Some(s) => Err(AwsError::invalid_request(format!("Invalid status {s:?}"))),
         None => Ok(status_of(set_as_active).to_string()),
     }
 }
@@ -171,7 +164,7 @@ fn initial_status(status: Option<String>, set_as_active: Option<bool>) -> Result
 pub async fn register_certificate(api: web::Data<Api>, call: Call) -> ApiResult {
     let query: ActiveQuery = call.query()?;
     let b: RegisterBody = call.json()?;
-    let pem = b.certificate_pem.ok_or_else(|| invalid("certificatePem is required"))?;
+    let pem = b.certificate_pem.ok_or_else(|| AwsError::invalid_request("certificatePem is required"))?;
     let parsed = certs::parse_pem(&pem)?;
     let status = initial_status(b.status, query.set_as_active)?;
     let identity = &api.services.meta.state().identity;
@@ -206,7 +199,7 @@ pub async fn register_certificate(api: web::Data<Api>, call: Call) -> ApiResult 
 /// RegisterCertificateWithoutCA.
 pub async fn register_certificate_without_ca(api: web::Data<Api>, call: Call) -> ApiResult {
     let b: RegisterBody = call.json()?;
-    let pem = b.certificate_pem.ok_or_else(|| invalid("certificatePem is required"))?;
+    let pem = b.certificate_pem.ok_or_else(|| AwsError::invalid_request("certificatePem is required"))?;
     let parsed = certs::parse_pem(&pem)?;
     let status = initial_status(b.status, None)?;
     let record = device_record(call.region(), &parsed, pem, None, &status);
@@ -264,12 +257,12 @@ pub async fn describe_certificate(api: web::Data<Api>, _call: Call, id: web::Pat
 /// UpdateCertificate: a new status.
 pub async fn update_certificate(api: web::Data<Api>, call: Call, id: web::Path<String>) -> ApiResult {
     let query: CertificateQuery = call.query()?;
-    let status = query.new_status.ok_or_else(|| invalid("newStatus is required"))?;
+    let status = query.new_status.ok_or_else(|| AwsError::invalid_request("newStatus is required"))?;
     if !DEVICE_STATUSES.contains(&status.as_str()) {
-        return Err(invalid(format!("Invalid newStatus {status:?}")));
+        return Err(AwsError::invalid_request(format!("Invalid newStatus {status:?}")));
     }
     let command = Command::UpdateCertificate { id: id.into_inner(), status, now_s: now_s(), generation_id: new_id() };
-    propose(&api, command).await?;
+    proposals::identity_change(&api, command).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -277,7 +270,7 @@ pub async fn update_certificate(api: web::Data<Api>, call: Call, id: web::Path<S
 pub async fn delete_certificate(api: web::Data<Api>, call: Call, id: web::Path<String>) -> ApiResult {
     let query: CertificateQuery = call.query()?;
     let command = Command::DeleteCertificate { id: id.into_inner(), force: query.force_delete.unwrap_or(false) };
-    propose(&api, command).await?;
+    proposals::identity_change(&api, command).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -298,11 +291,11 @@ pub async fn update_ca_certificate(api: web::Data<Api>, call: Call, id: web::Pat
     let query: CertificateQuery = call.query()?;
     let status = query.new_status;
     if status.as_deref().is_some_and(|s| s != "ACTIVE" && s != "INACTIVE") {
-        return Err(invalid("newStatus must be ACTIVE or INACTIVE"));
+        return Err(AwsError::invalid_request("newStatus must be ACTIVE or INACTIVE"));
     }
     let auto = query.new_auto_registration_status;
     if auto.as_deref().is_some_and(|s| s != "ENABLE" && s != "DISABLE") {
-        return Err(invalid("newAutoRegistrationStatus must be ENABLE or DISABLE"));
+        return Err(AwsError::invalid_request("newAutoRegistrationStatus must be ENABLE or DISABLE"));
     }
     let command = Command::UpdateCaCertificate {
         id: id.into_inner(),
@@ -311,13 +304,13 @@ pub async fn update_ca_certificate(api: web::Data<Api>, call: Call, id: web::Pat
         now_s: now_s(),
         generation_id: new_id(),
     };
-    propose(&api, command).await?;
+    proposals::identity_change(&api, command).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
 /// DeleteCACertificate.
 pub async fn delete_ca_certificate(api: web::Data<Api>, _call: Call, id: web::Path<String>) -> ApiResult {
-    propose(&api, Command::DeleteCaCertificate { id: id.into_inner() }).await?;
+    proposals::identity_change(&api, Command::DeleteCaCertificate { id: id.into_inner() }).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -374,7 +367,7 @@ fn principal_header(call: &Call) -> Result<String, AwsError> {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
         .map(str::to_string)
-        .ok_or_else(|| invalid("The x-amzn-principal header (principal) is required"))
+        .ok_or_else(|| AwsError::invalid_request("The x-amzn-principal header (principal) is required"))
 }
 
 /// ListThingPrincipals.
@@ -392,14 +385,14 @@ pub async fn list_thing_principals(api: web::Data<Api>, call: Call, thing: web::
 /// AttachThingPrincipal.
 pub async fn attach_thing_principal(api: web::Data<Api>, call: Call, thing: web::Path<String>) -> ApiResult {
     let principal = principal_header(&call)?;
-    propose(&api, Command::AttachThingPrincipal { thing: thing.into_inner(), principal }).await?;
+    proposals::identity_change(&api, Command::AttachThingPrincipal { thing: thing.into_inner(), principal }).await?;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 
 /// DetachThingPrincipal.
 pub async fn detach_thing_principal(api: web::Data<Api>, call: Call, thing: web::Path<String>) -> ApiResult {
     let principal = principal_header(&call)?;
-    propose(&api, Command::DetachThingPrincipal { thing: thing.into_inner(), principal }).await?;
+    proposals::identity_change(&api, Command::DetachThingPrincipal { thing: thing.into_inner(), principal }).await?;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 

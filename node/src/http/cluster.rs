@@ -73,10 +73,6 @@ struct Join {
     address: String,
 }
 
-fn invalid(message: &str) -> AwsError {
-    AwsError::invalid_request(message)
-}
-
 fn unavailable(message: String) -> AwsError {
     AwsError::new(503, "ServiceUnavailableException", message)
 }
@@ -131,16 +127,17 @@ async fn change_group<S: ferrite_cluster::StateMachine>(
 /// with `join = true`) to every group.
 pub async fn join(api: web::Data<Api>, call: Call) -> ApiResult {
     let join: Join = serde_json::from_slice(&call.body)
-        .map_err(|e| invalid(&format!("expected {{\"nodeId\", \"address\"}}: {e}")))?;
+        .map_err(|e| AwsError::invalid_request(format!("expected {{\"nodeId\", \"address\"}}: {e}")))?;
     if join.node_id == 0 {
-        return Err(invalid("nodeId must be a positive number"));
+        return Err(AwsError::invalid_request("nodeId must be a positive number"));
     }
-    let addr: std::net::SocketAddr = join
-        .address
-        .parse()
-        .map_err(|_| invalid(&format!("address {:?} is not HOST:PORT with an IP address", join.address)))?;
+    let addr: std::net::SocketAddr = join.address.parse().map_err(|_| {
+        AwsError::invalid_request(format!("address {:?} is not HOST:PORT with an IP address", join.address))
+    })?;
     if api.services.broker.cluster.net.is_none() {
-        return Err(invalid("this node runs alone (no [cluster] table); start it as a cluster node to add members"));
+        return Err(AwsError::invalid_request(
+            "this node runs alone (no [cluster] table); start it as a cluster node to add members",
+        ));
     }
     match change_all(&api.services, MemberChange::Add(join.node_id), addr.to_string().into_bytes()).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"nodeId": join.node_id, "address": addr.to_string()}))),
@@ -150,7 +147,7 @@ pub async fn join(api: web::Data<Api>, call: Call) -> ApiResult {
 
 /// `DELETE /cluster/members/{id}`: removes a node from every group.
 pub async fn leave(api: web::Data<Api>, _call: Call, id: web::Path<String>) -> ApiResult {
-    let id: u64 = id.parse().map_err(|_| invalid(&format!("node id {id:?} is not a number")))?;
+    let id: u64 = id.parse().map_err(|_| AwsError::invalid_request(format!("node id {id:?} is not a number")))?;
     match change_all(&api.services, MemberChange::Remove(id), Vec::new()).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"nodeId": id}))),
         Err(e) => Err(unavailable(format!("removing node {id}: {e}"))),

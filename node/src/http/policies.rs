@@ -21,15 +21,6 @@ use crate::identity::policies::{self, PolicyRecord, PolicyVersionRecord, Target}
 use crate::identity::{cert_id_of_arn, Applied, Command};
 use crate::registry::{arn_prefix, new_id};
 
-fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::invalid_request(message)
-}
-
-/// Proposes an identity command and waits until it is applied.
-async fn propose(api: &Api, command: Command) -> Result<(), AwsError> {
-    proposals::identity(api, command).await.map(|_| ())
-}
-
 fn now_s() -> u64 {
     now_ms() / 1000
 }
@@ -42,12 +33,14 @@ fn check_policy_name(name: &str) -> Result<(), AwsError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(format!("Invalid policy name {name:?}: use 1 to 128 letters, digits and _+=,.@-")))
+        Err(AwsError::invalid_request(format!(
+            "Invalid policy name {name:?}: use 1 to 128 letters, digits and _+=,.@-"
+        )))
     }
 }
 
 fn version_id(raw: &str) -> Result<u32, AwsError> {
-    raw.parse::<u32>().map_err(|_| invalid(format!("Invalid policy version id {raw:?}")))
+    raw.parse::<u32>().map_err(|_| AwsError::invalid_request(format!("Invalid policy version id {raw:?}")))
 }
 
 fn identity(api: &Api) -> &crate::identity::Identity {
@@ -68,7 +61,7 @@ struct DocumentBody {
 /// with its line and column.
 fn document_of(call: &Call) -> Result<String, AwsError> {
     let b: DocumentBody = call.json()?;
-    let text = b.policy_document.ok_or_else(|| invalid("policyDocument is required"))?;
+    let text = b.policy_document.ok_or_else(|| AwsError::invalid_request("policyDocument is required"))?;
     policies::parse_document(&text)?;
     Ok(text)
 }
@@ -90,7 +83,7 @@ pub async fn create_policy(api: web::Data<Api>, call: Call, name: web::Path<Stri
         generation_id: new_id(),
     };
     let arn = record.policy_arn.clone();
-    propose(&api, Command::CreatePolicy { record }).await?;
+    proposals::identity_change(&api, Command::CreatePolicy { record }).await?;
     Ok(HttpResponse::Ok().json(json!({
         "policyName": name, "policyArn": arn, "policyDocument": document, "policyVersionId": "1",
     })))
@@ -112,7 +105,7 @@ pub async fn get_policy(api: web::Data<Api>, _call: Call, name: web::Path<String
 
 /// DeletePolicy.
 pub async fn delete_policy(api: web::Data<Api>, _call: Call, name: web::Path<String>) -> ApiResult {
-    propose(&api, Command::DeletePolicy { name: name.into_inner() }).await?;
+    proposals::identity_change(&api, Command::DeletePolicy { name: name.into_inner() }).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -197,15 +190,19 @@ pub async fn set_default_policy_version(
 ) -> ApiResult {
     let (name, raw_version) = path.into_inner();
     let version_id = version_id(&raw_version)?;
-    propose(&api, Command::SetDefaultPolicyVersion { name, version_id, now_s: now_s(), generation_id: new_id() })
-        .await?;
+    proposals::identity_change(
+        &api,
+        Command::SetDefaultPolicyVersion { name, version_id, now_s: now_s(), generation_id: new_id() },
+    )
+    .await?;
     Ok(HttpResponse::Ok().finish())
 }
 
 /// DeletePolicyVersion.
 pub async fn delete_policy_version(api: web::Data<Api>, _call: Call, path: web::Path<(String, String)>) -> ApiResult {
     let (name, raw_version) = path.into_inner();
-    propose(&api, Command::DeletePolicyVersion { name, version_id: version_id(&raw_version)? }).await?;
+    proposals::identity_change(&api, Command::DeletePolicyVersion { name, version_id: version_id(&raw_version)? })
+        .await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -217,18 +214,20 @@ struct TargetBody {
 
 /// The `target` (a certificate or thing-group ARN) of AttachPolicy and DetachPolicy.
 fn target_of(call: &Call) -> Result<String, AwsError> {
-    call.json::<TargetBody>()?.target.ok_or_else(|| invalid("target is required"))
+    call.json::<TargetBody>()?.target.ok_or_else(|| AwsError::invalid_request("target is required"))
 }
 
 /// AttachPolicy.
 pub async fn attach_policy(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
-    propose(&api, Command::AttachPolicy { name: name.into_inner(), target: target_of(&call)? }).await?;
+    proposals::identity_change(&api, Command::AttachPolicy { name: name.into_inner(), target: target_of(&call)? })
+        .await?;
     Ok(HttpResponse::Ok().finish())
 }
 
 /// DetachPolicy.
 pub async fn detach_policy(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
-    propose(&api, Command::DetachPolicy { name: name.into_inner(), target: target_of(&call)? }).await?;
+    proposals::identity_change(&api, Command::DetachPolicy { name: name.into_inner(), target: target_of(&call)? })
+        .await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -239,7 +238,7 @@ fn arn_label(call: &Call, key: &str) -> Result<String, AwsError> {
         .get(key)
         .and_then(ferrite_aws::percent::decode)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| invalid(format!("{key} is required")))
+        .ok_or_else(|| AwsError::invalid_request(format!("{key} is required")))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -319,8 +318,9 @@ struct ThingNameQuery {
 /// `thing` (and their ancestors).
 fn principal_targets(api: &Api, principal: &str, thing: Option<&str>) -> Result<Vec<Target>, AwsError> {
     let meta = api.services.meta.state();
-    let id = cert_id_of_arn(principal)
-        .ok_or_else(|| invalid(format!("Invalid principal {principal:?}: expected a certificate ARN")))?;
+    let id = cert_id_of_arn(principal).ok_or_else(|| {
+        AwsError::invalid_request(format!("Invalid principal {principal:?}: expected a certificate ARN"))
+    })?;
     if meta.identity.certificate(id).is_none() {
         return Err(crate::identity::certs::not_found(id));
     }
@@ -354,7 +354,7 @@ pub async fn get_effective_policies(api: web::Data<Api>, call: Call) -> ApiResul
             }
             all
         }
-        (None, None) => return Err(invalid("principal or thingName is required")),
+        (None, None) => return Err(AwsError::invalid_request("principal or thingName is required")),
     };
     let effective: Vec<Value> = meta
         .identity
@@ -373,7 +373,9 @@ fn action_name(action_type: &str) -> Result<&'static str, AwsError> {
         "RECEIVE" => "iot:Receive",
         "CONNECT" => "iot:Connect",
         other => {
-            return Err(invalid(format!("Invalid actionType {other:?}: use PUBLISH, SUBSCRIBE, RECEIVE or CONNECT")))
+            return Err(AwsError::invalid_request(format!(
+                "Invalid actionType {other:?}: use PUBLISH, SUBSCRIBE, RECEIVE or CONNECT"
+            )))
         }
     })
 }
@@ -384,7 +386,7 @@ pub async fn test_authorization(api: web::Data<Api>, call: Call) -> ApiResult {
     let query: ThingNameQuery = call.query()?;
     let b: PrincipalBody = call.json()?;
     if b.auth_infos.is_empty() {
-        return Err(invalid("authInfos is required"));
+        return Err(AwsError::invalid_request("authInfos is required"));
     }
     let meta = api.services.meta.state();
     let client_id = query.client_id.unwrap_or_default();
@@ -421,7 +423,7 @@ pub async fn test_authorization(api: web::Data<Api>, call: Call) -> ApiResult {
     for info in &b.auth_infos {
         let action = action_name(info.action_type.as_deref().unwrap_or(""))?;
         if info.resources.is_empty() {
-            return Err(invalid("each authInfo needs resources"));
+            return Err(AwsError::invalid_request("each authInfo needs resources"));
         }
         let (mut allowed, mut explicit) = (Vec::new(), Vec::new());
         let mut decision = Decision::Allow;

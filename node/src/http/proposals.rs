@@ -33,6 +33,11 @@ pub async fn identity(api: &Api, command: crate::identity::Command) -> Result<cr
     }
 }
 
+/// An identity command whose answer is only that it was applied.
+pub async fn identity_change(api: &Api, command: crate::identity::Command) -> Result<(), AwsError> {
+    identity(api, command).await.map(|_| ())
+}
+
 /// A topic-rule command.
 pub async fn topic_rule(api: &Api, command: crate::rules::api::Command) -> Result<(), AwsError> {
     match propose(api, Command::TopicRule(command)).await? {
