@@ -9,7 +9,6 @@ pub mod cluster;
 pub mod config;
 pub mod credentials;
 pub mod http;
-pub mod http_client;
 pub mod identity;
 pub mod meta;
 pub mod metrics;

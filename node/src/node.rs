@@ -49,20 +49,21 @@ fn assemble(
         publisher,
         cfg.broker.shadow_requests_per_second_per_thing,
     )?);
-    let routes = match &cluster.net {
-        Some(net) => {
-            let outbox = crate::cluster::outbox::Outbox::open(net.clone(), store.clone())?;
-            Some(crate::cluster::routes::ClusterRoutes::new(net.clone(), outbox))
-        }
+    let outbox = match &cluster.net {
+        Some(net) => Some((net, crate::cluster::outbox::Outbox::open(net.clone(), store.clone())?)),
         None => None,
     };
+    let routes =
+        outbox.as_ref().map(|(net, outbox)| crate::cluster::routes::ClusterRoutes::new((*net).clone(), outbox.clone()));
     let view = ClusterView { node_id: cluster.member.id, address: cluster.local_addr(), net: cluster.net.clone() };
     let reactions = Arc::new(Reactions { shadows: shadows.clone(), rules: rules.clone() });
     let peers = routes.clone().map(|r| r as Arc<dyn crate::broker::hooks::Peers>);
     let broker = Broker::open(cfg.broker.clone(), store.clone(), metrics, view, &cluster.member, peers, reactions)
         .context("cannot recover broker state")?;
-    if let Some(routes) = &routes {
-        routes.serve(&broker);
+    if let (Some(routes), Some((net, outbox))) = (&routes, outbox) {
+        routes.serve();
+        let deliver = crate::cluster::arrivals::into_broker(&broker);
+        crate::cluster::arrivals::Arrivals::serve(net.clone(), store.clone(), outbox, deliver)?;
     }
     let takeover = match &cluster.net {
         Some(net) => {

@@ -5,11 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use ferrite::cluster::local::spawn_listening;
 
 use super::net::{node_ip, Net};
 
@@ -90,7 +89,11 @@ impl Cluster {
             .output()
             .with_context(|| format!("cannot run {}", binary.display()))?;
         anyhow::ensure!(out.status.success(), "ferrite cluster init: {}", String::from_utf8_lossy(&out.stderr));
-        ferrite::credentials::Credentials::load_or_create(base)?;
+        // The first key of a credentials file is its `default` profile; `keys create` writes
+        // both, the way an operator gets a key for the nodes and one for a tool.
+        let out =
+            Command::new(binary).args(["keys", "create", "--profile", "chaos", "--data-dir"]).arg(base).output()?;
+        anyhow::ensure!(out.status.success(), "ferrite keys create: {}", String::from_utf8_lossy(&out.stderr));
         let text = std::fs::read_to_string(base.join("credentials"))?;
         let key = ferrite_aws::credentials::profile_key(&text, "default").context("the shared key")?;
         let mut nodes = Vec::new();
@@ -128,14 +131,29 @@ impl Cluster {
         self.nodes[i - 1].state
     }
 
-    /// Starts node `i` and waits for its `listening` line.
+    /// Starts node `i` and waits until its API answers `/health`.
     pub fn launch(&mut self, i: usize, net: &Net) -> anyhow::Result<()> {
         let node = &mut self.nodes[i - 1];
         let prefix = net.exec_in(i);
         let mut command = Command::new(&prefix[0]);
         command.args(&prefix[1..]).arg(&self.binary).args(["serve", "--config"]).arg(node.dir.join("ferrite.toml"));
         command.args(["--log-level", "info"]);
-        let (child, _) = spawn_listening(&mut command, &format!("node {i}"), &node.dir.join("ferrite.log"))?;
+        let log = node.dir.join("ferrite.log");
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+        let mut child = command.spawn().with_context(|| format!("cannot start node {i}"))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(ferrite_http_client::api::request(http_addr(i), "GET", "/health", b"", None), Ok((200, _))) {
+            if let Ok(Some(status)) = child.try_wait() {
+                anyhow::bail!("node {i} exited ({status}) before answering /health; see {}", log.display());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("node {i} did not answer /health within 60 s; see {}", log.display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         node.child = Some(child);
         node.state = State::Up;
         Ok(())

@@ -2,13 +2,12 @@
 //! remove nodes. Status and membership changes go to any member's HTTP endpoint; changes
 //! are SigV4-signed with a key from a credentials file, like any AWS client's.
 
+use ferrite_http_client::api::request;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use ferrite_aws::sigv4;
 use serde_json::Value;
 
 /// The `cluster` subcommands.
@@ -103,31 +102,6 @@ impl KeyArgs {
     }
 }
 
-/// One HTTP/1.1 exchange with a node, SigV4-signed when `key` is given; (status, JSON
-/// body). Also used by the chaos harness.
-pub fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    key: Option<(&str, &str)>,
-) -> anyhow::Result<(u16, Value)> {
-    let host = addr.to_string();
-    let headers = match key {
-        Some(key) => {
-            let unsigned = sigv4::Request { method, path, query: "", headers: &[], body };
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-            sigv4::sign(&unsigned, &host, key, "us-east-1", "iot", now as i64)
-        }
-        None => Vec::new(),
-    };
-    let target = crate::http_client::parse_url(&format!("http://{host}{path}")).map_err(anyhow::Error::msg)?;
-    let (status, body) = crate::http_client::call_blocking(method, &target, &headers, body, Duration::from_secs(60))
-        .map_err(|e| anyhow::anyhow!("cannot reach the node at {addr}: {e}"))?;
-    let text = String::from_utf8_lossy(&body).into_owned();
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
-}
-
 fn ok_or_message(status: u16, body: &Value) -> anyhow::Result<()> {
     if status == 200 {
         return Ok(());
@@ -200,7 +174,7 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
         }
         ClusterCommand::Local(args) => super::local::run(args),
         ClusterCommand::Status { http, json } => {
-            let (status, doc) = request(http, "GET", "/cluster/status", b"", None)?;
+            let (status, doc) = request(http, "GET", "/cluster/status", b"", None).map_err(anyhow::Error::msg)?;
             ok_or_message(status, &doc)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -212,7 +186,8 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
         ClusterCommand::Join { http, node_id, cluster_addr, key } => {
             let (id, secret) = key.load()?;
             let body = serde_json::json!({"nodeId": node_id, "address": cluster_addr.to_string()}).to_string();
-            let (status, doc) = request(http, "POST", "/cluster/members", body.as_bytes(), Some((&id, &secret)))?;
+            let (status, doc) = request(http, "POST", "/cluster/members", body.as_bytes(), Some((&id, &secret)))
+                .map_err(anyhow::Error::msg)?;
             ok_or_message(status, &doc)?;
             println!("node {node_id} ({cluster_addr}) is a member of every group");
             Ok(())
@@ -220,7 +195,8 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
         ClusterCommand::Leave { http, node_id, key } => {
             let (id, secret) = key.load()?;
             let path = format!("/cluster/members/{node_id}");
-            let (status, doc) = request(http, "DELETE", &path, b"", Some((&id, &secret)))?;
+            let (status, doc) =
+                request(http, "DELETE", &path, b"", Some((&id, &secret))).map_err(anyhow::Error::msg)?;
             ok_or_message(status, &doc)?;
             println!("node {node_id} left every group; stop it now");
             Ok(())

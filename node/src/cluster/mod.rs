@@ -6,6 +6,7 @@
 //! nodes with certificates from the cluster CA, and starts (or rejoins) its groups with the
 //! configured members.
 
+pub mod arrivals;
 pub mod certs;
 pub mod cli;
 pub mod local;

@@ -8,7 +8,7 @@
 //! counter in the low 32. Copies are sent in sequence order, each frame naming the sequence
 //! of the frame before it (`prev`), and stay in the outbox until the peer acknowledges them.
 //!
-//! Receiver: it keeps, per origin node, the highest sequence it has delivered (`hwm`),
+//! Receiver ([`super::arrivals`]): it keeps, per origin node, the highest sequence it has delivered (`hwm`),
 //! stored in the same durable batch as the session copies the frame produced. A frame with
 //! a sequence at or below `hwm` is a duplicate: acknowledged, not delivered. A frame whose
 //! `prev` is `hwm` continues the chain: delivered, and acknowledged once durable. Any other
@@ -26,14 +26,14 @@ use ferrite_cluster::{Batch, Channel, QuicNet, Store, StoreError, Table};
 use parking_lot::Mutex;
 
 /// A QoS 0 publish, sent once: `[PLAIN] message`.
-const PLAIN: u8 = 0;
+pub(super) const PLAIN: u8 = 0;
 /// A copy from the outbox: `[RELIABLE] seq prev message`.
-const RELIABLE: u8 = 1;
+pub(super) const RELIABLE: u8 = 1;
 /// Everything up to `hwm` is durable here: `[ACK] hwm`.
-const ACK: u8 = 2;
+pub(super) const ACK: u8 = 2;
 /// A frame did not continue the chain: `[RESEND] durable accepted`, everything up to
 /// `durable` is stored here, send again what follows `accepted`.
-const RESEND: u8 = 3;
+pub(super) const RESEND: u8 = 3;
 
 /// Unacknowledged copies older than this are sent again.
 const RESEND_AFTER: Duration = Duration::from_secs(2);
@@ -46,12 +46,8 @@ fn entry_key(peer: u64, seq: u64) -> Vec<u8> {
     [peer.to_be_bytes(), seq.to_be_bytes()].concat()
 }
 
-/// The meta key of the highest sequence delivered from `origin`.
-fn hwm_key(origin: u64) -> Vec<u8> {
-    [&b"outbox/in/"[..], &origin.to_be_bytes()].concat()
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+/// The big-endian number at `at`, if the bytes are there.
+pub(super) fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }
 
@@ -91,20 +87,12 @@ impl Drop for Held {
     }
 }
 
-/// Delivers a forwarded message on this node, adding its durable writes to the batch, and
-/// returns what to run once the batch has been handed to the store (waking sessions).
-pub type Deliver = Arc<dyn Fn(&[u8], &mut Batch) -> Option<Box<dyn FnOnce() + Send>> + Send + Sync>;
-
 /// The outbox of a clustered node, both directions.
 pub struct Outbox {
     net: Arc<QuicNet>,
     store: Arc<Store>,
     epoch: u64,
     peers: Mutex<HashMap<u64, PeerOutbox>>,
-    /// Per origin: the highest sequence accepted (in memory, ahead of the disk) and the
-    /// highest known durable.
-    accepted: Mutex<HashMap<u64, (u64, u64)>>,
-    deliver: Mutex<Option<Deliver>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -127,30 +115,17 @@ impl Outbox {
             let entry = Entry { message: Arc::new(value), released: true };
             peers.entry(peer).or_default().entries.insert(seq, entry);
         }
-        let mut accepted = HashMap::new();
-        for (key, value) in store.scan_prefix(Table::Meta, b"outbox/in/")? {
-            if let (Some(origin), Some(hwm)) = (u64_at(&key, 10), u64_at(&value, 0)) {
-                accepted.insert(origin, (hwm, hwm));
-            }
-        }
         let left: usize = peers.values().map(|p| p.entries.len()).sum();
         if left > 0 {
             tracing::info!(copies = left, "resending forwarded publishes left unacknowledged by the last run");
         }
-        Ok(Arc::new(Outbox {
-            net,
-            store,
-            epoch,
-            peers: Mutex::new(peers),
-            accepted: Mutex::new(accepted),
-            deliver: Mutex::new(None),
-        }))
+        let outbox = Arc::new(Outbox { net, store, epoch, peers: Mutex::new(peers) });
+        outbox.start_resending();
+        Ok(outbox)
     }
 
-    /// Starts receiving: `deliver` delivers forwarded messages to local sessions. Also
-    /// starts the resend timer and resends on every new connection.
-    pub fn attach(self: &Arc<Self>, deliver: Deliver) {
-        *self.deliver.lock() = Some(deliver);
+    /// Resends on every new connection and, from a timer, whatever waits too long.
+    fn start_resending(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
         self.net.on_connect(Arc::new(move |peer| {
             if let Some(me) = me.upgrade() {
@@ -294,25 +269,10 @@ impl Outbox {
         }
     }
 
-    fn answer(&self, to: u64, kind: u8, values: &[u64]) {
-        let mut frame = Vec::with_capacity(1 + 8 * values.len());
-        frame.push(kind);
-        for v in values {
-            frame.extend_from_slice(&v.to_be_bytes());
-        }
-        let _ = self.net.send_channel(to, Channel::Publishes, frame);
-    }
-
-    /// Handles one frame of the publishes stream from `from`. Frames of one stream arrive
-    /// in order, on one task.
-    pub fn received(self: &Arc<Self>, from: u64, frame: &[u8]) {
-        let Some((&kind, rest)) = frame.split_first() else { return };
+    /// Handles an acknowledgement or resend request from `from` (the other frames of the
+    /// publishes stream are [`super::arrivals`]'s).
+    pub fn answered(&self, from: u64, kind: u8, rest: &[u8]) {
         match kind {
-            PLAIN => self.deliver_now(rest),
-            RELIABLE => {
-                let (Some(seq), Some(prev)) = (u64_at(rest, 0), u64_at(rest, 8)) else { return };
-                self.reliable(from, seq, prev, &rest[16..]);
-            }
             ACK => {
                 if let Some(hwm) = u64_at(rest, 0) {
                     self.acknowledged(from, hwm);
@@ -324,56 +284,6 @@ impl Outbox {
                 }
             }
             other => tracing::warn!(peer = from, kind = other, "an unknown forwarded-publish frame was dropped"),
-        }
-    }
-
-    fn deliver_now(&self, message: &[u8]) {
-        let deliver = self.deliver.lock().clone();
-        let mut b = Batch::new();
-        let after = deliver.and_then(|d| d(message, &mut b));
-        self.store.submit(b);
-        if let Some(after) = after {
-            after();
-        }
-    }
-
-    fn reliable(self: &Arc<Self>, from: u64, seq: u64, prev: u64, message: &[u8]) {
-        {
-            let mut all = self.accepted.lock();
-            let (accepted, durable) = all.entry(from).or_insert((0, 0));
-            let (accepted, durable) = (accepted, *durable);
-            if seq <= *accepted {
-                drop(all);
-                return self.answer(from, ACK, &[durable]); // a duplicate: the sender missed our ack
-            }
-            if prev != *accepted {
-                let a = *accepted;
-                drop(all);
-                return self.answer(from, RESEND, &[durable, a]);
-            }
-            *accepted = seq;
-        }
-        let deliver = self.deliver.lock().clone();
-        let mut b = Batch::new();
-        let after = deliver.and_then(|d| d(message, &mut b));
-        b.put(Table::Meta, hwm_key(from), seq.to_be_bytes().to_vec());
-        b.set_durable();
-        let me = Arc::downgrade(self);
-        self.store.commit(
-            b,
-            Box::new(move |r| match (r, me.upgrade()) {
-                (Ok(()), Some(me)) => {
-                    if let Some(entry) = me.accepted.lock().get_mut(&from) {
-                        entry.1 = entry.1.max(seq);
-                    }
-                    me.answer(from, ACK, &[seq]);
-                }
-                (Err(e), _) => tracing::error!(peer = from, error = %e, "a forwarded publish could not be stored; the sender will resend it after a restart"),
-                _ => {}
-            }),
-        );
-        if let Some(after) = after {
-            after();
         }
     }
 
@@ -394,6 +304,5 @@ mod tests {
         let mut keys = vec![entry_key(2, 1 << 32 | 1), entry_key(1, 2 << 32 | 1), entry_key(1, 1 << 32 | 7)];
         keys.sort();
         assert_eq!(keys, vec![entry_key(1, 1 << 32 | 7), entry_key(1, 2 << 32 | 1), entry_key(2, 1 << 32 | 1)]);
-        assert_eq!(u64_at(&hwm_key(9), 10), Some(9));
     }
 }

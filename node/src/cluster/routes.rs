@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::broker::message::Message;
 use crate::broker::router::{Router, Subscriber};
-use crate::broker::Broker;
 
 use super::outbox::{Held, Outbox};
 
@@ -88,9 +87,8 @@ impl ClusterRoutes {
         })
     }
 
-    /// Starts receiving route updates and forwarded publishes for `broker` (which holds
-    /// this table, so the forwarded-publish handler holds it weakly).
-    pub fn serve(self: &Arc<Self>, broker: &Arc<Broker>) {
+    /// Starts exchanging route tables with peers.
+    pub fn serve(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
         self.net.on_channel(
             Channel::Routes,
@@ -100,25 +98,6 @@ impl ClusterRoutes {
                 }
             }),
         );
-        let outbox = Arc::downgrade(&self.outbox);
-        self.net.on_channel(
-            Channel::Publishes,
-            Arc::new(move |from, bytes| {
-                if let Some(outbox) = outbox.upgrade() {
-                    outbox.received(from, &bytes);
-                }
-            }),
-        );
-        let weak = Arc::downgrade(broker);
-        self.outbox.attach(Arc::new(move |bytes: &[u8], batch: &mut Batch| {
-            let Some(msg) = Message::decode(bytes) else {
-                tracing::warn!("an undecodable forwarded publish was dropped");
-                return None;
-            };
-            let broker = weak.upgrade()?;
-            let routed = broker.deliver_forwarded(Arc::new(msg), batch);
-            Some(Box::new(move || routed.wake()) as Box<dyn FnOnce() + Send>)
-        }));
         let me = Arc::downgrade(self);
         self.net.on_connect(Arc::new(move |peer| {
             if let Some(me) = me.upgrade() {

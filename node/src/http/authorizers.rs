@@ -33,7 +33,7 @@ struct AuthorizerBody {
 /// Checks what a usable authorizer needs: an `http://` or `https://` endpoint, a valid status,
 /// and for signed tokens a token key name and PEM public keys.
 fn validate(r: &AuthorizerRecord) -> Result<(), AwsError> {
-    crate::http_client::parse_url(&r.authorizer_function_arn).map_err(|e| {
+    ferrite_http_client::parse_url(&r.authorizer_function_arn).map_err(|e| {
         AwsError::invalid_request(format!(
             "authorizerFunctionArn must be the http:// or https:// URL of the authorizer service: {e}"
         ))

@@ -191,10 +191,10 @@ pub fn verdict(body: &[u8]) -> Result<Option<Verdict>, String> {
 
 /// Calls the authorizer's endpoint with `event` and reads its verdict.
 pub async fn invoke(record: &AuthorizerRecord, event: &Value) -> Result<Option<Verdict>, String> {
-    let target = crate::http_client::parse_url(&record.authorizer_function_arn)?;
+    let target = ferrite_http_client::parse_url(&record.authorizer_function_arn)?;
     let body = serde_json::to_vec(event).unwrap_or_default();
     let (status, answer) =
-        crate::http_client::post_for_body(&target, "application/json", &body, AUTHORIZER_TIMEOUT).await?;
+        ferrite_http_client::post_for_body(&target, "application/json", &body, AUTHORIZER_TIMEOUT).await?;
     if !(200..300).contains(&status) {
         return Err(format!("the authorizer answered HTTP {status}"));
     }

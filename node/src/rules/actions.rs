@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::broker::message::{now_ms, Message};
 use crate::broker::publisher::Publisher;
-use crate::http_client;
+use ferrite_http_client as http_client;
 
 /// What actions reach of the node: where republishes go (and the topic rules they must
 /// follow), and the directory file actions write below.

@@ -1,9 +1,11 @@
-//! The node's outbound HTTP client, for the `http` rule action and custom authorizers: one
-//! POST per connection over HTTP/1.1, to `http://` or `https://` URLs. hyper reads and writes
+//! Ferrite's outbound HTTP client, for the `http` rule action, custom authorizers and the
+//! tools that call a node's API ([`api`]): one request per connection over HTTP/1.1, to `http://` or `https://` URLs. hyper reads and writes
 //! the messages (chunked, length-delimited and close-delimited bodies); rustls with the ring
 //! provider does TLS, as everywhere else in the node. Each call opens its own connection and
 //! closes it after the answer: rule actions and authorizer calls are rare enough per endpoint
 //! that a pool would add state without saving much.
+
+pub mod api;
 
 use std::error::Error as StdError;
 use std::sync::{Arc, OnceLock};
@@ -108,8 +110,7 @@ pub async fn post_for_body(
 }
 
 /// One exchange of any method with JSON in and the answer's body out (at most
-/// [`MAX_RESPONSE_BODY`] bytes): the `ferrite cluster` commands and the chaos harness talk
-/// to nodes with it.
+/// [`MAX_RESPONSE_BODY`] bytes): [`api::request`] talks to nodes with it.
 pub async fn call(
     method: &str,
     target: &Target,
@@ -120,21 +121,6 @@ pub async fn call(
     let method = Method::from_bytes(method.as_bytes()).map_err(|_| format!("invalid method {method:?}"))?;
     let request = build_request(method, target, headers, "application/json", body)?;
     Client::shared().exchange(target, request, timeout, true).await
-}
-
-/// [`call`] for callers without a runtime: runs it on a runtime of its own.
-pub fn call_blocking(
-    method: &str,
-    target: &Target,
-    headers: &[(String, String)],
-    body: &[u8],
-    timeout: Duration,
-) -> Result<(u16, Vec<u8>), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
-    runtime.block_on(call(method, target, headers, body, timeout))
 }
 
 /// The TLS settings every request shares, built once.
