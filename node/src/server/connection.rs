@@ -25,6 +25,7 @@ use super::auth::{self as listener_auth, Choice, ListenerAuth};
 use super::decide::connect::{self as connect_rules, Admission};
 use super::decide::outbound::{self, Outbound};
 use super::decide::publish::{self as publish_rules, Inbound, Refusal};
+use super::decide::subscribe::{self, FilterDecision};
 use super::decide::{acks, publish::Limits};
 use super::framing::{PacketDecoder, ReadError};
 use super::Origin;
@@ -737,24 +738,32 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let sub_id = s.properties.subscription_identifiers.first().copied();
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut granted = Vec::new();
-        let v5 = a.version.is_v5();
         let client_id = a.client_id.clone();
         let mut batch = ferrite_cluster::Batch::new();
         for (filter, options) in &s.filters {
-            if !self.allowed(Action::Subscribe, filter) {
-                self.broker.metrics.subscribe_auth_errors_total.inc();
-                tracing::warn!(event = "Subscribe.AuthError", client_id = %client_id, filter = %filter, reason = "no policy allows iot:Subscribe on this topic filter", "subscription refused: not authorized");
-                codes.push(if v5 { reason::NOT_AUTHORIZED } else { 0x80 });
-                continue;
+            let allowed = self.allowed(Action::Subscribe, filter);
+            match subscribe::filter(filter, *options, allowed, &self.broker.config.topic_limits) {
+                FilterDecision::Subscribe => {}
+                FilterDecision::Refuse { code, why, unauthorized: true } => {
+                    self.broker.metrics.subscribe_auth_errors_total.inc();
+                    tracing::warn!(event = "Subscribe.AuthError", client_id = %client_id, filter = %filter, reason = why, "subscription refused: not authorized");
+                    codes.push(code);
+                    continue;
+                }
+                FilterDecision::Refuse { code, why, unauthorized: false } => {
+                    tracing::info!(client_id = %client_id, filter = %filter, reason_code = code, reason = why, "subscription refused");
+                    codes.push(code);
+                    continue;
+                }
+                FilterDecision::Violation(code, why) => {
+                    self.broker.store.submit(batch);
+                    return self.protocol_violation(ctx, code, why);
+                }
             }
             match self.broker.subscribe(&session, filter, *options, sub_id, &mut batch) {
                 Ok(fresh) => {
                     codes.push(options.qos as u8);
                     granted.push((filter.clone(), *options, fresh));
-                }
-                Err(reason::PROTOCOL_ERROR) => {
-                    self.broker.store.submit(batch);
-                    return self.protocol_violation(ctx, reason::PROTOCOL_ERROR, "no local on a shared subscription");
                 }
                 Err(code) => {
                     tracing::info!(client_id = %client_id, filter = %filter, reason_code = code, "subscription refused");
@@ -800,16 +809,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let a = self.attached.as_ref().expect("attached");
         let session = a.session.clone();
         let codes =
-            u.filters
-                .iter()
-                .map(|f| {
-                    if self.broker.unsubscribe(&session, f) {
-                        reason::SUCCESS
-                    } else {
-                        reason::NO_SUBSCRIPTION_EXISTED
-                    }
-                })
-                .collect();
+            u.filters.iter().map(|f| subscribe::unsubscribe_code(self.broker.unsubscribe(&session, f))).collect();
         self.send(&Packet::UnsubAck(UnsubAck {
             packet_id: u.packet_id,
             properties: Properties::default(),

@@ -8,3 +8,4 @@ pub mod acks;
 pub mod connect;
 pub mod outbound;
 pub mod publish;
+pub mod subscribe;
