@@ -22,28 +22,71 @@ fn finite(d: Decimal128) -> Option<Dec> {
     d.is_finite().then_some(Dec(d))
 }
 
-/// Whether decimal128 can hold `text` (a decimal literal) only by folding its exponent down
-/// into the coefficient: the exponent of its last digit is above 6111 while its value is
-/// below 10^6145. decNumber's string parser reads stack memory out of scope on that path
-/// (found by the `rules_payload` fuzz target under AddressSanitizer, input `1E6112`), so such
-/// literals are refused like the ones that overflow.
-fn needs_fold_down(text: &str) -> bool {
+/// The largest exponent decimal128 gives a coefficient's last digit (Emax - (Pmax - 1)).
+/// A result whose exponent would be larger but whose value fits is stored by folding the
+/// excess into the coefficient as zeros; decNumber's `decFinalize` does that from a buffer
+/// whose scope has ended (AddressSanitizer: stack-use-after-scope), so no operation here
+/// lets decNumber fold: [`scaled_up`] does it instead.
+const E_TOP: i32 = 6111;
+
+/// Digits of decimal128's coefficient.
+const PRECISION: u32 = 34;
+
+/// `d × 10^k` for a finite `d` with `k >= 0`, folding an exponent above [`E_TOP`] into the
+/// coefficient here; `None` when the value is beyond decimal128's range.
+fn scaled_up(d: Decimal128, k: i32) -> Option<Dec> {
+    if !d.is_finite() {
+        return None;
+    }
+    let target = d.exponent().saturating_add(k);
+    let mut c = cx();
+    if target <= E_TOP || d.is_zero() {
+        let mut out = d;
+        c.set_exponent(&mut out, target.min(E_TOP));
+        return finite(out);
+    }
+    let shift = (target - E_TOP) as u32;
+    if d.digits() + shift > PRECISION {
+        return None;
+    }
+    let mut out = c.from_u128(d.coefficient().unsigned_abs() * 10u128.pow(shift));
+    c.set_exponent(&mut out, E_TOP);
+    if d.is_signed() {
+        out = c.minus(out);
+    }
+    finite(out)
+}
+
+/// `d` with its exponent lowered by `k` and the coefficient unchanged (`d × 10^-k`).
+fn scaled_down(d: Decimal128, k: i32) -> Decimal128 {
+    let mut out = d;
+    cx().set_exponent(&mut out, d.exponent() - k);
+    out
+}
+
+/// How far above [`E_TOP`] the exponent of `text`'s last kept digit is, when decimal128 can
+/// hold the literal only by folding that excess into the coefficient (its value is below
+/// 10^6145). decNumber's string parser would fold it through the unsafe path [`E_TOP`]
+/// describes (found by the `rules_payload` fuzz target, input `1E6112`), so [`Dec::parse`]
+/// reads such a literal 10^excess smaller and folds it with [`scaled_up`].
+fn fold_excess(text: &str) -> Option<(&str, i64, i64)> {
     let (mantissa, exponent) = match text.find(['e', 'E']) {
         Some(i) => (&text[..i], &text[i + 1..]),
         None => (text, "0"),
     };
-    let Ok(exponent) = exponent.parse::<i64>() else { return false };
+    let exponent = exponent.parse::<i64>().ok()?;
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let whole = whole.trim_start_matches(['+', '-']);
-    let digits: String = whole.chars().chain(fraction.chars()).skip_while(|c| *c == '0').collect();
-    if digits.is_empty() {
-        return false;
+    let digits = whole.chars().chain(fraction.chars()).skip_while(|c| *c == '0').count();
+    if digits == 0 {
+        return None;
     }
-    let Ok(fraction_len) = i64::try_from(fraction.len()) else { return false };
-    let Ok(n) = i64::try_from(digits.len()) else { return false };
-    let last = exponent.saturating_sub(fraction_len).saturating_add((n - 34).max(0));
+    let fraction_len = i64::try_from(fraction.len()).ok()?;
+    let n = i64::try_from(digits).ok()?;
+    let last = exponent.saturating_sub(fraction_len).saturating_add((n - i64::from(PRECISION)).max(0));
     let adjusted = exponent.saturating_sub(fraction_len).saturating_add(n - 1);
-    last > 6111 && adjusted <= 6144
+    let excess = last - i64::from(E_TOP);
+    (excess > 0 && adjusted <= 6144).then_some((mantissa, exponent, excess))
 }
 
 impl Dec {
@@ -60,8 +103,12 @@ impl Dec {
         let ok = !text.is_empty()
             && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
             && text.bytes().any(|b| b.is_ascii_digit());
-        if !ok || needs_fold_down(text) {
+        if !ok {
             return None;
+        }
+        if let Some((mantissa, exponent, excess)) = fold_excess(text) {
+            let lowered = cx().parse(format!("{mantissa}E{}", exponent - excess)).ok()?;
+            return scaled_up(lowered, i32::try_from(excess).ok()?);
         }
         cx().parse(text).ok().and_then(finite)
     }
@@ -143,12 +190,22 @@ impl Dec {
     }
     /// `self * o`.
     pub fn checked_mul(self, o: Dec) -> Option<Dec> {
+        let excess = self.0.exponent().saturating_add(o.0.exponent()) - E_TOP;
+        if excess > 0 && self.0.is_finite() && o.0.is_finite() {
+            // The exact product's exponent is above E_TOP: multiply 10^excess smaller.
+            return scaled_up(cx().mul(scaled_down(self.0, excess), o.0), excess);
+        }
         finite(cx().mul(self.0, o.0))
     }
     /// `self / o`, rounded to 34 digits; `None` when dividing by zero.
     pub fn checked_div(self, o: Dec) -> Option<Dec> {
         if o.is_zero() {
             return None;
+        }
+        let excess = self.0.exponent().saturating_sub(o.0.exponent()) - E_TOP;
+        if excess > 0 && self.0.is_finite() && o.0.is_finite() {
+            // The quotient's ideal exponent is above E_TOP: divide 10^excess smaller.
+            return scaled_up(cx().div(scaled_down(self.0, excess), o.0), excess);
         }
         finite(cx().div(self.0, o.0))
     }
@@ -229,7 +286,7 @@ impl Dec {
         if !q.is_finite() {
             return self;
         }
-        Dec(c.reduce(q))
+        Dec(Dec(q).reduced())
     }
 
     /// The integer value when it is integral and fits in an i128.
@@ -296,8 +353,27 @@ impl Dec {
         if let Some(i) = self.to_i128_exact() {
             return i.to_string();
         }
+        self.reduced().to_string()
+    }
+
+    /// Trailing zeros of the coefficient removed, as decNumber's `reduce`, but never past
+    /// [`E_TOP`] (where decNumber would fold them back in).
+    fn reduced(self) -> Decimal128 {
+        let Some((mut coefficient, mut exponent, _)) = self.parts() else { return self.0 };
+        if coefficient == 0 {
+            return cx().reduce(self.0);
+        }
+        while coefficient.is_multiple_of(10) && exponent < E_TOP {
+            coefficient /= 10;
+            exponent += 1;
+        }
         let mut c = cx();
-        c.reduce(self.0).to_string()
+        let mut out = c.from_u128(coefficient);
+        c.set_exponent(&mut out, exponent);
+        if self.0.is_signed() {
+            out = c.minus(out);
+        }
+        out
     }
 }
 
@@ -344,17 +420,97 @@ fn cmp_parts(a: (u128, i32, bool), b: (u128, i32, bool)) -> Option<Ordering> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// (coefficient, exponent) with the coefficient's trailing zeros moved to the exponent.
+    fn stripped(mut coefficient: u128, mut exponent: i64) -> (u128, i64) {
+        while coefficient != 0 && coefficient.is_multiple_of(10) {
+            coefficient /= 10;
+            exponent += 1;
+        }
+        (coefficient, exponent)
+    }
+
+    fn value_of(d: Dec) -> (u128, i64) {
+        let (c, e, _) = d.parts().expect("finite");
+        stripped(c, i64::from(e))
+    }
+
+    /// What decimal128 holds for an exact `coefficient × 10^exponent`: the value, or `None`
+    /// past its range.
+    fn representable(coefficient: u128, exponent: i64) -> Option<(u128, i64)> {
+        let digits = i64::from(coefficient.checked_ilog10().unwrap_or(0)) + 1;
+        (exponent + digits - 1 <= 6144).then(|| stripped(coefficient, exponent))
+    }
 
     #[test]
-    fn literals_that_need_a_folded_exponent_are_refused_like_overflows() {
-        for text in ["1E6112", "9E6120", "1E6144", "2611E6121", "1.5E6113", "-1E6112"] {
-            assert!(needs_fold_down(text), "{text}");
-            assert_eq!(Dec::parse(text), None, "{text}");
+    fn results_above_the_top_exponent_are_folded_without_decnumber() {
+        let d = |t: &str| Dec::parse(t).expect(t);
+        assert_eq!(d("1E6111").checked_mul(d("1E1")).expect("fits").to_sci_string(), "1.0E+6112");
+        assert_eq!(
+            d("-1E6111").checked_mul(d("1E33")).expect("fits").to_sci_string(),
+            format!("-1.{}E+6144", "0".repeat(33))
+        );
+        assert!(d("1E6111").checked_mul(d("1E34")).is_none(), "overflow");
+        assert!(d("5E6111").checked_mul(d("3E33")).is_none(), "overflow: 1.5E6145");
+        assert_eq!(d("1E6111").checked_div(d("1E-1")).expect("fits").to_sci_string(), "1.0E+6112");
+        // 15E6113 folded down to 1500E6111, as decimal128 stores it.
+        assert_eq!(d("3E6111").checked_div(d("2E-3")).expect("fits").to_sci_string(), "1.500E+6114");
+        assert_eq!(d("10E6111").to_reduced_string(), "1.0E+6112");
+        assert_eq!(d("1.2500E3").trunc_places(3).to_sci_string(), "1.25E+3");
+        assert_eq!(d("0E6111").checked_mul(d("1E100")).expect("zero").to_sci_string(), "0E+6111");
+    }
+
+    proptest! {
+        #[test]
+        fn products_near_the_top_exponent_are_exact_or_overflow(
+            a in 1u128..100_000_000_000_000_000,
+            b in 1u128..100_000_000_000_000_000,
+            ea in 3000i32..3100,
+            eb in 3000i32..3100,
+        ) {
+            let x = Dec::parse(&format!("{a}E{ea}")).expect("a fits");
+            let y = Dec::parse(&format!("{b}E{eb}")).expect("b fits");
+            let expected = representable(a * b, i64::from(ea) + i64::from(eb));
+            prop_assert_eq!(x.checked_mul(y).map(value_of), expected);
+        }
+
+        #[test]
+        fn exact_quotients_near_the_top_exponent_are_exact_or_overflow(
+            q in 1u128..100_000_000_000_000_000,
+            b in 1u128..100_000_000_000_000_000,
+            ea in 3000i32..3100,
+            eb in -3100i32..-3000,
+        ) {
+            let x = Dec::parse(&format!("{}E{ea}", q * b)).expect("a fits");
+            let y = Dec::parse(&format!("{b}E{eb}")).expect("b fits");
+            let expected = representable(q, i64::from(ea) - i64::from(eb));
+            prop_assert_eq!(x.checked_div(y).map(value_of), expected);
+        }
+    }
+
+    #[test]
+    fn literals_that_need_a_folded_exponent_are_folded_here() {
+        let cases = [
+            ("1E6112", (1, 6112)),
+            ("9E6120", (9, 6120)),
+            ("1E6144", (1, 6144)),
+            ("2611E6121", (2611, 6121)),
+            ("1.5E6113", (15, 6112)),
+            ("-1E6112", (1, 6112)),
+        ];
+        for (text, value) in cases {
+            assert!(fold_excess(text).is_some(), "{text}");
+            let parsed = Dec::parse(text).expect(text);
+            assert_eq!(value_of(parsed), value, "{text}");
+            assert_eq!(parsed.0.exponent(), E_TOP, "{text} is stored folded");
+            assert_eq!(parsed.is_negative(), text.starts_with('-'), "{text}");
         }
         for text in ["1E6111", "1E6200", "1E-7000", "0E7000", "123456789012345678901234567890123456E6100", "1.5"] {
-            assert!(!needs_fold_down(text), "{text}");
+            assert!(fold_excess(text).is_none(), "{text}");
         }
         assert!(Dec::parse("1E6111").is_some());
+        assert_eq!(Dec::parse("1E6145"), None, "overflow");
         assert_eq!(Dec::parse("1E6200"), None, "overflow");
     }
 

@@ -14,7 +14,7 @@ use super::error::ApiResult;
 use super::paging::{marker_page, marker_response, page_after, page_response, MarkerQuery, TokenQuery};
 use super::{proposals, Api};
 use crate::broker::message::now_ms;
-use crate::identity::certs::{self, CaCertificate, Certificate, DEVICE_STATUSES};
+use crate::identity::certs::{self, CaCertificate, Certificate, Registration, DEVICE_STATUSES};
 use crate::identity::Command;
 use crate::registry::{arn_prefix, new_id};
 
@@ -30,20 +30,8 @@ struct ActiveQuery {
 }
 
 fn device_record(region: &str, parsed: &certs::Parsed, pem: String, ca: Option<String>, status: &str) -> Certificate {
-    let now = now_s();
-    Certificate {
-        certificate_id: parsed.id.clone(),
-        certificate_arn: format!("{}cert/{}", arn_prefix(region), parsed.id),
-        ca_certificate_id: ca,
-        status: status.to_string(),
-        certificate_pem: pem,
-        creation_date: now,
-        last_modified_date: now,
-        customer_version: 1,
-        generation_id: new_id(),
-        not_before: parsed.not_before,
-        not_after: parsed.not_after,
-    }
+    let arn = format!("{}cert/{}", arn_prefix(region), parsed.id);
+    Certificate { registration: Registration::new(parsed, arn, status, pem, now_s(), new_id()), ca_certificate_id: ca }
 }
 
 /// Registers a device certificate record: AWS's `{certificateArn, certificateId}` answer.
@@ -123,21 +111,10 @@ pub async fn register_ca_certificate(api: web::Data<Api>, call: Call) -> ApiResu
             return Err(certs::validation_error("The verification certificate is not signed by the CA certificate"));
         }
     }
-    let now = now_s();
-    let record = CaCertificate {
-        certificate_id: parsed.id.clone(),
-        certificate_arn: format!("{}cacert/{}", arn_prefix(call.region()), parsed.id),
-        status: status_of(query.set_as_active).to_string(),
-        certificate_pem: pem,
-        auto_registration_status: if query.allow_auto_registration.unwrap_or(false) { "ENABLE" } else { "DISABLE" }
-            .to_string(),
-        creation_date: now,
-        last_modified_date: now,
-        customer_version: 1,
-        generation_id: new_id(),
-        not_before: parsed.not_before,
-        not_after: parsed.not_after,
-    };
+    let arn = format!("{}cacert/{}", arn_prefix(call.region()), parsed.id);
+    let registration = Registration::new(&parsed, arn, status_of(query.set_as_active), pem, now_s(), new_id());
+    let auto = if query.allow_auto_registration.unwrap_or(false) { "ENABLE" } else { "DISABLE" };
+    let record = CaCertificate { registration, auto_registration_status: auto.to_string() };
     let arn = record.certificate_arn.clone();
     proposals::identity_change(&api, Command::RegisterCaCertificate { record }).await?;
     Ok(HttpResponse::Ok().json(json!({ "certificateArn": arn, "certificateId": parsed.id })))
@@ -192,7 +169,7 @@ pub async fn register_certificate(api: web::Data<Api>, call: Call) -> ApiResult 
     if ca.status != "ACTIVE" {
         return Err(certs::state_error(format!("The CA certificate {} is not ACTIVE", ca.certificate_id)));
     }
-    let record = device_record(call.region(), &parsed, pem, Some(ca.certificate_id), &status);
+    let record = device_record(call.region(), &parsed, pem, Some(ca.registration.certificate_id), &status);
     Ok(HttpResponse::Ok().json(register_device(&api, record).await?))
 }
 

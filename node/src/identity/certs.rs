@@ -14,17 +14,16 @@ use sha2::Digest as _;
 pub const DEVICE_STATUSES: &[&str] =
     &["ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION"];
 
-/// A device certificate.
+/// What every registered certificate record has, device or CA: stored flattened into
+/// [`Certificate`] and [`CaCertificate`], whose fields it lends by `Deref`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Certificate {
+pub struct Registration {
     /// SHA-256 of the DER encoding, hex (AWS's certificate id).
     pub certificate_id: String,
-    /// `arn:aws:iot:REGION:ACCOUNT:cert/ID`.
+    /// `arn:aws:iot:REGION:ACCOUNT:cert/ID` or `...:cacert/ID`.
     pub certificate_arn: String,
-    /// The registered CA that signed it, when registered under one.
-    pub ca_certificate_id: Option<String>,
-    /// One of [`DEVICE_STATUSES`].
+    /// One of [`DEVICE_STATUSES`], or ACTIVE/INACTIVE for a CA.
     pub status: String,
     /// The certificate, PEM.
     pub certificate_pem: String,
@@ -42,32 +41,77 @@ pub struct Certificate {
     pub not_after: i64,
 }
 
+impl Registration {
+    /// A first registration of `parsed` at `now` (version 1).
+    pub fn new(
+        parsed: &Parsed,
+        certificate_arn: String,
+        status: &str,
+        pem: String,
+        now: u64,
+        generation_id: String,
+    ) -> Self {
+        Registration {
+            certificate_id: parsed.id.clone(),
+            certificate_arn,
+            status: status.to_string(),
+            certificate_pem: pem,
+            creation_date: now,
+            last_modified_date: now,
+            customer_version: 1,
+            generation_id,
+            not_before: parsed.not_before,
+            not_after: parsed.not_after,
+        }
+    }
+}
+
+/// A device certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Certificate {
+    /// What every certificate record has.
+    #[serde(flatten)]
+    pub registration: Registration,
+    /// The registered CA that signed it, when registered under one.
+    pub ca_certificate_id: Option<String>,
+}
+
 /// A registered CA certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CaCertificate {
-    /// SHA-256 of the DER encoding, hex.
-    pub certificate_id: String,
-    /// `arn:aws:iot:REGION:ACCOUNT:cacert/ID`.
-    pub certificate_arn: String,
-    /// ACTIVE or INACTIVE.
-    pub status: String,
-    /// The certificate, PEM.
-    pub certificate_pem: String,
+    /// What every certificate record has.
+    #[serde(flatten)]
+    pub registration: Registration,
     /// ENABLE or DISABLE.
     pub auto_registration_status: String,
-    /// Seconds since the epoch.
-    pub creation_date: u64,
-    /// Seconds since the epoch.
-    pub last_modified_date: u64,
-    /// Grows with every change.
-    pub customer_version: u64,
-    /// Changes with every change.
-    pub generation_id: String,
-    /// Validity start, seconds since the epoch.
-    pub not_before: i64,
-    /// Validity end, seconds since the epoch.
-    pub not_after: i64,
+}
+
+impl std::ops::Deref for Certificate {
+    type Target = Registration;
+    fn deref(&self) -> &Registration {
+        &self.registration
+    }
+}
+
+impl std::ops::DerefMut for Certificate {
+    fn deref_mut(&mut self) -> &mut Registration {
+        &mut self.registration
+    }
+}
+
+impl std::ops::Deref for CaCertificate {
+    type Target = Registration;
+    fn deref(&self) -> &Registration {
+        &self.registration
+    }
+}
+
+impl std::ops::DerefMut for CaCertificate {
+    fn deref_mut(&mut self) -> &mut Registration {
+        &mut self.registration
+    }
 }
 
 /// A certificate read from PEM: what records and checks need from it.
@@ -282,22 +326,24 @@ mod tests {
     }
 
     #[test]
+    fn records_store_their_registration_flat() {
+        let (pem, _) = self_signed("flat");
+        let parsed = parse_pem(&pem).expect("parse");
+        let registration = Registration::new(&parsed, "arn".into(), "ACTIVE", pem, 7, "g".into());
+        let record = Certificate { registration, ca_certificate_id: Some("ca".into()) };
+        let stored = serde_json::to_value(&record).expect("json");
+        assert_eq!(stored["certificateId"], parsed.id.as_str());
+        assert_eq!(stored["caCertificateId"], "ca");
+        assert_eq!(stored["creationDate"], 7);
+        assert_eq!(serde_json::from_value::<Certificate>(stored).expect("read back"), record);
+    }
+
+    #[test]
     fn refusal_names_the_reason() {
         let (pem, der) = self_signed("x");
         let parsed = parse_pem(&pem).expect("parse");
-        let mut record = Certificate {
-            certificate_id: parsed.id.clone(),
-            certificate_arn: String::new(),
-            ca_certificate_id: None,
-            status: "ACTIVE".into(),
-            certificate_pem: pem,
-            creation_date: 0,
-            last_modified_date: 0,
-            customer_version: 1,
-            generation_id: String::new(),
-            not_before: parsed.not_before,
-            not_after: parsed.not_after,
-        };
+        let registration = Registration::new(&parsed, String::new(), "ACTIVE", pem, 0, String::new());
+        let mut record = Certificate { registration, ca_certificate_id: None };
         let now = parsed.not_before + 10;
         assert!(refusal(&der, Some(&record), None, now).is_ok());
         assert!(refusal(&der, None, None, now).unwrap_err().contains("not registered"));

@@ -229,8 +229,8 @@ pub fn certificate_principal(meta: &Meta, der: &[u8]) -> Result<Principal, Strin
     let now = (crate::broker::message::now_ms() / 1000) as i64;
     let record = meta.identity.check_presented(der, now)?;
     Ok(Principal::Certificate {
-        id: record.certificate_id,
-        arn: record.certificate_arn,
+        id: record.registration.certificate_id,
+        arn: record.registration.certificate_arn,
         fields: crate::identity::certs::policy_variables(der),
     })
 }
