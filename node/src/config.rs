@@ -25,6 +25,7 @@ pub struct LimitsFile {
     pub default_session_expiry_secs: Option<u32>,
     pub max_session_expiry_secs: Option<u32>,
     pub max_keep_alive_secs: Option<u16>,
+    pub min_keep_alive_secs: Option<u16>,
     pub shadow_requests_per_second_per_thing: Option<u32>,
     pub thing_type_deletion_wait_secs: Option<u64>,
 }
@@ -175,6 +176,9 @@ impl NodeConfig {
         }
         if let Some(v) = l.max_keep_alive_secs {
             broker.max_keep_alive = v;
+        }
+        if let Some(v) = l.min_keep_alive_secs {
+            broker.min_keep_alive = v;
         }
         if let Some(v) = l.shadow_requests_per_second_per_thing {
             broker.shadow_requests_per_second_per_thing = v;

@@ -60,6 +60,8 @@ pub struct BrokerConfig {
     pub max_session_expiry: u32,
     /// Keep alive the server imposes when a client asks for none or more (0: accept any).
     pub max_keep_alive: u16,
+    /// Keep alive the server imposes when a client asks for less (AWS: 30).
+    pub min_keep_alive: u16,
     /// Shadow requests one thing may make per second, all its shadows together (AWS: 20;
     /// 0: unlimited). Over it, requests are rejected with 429.
     pub shadow_requests_per_second_per_thing: u32,
@@ -83,6 +85,7 @@ impl Default for BrokerConfig {
             default_session_expiry: 3600,
             max_session_expiry: 7 * 24 * 3600,
             max_keep_alive: 1200,
+            min_keep_alive: 30,
             shadow_requests_per_second_per_thing: 20,
             thing_type_deletion_wait_secs: 300,
             region: "us-east-1".into(),

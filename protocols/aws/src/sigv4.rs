@@ -207,6 +207,13 @@ pub fn verify(
     if !amz_date.starts_with(date) {
         return Err(refuse("InvalidSignatureException", "Credential date does not match X-Amz-Date"));
     }
+    // As AWS: the host is always signed, or the request could be replayed to another node.
+    if !signed_headers.split(';').any(|name| name.eq_ignore_ascii_case("host")) {
+        return Err(refuse(
+            "IncompleteSignatureException",
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        ));
+    }
     let mut canonical_headers = String::new();
     for name in signed_headers.split(';') {
         let value = header(req.headers, name)
@@ -216,9 +223,15 @@ pub fn verify(
     }
     let body_hash = sha256_hex(req.body);
     // A declared payload hash must be the body's: otherwise the signature would cover the
-    // header, not the body that arrived. UNSIGNED-PAYLOAD is signed as that literal.
+    // header, not the body that arrived. UNSIGNED-PAYLOAD is S3's; AWS IoT's services always
+    // sign the body, so the body of a signed request cannot be swapped.
     let payload_hash = match header(req.headers, "x-amz-content-sha256") {
-        Some("UNSIGNED-PAYLOAD") => "UNSIGNED-PAYLOAD".to_string(),
+        Some(unsigned) if unsigned.eq_ignore_ascii_case("UNSIGNED-PAYLOAD") => {
+            return Err(refuse(
+                "InvalidSignatureException",
+                "UNSIGNED-PAYLOAD is not accepted: the signature must cover the request body.",
+            ));
+        }
         Some(declared) if !declared.eq_ignore_ascii_case(&body_hash) => {
             return Err(refuse(
                 "XAmzContentSHA256Mismatch",
@@ -335,6 +348,43 @@ mod tests {
         let none: Vec<(String, String)> = vec![];
         let bare = Request { method: "GET", path: "/", query: "", headers: &none, body: b"" };
         assert_eq!(verify(&bare, &["iot"], NOW, secret).unwrap_err().error_type, "MissingAuthenticationTokenException");
+    }
+
+    #[test]
+    fn the_host_and_the_body_are_always_signed() {
+        let date = ("x-amz-date", "20261125T120000Z");
+        let signed = |names: &str, extra: Option<(&str, &str)>| {
+            let mut pairs = vec![
+                ("host", "127.0.0.1:8080"),
+                date,
+                ("authorization", "AWS4-HMAC-SHA256 Credential=AKIDFERRITETEST0001/20261125/us-east-1/iot/aws4_request, SignedHeaders=NAMES, Signature=00"),
+            ];
+            pairs.extend(extra);
+            let mut h = headers(&pairs);
+            h[2].1 = h[2].1.replace("NAMES", names);
+            h
+        };
+        let req = |h: &[(String, String)]| {
+            let req = Request { method: "POST", path: "/things/x", query: "", headers: h, body: b"{}" };
+            verify(&req, &["iot"], NOW, secret).unwrap_err()
+        };
+        let e = req(&signed("x-amz-date", None));
+        assert_eq!(e.error_type, "IncompleteSignatureException");
+        assert!(e.message.contains("'Host'"), "{}", e.message);
+        let e = req(&signed("host;x-amz-date", Some(("x-amz-content-sha256", "UNSIGNED-PAYLOAD"))));
+        assert_eq!(e.error_type, "InvalidSignatureException");
+        assert!(e.message.contains("UNSIGNED-PAYLOAD"), "{}", e.message);
+        // A correct signature over UNSIGNED-PAYLOAD is refused too: built with `signature`.
+        let h = headers(&[("host", "127.0.0.1:8080"), date, ("x-amz-content-sha256", "UNSIGNED-PAYLOAD")]);
+        let unsigned = Request { method: "POST", path: "/things/x", query: "", headers: &h, body: b"{}" };
+        let scope = Scope { secret: SECRET, date: "20261125", region: "us-east-1", service: "iot", amz_date: date.1 };
+        let canonical = "host:127.0.0.1:8080\nx-amz-content-sha256:UNSIGNED-PAYLOAD\nx-amz-date:20261125T120000Z\n";
+        let names = "host;x-amz-content-sha256;x-amz-date";
+        let sig = signature(&unsigned, &scope, canonical, names, "UNSIGNED-PAYLOAD");
+        let mut h = h.clone();
+        h.push(("authorization".into(), format!("AWS4-HMAC-SHA256 Credential={KEY}/20261125/us-east-1/iot/aws4_request, SignedHeaders={names}, Signature={sig}")));
+        let req = Request { method: "POST", path: "/things/x", query: "", headers: &h, body: b"swapped" };
+        assert_eq!(verify(&req, &["iot"], NOW, secret).unwrap_err().error_type, "InvalidSignatureException");
     }
 
     #[test]

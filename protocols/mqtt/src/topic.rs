@@ -60,6 +60,10 @@ pub fn validate_topic_name(topic: &str, limits: &TopicLimits) -> Result<(), Topi
     if topic.contains(['+', '#']) {
         return Err(err(reason::TOPIC_NAME_INVALID, "topic name contains a wildcard (+ or #)"));
     }
+    // The codec already refuses U+0000 in any MQTT string; topics from HTTP come here only.
+    if topic.contains('\0') {
+        return Err(err(reason::TOPIC_NAME_INVALID, "topic name contains U+0000"));
+    }
     check_limits(topic, limits, reason::TOPIC_NAME_INVALID)
 }
 
@@ -68,6 +72,9 @@ pub fn validate_topic_name(topic: &str, limits: &TopicLimits) -> Result<(), Topi
 pub fn validate_filter(filter: &str, limits: &TopicLimits) -> Result<(), TopicError> {
     if filter.is_empty() {
         return Err(err(reason::TOPIC_FILTER_INVALID, "topic filter is empty"));
+    }
+    if filter.contains('\0') {
+        return Err(err(reason::TOPIC_FILTER_INVALID, "topic filter contains U+0000"));
     }
     let levels: Vec<&str> = filter.split('/').collect();
     for (i, level) in levels.iter().enumerate() {
@@ -157,6 +164,8 @@ mod tests {
         assert!(validate_filter("a+/b", &l).is_err());
         assert!(validate_filter("", &l).is_err());
         assert!(validate_topic_name("a/+", &l).is_err());
+        assert!(validate_topic_name("a/\0b", &l).is_err(), "U+0000 is never part of an MQTT string");
+        assert!(validate_filter("a/\0/#", &l).is_err());
     }
 
     #[test]

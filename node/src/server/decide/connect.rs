@@ -61,12 +61,17 @@ pub fn admit(c: &Connect, cfg: &BrokerConfig, new_id: impl FnOnce() -> String) -
     } else {
         cfg.default_session_expiry
     };
+    // AWS IoT's range, for every protocol version: no keep-alive or more than the maximum
+    // becomes the maximum, less than the minimum becomes the minimum. MQTT 5 clients are
+    // told (Server Keep Alive); 3.1.1 has no way to say it, so the server just enforces it.
     let mut keep_alive = c.keep_alive;
-    let mut server_keep_alive = None;
-    if cfg.max_keep_alive > 0 && (keep_alive == 0 || keep_alive > cfg.max_keep_alive) && v5 {
+    if cfg.max_keep_alive > 0 && (keep_alive == 0 || keep_alive > cfg.max_keep_alive) {
         keep_alive = cfg.max_keep_alive;
-        server_keep_alive = Some(keep_alive);
     }
+    if keep_alive != 0 && keep_alive < cfg.min_keep_alive {
+        keep_alive = cfg.min_keep_alive;
+    }
+    let server_keep_alive = (v5 && keep_alive != c.keep_alive).then_some(keep_alive);
     Ok(Admission { client_id, assigned, expiry, keep_alive, server_keep_alive })
 }
 
@@ -149,6 +154,20 @@ mod tests {
         let cfg = BrokerConfig { max_keep_alive: 60, ..BrokerConfig::default() };
         let a = admit(&connect(ProtocolVersion::V311, "d", false), &cfg, String::new).unwrap();
         assert_eq!((a.expiry, a.keep_alive, a.server_keep_alive), (cfg.default_session_expiry, 30, None));
+        // MQTT 3.1.1 keep-alives are held to the same range, without telling the client.
+        for (asked, runs) in [(0, 60), (65535, 60), (1, 30), (45, 45)] {
+            let mut c = connect(ProtocolVersion::V311, "d", false);
+            c.keep_alive = asked;
+            let a = admit(&c, &cfg, String::new).unwrap();
+            assert_eq!((a.keep_alive, a.server_keep_alive), (runs, None), "{asked}");
+        }
+        let mut c = connect(ProtocolVersion::V5, "d", false);
+        c.keep_alive = 5;
+        assert_eq!(admit(&c, &cfg, String::new).unwrap().server_keep_alive, Some(30));
+        let open = BrokerConfig { max_keep_alive: 0, min_keep_alive: 0, ..BrokerConfig::default() };
+        let mut c = connect(ProtocolVersion::V311, "d", false);
+        c.keep_alive = 0;
+        assert_eq!(admit(&c, &open, String::new).unwrap().keep_alive, 0, "limits off: no keep-alive");
         let a = admit(&connect(ProtocolVersion::V311, "d", true), &cfg, String::new).unwrap();
         assert_eq!(a.expiry, 0);
         let mut c = connect(ProtocolVersion::V5, "d", false);
