@@ -236,6 +236,14 @@ def raw_connect(node, payload):
     return s
 
 
+def seconds_until_closed(sock, timeout):
+    """Reads nothing but the server's close: how long it took (fails on any data)."""
+    start = time.time()
+    sock.settimeout(timeout)
+    assert sock.recv(16) == b""
+    return time.time() - start
+
+
 def read_all(sock, timeout=2.0):
     sock.settimeout(timeout)
     data = b""
