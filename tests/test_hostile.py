@@ -34,3 +34,26 @@ def test_http_publish_validates_topics_as_mqtt_does(node):
     assert refused.value.response["Error"]["Code"] == "InvalidRequestException"
     assert data.list_retained_messages()["retainedTopics"] == []
     watcher.expect_none()
+
+
+def test_deep_arrays_in_a_shadow_are_refused_and_what_was_acknowledged_survives(node):
+    import json
+
+    from botocore.exceptions import ClientError
+
+    from conftest import aws_client
+
+    data = aws_client(node, "iot-data")
+    data.update_thing_shadow(thingName="deep", payload=json.dumps({"state": {"desired": {"ok": [[1, 2]]}}}))
+    deep = 1
+    for _ in range(124):
+        deep = [deep]
+    with pytest.raises(ClientError) as refused:
+        data.update_thing_shadow(thingName="deep", payload=json.dumps({"state": {"desired": {"a": deep}}}))
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "levels of nesting" in refused.value.response["Error"]["Message"]
+    node.restart()
+    data = aws_client(node, "iot-data")
+    doc = json.loads(data.get_thing_shadow(thingName="deep")["payload"].read())
+    assert doc["version"] == 1 and doc["state"]["desired"] == {"ok": [[1, 2]]}
+    assert node.metric("stored_records_undecodable_total") == 0

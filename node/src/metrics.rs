@@ -22,10 +22,24 @@ macro_rules! metrics {
                     let _ = writeln!(out, "# TYPE ferrite_{} {}", stringify!($name), $kind::PROM_TYPE);
                     let _ = writeln!(out, "ferrite_{} {}", stringify!($name), self.$name.get());
                 )*
+                let _ = writeln!(out, "# HELP ferrite_stored_records_undecodable_total Stored records that could not be decoded (each logged as an error and not served).");
+                let _ = writeln!(out, "# TYPE ferrite_stored_records_undecodable_total counter");
+                let _ = writeln!(out, "ferrite_stored_records_undecodable_total {}", UNDECODABLE_RECORDS.get());
                 out
             }
         }
     };
+}
+
+/// Stored records found undecodable, process-wide: they are found while state is loaded,
+/// before and apart from the node's [`Metrics`] (group replay, shard and session loads).
+static UNDECODABLE_RECORDS: Counter = Counter(AtomicU64::new(0));
+
+/// Reports a stored record that cannot be decoded, so that it is never silently replaced by
+/// a default: an error line naming it, and `ferrite_stored_records_undecodable_total`.
+pub fn undecodable_record(kind: &str, key: &str, why: &str) {
+    UNDECODABLE_RECORDS.inc();
+    tracing::error!(kind, key, reason = why, "a stored record cannot be decoded; it is not served and not replaced");
 }
 
 /// A monotonically increasing counter.

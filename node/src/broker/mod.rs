@@ -443,7 +443,10 @@ impl Broker {
                 let mut inner = handle.inner.lock();
                 for (k, v) in self.store.scan_prefix(Table::Subscriptions, &prefix)? {
                     let Ok(filter) = String::from_utf8(k[prefix.len()..].to_vec()) else { continue };
-                    let Some((options, sub_id)) = decode_options(&v) else { continue };
+                    let Some((options, sub_id)) = decode_options(&v) else {
+                        crate::metrics::undecodable_record("subscription", &filter, "bad subscription options");
+                        continue;
+                    };
                     let Ok(parsed) = topic::parse_subscription(&filter, &self.config.topic_limits) else { continue };
                     self.router_subscribe(
                         parsed.filter,
@@ -464,7 +467,11 @@ impl Broker {
                     let seq = u64::from_be_bytes(seq_bytes);
                     max_seq = max_seq.max(seq);
                     let Some(rec) = decode_queued(&v, seq) else {
-                        tracing::warn!(client_id = %client_id, seq, "skipping a corrupt queued message");
+                        crate::metrics::undecodable_record(
+                            "queued message",
+                            &format!("{client_id}/{seq}"),
+                            "bad record",
+                        );
                         continue;
                     };
                     if rec.packet_id != 0 && rec.out.qos == QoS::ExactlyOnce {

@@ -144,8 +144,9 @@ fn load<T: serde::de::DeserializeOwned>(
     let mut out = Vec::new();
     for (k, v) in store.scan_prefix(Table::Registry, &prefix)? {
         let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-        if let Ok(record) = serde_json::from_slice::<T>(&v) {
-            out.push((name, record));
+        match serde_json::from_slice::<T>(&v) {
+            Ok(record) => out.push((name, record)),
+            Err(e) => crate::metrics::undecodable_record(kind, &name, &e.to_string()),
         }
     }
     Ok(out)

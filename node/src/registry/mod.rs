@@ -85,9 +85,12 @@ fn load_kind<T: serde::de::DeserializeOwned>(
     name_of: impl Fn(&T) -> String,
 ) -> Result<BTreeMap<String, T>, StoreError> {
     let mut out = BTreeMap::new();
-    for (_, v) in store.scan_prefix(Table::Registry, &key(kind, ""))? {
-        if let Ok(record) = serde_json::from_slice::<T>(&v) {
-            out.insert(name_of(&record), record);
+    for (k, v) in store.scan_prefix(Table::Registry, &key(kind, ""))? {
+        match serde_json::from_slice::<T>(&v) {
+            Ok(record) => {
+                out.insert(name_of(&record), record);
+            }
+            Err(e) => crate::metrics::undecodable_record("registry", &String::from_utf8_lossy(&k), &e.to_string()),
         }
     }
     Ok(out)

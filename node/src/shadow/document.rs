@@ -116,10 +116,12 @@ fn parse_request(payload: &[u8]) -> Result<Request, AwsError> {
     Ok(Request { desired, reported, version, client_token })
 }
 
-/// Levels of object nesting below a section (`{"a": 1}` is 1).
+/// Levels of nesting below a section, objects and arrays alike (`{"a": 1}` is 1,
+/// `{"a": [1]}` is 2), so that whatever is accepted is also within what storage reads back.
 fn depth(v: &Value) -> usize {
     match v {
         Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
         _ => 0,
     }
 }
@@ -488,6 +490,11 @@ mod tests {
         assert_eq!(err(&mut s, deep).message, "JSON contains too many levels of nesting; maximum is 6");
         let ok = r#"{"state": {"reported": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}}}"#;
         assert!(s.update(ok.as_bytes(), 1).is_ok());
+        // Arrays are levels too, as in AWS IoT.
+        let deep_arrays = r#"{"state": {"desired": {"a": [[[[[[1]]]]]]}}}"#;
+        assert_eq!(err(&mut s, deep_arrays).message, "JSON contains too many levels of nesting; maximum is 6");
+        let ok_arrays = r#"{"state": {"desired": {"a": [[[[[1]]]]]}}}"#;
+        assert!(s.update(ok_arrays.as_bytes(), 2).is_ok());
     }
 
     #[test]
