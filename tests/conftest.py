@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -228,6 +229,31 @@ class Client:
         """Closes the socket without DISCONNECT (an abnormal disconnect)."""
         self.c.loop_stop()
         self.c.socket().close()
+
+
+def v5_connect(cid=b"raw", props=b"\x00"):
+    """A raw MQTT 5 CONNECT (clean start, keep alive 60 s) with the given properties."""
+    vh = b"\x00\x04MQTT\x05\x02\x00\x3c" + props
+    payload = struct.pack("!H", len(cid)) + cid
+    body = vh + payload
+    return bytes([0x10, len(body)]) + body
+
+
+def split_packets(data):
+    """The MQTT packets in `data`, each with its fixed header."""
+    out, i = [], 0
+    while i < len(data):
+        mult, length, j = 1, 0, i + 1
+        while True:
+            b = data[j]
+            length += (b & 0x7F) * mult
+            mult *= 128
+            j += 1
+            if b & 0x80 == 0:
+                break
+        out.append(data[i:j + length])
+        i = j + length
+    return out
 
 
 def raw_connect(node, payload):

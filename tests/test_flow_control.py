@@ -7,7 +7,7 @@ import time
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
-from conftest import Client, raw_connect, read_all
+from conftest import Client, raw_connect, read_all, split_packets
 
 
 def v5_connect(cid, props=b""):
@@ -19,22 +19,6 @@ def v5_connect(cid, props=b""):
 def v5_subscribe(filt, qos, pid=1):
     body = struct.pack("!H", pid) + b"\x00" + struct.pack("!H", len(filt)) + filt + bytes([qos])
     return bytes([0x82, len(body)]) + body
-
-
-def split_packets(data):
-    out, i = [], 0
-    while i < len(data):
-        mult, length, j = 1, 0, i + 1
-        while True:
-            b = data[j]
-            length += (b & 0x7F) * mult
-            mult *= 128
-            j += 1
-            if b & 0x80 == 0:
-                break
-        out.append(data[i:j + length])
-        i = j + length
-    return out
 
 
 def test_client_receive_maximum_bounds_unacknowledged_deliveries(node):

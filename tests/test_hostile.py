@@ -1,6 +1,8 @@
 """Hostile and broken clients: limits that hold for every client, before and after
 authentication (docs/decisions.md: keep alive, SigV4, HTTP topics)."""
 
+import time
+
 import pytest
 
 from conftest import raw_connect, seconds_until_closed
@@ -57,3 +59,132 @@ def test_deep_arrays_in_a_shadow_are_refused_and_what_was_acknowledged_survives(
     doc = json.loads(data.get_thing_shadow(thingName="deep")["payload"].read())
     assert doc["version"] == 1 and doc["state"]["desired"] == {"ok": [[1, 2]]}
     assert node.metric("stored_records_undecodable_total") == 0
+
+
+def rss_bytes(node):
+    with open(f"/proc/{node.proc.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_stalled_subscriber_costs_a_bounded_buffer_and_is_disconnected(make_node):
+    import socket
+
+    from conftest import Client
+
+    node = make_node(config_text="[limits]\nmax_outbound_bytes = 262144\nstalled_client_timeout_secs = 3\n")
+    # A subscriber that never reads, with small socket buffers.
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect((node.host, node.mqtt_port))
+    stalled.sendall(v311_connect(b"stalled", 60))
+    assert stalled.recv(4) == b"\x20\x02\x00\x00"
+    sub = b"\x00\x01" + (7).to_bytes(2, "big") + b"flood/#" + b"\x00"
+    stalled.sendall(bytes([0x82, len(sub)]) + sub)
+    healthy = Client(node, "healthy")
+    healthy.subscribe("calm/#", qos=0)
+    time.sleep(0.3)
+    rss_before = rss_bytes(node)
+    publisher = Client(node, "flooder")
+    payload = b"x" * 100_000
+    for i in range(1000):  # 100 MB to the stalled subscriber, 100 small messages to the healthy one
+        publisher.publish(f"flood/{i % 4}", payload, qos=0)
+        if i % 10 == 9:
+            publisher.publish(f"calm/{i}", b"fine", qos=0)
+    time.sleep(1)
+    grown = rss_bytes(node) - rss_before
+    assert grown < 40_000_000, f"RSS grew {grown} bytes for 100 MB to a stalled client"
+    assert 900 <= node.metric("messages_dropped_slow_client_total") <= 1000
+    deadline = time.time() + 10
+    while time.time() < deadline and node.metric("clients_disconnected_stalled_total") < 1:
+        time.sleep(0.2)
+    assert node.metric("clients_disconnected_stalled_total") == 1
+    assert healthy.messages.qsize() == 100, "the healthy subscriber loses nothing"
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "$aws/things/lamp/shadow/update/accepted",
+        "$aws/things/lamp/shadow/update/delta",
+        "$aws/things/lamp/shadow/get/accepted",
+        "$aws/events/presence/disconnected/someone-else",
+    ],
+)
+def test_reserved_topics_cannot_be_forged(node, topic):
+    from botocore.exceptions import ClientError
+
+    from conftest import Client, aws_client
+
+    watcher = Client(node, "watcher")
+    watcher.subscribe("$aws/things/lamp/#", qos=1)
+    watcher.subscribe("$aws/events/#", qos=1)
+    forger = Client(node, "forger")  # anonymous on loopback: every policy allows it
+    forger.publish(topic, b'{"state":{"desired":{"door":"open"}},"version":999}', qos=0, wait=False)
+    assert forger.disconnects.get(timeout=5) is not None, "a QoS 0 forger is disconnected"
+    with pytest.raises(ClientError) as refused:
+        aws_client(node, "iot-data").publish(topic=topic, qos=1, payload=b"{}")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    seen = []
+    while True:
+        try:
+            seen.append(watcher.messages.get(timeout=0.5).topic)
+        except Exception:
+            break
+    assert topic not in seen, f"{topic} was delivered"
+
+
+def test_receive_maximum_holds_while_acknowledgements_wait_for_storage(make_node):
+    import struct
+
+    from conftest import Client, read_all, split_packets, v5_connect
+
+    node = make_node(config_text="[limits]\nreceive_maximum = 2\n")
+    # A persistent QoS 1 subscriber: every publish is written durably before its PUBACK.
+    keeper = Client(node, "keeper", clean=False, session_expiry=3600)
+    keeper.subscribe("pipe/#", qos=1)
+    s = raw_connect(node, v5_connect(b"pipeliner"))
+    assert s.recv(64)[0] == 0x20
+    burst = b""
+    for pid in range(1, 2001):
+        body = struct.pack("!H", 6) + b"pipe/1" + struct.pack("!H", pid) + b"\x00" + b"payload"
+        burst += bytes([0x32, len(body)]) + body
+    try:
+        s.sendall(burst)
+    except OSError:
+        pass  # the node may close before reading it all
+    packets = split_packets(read_all(s, 3))
+    disconnects = [p for p in packets if p[0] == 0xE0]
+    assert disconnects and disconnects[0][2] == 0x93, "pipelining past the receive maximum ends with DISCONNECT 0x93"
+
+
+def test_the_disconnect_reason_reaches_a_client_that_keeps_writing(make_node):
+    import socket
+    import struct
+
+    from conftest import split_packets, v5_connect
+
+    node = make_node(config_text="[limits]\nreceive_maximum = 2\n")
+    s = raw_connect(node, v5_connect(b"writer"))
+    assert s.recv(64)[0] == 0x20
+    qos2 = b""
+    for pid in (1, 2, 3):  # three unreleased QoS 2 publishes: one past the maximum
+        body = struct.pack("!H", 1) + b"t" + struct.pack("!H", pid) + b"\x00" + b"p"
+        qos2 += bytes([0x34, len(body)]) + body
+    s.sendall(qos2)
+    # The client goes on writing before it reads: input the node never reads.
+    try:
+        s.sendall(b"\xc0\x00" * 30000)
+    except OSError:
+        pass
+    s.settimeout(3)
+    data = b""
+    try:
+        while chunk := s.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pytest.fail(f"the connection was reset; read so far: {data!r}")
+    disconnects = [p for p in split_packets(data) if p[0] == 0xE0]
+    assert disconnects and disconnects[0][2] == 0x93

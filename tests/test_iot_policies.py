@@ -12,7 +12,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from conftest import aws_client
+from conftest import Client, aws_client
 
 ARN = "arn:aws:iot:us-east-1:000000000000"
 
@@ -36,13 +36,15 @@ def code_of(e):
 class Device:
     """A paho client over TLS with a certificate, recording what happens to it."""
 
-    def __init__(self, node, cert, tmp_path, client_id, protocol=mqtt.MQTTv311):
+    def __init__(self, node, cert, tmp_path, client_id, protocol=mqtt.MQTTv311, will=None):
         certfile, keyfile = tmp_path / f"{client_id}.pem", tmp_path / f"{client_id}.key"
         certfile.write_text(cert["certificatePem"])
         keyfile.write_text(cert["keyPair"]["PrivateKey"])
         self.v5 = protocol == mqtt.MQTTv5
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
         self.c.tls_set(ca_certs=node.ca_path, certfile=str(certfile), keyfile=str(keyfile))
+        if will:
+            self.c.will_set(*will)
         self.connack, self.disconnects, self.messages = queue.Queue(), queue.Queue(), queue.Queue()
         self.subacks, self.pubacks = queue.Queue(), queue.Queue()
         self.c.on_connect = lambda c, u, f, rc, p: self.connack.put(rc.value if hasattr(rc, "value") else rc)
@@ -337,6 +339,24 @@ def test_a_policy_change_reaches_live_connections(node, tmp_path):
     d.c.publish("b", b"4", qos=1)
     assert d.pubacks.get(timeout=5) == 0x87
     d.stop()
+
+
+def test_a_will_is_authorized_again_when_it_is_published(node, tmp_path):
+    iot = aws_client(node, "iot")
+    watcher = Client(node, "will-watcher")
+    watcher.subscribe("lastwill/#", qos=1)
+    for name, detach in (("keeps", False), ("loses", True)):
+        cert = cert_with_policy(iot, f"will-{name}", doc(allow("iot:Connect", "*"), allow("iot:Publish", f"{ARN}:topic/lastwill/*")))
+        d = Device(node, cert, tmp_path, f"will-{name}", will=(f"lastwill/{name}", b"gone", 1))
+        assert d.connected()
+        if detach:
+            iot.detach_policy(policyName=f"will-{name}", target=cert["certificateArn"])
+        d.c.loop_stop()
+        d.c.socket().close()  # no DISCONNECT: the will is due
+        if detach:
+            watcher.expect_none(wait=2)
+        else:
+            assert watcher.get(timeout=5).topic == "lastwill/keeps"
 
 
 def test_source_ip_condition(node, tmp_path):

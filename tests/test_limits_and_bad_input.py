@@ -6,14 +6,7 @@ import struct
 import pytest
 import paho.mqtt.client as mqtt
 
-from conftest import Client, raw_connect, read_all, seconds_until_closed
-
-
-def v5_connect(cid=b"raw", props=b"\x00"):
-    vh = b"\x00\x04MQTT\x05\x02\x00\x3c" + props
-    payload = struct.pack("!H", len(cid)) + cid
-    body = vh + payload
-    return bytes([0x10, len(body)]) + body
+from conftest import Client, raw_connect, read_all, seconds_until_closed, v5_connect
 
 
 def test_client_id_too_long_refused_with_0x85(node):

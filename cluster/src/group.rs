@@ -512,6 +512,9 @@ impl<S: StateMachine> Worker<S> {
                 self.on_tick(now);
             }
             self.send_waiting();
+            // Before `on_ready` answers proposers: whoever got an answer from this
+            // iteration sees the role and leader it was answered under.
+            self.publish_status();
             if let Err(e) = self.on_ready() {
                 tracing::error!(group = self.group, error = %e, "the group log could not be written; the group stops");
                 self.fail_all(GroupError::Storage(Arc::new(e)));

@@ -26,6 +26,8 @@ pub struct LimitsFile {
     pub max_session_expiry_secs: Option<u32>,
     pub max_keep_alive_secs: Option<u16>,
     pub min_keep_alive_secs: Option<u16>,
+    pub max_outbound_bytes: Option<usize>,
+    pub stalled_client_timeout_secs: Option<u64>,
     pub shadow_requests_per_second_per_thing: Option<u32>,
     pub thing_type_deletion_wait_secs: Option<u64>,
 }
@@ -179,6 +181,12 @@ impl NodeConfig {
         }
         if let Some(v) = l.min_keep_alive_secs {
             broker.min_keep_alive = v;
+        }
+        if let Some(v) = l.max_outbound_bytes {
+            broker.max_outbound_bytes = v;
+        }
+        if let Some(v) = l.stalled_client_timeout_secs {
+            broker.stalled_client_timeout = std::time::Duration::from_secs(v);
         }
         if let Some(v) = l.shadow_requests_per_second_per_thing {
             broker.shadow_requests_per_second_per_thing = v;

@@ -109,6 +109,10 @@ metrics! {
     messages_expired_total: Counter,
     /// Messages not sent because they exceeded the client's maximum packet size.
     messages_dropped_too_large_total: Counter,
+    /// QoS 0 messages not sent to a client whose outbound buffer was full (`max_outbound_bytes`).
+    messages_dropped_slow_client_total: Counter,
+    /// Connections closed because the client read nothing for `stalled_client_timeout_secs`.
+    clients_disconnected_stalled_total: Counter,
     /// Bytes read from client sockets.
     bytes_received_total: Counter,
     /// Bytes written to client sockets.

@@ -62,6 +62,11 @@ pub struct BrokerConfig {
     pub max_keep_alive: u16,
     /// Keep alive the server imposes when a client asks for less (AWS: 30).
     pub min_keep_alive: u16,
+    /// Bytes a connection may have written but not yet taken by its socket; past it QoS 0
+    /// messages to it are dropped and QoS 1/2 wait in its session.
+    pub max_outbound_bytes: usize,
+    /// A client whose socket takes nothing for this long, with bytes waiting, is disconnected.
+    pub stalled_client_timeout: std::time::Duration,
     /// Shadow requests one thing may make per second, all its shadows together (AWS: 20;
     /// 0: unlimited). Over it, requests are rejected with 429.
     pub shadow_requests_per_second_per_thing: u32,
@@ -86,6 +91,8 @@ impl Default for BrokerConfig {
             max_session_expiry: 7 * 24 * 3600,
             max_keep_alive: 1200,
             min_keep_alive: 30,
+            max_outbound_bytes: 1 << 20,
+            stalled_client_timeout: std::time::Duration::from_secs(60),
             shadow_requests_per_second_per_thing: 20,
             thing_type_deletion_wait_secs: 300,
             region: "us-east-1".into(),

@@ -97,6 +97,9 @@ pub async fn publish(api: web::Data<Api>, call: Call<IotData>) -> ApiResult {
     if let Err(e) = ferrite_mqtt::topic::validate_topic_name(&topic, &broker.config.topic_limits) {
         return Err(AwsError::invalid_request(format!("Invalid topic {topic:?}: {}", e.message)));
     }
+    if !ferrite_aws::reserved::client_may_publish(&topic) {
+        return Err(AwsError::new(403, "ForbiddenException", format!("Topic {topic} is reserved for AWS IoT")));
+    }
     if call.body.len() > broker.config.max_payload {
         return Err(AwsError::new(
             413,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use actix::io::{WriteHandler, Writer};
 use actix::prelude::*;
+use actix::WeakAddr;
 use bytes::BytesMut;
 use ferrite_mqtt::codec;
 use ferrite_mqtt::packet::*;
@@ -22,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
 
 use super::auth::{self as listener_auth, Choice, ListenerAuth};
+use super::backlog::{Backlog, Counted};
 use super::decide::connect::{self as connect_rules, Admission};
 use super::decide::outbound::{self, Outbound};
 use super::decide::publish::{self as publish_rules, Inbound, Refusal};
@@ -46,6 +48,14 @@ const CERTIFICATE_CHECK_PERIOD: Duration = Duration::from_millis(500);
 
 /// How long a publisher's reads pause when one of its subscribers is congested.
 const BACKPRESSURE_PAUSE: Duration = Duration::from_millis(1);
+
+/// How often a connection whose outbound backlog is over its bound looks at it again.
+const BACKLOG_RECHECK: Duration = Duration::from_millis(20);
+
+/// Time to look at the outbound backlog again (see [`BACKLOG_RECHECK`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RecheckBacklog;
 
 /// A storage batch of an inbound publish became durable.
 #[derive(Message)]
@@ -82,7 +92,15 @@ pub struct Connection<W: AsyncWrite + Unpin + 'static> {
     services: Arc<Services>,
     /// The broker core (`services.broker`), used on every packet.
     broker: Arc<Broker>,
-    writer: Writer<W, io::Error>,
+    writer: Writer<Counted<W>, io::Error>,
+    /// Bytes handed to `writer` that the socket has not taken yet.
+    backlog: Backlog,
+    /// A [`RecheckBacklog`] is on its way.
+    recheck_pending: bool,
+    /// The client's input has ended.
+    read_done: bool,
+    /// This actor, for the backlog recheck timer.
+    me: WeakAddr<Self>,
     peer: SocketAddr,
     transport: &'static str,
     /// How the listener authenticates, and the client certificate from the handshake.
@@ -118,13 +136,18 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         };
         Connection::create(move |ctx| {
             ctx.add_stream(FramedRead::with_capacity(read, decoder, 512));
-            let writer = Writer::new(write, ctx);
+            let backlog = Backlog::default();
+            let writer = Writer::new(Counted::new(write, &backlog), ctx);
             broker.metrics.connections.inc();
             broker.metrics.connections_total.inc();
             Connection {
                 services,
                 broker,
                 writer,
+                backlog,
+                recheck_pending: false,
+                read_done: false,
+                me: ctx.address().downgrade(),
                 peer,
                 transport,
                 auth,
@@ -152,6 +175,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     fn flush(&mut self) {
         if !self.out.is_empty() {
             self.broker.metrics.bytes_sent_total.add(self.out.len() as u64);
+            self.backlog.handed(self.out.len());
             self.writer.write(&self.out);
             self.out.clear();
         }
@@ -180,6 +204,10 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     fn shutdown(&mut self, ctx: &mut Context<Self>) {
         self.closing = true;
         self.flush();
+        // The write side ends after the last packet; input is read (and ignored) until the
+        // client closes or the grace period ends, so the kernel does not reset the
+        // connection with the DISCONNECT or CONNACK unread.
+        self.backlog.shut_down_when_flushed();
         self.writer.close();
         ctx.run_later(Duration::from_secs(5), |_, ctx| ctx.stop());
     }
@@ -481,6 +509,29 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         }
     }
 
+    /// Authorizes the will again as it is about to be published: a certificate revoked or
+    /// deactivated, or a policy detached, since CONNECT takes the right to publish it away.
+    fn will_still_allowed(&mut self, client_id: &str, will: &ferrite_mqtt::packet::Will) -> bool {
+        let now = (now_ms() / 1000) as i64;
+        let refusal = match &self.client_cert {
+            Some(der) => self.services.meta.state().identity.check_presented(der, now).err(),
+            None => None,
+        };
+        let refusal = refusal.or_else(|| {
+            if !ferrite_aws::reserved::client_may_publish(&will.topic) || !self.allowed(Action::Publish, &will.topic) {
+                Some("no policy allows iot:Publish on the will's topic any more".to_string())
+            } else if will.retain && !self.allowed(Action::RetainPublish, &will.topic) {
+                Some("no policy allows iot:RetainPublish on the will's topic any more".to_string())
+            } else {
+                None
+            }
+        });
+        let Some(why) = refusal else { return true };
+        self.broker.metrics.publish_in_auth_errors_total.inc();
+        tracing::warn!(event = "PublishIn.AuthError", client_id = %client_id, topic = %will.topic, reason = %why, "will not published: no longer authorized");
+        false
+    }
+
     /// Closes the connection when its certificate is no longer allowed to connect.
     fn recheck_certificate(&mut self, ctx: &mut Context<Self>) {
         let (Some(der), false) = (&self.client_cert, self.closing) else { return };
@@ -500,15 +551,38 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         session.clear_wake();
         let mut sends = Vec::new();
         let mut ops = Vec::new();
+        let over = self.backlog.bytes() + self.out.len() as u64 >= self.broker.config.max_outbound_bytes as u64;
         {
             let mut inner = session.inner.lock();
             if inner.generation != a.generation {
                 return;
             }
+            if over {
+                // The socket is not taking what it has: QoS 0 messages to this client are
+                // dropped, QoS 1/2 ones wait in the session queue (up to its limit).
+                let shed = inner.state.shed_at_most_once();
+                drop(inner);
+                self.broker.metrics.messages_dropped_slow_client_total.add(shed as u64);
+                return self.recheck_backlog_later();
+            }
             inner.state.drain(now_ms(), &mut sends, &mut ops);
         }
         self.broker.apply_store_ops(&session, &ops);
         self.write_sends(sends);
+    }
+
+    /// Looks at the backlog again in [`BACKLOG_RECHECK`], once.
+    fn recheck_backlog_later(&mut self) {
+        if std::mem::replace(&mut self.recheck_pending, true) {
+            return;
+        }
+        let me = self.me.clone();
+        actix_rt::spawn(async move {
+            tokio::time::sleep(BACKLOG_RECHECK).await;
+            if let Some(me) = me.upgrade() {
+                me.do_send(RecheckBacklog);
+            }
+        });
     }
 
     fn write_sends(&mut self, sends: Vec<SessionSend>) {
@@ -546,6 +620,14 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                         if let Some(pid) = packet_id {
                             dropped.push(pid);
                         }
+                        continue;
+                    }
+                    let backlog = self.backlog.bytes() + self.out.len() as u64;
+                    if packet_id.is_none() && backlog > self.broker.config.max_outbound_bytes as u64 {
+                        // QoS 0 past the outbound bound: dropped for this client, counted.
+                        self.out.truncate(before);
+                        self.broker.metrics.messages_dropped_slow_client_total.inc();
+                        self.recheck_backlog_later();
                         continue;
                     }
                     self.broker.metrics.messages_sent_total.inc();
@@ -667,7 +749,12 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     /// Counts and logs a publish no policy allows (AWS's PublishIn.AuthError).
     fn note_publish_denied(&self, client_id: Option<Arc<str>>, topic: &str, action: &str) {
         self.broker.metrics.publish_in_auth_errors_total.inc();
-        tracing::warn!(event = "PublishIn.AuthError", client_id = ?client_id, topic = %topic, reason = %format!("no policy allows {action} on this topic"), "publish refused: not authorized");
+        let reason = if action == publish_rules::RESERVED {
+            "the topic is reserved for the service's responses and events".to_string()
+        } else {
+            format!("no policy allows {action} on this topic")
+        };
+        tracing::warn!(event = "PublishIn.AuthError", client_id = ?client_id, topic = %topic, reason = %reason, "publish refused: not authorized");
     }
 
     /// Hands a routed publish's batch to storage and queues its acknowledgement to leave once
@@ -716,20 +803,27 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     /// Queues an acknowledgement behind earlier ones; `ticket` is the storage commit it
     /// waits for, `None` when it can leave at once.
     fn queue_ack(&mut self, packet: Option<Packet>, ticket: Option<u64>) {
-        if let Some(Packet::PubAck(_)) = &packet {
-            if let Some(a) = self.attached.as_mut() {
-                a.inbound.unacked = a.inbound.unacked.saturating_sub(1);
-            }
-        }
         match ticket {
             None if self.pending_acks.is_empty() => {
                 if let Some(p) = packet {
-                    self.send(&p);
+                    self.send_ack(&p);
                 }
             }
             None => self.pending_acks.push_back(PendingAck { ticket: u64::MAX, packet, done: true }),
             Some(t) => self.pending_acks.push_back(PendingAck { ticket: t, packet, done: false }),
         }
+    }
+
+    /// Sends an acknowledgement of an inbound publish. A PUBACK ends a QoS 1 publish's
+    /// count against the receive maximum here, when it leaves, not when it is queued behind
+    /// a storage commit: a client that pipelines past the maximum is refused.
+    fn send_ack(&mut self, packet: &Packet) {
+        if let Packet::PubAck(_) = packet {
+            if let Some(a) = self.attached.as_mut() {
+                a.inbound.unacked = a.inbound.unacked.saturating_sub(1);
+            }
+        }
+        self.send(packet);
     }
 
     fn on_subscribe(&mut self, ctx: &mut Context<Self>, s: Subscribe) {
@@ -909,7 +1003,8 @@ impl<W: AsyncWrite + Unpin + 'static> Actor for Connection<W> {
         let reason = self.end_reason.unwrap_or(DisconnectReason::ConnectionLost);
         self.publish_presence(lifecycle::Presence::Disconnected(reason));
         if let Some(a) = self.attached.take() {
-            self.broker.close_session(&a.session, a.generation, a.will);
+            let will = a.will.filter(|w| self.will_still_allowed(&a.client_id, w));
+            self.broker.close_session(&a.session, a.generation, will);
         }
     }
 }
@@ -942,8 +1037,10 @@ impl<W: AsyncWrite + Unpin + 'static> StreamHandler<Result<Packet, ReadError>> f
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {
-        // While closing, the writer still flushes our last packet; it stops the actor.
-        if !self.closing {
+        // While closing, the writer may still be flushing our last packet; once it has (see
+        // the WriteHandler), the client's end of stream stops the actor.
+        self.read_done = true;
+        if !self.closing || self.writer.closed() {
             ctx.stop();
         }
     }
@@ -953,6 +1050,40 @@ impl<W: AsyncWrite + Unpin + 'static> WriteHandler<io::Error> for Connection<W> 
     fn error(&mut self, err: io::Error, _ctx: &mut Self::Context) -> Running {
         tracing::debug!(peer = %self.peer, error = %err, "socket write failed");
         Running::Stop
+    }
+
+    /// The last packet is written and the write side shut down: stop once the client has
+    /// closed too (or the grace period of `shutdown` ends).
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        if self.read_done || !self.closing {
+            ctx.stop();
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin + 'static> Handler<RecheckBacklog> for Connection<W> {
+    type Result = ();
+    /// Drains the session once the socket has taken half the bound; closes the connection
+    /// when it has taken nothing for the stall timeout.
+    fn handle(&mut self, _: RecheckBacklog, ctx: &mut Self::Context) {
+        self.recheck_pending = false;
+        if self.closing {
+            return;
+        }
+        let bound = self.broker.config.max_outbound_bytes as u64;
+        let stalled = self.backlog.stalled_for(Instant::now());
+        if self.backlog.bytes() <= bound / 2 {
+            return self.drain_session();
+        }
+        if stalled >= self.broker.config.stalled_client_timeout {
+            self.broker.metrics.clients_disconnected_stalled_total.inc();
+            self.ending(DisconnectReason::ServerInitiated);
+            tracing::warn!(peer = %self.peer, client_id = ?self.attached.as_ref().map(|a| a.client_id.clone()), backlog_bytes = self.backlog.bytes(), stalled_secs = stalled.as_secs(), "closing connection: the client has read nothing for too long");
+            // Nothing more is written to a socket that takes nothing: the actor stops.
+            self.closing = true;
+            return ctx.stop();
+        }
+        self.recheck_backlog_later();
     }
 }
 
@@ -1012,7 +1143,7 @@ impl<W: AsyncWrite + Unpin + 'static> Handler<Committed> for Connection<W> {
         }
         while self.pending_acks.front().is_some_and(|p| p.done) {
             if let Some(packet) = self.pending_acks.pop_front().and_then(|p| p.packet) {
-                self.send(&packet);
+                self.send_ack(&packet);
             }
         }
         self.flush();

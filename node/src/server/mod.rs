@@ -3,6 +3,7 @@
 //! lives for its whole life.
 
 pub mod auth;
+pub mod backlog;
 pub mod connection;
 pub mod decide;
 pub mod framing;

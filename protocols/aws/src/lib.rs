@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod error;
 pub mod percent;
 pub mod policy;
+pub mod reserved;
 pub mod sigv4;
 
 pub use error::AwsError;

@@ -48,6 +48,10 @@ pub enum Refusal {
     },
 }
 
+/// The denied "action" of a publish to a topic only AWS IoT's services publish to (a
+/// response, delta, document, notification or event): refused before any policy.
+pub const RESERVED: &str = "publishing to a reserved topic";
+
 /// A refusal that MQTT 5 answers with a negative acknowledgement of a QoS 1/2 publish, and
 /// that closes the connection otherwise.
 fn nack_or_close(v5: bool, qos: QoS, code: u8, why: &'static str) -> Refusal {
@@ -89,7 +93,9 @@ pub fn check(
     if let Err(e) = topic::validate_topic_name(&p.topic, limits.topics) {
         return Err(nack_or_close(v5, p.qos, e.reason_code, e.message));
     }
-    let denied = if !allowed(Action::Publish, &p.topic) {
+    let denied = if !ferrite_aws::reserved::client_may_publish(&p.topic) {
+        Some(RESERVED)
+    } else if !allowed(Action::Publish, &p.topic) {
         Some("iot:Publish")
     } else if p.retain && !allowed(Action::RetainPublish, &p.topic) {
         Some("iot:RetainPublish")
@@ -219,6 +225,20 @@ mod tests {
             check(&mut bad(QoS::AtLeastOnce), false, &mut inbound, &limits(&t), |_, _| true),
             Err(Refusal::Violation(reason::TOPIC_NAME_INVALID, _))
         ));
+    }
+
+    #[test]
+    fn reserved_response_topics_are_refused_before_any_policy() {
+        let t = TopicLimits::default();
+        let mut inbound = Inbound::default();
+        let mut forged = publish("$aws/things/lamp/shadow/update/accepted", QoS::AtLeastOnce);
+        let refused = check(&mut forged, true, &mut inbound, &limits(&t), |_, _| true);
+        assert_eq!(refused, Err(Refusal::NotAuthorized { action: RESERVED, nack: true }));
+        let mut forged = publish("$aws/events/presence/disconnected/other", QoS::AtMostOnce);
+        let refused = check(&mut forged, false, &mut inbound, &limits(&t), |_, _| true);
+        assert_eq!(refused, Err(Refusal::NotAuthorized { action: RESERVED, nack: false }));
+        let mut request = publish("$aws/things/lamp/shadow/update", QoS::AtMostOnce);
+        assert_eq!(check(&mut request, true, &mut inbound, &limits(&t), |_, _| true), Ok(()));
     }
 
     #[test]
