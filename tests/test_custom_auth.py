@@ -199,6 +199,7 @@ mqtt = ["jwt"]
 jwks_file = "{jwks_file}"
 issuer = "https://issuer.example"
 policies = ["jwt-devices"]
+leeway_secs = 0
 """)
     iot = aws_client(node, "iot")
     iot.create_policy(policyName="jwt-devices", policyDocument=json.dumps(client_scoped_policy()))
@@ -229,6 +230,7 @@ policies = ["jwt-devices"]
         ("jwt-dev", es256_token(key, {"sub": "jwt-dev", "iss": "https://other.example", "exp": now + 600})),
         ("jwt-dev", good[:-4] + "AAAA"),
         ("jwt-dev", None),
+        ("jwt-dev", es256_token(key, {"sub": "jwt-dev", "iss": "https://issuer.example"})),  # no exp
     ]
     for client_id, token in refused:
         c, rc, _ = connect(client_id, token)
@@ -236,6 +238,15 @@ policies = ["jwt-devices"]
         c.loop_stop()
     log = node.log()
     assert "expired" in log and "does not equal the client id" in log
+    assert "no exp claim" in log
+    # A connection does not outlive its token.
+    short = es256_token(key, {"sub": "jwt-dev", "iss": "https://issuer.example", "exp": int(time.time()) + 3})
+    c, rc, _ = connect("jwt-dev", short)
+    assert rc == 0
+    closed = queue.Queue()
+    c.on_disconnect = lambda c_, u, f, rc_, p: closed.put(rc_.value)
+    assert closed.get(timeout=10) == 0x87
+    c.loop_stop()
 
 
 def test_listener_auth_config_errors_are_explained(make_node, tmp_path):

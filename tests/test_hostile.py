@@ -188,3 +188,122 @@ def test_the_disconnect_reason_reaches_a_client_that_keeps_writing(make_node):
         pytest.fail(f"the connection was reset; read so far: {data!r}")
     disconnects = [p for p in split_packets(data) if p[0] == 0xE0]
     assert disconnects and disconnects[0][2] == 0x93
+
+
+def test_sigv4_requests_must_sign_the_host_and_the_body(node):
+    import configparser
+    import http.client
+    import json
+    import os
+
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+
+    class HostUnsigned(botocore.auth.SigV4Auth):
+        def headers_to_sign(self, request):
+            headers = super().headers_to_sign(request)
+            del headers["host"]
+            return headers
+
+    class PayloadUnsigned(botocore.auth.SigV4Auth):
+        def payload(self, request):
+            return "UNSIGNED-PAYLOAD"
+
+    creds = configparser.ConfigParser()
+    creds.read(os.path.join(node.data_dir, "credentials"))
+    key = botocore.credentials.Credentials(creds["default"]["aws_access_key_id"], creds["default"]["aws_secret_access_key"])
+
+    def send(signer, body, sent_body=None, headers=None):
+        url = f"http://{node.host}:{node.http_port}/things/sig-thing"
+        req = botocore.awsrequest.AWSRequest(method="POST", url=url, data=body, headers=headers or {})
+        signer(key, "iot", "eu-west-1").add_auth(req)
+        conn = http.client.HTTPConnection(node.host, node.http_port, timeout=10)
+        try:
+            conn.request("POST", "/things/sig-thing", body=sent_body or body, headers=dict(req.headers))
+            r = conn.getresponse()
+            return r.status, r.getheader("x-amzn-ErrorType"), r.read()
+        finally:
+            conn.close()
+
+    status, error, _ = send(HostUnsigned, b"{}")
+    assert (status, error) == (403, "IncompleteSignatureException")
+    original = json.dumps({"attributePayload": {"attributes": {"owner": "alice"}}}).encode()
+    swapped = json.dumps({"attributePayload": {"attributes": {"owner": "mallory"}}}).encode()
+    status, error, _ = send(PayloadUnsigned, original, swapped, {"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    assert (status, error) == (403, "InvalidSignatureException")
+    status, _, _ = send(botocore.auth.SigV4Auth, original)
+    assert status == 200, "the same request signed as AWS's tools sign it is accepted"
+
+
+def test_sighup_reloads_rules_and_sigterm_logs_a_last_line(make_node, tmp_path):
+    import signal
+
+    from conftest import Client
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    node = make_node(extra_args=["--rules-dir", str(rules)])
+    # Written after the start, then announced with SIGHUP (the poller may also see it).
+    (rules / "copy.sql").write_text("CREATE RULE copy AS SELECT * FROM 'in/#' DO republish(topic = 'out/copied');\n")
+    node.proc.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    assert node.proc.poll() is None, "SIGHUP does not end the node"
+    watcher = Client(node, "hup-watcher")
+    watcher.subscribe("out/#", qos=0)
+    Client(node, "hup-publisher").publish("in/x", b"{}", qos=0)
+    assert watcher.get(timeout=5).topic == "out/copied"
+    assert "SIGHUP" in node.log()
+    node.stop()
+    assert node.log().rstrip().splitlines()[-1].find("stopped") >= 0
+
+
+WS_UPGRADE = (
+    "GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Protocol: mqtt\r\n\r\n"
+).encode()
+
+
+def ws_socket(node):
+    import socket
+
+    return socket.create_connection((node.host, node.ws_port), timeout=5)
+
+
+def closed_within(sock, seconds):
+    """True when the node closes the socket within `seconds` (whatever it sends first)."""
+    import socket
+
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_websocket_sockets_get_the_connect_deadline(node):
+    half = ws_socket(node)
+    half.sendall(WS_UPGRADE[:40])  # an upgrade that never finishes
+    upgraded = ws_socket(node)
+    upgraded.sendall(WS_UPGRADE)  # an upgrade, then no CONNECT
+    start = time.time()
+    assert closed_within(half, 15), "a half-sent upgrade is closed"
+    assert closed_within(upgraded, 15), "an upgraded socket without CONNECT is closed"
+    assert time.time() - start < 15
+
+
+def test_websocket_messages_are_capped_at_the_largest_packet(node):
+    import struct
+
+    s = ws_socket(node)
+    s.sendall(WS_UPGRADE)
+    assert b" 101 " in s.recv(4096)
+    # A binary frame announcing 10 MB (masked, as from a client; under the 16 MiB default
+    # frame limit): refused at once, not buffered.
+    s.sendall(bytes([0x82, 0xFF]) + struct.pack("!Q", 10_000_000) + b"\x00\x00\x00\x00" + b"\x00" * 65536)
+    assert closed_within(s, 5)

@@ -167,26 +167,40 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             );
         }
         let _ = std::io::stdout().flush();
-        wait_for_shutdown().await;
+        let rules = services.rules.clone();
+        let rules_dir = cfg.rules_dir.clone();
+        wait_for_shutdown(move || {
+            tracing::info!(credentials = %credentials_path.display(), "SIGHUP: reloading rule files; access keys are reread from the credentials file on their next use");
+            if let Some(dir) = &rules_dir {
+                crate::rules::reload::apply(&rules, dir, "SIGHUP");
+            }
+        })
+        .await;
         let clients = broker.disconnect_all(ferrite_mqtt::packet::reason::SERVER_SHUTTING_DOWN);
         tracing::info!(clients, "shutting down: disconnecting clients");
         // Give the connection actors a moment to flush their DISCONNECT.
         tokio::time::sleep(std::time::Duration::from_millis(if clients > 0 { 300 } else { 0 })).await;
         anyhow::Ok(())
-    })
+    })?;
+    // After the runtime and its servers are gone, so that this is the last line.
+    drop(system);
+    tracing::info!("stopped");
+    Ok(())
 }
 
-async fn wait_for_shutdown() {
+/// Waits for SIGINT or SIGTERM, running `on_hangup` for every SIGHUP meanwhile (which
+/// would otherwise end the process without a word).
+async fn wait_for_shutdown(on_hangup: impl Fn()) {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+    let (Ok(mut term), Ok(mut hangup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hangup.recv() => on_hangup(),
         }
     }
 }

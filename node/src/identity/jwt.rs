@@ -411,6 +411,12 @@ fn parse_header(bytes: &[u8]) -> Result<(Alg, Option<String>), String> {
     Ok((alg, kid))
 }
 
+/// How long a verified token's claims stay valid after `now_s`: until `exp` plus the leeway.
+pub fn valid_for(claims: &Claims, now_s: u64, leeway_s: u64) -> std::time::Duration {
+    let exp = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0);
+    std::time::Duration::from_secs_f64((exp + leeway_s as f64 - now_s as f64).max(0.0))
+}
+
 /// Verifies a compact JWS (`header.payload.signature`) against `jwks` and checks its claims
 /// at `now_s` (Unix seconds) against `expect`; returns the claims when the token is valid,
 /// or a short human reason it is not.
@@ -440,14 +446,16 @@ fn numeric_date(claims: &Claims, name: &str) -> Result<Option<(f64, String)>, St
     }
 }
 
-/// `exp` must be after `now - leeway`; `nbf` must be at or before `now + leeway`.
+/// `exp` is required and must be after `now - leeway` (a token without one would be valid
+/// forever); `nbf` must be at or before `now + leeway`.
 fn check_times(claims: &Claims, now_s: u64, leeway_s: u64) -> Result<(), String> {
     let now = now_s as f64;
     let leeway = leeway_s as f64;
-    if let Some((exp, text)) = numeric_date(claims, "exp")? {
-        if exp <= now - leeway {
-            return Err(format!("token expired at {text}"));
-        }
+    let Some((exp, text)) = numeric_date(claims, "exp")? else {
+        return Err("token has no exp claim; one is required".to_string());
+    };
+    if exp <= now - leeway {
+        return Err(format!("token expired at {text}"));
     }
     if let Some((nbf, text)) = numeric_date(claims, "nbf")? {
         if nbf > now + leeway {
@@ -766,13 +774,21 @@ mod tests {
     #[test]
     fn not_yet_valid_token_fails_unless_within_leeway() {
         let keys = Keys::new();
-        let token = keys.token(&json!({"alg": "EdDSA"}), &json!({"nbf": NOW + 10}));
+        let token = keys.token(&json!({"alg": "EdDSA"}), &json!({"nbf": NOW + 10, "exp": NOW + 60}));
         let err = verify(&token, &keys.jwks(), NOW, &no_expectations()).unwrap_err();
         assert_eq!(err, format!("token not valid before {}", NOW + 10));
         let lenient = Expectations { leeway_s: 10, ..Expectations::default() };
         assert!(verify(&token, &keys.jwks(), NOW, &lenient).is_ok());
-        let now_ok = keys.token(&json!({"alg": "EdDSA"}), &json!({"nbf": NOW}));
+        let now_ok = keys.token(&json!({"alg": "EdDSA"}), &json!({"nbf": NOW, "exp": NOW + 60}));
         assert!(verify(&now_ok, &keys.jwks(), NOW, &no_expectations()).is_ok());
+    }
+
+    #[test]
+    fn a_token_without_exp_is_refused() {
+        let keys = Keys::new();
+        let token = keys.token(&json!({"alg": "EdDSA"}), &json!({"sub": "forever"}));
+        let err = verify(&token, &keys.jwks(), NOW, &no_expectations()).unwrap_err();
+        assert_eq!(err, "token has no exp claim; one is required");
     }
 
     #[test]
@@ -790,7 +806,7 @@ mod tests {
         assert!(verify(&token, &keys.jwks(), NOW, &good).is_ok());
         let bad = Expectations { issuer: Some("https://other.example".into()), ..Expectations::default() };
         assert!(verify(&token, &keys.jwks(), NOW, &bad).unwrap_err().contains("is not the expected"));
-        let no_iss = keys.token(&json!({"alg": "ES256"}), &json!({"sub": "x"}));
+        let no_iss = keys.token(&json!({"alg": "ES256"}), &json!({"sub": "x", "exp": NOW + 60}));
         assert!(verify(&no_iss, &keys.jwks(), NOW, &good).unwrap_err().contains("no iss"));
     }
 
@@ -801,13 +817,13 @@ mod tests {
         let expect = Expectations { audience: Some("ferrite".into()), ..Expectations::default() };
         let single = keys.token(&json!({"alg": "ES384"}), &claims());
         assert!(verify(&single, &jwks, NOW, &expect).is_ok());
-        let list = keys.token(&json!({"alg": "ES384"}), &json!({"aud": ["other", "ferrite"]}));
+        let list = keys.token(&json!({"alg": "ES384"}), &json!({"aud": ["other", "ferrite"], "exp": NOW + 60}));
         assert!(verify(&list, &jwks, NOW, &expect).is_ok());
-        let wrong = keys.token(&json!({"alg": "ES384"}), &json!({"aud": ["other"]}));
+        let wrong = keys.token(&json!({"alg": "ES384"}), &json!({"aud": ["other"], "exp": NOW + 60}));
         assert_eq!(verify(&wrong, &jwks, NOW, &expect).unwrap_err(), "audience does not include \"ferrite\"");
-        let missing = keys.token(&json!({"alg": "ES384"}), &json!({}));
+        let missing = keys.token(&json!({"alg": "ES384"}), &json!({"exp": NOW + 60}));
         assert!(verify(&missing, &jwks, NOW, &expect).unwrap_err().contains("no aud"));
-        let odd = keys.token(&json!({"alg": "ES384"}), &json!({"aud": 7}));
+        let odd = keys.token(&json!({"alg": "ES384"}), &json!({"aud": 7, "exp": NOW + 60}));
         assert!(verify(&odd, &jwks, NOW, &expect).unwrap_err().contains("not a string"));
     }
 
@@ -852,7 +868,8 @@ mod tests {
     fn padded_base64_is_accepted() {
         let keys = Keys::new();
         let header = base64::engine::general_purpose::URL_SAFE.encode(json!({"alg": "EdDSA"}).to_string());
-        let payload = base64::engine::general_purpose::URL_SAFE.encode(json!({"sub": "padded"}).to_string());
+        let payload =
+            base64::engine::general_purpose::URL_SAFE.encode(json!({"sub": "padded", "exp": NOW + 60}).to_string());
         let signed = format!("{header}.{payload}");
         let sig = base64::engine::general_purpose::URL_SAFE.encode(keys.sign("EdDSA", signed.as_bytes()));
         let token = format!("{signed}.{sig}");

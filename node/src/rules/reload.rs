@@ -34,7 +34,9 @@ fn fingerprint(dir: &Path) -> Fingerprint {
         .collect()
 }
 
-fn apply(engine: &RuleEngine, dir: &Path, reason: &str) {
+/// Loads the rule files of `dir` into `engine` now (SIGHUP, start, a change seen by the
+/// poller); `reason` goes into the log line.
+pub fn apply(engine: &RuleEngine, dir: &Path, reason: &str) {
     match load_dir(dir) {
         Ok(rules) => {
             let n = rules.len();

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
@@ -235,8 +236,14 @@ pub fn certificate_principal(meta: &Meta, der: &[u8]) -> Result<Principal, Strin
     })
 }
 
-/// The principal of a client whose password is a valid JWT, or why it is refused.
-pub fn jwt_principal(jwt: &JwtAuth, meta: &Meta, client_id: &str, password: &[u8]) -> Result<Principal, String> {
+/// The principal of a client whose password is a valid JWT and how long the token stays
+/// valid (the connection closes then), or why it is refused.
+pub fn jwt_principal(
+    jwt: &JwtAuth,
+    meta: &Meta,
+    client_id: &str,
+    password: &[u8],
+) -> Result<(Principal, Duration), String> {
     let token = std::str::from_utf8(password).map_err(|_| "the password is not a JWT (not UTF-8)".to_string())?;
     let now = crate::broker::message::now_ms() / 1000;
     let claims = crate::identity::jwt::verify(token.trim(), &jwt.jwks, now, &jwt.expect)
@@ -259,5 +266,6 @@ pub fn jwt_principal(jwt: &JwtAuth, meta: &Meta, client_id: &str, password: &[u8
     }
     let documents = meta.identity.documents_named(&names).map_err(|e| e.message)?;
     let principal_id = claims.get("sub").and_then(|v| v.as_str()).unwrap_or(client_id).to_string();
-    Ok(Principal::Documents { principal_id, documents: documents.into_iter().map(|(_, d)| d).collect() })
+    let valid_for = crate::identity::jwt::valid_for(&claims, now, jwt.expect.leeway_s);
+    Ok((Principal::Documents { principal_id, documents: documents.into_iter().map(|(_, d)| d).collect() }, valid_for))
 }

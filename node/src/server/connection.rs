@@ -209,7 +209,24 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         // connection with the DISCONNECT or CONNACK unread.
         self.backlog.shut_down_when_flushed();
         self.writer.close();
+        self.detach();
         ctx.run_later(Duration::from_secs(5), |_, ctx| ctx.stop());
+    }
+
+    /// Ends the connection's hold on its session, once: the disconnected event, the will (if
+    /// still allowed) and the session's release. Runs as soon as the connection decides to
+    /// close, so that the session is free (and not listed as connected) while the socket
+    /// is still being shut down, and otherwise when the actor stops.
+    fn detach(&mut self) {
+        if self.attached.is_none() {
+            return;
+        }
+        let reason = self.end_reason.unwrap_or(DisconnectReason::ConnectionLost);
+        self.publish_presence(lifecycle::Presence::Disconnected(reason));
+        if let Some(a) = self.attached.take() {
+            let will = a.will.filter(|w| self.will_still_allowed(&a.client_id, w));
+            self.broker.close_session(&a.session, a.generation, will);
+        }
     }
 
     /// Records why the connection ends, unless an earlier cause was recorded.
@@ -281,7 +298,19 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             },
             Choice::Jwt(jwt) => {
                 let password = c.password.clone().unwrap_or_default();
-                listener_auth::jwt_principal(&jwt, meta, &client_id, &password)
+                listener_auth::jwt_principal(&jwt, meta, &client_id, &password).map(|(principal, valid_for)| {
+                    // The token's `exp` ends the connection, as an authorizer's
+                    // disconnectAfterInSeconds does.
+                    ctx.run_later(valid_for, |act, ctx| {
+                        if act.closing {
+                            return;
+                        }
+                        act.ending(DisconnectReason::AuthError);
+                        tracing::info!(client_id = ?act.attached.as_ref().map(|a| a.client_id.clone()), "closing connection: the JWT expired");
+                        act.close(ctx, Some(reason::NOT_AUTHORIZED), "token expired");
+                    });
+                    principal
+                })
             }
             Choice::Refuse(why) => Err(why),
             Choice::Custom(record) => return self.ask_authorizer(ctx, c, admission, record),
@@ -1000,12 +1029,7 @@ impl<W: AsyncWrite + Unpin + 'static> Actor for Connection<W> {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.broker.metrics.connections.dec();
-        let reason = self.end_reason.unwrap_or(DisconnectReason::ConnectionLost);
-        self.publish_presence(lifecycle::Presence::Disconnected(reason));
-        if let Some(a) = self.attached.take() {
-            let will = a.will.filter(|w| self.will_still_allowed(&a.client_id, w));
-            self.broker.close_session(&a.session, a.generation, will);
-        }
+        self.detach();
     }
 }
 

@@ -7,6 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::connection::Connection;
@@ -36,16 +37,28 @@ fn check_upgrade(req: &Request, mut resp: Response) -> Result<Response, ErrorRes
     Ok(resp)
 }
 
+/// How long a client has to finish the WebSocket upgrade (as long as it has for CONNECT).
+const UPGRADE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Upgrades one accepted socket and runs its MQTT connection.
 pub async fn accept<S>(stream: S, origin: Origin, services: Arc<Services>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
     let peer = origin.peer;
-    let ws = match tokio_tungstenite::accept_hdr_async(stream, check_upgrade).await {
-        Ok(ws) => ws,
-        Err(e) => {
+    // No WebSocket message or frame larger than the largest MQTT packet a client may send
+    // (the default would buffer 64 MiB per connection before CONNECT).
+    let max = services.broker.config.max_packet_size() + 64;
+    let config = WebSocketConfig { max_message_size: Some(max), max_frame_size: Some(max), ..Default::default() };
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check_upgrade, Some(config));
+    let ws = match tokio::time::timeout(UPGRADE_TIMEOUT, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
             tracing::debug!(peer = %peer, error = %e, "websocket handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(peer = %peer, "no websocket upgrade in time, closing");
             return;
         }
     };
@@ -82,5 +95,12 @@ where
         }
         let _ = ws_tx.close().await;
     };
-    tokio::join!(inbound, outbound);
+    tokio::pin!(inbound);
+    tokio::pin!(outbound);
+    tokio::select! {
+        // The connection ended (closed, or no CONNECT in time): stop reading the client.
+        _ = &mut outbound => {}
+        // The client ended: let the connection finish writing.
+        _ = &mut inbound => outbound.await,
+    }
 }
