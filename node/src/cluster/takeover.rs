@@ -203,6 +203,13 @@ impl Takeover {
         }
     }
 
+    /// True when the latest applied claim of `client_id` is another node's: a connection
+    /// admitted here after its own claim was replaced must not stay (checked after it is
+    /// attached, because the claim hook finds nothing to hand over before that).
+    pub fn superseded(&self, client_id: &str) -> bool {
+        self.owners.state().owner(client_id).is_some_and(|o| o.node != self.node)
+    }
+
     /// The session for a claim of epoch `epoch`: nothing when a later claim replaced it.
     fn hand_over(&self, client: &str, epoch: u64) -> Option<SessionExport> {
         if self.owners.state().owner(client).is_some_and(|o| o.epoch > epoch) {

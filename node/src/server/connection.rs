@@ -459,10 +459,18 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         // In a cluster the client id is claimed first: the node that held the session
         // hands it over, and a node cut off from the majority cannot admit the client.
         let (claim_id, resume) = (client_id.clone(), !c.clean_start);
-        let claim = async move { takeover.claim(&claim_id, resume).await };
+        let claiming = takeover.clone();
+        let claim = async move { claiming.claim(&claim_id, resume).await };
         ctx.wait(claim.into_actor(self).map(move |answer, act, ctx| match answer {
             Ok(imported) => {
                 act.attach_session(ctx, c, admission, imported);
+                if takeover.superseded(&client_id) {
+                    // Another node's claim was applied while this one waited for the
+                    // handover: that connection is the later one and wins.
+                    tracing::info!(client_id = %client_id, "a later claim from another node replaced this connection's");
+                    act.ending(DisconnectReason::DuplicateClientId);
+                    act.close(ctx, Some(reason::SESSION_TAKEN_OVER), "session taken over");
+                }
                 act.flush();
             }
             Err(e) => {
