@@ -145,6 +145,8 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 tracing::warn!(listener, mqtt = %mqtt_local, ws = %ws_local, "this listener accepts anonymous clients with full access (development default on loopback); TLS listeners require registered client certificates or a custom authorizer");
             }
         }
+        // Before the `listening` line: from then on a SIGHUP must reload, not kill.
+        let signals = Signals::install();
         tracing::info!(data_dir = %cfg.data_dir.display(), workers = cfg.workers, "node started");
         println!(
             "listening mqtt={mqtt_local} ws={ws_local} http={http_local} mqtts={mqtts_local} wss={wss_local} https={https_local}"
@@ -169,7 +171,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let _ = std::io::stdout().flush();
         let rules = services.rules.clone();
         let rules_dir = cfg.rules_dir.clone();
-        wait_for_shutdown(move || {
+        signals.wait_for_shutdown(move || {
             tracing::info!(credentials = %credentials_path.display(), "SIGHUP: reloading rule files; access keys are reread from the credentials file on their next use");
             if let Some(dir) = &rules_dir {
                 crate::rules::reload::apply(&rules, dir, "SIGHUP");
@@ -188,19 +190,31 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM, running `on_hangup` for every SIGHUP meanwhile (which
-/// would otherwise end the process without a word).
-async fn wait_for_shutdown(on_hangup: impl Fn()) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hangup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = term.recv() => return,
-            _ = hangup.recv() => on_hangup(),
+/// The node's handlers for SIGTERM and SIGHUP (SIGHUP would otherwise end the process
+/// without a word), installed once the node is about to say it is listening.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals { term: signal(SignalKind::terminate()).ok(), hangup: signal(SignalKind::hangup()).ok() }
+    }
+
+    /// Waits for SIGINT or SIGTERM, running `on_hangup` for every SIGHUP meanwhile.
+    async fn wait_for_shutdown(mut self, on_hangup: impl Fn()) {
+        let (Some(term), Some(hangup)) = (self.term.as_mut(), self.hangup.as_mut()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hangup.recv() => on_hangup(),
+            }
         }
     }
 }
