@@ -17,18 +17,26 @@ macro_rules! metrics {
             pub fn render(&self) -> String {
                 let mut out = String::new();
                 $(
-                    let help = concat!($($doc),*).trim();
-                    let _ = writeln!(out, "# HELP ferrite_{} {}", stringify!($name), help);
-                    let _ = writeln!(out, "# TYPE ferrite_{} {}", stringify!($name), $kind::PROM_TYPE);
-                    let _ = writeln!(out, "ferrite_{} {}", stringify!($name), self.$name.get());
+                    write_metric(&mut out, stringify!($name), concat!($($doc),*).trim(), $kind::PROM_TYPE, self.$name.get());
                 )*
-                let _ = writeln!(out, "# HELP ferrite_stored_records_undecodable_total Stored records that could not be decoded (each logged as an error and not served).");
-                let _ = writeln!(out, "# TYPE ferrite_stored_records_undecodable_total counter");
-                let _ = writeln!(out, "ferrite_stored_records_undecodable_total {}", UNDECODABLE_RECORDS.get());
+                write_metric(
+                    &mut out,
+                    "stored_records_undecodable_total",
+                    "Stored records that could not be decoded (each logged as an error and not served).",
+                    Counter::PROM_TYPE,
+                    UNDECODABLE_RECORDS.get(),
+                );
                 out
             }
         }
     };
+}
+
+/// One metric in the Prometheus text format: help, type and value of `ferrite_{name}`.
+fn write_metric(out: &mut String, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP ferrite_{name} {help}");
+    let _ = writeln!(out, "# TYPE ferrite_{name} {kind}");
+    let _ = writeln!(out, "ferrite_{name} {value}");
 }
 
 /// Stored records found undecodable, process-wide: they are found while state is loaded,

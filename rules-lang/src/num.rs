@@ -49,12 +49,19 @@ fn scaled_up(d: Decimal128, k: i32) -> Option<Dec> {
     if d.digits() + shift > PRECISION {
         return None;
     }
-    let mut out = c.from_u128(d.coefficient().unsigned_abs() * 10u128.pow(shift));
-    c.set_exponent(&mut out, E_TOP);
-    if d.is_signed() {
+    finite(from_parts(d.coefficient().unsigned_abs() * 10u128.pow(shift), E_TOP, d.is_signed()))
+}
+
+/// `±magnitude × 10^exponent`, for a magnitude of at most 34 digits and an exponent at most
+/// [`E_TOP`] (so decNumber never folds).
+fn from_parts(magnitude: u128, exponent: i32, negative: bool) -> Decimal128 {
+    let mut c = cx();
+    let mut out = c.from_u128(magnitude);
+    c.set_exponent(&mut out, exponent);
+    if negative {
         out = c.minus(out);
     }
-    finite(out)
+    out
 }
 
 /// `d` with its exponent lowered by `k` and the coefficient unchanged (`d × 10^-k`).
@@ -367,13 +374,7 @@ impl Dec {
             coefficient /= 10;
             exponent += 1;
         }
-        let mut c = cx();
-        let mut out = c.from_u128(coefficient);
-        c.set_exponent(&mut out, exponent);
-        if self.0.is_signed() {
-            out = c.minus(out);
-        }
-        out
+        from_parts(coefficient, exponent, self.0.is_signed())
     }
 }
 

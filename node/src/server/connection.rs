@@ -301,14 +301,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 listener_auth::jwt_principal(&jwt, meta, &client_id, &password).map(|(principal, valid_for)| {
                     // The token's `exp` ends the connection, as an authorizer's
                     // disconnectAfterInSeconds does.
-                    ctx.run_later(valid_for, |act, ctx| {
-                        if act.closing {
-                            return;
-                        }
-                        act.ending(DisconnectReason::AuthError);
-                        tracing::info!(client_id = ?act.attached.as_ref().map(|a| a.client_id.clone()), "closing connection: the JWT expired");
-                        act.close(ctx, Some(reason::NOT_AUTHORIZED), "token expired");
-                    });
+                    self.close_when_authorization_ends(ctx, valid_for, "the JWT expired", "token expired");
                     principal
                 })
             }
@@ -376,6 +369,26 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         }));
     }
 
+    /// Closes the connection (NOT_AUTHORIZED) `after` from now, when what authenticated it
+    /// (an authorizer's answer, a JWT) stops being valid; `why` goes into the log,
+    /// `reason_text` to an MQTT 5 client.
+    fn close_when_authorization_ends(
+        &mut self,
+        ctx: &mut Context<Self>,
+        after: Duration,
+        why: &'static str,
+        reason_text: &'static str,
+    ) {
+        ctx.run_later(after, move |act, ctx| {
+            if act.closing {
+                return;
+            }
+            act.ending(DisconnectReason::AuthError);
+            tracing::info!(client_id = ?act.attached.as_ref().map(|a| a.client_id.clone()), "closing connection: {why}");
+            act.close(ctx, Some(reason::NOT_AUTHORIZED), reason_text);
+        });
+    }
+
     /// Applies an authorizer's `disconnectAfterInSeconds` and `refreshAfterInSeconds`.
     fn arm_authorizer_timers(
         &mut self,
@@ -386,11 +399,12 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         refresh_after: Option<Duration>,
     ) {
         if let Some(after) = disconnect_after {
-            ctx.run_later(after, |act, ctx| {
-                act.ending(DisconnectReason::AuthError);
-                tracing::info!(client_id = ?act.attached.as_ref().map(|a| a.client_id.clone()), "closing connection: the authorizer's disconnectAfterInSeconds passed");
-                act.close(ctx, Some(reason::NOT_AUTHORIZED), "authorization expired");
-            });
+            self.close_when_authorization_ends(
+                ctx,
+                after,
+                "the authorizer's disconnectAfterInSeconds passed",
+                "authorization expired",
+            );
         }
         if let Some(every) = refresh_after {
             ctx.run_interval(every, move |act, ctx| {
@@ -555,13 +569,12 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             None => None,
         };
         let refusal = refusal.or_else(|| {
-            if !ferrite_aws::reserved::client_may_publish(&will.topic) || !self.allowed(Action::Publish, &will.topic) {
-                Some("no policy allows iot:Publish on the will's topic any more".to_string())
-            } else if will.retain && !self.allowed(Action::RetainPublish, &will.topic) {
-                Some("no policy allows iot:RetainPublish on the will's topic any more".to_string())
+            let action = publish_rules::denied_action(&will.topic, will.retain, &mut |a, t| self.allowed(a, t))?;
+            Some(if action == publish_rules::RESERVED {
+                "the will's topic is reserved for the service".to_string()
             } else {
-                None
-            }
+                format!("no policy allows {action} on the will's topic any more")
+            })
         });
         let Some(why) = refusal else { return true };
         self.broker.metrics.publish_in_auth_errors_total.inc();

@@ -52,6 +52,25 @@ pub enum Refusal {
 /// response, delta, document, notification or event): refused before any policy.
 pub const RESERVED: &str = "publishing to a reserved topic";
 
+/// What a client may not do in publishing to `topic` (retained when `retain`), if anything:
+/// a reserved topic first, then `iot:Publish`, then `iot:RetainPublish`. Inbound PUBLISH
+/// and the will, when it is due, are decided by this one rule.
+pub fn denied_action(
+    topic: &str,
+    retain: bool,
+    allowed: &mut impl FnMut(Action, &str) -> bool,
+) -> Option<&'static str> {
+    if !ferrite_aws::reserved::client_may_publish(topic) {
+        Some(RESERVED)
+    } else if !allowed(Action::Publish, topic) {
+        Some("iot:Publish")
+    } else if retain && !allowed(Action::RetainPublish, topic) {
+        Some("iot:RetainPublish")
+    } else {
+        None
+    }
+}
+
 /// A refusal that MQTT 5 answers with a negative acknowledgement of a QoS 1/2 publish, and
 /// that closes the connection otherwise.
 fn nack_or_close(v5: bool, qos: QoS, code: u8, why: &'static str) -> Refusal {
@@ -93,16 +112,7 @@ pub fn check(
     if let Err(e) = topic::validate_topic_name(&p.topic, limits.topics) {
         return Err(nack_or_close(v5, p.qos, e.reason_code, e.message));
     }
-    let denied = if !ferrite_aws::reserved::client_may_publish(&p.topic) {
-        Some(RESERVED)
-    } else if !allowed(Action::Publish, &p.topic) {
-        Some("iot:Publish")
-    } else if p.retain && !allowed(Action::RetainPublish, &p.topic) {
-        Some("iot:RetainPublish")
-    } else {
-        None
-    };
-    if let Some(action) = denied {
+    if let Some(action) = denied_action(&p.topic, p.retain, &mut allowed) {
         return Err(Refusal::NotAuthorized { action, nack: v5 && p.qos != QoS::AtMostOnce });
     }
     if p.payload.len() > limits.max_payload {
