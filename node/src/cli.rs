@@ -182,6 +182,8 @@ impl ServeArgs {
                 default.is_dir().then_some(default)
             }),
             broker,
+            max_connections: file.limits.max_connections.caps(),
+            shutdown_drain: std::time::Duration::from_secs(file.shutdown_drain_secs.unwrap_or(10)),
             cluster,
         })
     }

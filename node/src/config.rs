@@ -30,6 +30,28 @@ pub struct LimitsFile {
     pub stalled_client_timeout_secs: Option<u64>,
     pub shadow_requests_per_second_per_thing: Option<u32>,
     pub thing_type_deletion_wait_secs: Option<u64>,
+    /// `[limits.max_connections]`: the most sockets each device listener holds.
+    #[serde(default)]
+    pub max_connections: ListenerConnections,
+}
+
+/// The `[limits.max_connections]` table: a cap per device listener (unset: bounded only by
+/// the listener's fair share of the node's open-files limit).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConnections {
+    pub mqtt: Option<usize>,
+    pub ws: Option<usize>,
+    pub mqtts: Option<usize>,
+    pub wss: Option<usize>,
+    pub https: Option<usize>,
+}
+
+impl ListenerConnections {
+    /// The caps in the order of `server::admission::LISTENERS`.
+    pub fn caps(&self) -> [Option<usize>; 5] {
+        [self.mqtt, self.ws, self.mqtts, self.wss, self.https]
+    }
 }
 
 /// The `[auth]` table: how each listener authenticates its clients.
@@ -91,6 +113,8 @@ pub struct ConfigFile {
     pub log_level: Option<String>,
     pub workers: Option<usize>,
     pub rules_dir: Option<PathBuf>,
+    /// Seconds a stopping node (SIGTERM) waits for deliveries and rule actions under way.
+    pub shutdown_drain_secs: Option<u64>,
     #[serde(default)]
     pub limits: LimitsFile,
     #[serde(default)]
@@ -136,6 +160,10 @@ pub struct NodeConfig {
     /// Directory of `.sql` rule files, watched for changes (None: no rules).
     pub rules_dir: Option<PathBuf>,
     pub broker: BrokerConfig,
+    /// Per device listener, the most sockets it may hold (order of `server::admission::LISTENERS`).
+    pub max_connections: [Option<usize>; 5],
+    /// How long a stopping node waits for deliveries and rule actions under way.
+    pub shutdown_drain: std::time::Duration,
     /// Cluster membership (None: the node runs alone).
     pub cluster: Option<crate::cluster::ClusterConfig>,
 }

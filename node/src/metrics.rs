@@ -99,6 +99,11 @@ metrics! {
     connections: Gauge,
     /// MQTT connections accepted since start.
     connections_total: Counter,
+    /// Client sockets closed at accept because their listener held its limit or its share
+    /// of the node's client sockets.
+    connections_refused_at_limit_total: Counter,
+    /// Failed accepts on the device listeners (out of file descriptors, usually).
+    accept_failures_total: Counter,
     /// CONNECT attempts refused (bad version, bad client id, ...).
     connects_refused_total: Counter,
     /// Sessions (connected or persistent offline) held by the node.

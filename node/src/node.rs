@@ -131,14 +131,23 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let (mqtts_config, wss_config) = (tls.server_config(mqtt_alpn)?, tls.server_config(&[b"http/1.1"])?);
         let https_config = tls.server_config(https_alpn)?;
         let (ca_path, server_cert_path, tls_created) = (tls.ca_path.clone(), tls.server_cert_path.clone(), tls.created);
+        let server_identity = tls.identity.clone();
         let http_server = crate::http::serve(http, services.clone(), credentials, tls.issuer)?;
         let anonymous = [("mqtt", auth.mqtt.is_anonymous()), ("ws", auth.ws.is_anonymous())];
-        actix_rt::spawn(server::serve_mqtt(mqtt, services.clone(), workers.clone(), auth.mqtt));
-        actix_rt::spawn(server::serve_ws(ws, services.clone(), workers.clone(), auth.ws));
-        actix_rt::spawn(server::serve_mqtts(mqtts, services.clone(), workers.clone(), mqtts_config, auth.mqtts));
-        actix_rt::spawn(server::serve_wss(wss, services.clone(), workers.clone(), wss_config, auth.wss));
-        let https_server = server::serve_https(https, services.clone(), workers.clone(), https_config, auth.https, http_local);
-        actix_rt::spawn(https_server);
+        let descriptors = server::admission::raise_descriptor_limit();
+        let limits = server::admission::Limits::for_descriptors(descriptors, cfg.max_connections);
+        tracing::info!(open_files = descriptors, client_sockets = limits.budget, "descriptor budget for client sockets");
+        let admission = server::admission::Admission::new(limits, services.broker.metrics.clone());
+        let listener = |socket, index| server::Listener { socket, workers: workers.clone(), admission: admission.clone(), index };
+        let (mqtt, ws, mqtts, wss, https) = (listener(mqtt, 0), listener(ws, 1), listener(mqtts, 2), listener(wss, 3), listener(https, 4));
+        let accepting = [
+            actix_rt::spawn(server::serve_mqtt(mqtt, services.clone(), auth.mqtt)),
+            actix_rt::spawn(server::serve_ws(ws, services.clone(), auth.ws)),
+            actix_rt::spawn(server::serve_mqtts(mqtts, services.clone(), mqtts_config, auth.mqtts)),
+            actix_rt::spawn(server::serve_wss(wss, services.clone(), wss_config, auth.wss)),
+            actix_rt::spawn(server::serve_https(https, services.clone(), https_config, auth.https, http_local)),
+        ];
+        let http_handle = http_server.handle();
         actix_rt::spawn(http_server);
         for (listener, open) in anonymous {
             if open {
@@ -171,23 +180,60 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let _ = std::io::stdout().flush();
         let rules = services.rules.clone();
         let rules_dir = cfg.rules_dir.clone();
-        signals.wait_for_shutdown(move || {
-            tracing::info!(credentials = %credentials_path.display(), "SIGHUP: reloading rule files; access keys are reread from the credentials file on their next use");
-            if let Some(dir) = &rules_dir {
-                crate::rules::reload::apply(&rules, dir, "SIGHUP");
-            }
-        })
-        .await;
+        signals
+            .wait_for_shutdown(move || {
+                tracing::info!(credentials = %credentials_path.display(), "SIGHUP: reloading rule files and the server certificate; access keys are reread from the credentials file on their next use");
+                if let Some(dir) = &rules_dir {
+                    crate::rules::reload::apply(&rules, dir, "SIGHUP");
+                }
+                match server_identity.reload() {
+                    Ok(()) => tracing::info!(certificate = %server_identity.cert_path().display(), "SIGHUP: TLS listeners now present the certificate read from its file"),
+                    Err(e) => tracing::error!(error = format!("{e:#}"), "SIGHUP: the server certificate was not reloaded; the listeners keep the one they had"),
+                }
+            })
+            .await;
+        // Stop accepting, then give deliveries and rule actions under way a bounded time.
+        for listener in &accepting {
+            listener.abort();
+        }
+        let http_stopped = http_handle.stop(true);
+        drain(&broker, cfg.shutdown_drain).await;
         let clients = broker.disconnect_all(ferrite_mqtt::packet::reason::SERVER_SHUTTING_DOWN);
         tracing::info!(clients, "shutting down: disconnecting clients");
         // Give the connection actors a moment to flush their DISCONNECT.
         tokio::time::sleep(std::time::Duration::from_millis(if clients > 0 { 300 } else { 0 })).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), http_stopped).await;
         anyhow::Ok(())
     })?;
     // After the runtime and its servers are gone, so that this is the last line.
     drop(system);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits, at most `limit`, until no message is queued or unacknowledged for a connected
+/// client and no rule action has work left, saying what it waits for every second.
+async fn drain(broker: &crate::broker::Broker, limit: std::time::Duration) {
+    let started = std::time::Instant::now();
+    let mut said = None;
+    loop {
+        let (deliveries, actions) = (broker.deliveries_pending(), crate::rules::actions::jobs_pending());
+        if deliveries == 0 && actions == 0 {
+            if said.is_some() {
+                tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "drained: every delivery acknowledged and every rule action done");
+            }
+            return;
+        }
+        if started.elapsed() >= limit {
+            tracing::warn!(deliveries, actions, limit_secs = limit.as_secs(), "stopping with work left: persistent sessions keep their messages in storage, the rest is lost");
+            return;
+        }
+        if said.is_none_or(|at: std::time::Instant| at.elapsed() >= std::time::Duration::from_secs(1)) {
+            tracing::info!(deliveries, actions, "draining before stop: messages awaiting acknowledgement and rule actions under way");
+            said = Some(std::time::Instant::now());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// The node's handlers for SIGTERM and SIGHUP (SIGHUP would otherwise end the process

@@ -1152,6 +1152,21 @@ impl Broker {
         kicked
     }
 
+    /// Messages queued or awaiting acknowledgement for connected clients: what a graceful
+    /// stop gives time to finish before it disconnects them.
+    pub fn deliveries_pending(&self) -> usize {
+        let mut pending = 0;
+        for shard in &self.sessions {
+            for session in shard.lock().values() {
+                let inner = session.inner.lock();
+                if inner.conn.is_some() {
+                    pending += inner.state.pending();
+                }
+            }
+        }
+        pending
+    }
+
     /// Number of sessions in the table.
     pub fn session_count(&self) -> usize {
         self.sessions.iter().map(|s| s.lock().len()).sum()

@@ -91,7 +91,12 @@ impl<S: Service + 'static> FromRequest for Call<S> {
     }
 }
 
-/// The body, at most [`MAX_BODY`] bytes: a longer one (declared or sent) is AWS's 413.
+/// A client sending a request body must send something at least this often ...
+const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// ... and all of it within this long, or it is answered 408 and the connection closed.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The body, at most [`MAX_BODY`] bytes, arriving within [`BODY_TIMEOUT`]: a longer one (declared or sent) is AWS's 413.
 async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes, AwsError> {
     let too_large =
         || AwsError::new(413, "RequestEntityTooLargeException", format!("The request body exceeds {MAX_BODY} bytes"));
@@ -104,7 +109,21 @@ async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes
         return Err(too_large());
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
+    let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    let too_slow = || {
+        AwsError::new(
+            408,
+            "RequestTimeoutException",
+            format!(
+                "The request body did not arrive in time (each part within {}s, all of it within {}s)",
+                BODY_IDLE_TIMEOUT.as_secs(),
+                BODY_TIMEOUT.as_secs()
+            ),
+        )
+    };
+    loop {
+        let next = tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + BODY_IDLE_TIMEOUT), payload.next());
+        let Some(chunk) = next.await.map_err(|_| too_slow())? else { break };
         let chunk = chunk.map_err(|e| AwsError::invalid_request(format!("Cannot read the request body: {e}")))?;
         if body.len() + chunk.len() > MAX_BODY {
             return Err(too_large());

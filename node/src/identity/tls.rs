@@ -113,11 +113,8 @@ impl CertIssuer {
 
 /// The node's TLS state: what the listeners serve and who signs issued certificates.
 pub struct Tls {
-    /// Server certificate chain.
-    chain: Vec<CertificateDer<'static>>,
-    /// Its key (DER bytes; rustls's key type is not `Clone` across configs).
-    key_der: Vec<u8>,
-    key_kind: KeyKind,
+    /// The server certificate every TLS listener presents (reloadable).
+    pub identity: Arc<ServerIdentity>,
     /// Signs certificates the node creates.
     pub issuer: CertIssuer,
     /// The CA file devices trust the server with (the development CA unless configured).
@@ -128,11 +125,46 @@ pub struct Tls {
     pub created: bool,
 }
 
-#[derive(Clone, Copy)]
-enum KeyKind {
-    Pkcs8,
-    Sec1,
-    Pkcs1,
+/// The server certificate and key the TLS listeners present, read from their files at start
+/// and again on SIGHUP; handshakes already under way keep the pair they started with.
+#[derive(Debug)]
+pub struct ServerIdentity {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+}
+
+impl ServerIdentity {
+    fn load(cert_path: &Path, key_path: &Path) -> anyhow::Result<rustls::sign::CertifiedKey> {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(read(cert_path)?.as_bytes())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{}: not a PEM certificate chain", cert_path.display()))?;
+        anyhow::ensure!(!chain.is_empty(), "{}: no certificate in the file", cert_path.display());
+        let key = PrivateKeyDer::from_pem_slice(read(key_path)?.as_bytes())
+            .with_context(|| format!("{}: not a PEM private key", key_path.display()))?;
+        rustls::sign::CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider()).with_context(|| {
+            format!("{} and {} do not form a usable TLS identity", cert_path.display(), key_path.display())
+        })
+    }
+
+    /// Reads the certificate and key files again and serves them from the next handshake on;
+    /// on any problem the pair in use stays and the error says what is wrong.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let fresh = Arc::new(ServerIdentity::load(&self.cert_path, &self.key_path)?);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// The certificate file.
+    pub fn cert_path(&self) -> &Path {
+        &self.cert_path
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ServerIdentity {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
 }
 
 impl std::fmt::Debug for Tls {
@@ -228,29 +260,11 @@ impl Tls {
             }
             _ => anyhow::bail!("[tls] needs both server_cert and server_key, or neither"),
         };
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(read(&cert_path)?.as_bytes())
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("{}: not a PEM certificate chain", cert_path.display()))?;
-        anyhow::ensure!(!chain.is_empty(), "{}: no certificate in the file", cert_path.display());
-        let key = PrivateKeyDer::from_pem_slice(read(&key_path)?.as_bytes())
-            .with_context(|| format!("{}: not a PEM private key", key_path.display()))?;
-        let (key_kind, key_der) = match &key {
-            PrivateKeyDer::Pkcs8(k) => (KeyKind::Pkcs8, k.secret_pkcs8_der().to_vec()),
-            PrivateKeyDer::Sec1(k) => (KeyKind::Sec1, k.secret_sec1_der().to_vec()),
-            PrivateKeyDer::Pkcs1(k) => (KeyKind::Pkcs1, k.secret_pkcs1_der().to_vec()),
-            _ => anyhow::bail!("{}: unsupported private key format", key_path.display()),
-        };
-        let tls = Tls { chain, key_der, key_kind, issuer, ca_path, server_cert_path: cert_path, created };
+        let current = std::sync::RwLock::new(Arc::new(ServerIdentity::load(&cert_path, &key_path)?));
+        let identity = Arc::new(ServerIdentity { current, cert_path: cert_path.clone(), key_path });
+        let tls = Tls { identity, issuer, ca_path, server_cert_path: cert_path, created };
         tls.server_config(&[]).context("the server certificate and key do not form a usable TLS identity")?;
         Ok(tls)
-    }
-
-    fn key(&self) -> PrivateKeyDer<'static> {
-        match self.key_kind {
-            KeyKind::Pkcs8 => PrivateKeyDer::Pkcs8(self.key_der.clone().into()),
-            KeyKind::Sec1 => PrivateKeyDer::Sec1(self.key_der.clone().into()),
-            KeyKind::Pkcs1 => PrivateKeyDer::Pkcs1(self.key_der.clone().into()),
-        }
     }
 
     /// A rustls server configuration that asks for (but does not require) a client
@@ -261,7 +275,7 @@ impl Tls {
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(self.chain.clone(), self.key())?;
+            .with_cert_resolver(self.identity.clone());
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }

@@ -166,6 +166,14 @@ pub struct Job {
     pub meta: Arc<JobMeta>,
 }
 
+/// Jobs queued or running in every action of the node: what a graceful stop waits for.
+static JOBS_PENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Rule-action jobs queued or running, node-wide.
+pub fn jobs_pending() -> usize {
+    JOBS_PENDING.load(Ordering::Relaxed)
+}
+
 /// The sending side of an action's bounded queue.
 #[derive(Debug, Clone)]
 pub struct ActionSink {
@@ -179,7 +187,9 @@ pub struct ActionSink {
 impl ActionSink {
     /// Queues a job without waiting; a full queue is refused with the reason, counted as throttled.
     pub fn offer(&self, job: Job) -> Result<(), Box<(Job, String)>> {
+        JOBS_PENDING.fetch_add(1, Ordering::Relaxed);
         self.tx.try_send(job).map_err(|e| {
+            JOBS_PENDING.fetch_sub(1, Ordering::Relaxed);
             self.metrics.throttled.fetch_add(1, Ordering::Relaxed);
             let reason = match &e {
                 mpsc::error::TrySendError::Full(_) => "the action's queue is full",
@@ -224,6 +234,7 @@ pub fn start(
                     }
                 }
             }
+            JOBS_PENDING.fetch_sub(1, Ordering::Relaxed);
         }
     });
     sink

@@ -121,13 +121,18 @@ pub struct Connection<W: AsyncWrite + Unpin + 'static> {
     /// Why the connection ends, once known (the first cause wins; none means the socket was
     /// lost).
     end_reason: Option<DisconnectReason>,
+    /// CONNECT must have arrived by then, counted from the socket's accept whatever the
+    /// transport (TLS handshake and WebSocket upgrade included).
+    connect_deadline: Instant,
+    /// This socket's place in its listener's count, given back when the actor ends.
+    _slot: super::admission::Slot,
 }
 
 impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     /// Starts a connection actor on the current arbiter for an accepted stream.
     pub fn start<R: AsyncRead + Unpin + 'static>(services: Arc<Services>, read: R, write: W, origin: Origin) {
         let broker = services.broker.clone();
-        let Origin { peer, transport, auth, client_cert } = origin;
+        let Origin { peer, transport, auth, client_cert, accepted, slot } = origin;
         let version = Rc::new(Cell::new(None));
         let decoder = PacketDecoder {
             version: version.clone(),
@@ -163,6 +168,8 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 closing: false,
                 session_id: format!("{:032x}", rand::random::<u128>()),
                 end_reason: None,
+                connect_deadline: accepted + CONNECT_TIMEOUT,
+                _slot: slot,
             }
         });
     }
@@ -1040,7 +1047,7 @@ impl<W: AsyncWrite + Unpin + 'static> Actor for Connection<W> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_later(CONNECT_TIMEOUT, |act, ctx| {
+        ctx.run_later(self.connect_deadline.saturating_duration_since(Instant::now()), |act, ctx| {
             if act.attached.is_none() {
                 tracing::info!(peer = %act.peer, "no CONNECT in time, closing");
                 act.close(ctx, None, "");

@@ -2,11 +2,13 @@
 //! round-robin to one actix arbiter per worker thread, where their connection actor
 //! lives for its whole life.
 
+pub mod admission;
 pub mod auth;
 pub mod backlog;
 pub mod connection;
 pub mod decide;
 pub mod framing;
+mod proxy;
 mod websocket;
 
 use std::net::SocketAddr;
@@ -48,7 +50,7 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where a connection came from and what it proved in the handshake.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Origin {
     /// The client's address.
     pub peer: SocketAddr,
@@ -58,23 +60,68 @@ pub struct Origin {
     pub auth: Arc<ListenerAuth>,
     /// The client certificate (DER) the TLS handshake verified possession of.
     pub client_cert: Option<Arc<[u8]>>,
+    /// When the socket was accepted: the CONNECT deadline counts from here.
+    pub accepted: std::time::Instant,
+    /// The socket's place in its listener's count.
+    pub slot: admission::Slot,
 }
 
-/// Accepts sockets forever and runs `handle` for each on a worker arbiter.
-async fn accept_loop<F, Fut>(listener: TcpListener, workers: Arc<Workers>, handle: F)
+/// One device listener's place in the node: its socket, the workers its connections run on,
+/// and the counts that bound how many sockets it holds.
+pub struct Listener {
+    /// The bound socket.
+    pub socket: TcpListener,
+    /// The worker arbiters.
+    pub workers: Arc<Workers>,
+    /// The shared socket counts.
+    pub admission: Arc<admission::Admission>,
+    /// Index into [`admission::LISTENERS`].
+    pub index: usize,
+}
+
+/// An accepted socket that was admitted.
+struct Accepted {
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    at: std::time::Instant,
+    slot: admission::Slot,
+}
+
+/// How long an accept loop pauses after a failed accept (out of descriptors, usually) before
+/// trying again; other listeners are separate tasks and go on accepting meanwhile.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Accepts sockets forever and runs `handle` for each admitted one on a worker arbiter.
+async fn accept_loop<F, Fut>(listener: Listener, handle: F)
 where
-    F: Fn(tokio::net::TcpStream, SocketAddr) -> Fut + Send + Sync + Clone + 'static,
+    F: Fn(Accepted) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
+    let Listener { socket, workers, admission, index } = listener;
+    let name = admission::LISTENERS[index];
+    let mut failures_unlogged = 0u64;
+    let mut failure_logged_at: Option<std::time::Instant> = None;
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let (stream, peer) = match socket.accept().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                admission.metrics().accept_failures_total.inc();
+                failures_unlogged += 1;
+                if failure_logged_at.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(10)) {
+                    tracing::warn!(listener = name, error = %e, failures = failures_unlogged, "accept failed; retrying (other listeners are unaffected)");
+                    failures_unlogged = 0;
+                    failure_logged_at = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             }
         };
+        let Ok(slot) = admission.admit(index) else {
+            // Closed at once, so the kernel's backlog drains (refused and logged by `admit`).
+            drop(stream);
+            continue;
+        };
+        let at = std::time::Instant::now();
         let _ = stream.set_nodelay(true);
         let Ok(std_stream) = stream.into_std() else { continue };
         let handle = handle.clone();
@@ -82,7 +129,7 @@ where
             // Re-register the socket with this arbiter's reactor.
             match tokio::net::TcpStream::from_std(std_stream) {
                 Ok(stream) => {
-                    actix_rt::spawn(handle(stream, peer));
+                    actix_rt::spawn(handle(Accepted { stream, peer, at, slot }));
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot adopt accepted socket"),
             }
@@ -91,27 +138,23 @@ where
 }
 
 /// Accepts MQTT over TCP forever.
-pub async fn serve_mqtt(
-    listener: TcpListener,
-    services: Arc<Services>,
-    workers: Arc<Workers>,
-    auth: Arc<ListenerAuth>,
-) {
-    accept_loop(listener, workers, move |stream, peer| {
+pub async fn serve_mqtt(listener: Listener, services: Arc<Services>, auth: Arc<ListenerAuth>) {
+    accept_loop(listener, move |a: Accepted| {
         let (services, auth) = (services.clone(), auth.clone());
         async move {
-            let (r, w) = stream.into_split();
-            Connection::start(services, r, w, Origin { peer, transport: "tcp", auth, client_cert: None });
+            let (r, w) = a.stream.into_split();
+            let origin = Origin { peer: a.peer, transport: "tcp", auth, client_cert: None, accepted: a.at, slot: a.slot };
+            Connection::start(services, r, w, origin);
         }
     })
     .await
 }
 
 /// Accepts MQTT over WebSocket (path `/mqtt`, subprotocol `mqtt`) forever.
-pub async fn serve_ws(listener: TcpListener, services: Arc<Services>, workers: Arc<Workers>, auth: Arc<ListenerAuth>) {
-    accept_loop(listener, workers, move |stream, peer| {
-        let origin = Origin { peer, transport: "websocket", auth: auth.clone(), client_cert: None };
-        websocket::accept(stream, origin, services.clone())
+pub async fn serve_ws(listener: Listener, services: Arc<Services>, auth: Arc<ListenerAuth>) {
+    accept_loop(listener, move |a: Accepted| {
+        let origin = Origin { peer: a.peer, transport: "websocket", auth: auth.clone(), client_cert: None, accepted: a.at, slot: a.slot };
+        websocket::accept(a.stream, origin, services.clone())
     })
     .await
 }
@@ -139,39 +182,28 @@ async fn handshake(
 }
 
 /// Accepts MQTT over TLS forever (client certificates; ALPN `x-amzn-mqtt-ca` accepted).
-pub async fn serve_mqtts(
-    listener: TcpListener,
-    services: Arc<Services>,
-    workers: Arc<Workers>,
-    config: Arc<rustls::ServerConfig>,
-    auth: Arc<ListenerAuth>,
-) {
+pub async fn serve_mqtts(listener: Listener, services: Arc<Services>, config: Arc<rustls::ServerConfig>, auth: Arc<ListenerAuth>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    accept_loop(listener, workers, move |stream, peer| {
+    accept_loop(listener, move |a: Accepted| {
         let (services, acceptor, auth) = (services.clone(), acceptor.clone(), auth.clone());
         async move {
-            let Some((tls, client_cert)) = handshake(acceptor, stream, peer).await else { return };
+            let Some((tls, client_cert)) = handshake(acceptor, a.stream, a.peer).await else { return };
             let (r, w) = tokio::io::split(tls);
-            Connection::start(services, r, w, Origin { peer, transport: "tls", auth, client_cert });
+            let origin = Origin { peer: a.peer, transport: "tls", auth, client_cert, accepted: a.at, slot: a.slot };
+            Connection::start(services, r, w, origin);
         }
     })
     .await
 }
 
 /// Accepts MQTT over secure WebSocket forever.
-pub async fn serve_wss(
-    listener: TcpListener,
-    services: Arc<Services>,
-    workers: Arc<Workers>,
-    config: Arc<rustls::ServerConfig>,
-    auth: Arc<ListenerAuth>,
-) {
+pub async fn serve_wss(listener: Listener, services: Arc<Services>, config: Arc<rustls::ServerConfig>, auth: Arc<ListenerAuth>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    accept_loop(listener, workers, move |stream, peer| {
+    accept_loop(listener, move |a: Accepted| {
         let (services, acceptor, auth) = (services.clone(), acceptor.clone(), auth.clone());
         async move {
-            let Some((tls, client_cert)) = handshake(acceptor, stream, peer).await else { return };
-            let origin = Origin { peer, transport: "wss", auth, client_cert };
+            let Some((tls, client_cert)) = handshake(acceptor, a.stream, a.peer).await else { return };
+            let origin = Origin { peer: a.peer, transport: "wss", auth, client_cert, accepted: a.at, slot: a.slot };
             websocket::accept(tls, origin, services).await;
         }
     })
@@ -183,29 +215,30 @@ pub async fn serve_wss(
 /// passed to the node's HTTP listener at `http` (the API authenticates with SigV4, not
 /// with the TLS client certificate).
 pub async fn serve_https(
-    listener: TcpListener,
+    listener: Listener,
     services: Arc<Services>,
-    workers: Arc<Workers>,
     config: Arc<rustls::ServerConfig>,
     auth: Arc<ListenerAuth>,
     http: SocketAddr,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    accept_loop(listener, workers, move |stream, peer| {
+    accept_loop(listener, move |a: Accepted| {
         let (services, acceptor, auth) = (services.clone(), acceptor.clone(), auth.clone());
         async move {
-            let Some((mut tls, client_cert)) = handshake(acceptor, stream, peer).await else { return };
+            let Some((tls, client_cert)) = handshake(acceptor, a.stream, a.peer).await else { return };
             if tls.get_ref().1.alpn_protocol() == Some(crate::identity::tls::ALPN_MQTT_CA) {
                 let (r, w) = tokio::io::split(tls);
-                let origin = Origin { peer, transport: "tls", auth, client_cert };
+                let origin = Origin { peer: a.peer, transport: "tls", auth, client_cert, accepted: a.at, slot: a.slot };
                 return Connection::start(services, r, w, origin);
             }
             match tokio::net::TcpStream::connect(http).await {
-                Ok(mut upstream) => {
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                Ok(upstream) => {
+                    let outcome = proxy::relay(tls, upstream, proxy::IDLE_TIMEOUT).await;
+                    tracing::debug!(peer = %a.peer, ?outcome, "HTTPS relay ended");
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot reach the HTTP listener for an HTTPS client"),
             }
+            drop(a.slot);
         }
     })
     .await
