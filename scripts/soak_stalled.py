@@ -23,6 +23,7 @@ import errno
 import json
 import os
 import random
+import resource
 import select
 import shutil
 import signal
@@ -614,6 +615,7 @@ def main():
         with_stalled=run_a,
         baseline=run_b,
         healthy_received_per_s_ratio=ratio,
+        driver_cpu_s=round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),  # this script, stalled loop included
     )
     with open(os.path.join(out_dir, "soak-stalled.jsonl"), "a") as f:
         f.write(json.dumps(result) + "\n")

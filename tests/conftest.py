@@ -38,10 +38,12 @@ def ferrite_bin():
 class Node:
     """One running `ferrite serve` process with its data directory."""
 
-    def __init__(self, data_dir, extra_args=(), config=None):
+    def __init__(self, data_dir, extra_args=(), config=None, open_files=None):
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
         self.config = config
+        # A hard open-files limit for the process (the node raises its soft limit to it).
+        self.open_files = open_files
         self.proc = None
         self.stderr_path = os.path.join(data_dir, "stderr.log")
 
@@ -54,7 +56,15 @@ class Node:
         if self.config:
             args += ["--config", self.config]
         self.stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        limit = None
+        if self.open_files:
+            import resource
+
+            n = self.open_files
+
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr, text=True, preexec_fn=limit)
         line = self.proc.stdout.readline()
         m = re.match(r"listening mqtt=([\d.]+):(\d+) ws=([\d.]+):(\d+) http=([\d.]+):(\d+) "
                      r"mqtts=([\d.]+):(\d+) wss=([\d.]+):(\d+) https=([\d.]+):(\d+)$", line.strip())
@@ -122,14 +132,14 @@ def node():
 def make_node():
     created = []
 
-    def make(extra_args=(), config_text=None):
+    def make(extra_args=(), config_text=None, open_files=None):
         d = tempfile.mkdtemp(prefix="ferrite-test-")
         cfg = None
         if config_text is not None:
             cfg = os.path.join(d, "ferrite.toml")
             with open(cfg, "w") as f:
                 f.write(config_text)
-        n = Node(d, extra_args, cfg).start()
+        n = Node(d, extra_args, cfg, open_files).start()
         created.append((n, d))
         return n
 

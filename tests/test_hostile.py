@@ -307,3 +307,188 @@ def test_websocket_messages_are_capped_at_the_largest_packet(node):
     # frame limit): refused at once, not buffered.
     s.sendall(bytes([0x82, 0xFF]) + struct.pack("!Q", 10_000_000) + b"\x00\x00\x00\x00" + b"\x00" * 65536)
     assert closed_within(s, 5)
+
+
+def tls_socket(node, port, alpn=None):
+    """A TLS connection that trusts the node's CA and checks nothing else."""
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=node.ca_path)
+    ctx.check_hostname = False
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    raw = socket.create_connection((node.host, port), timeout=5)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def test_silent_tls_sockets_are_closed_by_the_connect_deadline(node):
+    import socket
+
+    silent_tcp = socket.create_connection((node.host, node.mqtts_port), timeout=5)  # no ClientHello
+    handshaken = tls_socket(node, node.mqtts_port)  # handshake done, then no CONNECT
+    start = time.time()
+    assert closed_within(silent_tcp, 13), "a socket that never starts the TLS handshake is closed"
+    assert closed_within(handshaken, 13), "a TLS socket without CONNECT is closed"
+    assert time.time() - start < 13, "10 s from accept, whatever the transport"
+
+
+def test_https_relay_and_http_bodies_do_not_hold_sockets_forever(node):
+    import socket
+
+    # HTTPS (not MQTT) that never sends a request: the relay to the HTTP listener ends.
+    idle = tls_socket(node, node.https_port, alpn=["http/1.1"])
+    assert closed_within(idle, 15), "an idle HTTPS connection is closed"
+    # A request body that stops arriving is answered 408 and the connection closed.
+    slow = socket.create_connection((node.host, node.http_port), timeout=5)
+    slow.sendall(b"POST /things/slow HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n{\"attr")
+    start = time.time()
+    slow.settimeout(20)
+    answer = b""
+    try:
+        while True:
+            chunk = slow.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"RequestTimeoutException" in answer
+    assert time.time() - start < 15
+    # The same over HTTPS, through the relay.
+    slow_tls = tls_socket(node, node.https_port, alpn=["http/1.1"])
+    slow_tls.sendall(b"POST /things/slow HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{")
+    slow_tls.settimeout(20)
+    assert slow_tls.recv(65536).startswith(b"HTTP/1.1 408")
+
+
+def test_idle_sockets_on_one_listener_do_not_starve_the_others(make_node):
+    import socket
+
+    from conftest import Client
+
+    node = make_node(open_files=400)
+    held = []
+    for _ in range(400):  # more than the process may open
+        try:
+            held.append(socket.create_connection((node.host, node.wss_port), timeout=2))
+        except OSError:
+            break
+    time.sleep(0.5)
+    # Everything below happens well before the 10 s handshake deadline frees those sockets.
+    status, _ = node.http_get("/health")
+    assert status == 200, "the HTTP API still accepts"
+    sub = Client(node, "still-served")
+    sub.subscribe("starve/t", qos=1)
+    Client(node, "still-publishing").publish("starve/t", b"x", qos=1)
+    assert sub.get(timeout=5).payload == b"x", "the MQTT listener still accepts"
+    assert node.metric("connections_refused_at_limit_total") > 0
+    refusals = [line for line in node.log().splitlines() if "connections refused" in line]
+    assert refusals and "wss" in refusals[0], "the refusal is logged, naming the listener"
+    refused = sum(1 for s in held if closed_within(s, 0.2))
+    assert refused > 0, "sockets past the share were closed at once"
+
+
+def test_a_configured_listener_limit_refuses_with_a_log_line(make_node):
+    from conftest import Client
+
+    node = make_node(config_text="[limits.max_connections]\nmqtt = 2\n")
+    a, b = Client(node, "first"), Client(node, "second")
+    third = raw_socket(node)
+    assert closed_within(third, 3), "the third socket is closed at once"
+    assert "the listener holds its [limits.max_connections]" in node.log()
+    a.close()
+    time.sleep(0.5)
+    Client(node, "after-one-left")  # a freed place is taken again
+    b.close()
+
+
+def raw_socket(node):
+    import socket
+
+    return socket.create_connection((node.host, node.mqtt_port), timeout=5)
+
+
+def test_sighup_reloads_the_server_certificate(make_node, tmp_path):
+    import signal
+    import subprocess
+
+    def make_cert(name):
+        cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-days", "2", "-subj", f"/CN={name}", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+        return cert, key
+
+    def served_cert(node):
+        import socket
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with socket.create_connection((node.host, node.mqtts_port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                return s.getpeercert(binary_form=True)
+
+    first_cert, first_key = make_cert("first")
+    live_cert, live_key = tmp_path / "server.pem", tmp_path / "server.key"
+    live_cert.write_bytes(first_cert.read_bytes())
+    live_key.write_bytes(first_key.read_bytes())
+    node = make_node(config_text=f'[tls]\nserver_cert = "{live_cert}"\nserver_key = "{live_key}"\n')
+    before = served_cert(node)
+    second_cert, second_key = make_cert("second")
+    live_cert.write_bytes(second_cert.read_bytes())
+    live_key.write_bytes(second_key.read_bytes())
+    node.proc.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    after = served_cert(node)
+    assert after != before, "new handshakes get the certificate now in the file"
+    # A broken file on SIGHUP keeps the certificate in use and says why.
+    live_key.write_text("not a key")
+    node.proc.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    assert served_cert(node) == after
+    assert "the server certificate was not reloaded" in node.log()
+
+
+def test_sigterm_drains_rule_actions_before_stopping(make_node, tmp_path):
+    import http.server
+    import signal
+    import threading
+
+    from conftest import Client
+
+    received = []
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(1)
+            received.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "slow.sql").write_text(
+        f"CREATE RULE slow AS SELECT * FROM 'drain/#' DO http(url = 'http://127.0.0.1:{server.server_address[1]}/x');\n")
+    node = make_node(extra_args=["--rules-dir", str(rules)])
+    publisher = Client(node, "drain-publisher")
+    for i in range(3):
+        publisher.publish(f"drain/{i}", b"{}", qos=1)
+    # One action works through its queue in order: 3 requests of 1 s each.
+    node.proc.send_signal(signal.SIGTERM)
+    node.proc.wait(15)
+    server.shutdown()
+    assert len(received) == 3, f"every queued rule action ran before the node stopped: {received}"
+    log = node.log()
+    assert "draining before stop" in log and "drained" in log
+    assert log.rstrip().splitlines()[-1].find("stopped") >= 0

@@ -220,16 +220,28 @@ async fn drain(broker: &crate::broker::Broker, limit: std::time::Duration) {
         let (deliveries, actions) = (broker.deliveries_pending(), crate::rules::actions::jobs_pending());
         if deliveries == 0 && actions == 0 {
             if said.is_some() {
-                tracing::info!(waited_ms = started.elapsed().as_millis() as u64, "drained: every delivery acknowledged and every rule action done");
+                tracing::info!(
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "drained: every delivery acknowledged and every rule action done"
+                );
             }
             return;
         }
         if started.elapsed() >= limit {
-            tracing::warn!(deliveries, actions, limit_secs = limit.as_secs(), "stopping with work left: persistent sessions keep their messages in storage, the rest is lost");
+            tracing::warn!(
+                deliveries,
+                actions,
+                limit_secs = limit.as_secs(),
+                "stopping with work left: persistent sessions keep their messages in storage, the rest is lost"
+            );
             return;
         }
         if said.is_none_or(|at: std::time::Instant| at.elapsed() >= std::time::Duration::from_secs(1)) {
-            tracing::info!(deliveries, actions, "draining before stop: messages awaiting acknowledgement and rule actions under way");
+            tracing::info!(
+                deliveries,
+                actions,
+                "draining before stop: messages awaiting acknowledgement and rule actions under way"
+            );
             said = Some(std::time::Instant::now());
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -122,7 +122,8 @@ async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes
         )
     };
     loop {
-        let next = tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + BODY_IDLE_TIMEOUT), payload.next());
+        let next =
+            tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + BODY_IDLE_TIMEOUT), payload.next());
         let Some(chunk) = next.await.map_err(|_| too_slow())? else { break };
         let chunk = chunk.map_err(|e| AwsError::invalid_request(format!("Cannot read the request body: {e}")))?;
         if body.len() + chunk.len() > MAX_BODY {

@@ -146,7 +146,8 @@ impl Admission {
             return Ok(());
         }
         // Past its guarantee: only from what the others' unused guarantees do not need.
-        let promised: usize = (0..LISTENERS.len()).filter(|&j| j != i).map(|j| l.guaranteed(j).saturating_sub(c.used[j])).sum();
+        let promised: usize =
+            (0..LISTENERS.len()).filter(|&j| j != i).map(|j| l.guaranteed(j).saturating_sub(c.used[j])).sum();
         if c.total + promised < l.budget {
             Ok(())
         } else {
@@ -181,7 +182,7 @@ pub fn raise_descriptor_limit() -> u64 {
             }
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 #[cfg(test)]

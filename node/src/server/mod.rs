@@ -143,7 +143,8 @@ pub async fn serve_mqtt(listener: Listener, services: Arc<Services>, auth: Arc<L
         let (services, auth) = (services.clone(), auth.clone());
         async move {
             let (r, w) = a.stream.into_split();
-            let origin = Origin { peer: a.peer, transport: "tcp", auth, client_cert: None, accepted: a.at, slot: a.slot };
+            let origin =
+                Origin { peer: a.peer, transport: "tcp", auth, client_cert: None, accepted: a.at, slot: a.slot };
             Connection::start(services, r, w, origin);
         }
     })
@@ -153,7 +154,14 @@ pub async fn serve_mqtt(listener: Listener, services: Arc<Services>, auth: Arc<L
 /// Accepts MQTT over WebSocket (path `/mqtt`, subprotocol `mqtt`) forever.
 pub async fn serve_ws(listener: Listener, services: Arc<Services>, auth: Arc<ListenerAuth>) {
     accept_loop(listener, move |a: Accepted| {
-        let origin = Origin { peer: a.peer, transport: "websocket", auth: auth.clone(), client_cert: None, accepted: a.at, slot: a.slot };
+        let origin = Origin {
+            peer: a.peer,
+            transport: "websocket",
+            auth: auth.clone(),
+            client_cert: None,
+            accepted: a.at,
+            slot: a.slot,
+        };
         websocket::accept(a.stream, origin, services.clone())
     })
     .await
@@ -182,7 +190,12 @@ async fn handshake(
 }
 
 /// Accepts MQTT over TLS forever (client certificates; ALPN `x-amzn-mqtt-ca` accepted).
-pub async fn serve_mqtts(listener: Listener, services: Arc<Services>, config: Arc<rustls::ServerConfig>, auth: Arc<ListenerAuth>) {
+pub async fn serve_mqtts(
+    listener: Listener,
+    services: Arc<Services>,
+    config: Arc<rustls::ServerConfig>,
+    auth: Arc<ListenerAuth>,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     accept_loop(listener, move |a: Accepted| {
         let (services, acceptor, auth) = (services.clone(), acceptor.clone(), auth.clone());
@@ -197,7 +210,12 @@ pub async fn serve_mqtts(listener: Listener, services: Arc<Services>, config: Ar
 }
 
 /// Accepts MQTT over secure WebSocket forever.
-pub async fn serve_wss(listener: Listener, services: Arc<Services>, config: Arc<rustls::ServerConfig>, auth: Arc<ListenerAuth>) {
+pub async fn serve_wss(
+    listener: Listener,
+    services: Arc<Services>,
+    config: Arc<rustls::ServerConfig>,
+    auth: Arc<ListenerAuth>,
+) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     accept_loop(listener, move |a: Accepted| {
         let (services, acceptor, auth) = (services.clone(), acceptor.clone(), auth.clone());
