@@ -104,6 +104,29 @@ def test_a_stalled_subscriber_costs_a_bounded_buffer_and_is_disconnected(make_no
     assert healthy.messages.qsize() == 100, "the healthy subscriber loses nothing"
 
 
+def test_a_stalled_qos1_subscriber_below_the_outbound_bound_is_disconnected(make_node):
+    import socket
+
+    from conftest import Client
+
+    node = make_node(config_text="[limits]\nmax_outbound_bytes = 1048576\nstalled_client_timeout_secs = 3\n")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect((node.host, node.mqtt_port))
+    stalled.sendall(v311_connect(b"stalled-qos1", 60))
+    assert stalled.recv(4) == b"\x20\x02\x00\x00"
+    sub = b"\x00\x01" + (7).to_bytes(2, "big") + b"slow/q1" + b"\x01"
+    stalled.sendall(bytes([0x82, len(sub)]) + sub)
+    assert stalled.recv(5) == b"\x90\x03\x00\x01\x01"
+    publisher = Client(node, "q1-publisher")
+    for _ in range(300):  # the in-flight window (64 x 10 KB) fills the socket, far below 1 MiB
+        publisher.publish("slow/q1", b"y" * 10_000, qos=1)
+    deadline = time.time() + 15
+    while time.time() < deadline and node.metric("clients_disconnected_stalled_total") < 1:
+        time.sleep(0.2)
+    assert node.metric("clients_disconnected_stalled_total") == 1, "a QoS 1 subscriber that reads nothing is closed too"
+
+
 @pytest.mark.parametrize(
     "topic",
     [

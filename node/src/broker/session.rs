@@ -117,6 +117,11 @@ impl SessionState {
         self.queue.len() + self.inflight.len()
     }
 
+    /// No more QoS 1/2 messages may go out until one is acknowledged.
+    pub fn window_full(&self) -> bool {
+        self.inflight.len() >= self.window
+    }
+
     /// Messages in flight.
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()

@@ -141,11 +141,7 @@ fn verify(
     service: &str,
     secret: impl Fn(&str) -> Option<String>,
 ) -> Result<sigv4::Signer, AwsError> {
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let headers = sigv4::header_list(req.headers().iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
     let signed = sigv4::Request {
         method: req.method().as_str(),
         path: req.uri().path(),

@@ -124,6 +124,9 @@ pub struct Connection<W: AsyncWrite + Unpin + 'static> {
     /// CONNECT must have arrived by then, counted from the socket's accept whatever the
     /// transport (TLS handshake and WebSocket upgrade included).
     connect_deadline: Instant,
+    /// When the client last acknowledged a delivery (or connected): a client that takes
+    /// its bytes but acknowledges nothing while its in-flight window is full is stuck too.
+    delivery_progress: Instant,
     /// This socket's place in its listener's count, given back when the actor ends.
     _slot: super::admission::Slot,
 }
@@ -169,6 +172,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 session_id: format!("{:032x}", rand::random::<u128>()),
                 end_reason: None,
                 connect_deadline: accepted + CONNECT_TIMEOUT,
+                delivery_progress: Instant::now(),
                 _slot: slot,
             }
         });
@@ -554,17 +558,51 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         if self.authz.as_ref().is_some_and(|a| a.certificate_id().is_some()) {
             ctx.run_interval(CERTIFICATE_CHECK_PERIOD, |act, ctx| act.recheck_certificate(ctx));
         }
+        // One timer per connection for both: a client silent past its keep-alive, and a socket
+        // that has taken none of what is waiting for it (below the outbound bound too: a
+        // QoS 1 subscriber's in-flight window alone never reaches it) for the stall timeout.
+        let stall_timeout = self.broker.config.stalled_client_timeout;
+        let mut period = (stall_timeout / 4).max(Duration::from_millis(500));
         if !self.keep_alive.is_zero() {
-            let period = (self.keep_alive / 2).max(Duration::from_millis(500));
-            ctx.run_interval(period, |act, ctx| {
-                if act.last_packet.elapsed() > act.keep_alive.mul_f32(1.5) {
-                    act.ending(DisconnectReason::KeepAliveTimeout);
-                    act.broker.metrics.keepalive_timeouts_total.inc();
-                    tracing::info!(peer = %act.peer, "keep-alive timeout");
-                    act.close(ctx, Some(reason::KEEP_ALIVE_TIMEOUT), "keep alive timeout");
-                }
-            });
+            period = period.min((self.keep_alive / 2).max(Duration::from_millis(500)));
         }
+        ctx.run_interval(period, move |act, ctx| {
+            if act.closing {
+                return;
+            }
+            if !act.keep_alive.is_zero() && act.last_packet.elapsed() > act.keep_alive.mul_f32(1.5) {
+                act.ending(DisconnectReason::KeepAliveTimeout);
+                act.broker.metrics.keepalive_timeouts_total.inc();
+                tracing::info!(peer = %act.peer, "keep-alive timeout");
+                return act.close(ctx, Some(reason::KEEP_ALIVE_TIMEOUT), "keep alive timeout");
+            }
+            let stalled = act.backlog.stalled_for(Instant::now());
+            if act.backlog.bytes() > 0 && stalled >= stall_timeout {
+                return act.close_stalled(ctx, stalled);
+            }
+            let unacknowledged = act.delivery_progress.elapsed();
+            if unacknowledged >= stall_timeout && act.deliveries_blocked() {
+                act.close_stalled(ctx, unacknowledged);
+            }
+        });
+    }
+
+    /// Messages wait behind a full in-flight window: nothing more can be sent until the
+    /// client acknowledges.
+    fn deliveries_blocked(&self) -> bool {
+        let Some(a) = &self.attached else { return false };
+        let inner = a.session.inner.lock();
+        inner.state.window_full() && inner.state.pending() > inner.state.inflight_len()
+    }
+
+    /// Ends a connection whose socket has taken nothing for the stall timeout. Nothing more
+    /// is written to it (it takes nothing): the actor stops.
+    fn close_stalled(&mut self, ctx: &mut Context<Self>, stalled: Duration) {
+        self.broker.metrics.clients_disconnected_stalled_total.inc();
+        self.ending(DisconnectReason::ServerInitiated);
+        tracing::warn!(peer = %self.peer, client_id = ?self.attached.as_ref().map(|a| a.client_id.clone()), backlog_bytes = self.backlog.bytes(), stalled_secs = stalled.as_secs(), "closing connection: the client has read nothing for too long");
+        self.closing = true;
+        ctx.stop();
     }
 
     /// Authorizes the will again as it is about to be published: a certificate revoked or
@@ -975,6 +1013,9 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let session = a.session.clone();
         let mut ops = Vec::new();
         let acked = acks::on_ack(&mut session.inner.lock().state, &packet, &mut ops);
+        if acked.known && !acked.released_inbound {
+            self.delivery_progress = Instant::now();
+        }
         if acked.released_inbound {
             a.inbound.unacked = a.inbound.unacked.saturating_sub(1);
         }
@@ -1128,12 +1169,7 @@ impl<W: AsyncWrite + Unpin + 'static> Handler<RecheckBacklog> for Connection<W> 
             return self.drain_session();
         }
         if stalled >= self.broker.config.stalled_client_timeout {
-            self.broker.metrics.clients_disconnected_stalled_total.inc();
-            self.ending(DisconnectReason::ServerInitiated);
-            tracing::warn!(peer = %self.peer, client_id = ?self.attached.as_ref().map(|a| a.client_id.clone()), backlog_bytes = self.backlog.bytes(), stalled_secs = stalled.as_secs(), "closing connection: the client has read nothing for too long");
-            // Nothing more is written to a socket that takes nothing: the actor stops.
-            self.closing = true;
-            return ctx.stop();
+            return self.close_stalled(ctx, stalled);
         }
         self.recheck_backlog_later();
     }

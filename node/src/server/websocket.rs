@@ -3,39 +3,14 @@
 
 use std::sync::Arc;
 
+use ferrite_mqtt::websocket;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::connection::Connection;
 use super::Origin;
 use crate::services::Services;
-
-/// Only this path is upgraded; other paths get 404.
-pub const WS_PATH: &str = "/mqtt";
-
-#[allow(clippy::result_large_err)] // the signature tungstenite's handshake callback requires
-fn check_upgrade(req: &Request, mut resp: Response) -> Result<Response, ErrorResponse> {
-    if req.uri().path() != WS_PATH {
-        let mut e = ErrorResponse::new(Some(format!("MQTT over WebSocket is served on {WS_PATH}\n")));
-        *e.status_mut() = StatusCode::NOT_FOUND;
-        return Err(e);
-    }
-    let wants_mqtt = req
-        .headers()
-        .get("sec-websocket-protocol")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|p| p.trim() == "mqtt" || p.trim() == "mqttv3.1"));
-    if wants_mqtt {
-        let proto = req.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).unwrap_or("mqtt");
-        let chosen = if proto.split(',').any(|p| p.trim() == "mqtt") { "mqtt" } else { "mqttv3.1" };
-        resp.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static(chosen));
-    }
-    Ok(resp)
-}
 
 /// How long a client has to finish the WebSocket upgrade (as long as it has for CONNECT).
 const UPGRADE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -46,11 +21,8 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
     let peer = origin.peer;
-    // No WebSocket message or frame larger than the largest MQTT packet a client may send
-    // (the default would buffer 64 MiB per connection before CONNECT).
-    let max = services.broker.config.max_packet_size() + 64;
-    let config = WebSocketConfig { max_message_size: Some(max), max_frame_size: Some(max), ..Default::default() };
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, check_upgrade, Some(config));
+    let config = websocket::config(services.broker.config.max_packet_size());
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, websocket::check_upgrade, Some(config));
     let ws = match tokio::time::timeout(UPGRADE_TIMEOUT, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {

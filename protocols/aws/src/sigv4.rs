@@ -32,6 +32,12 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
+/// Headers as an HTTP server hands them over, in the form [`Request`] takes. A value that
+/// is not UTF-8 is decoded lossily: it cannot match a signature computed over its bytes.
+pub fn header_list<'a>(headers: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<(String, String)> {
+    headers.into_iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v).into_owned())).collect()
+}
+
 /// Who signed an accepted request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signer {
