@@ -159,6 +159,19 @@ def test_reserved_topics_cannot_be_forged(node, topic):
     assert topic not in seen, f"{topic} was delivered"
 
 
+def test_a_will_on_a_reserved_topic_is_refused_at_connect(node):
+    import socket
+
+    def field(b):
+        return len(b).to_bytes(2, "big") + b
+
+    topic = b"$aws/things/lamp/shadow/update/accepted"
+    body = b"\x00\x04MQTT\x04\x06\x00\x3c" + field(b"will-forger") + field(topic) + field(b'{"state":{}}')
+    s = socket.create_connection((node.host, node.mqtt_port), timeout=5)
+    s.sendall(bytes([0x10, len(body)]) + body)
+    assert s.recv(4) == b"\x20\x02\x00\x05", "CONNACK 5: not authorized"
+
+
 def test_receive_maximum_holds_while_acknowledgements_wait_for_storage(make_node):
     import struct
 

@@ -6,7 +6,7 @@
 #![no_main]
 
 use actix_http::h1::{Codec, Message};
-use actix_http::ServiceConfig;
+use actix_http::{HttpMessage as _, ServiceConfig};
 use bytes::BytesMut;
 use ferrite_aws::{percent, sigv4};
 use libfuzzer_sys::fuzz_target;
@@ -15,8 +15,29 @@ use tokio_util::codec::Decoder;
 /// The node's largest API body.
 const MAX_BODY: usize = 256 * 1024;
 
+/// The parser's configuration, made once per thread: its date service must be created
+/// inside a tokio `LocalSet`, which is kept (never run: the codec only decodes here).
+struct Parser {
+    config: ServiceConfig,
+    _local: tokio::task::LocalSet,
+    _runtime: tokio::runtime::Runtime,
+}
+
+thread_local! {
+    static PARSER: Parser = {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+        let local = tokio::task::LocalSet::new();
+        let config = {
+            let _runtime = runtime.enter();
+            let _local = local.enter();
+            ServiceConfig::default()
+        };
+        Parser { config, _local: local, _runtime: runtime }
+    };
+}
+
 fuzz_target!(|data: &[u8]| {
-    let mut codec = Codec::new(ServiceConfig::default());
+    let mut codec = Codec::new(PARSER.with(|p| p.config.clone()));
     let mut input = BytesMut::from(data);
     let mut current: Option<(actix_http::Request, Vec<u8>)> = None;
     loop {

@@ -467,13 +467,13 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             );
         }
         if let Some(w) = &c.will {
-            if !self.allowed(Action::Publish, &w.topic) || (w.retain && !self.allowed(Action::RetainPublish, &w.topic))
-            {
+            // The rule an inbound PUBLISH meets, reserved topics included.
+            if let Some(action) = publish_rules::denied_action(&w.topic, w.retain, &mut |a, t| self.allowed(a, t)) {
                 return self.refuse_unauthorized(
                     ctx,
                     c.protocol,
                     &client_id,
-                    &format!("no policy allows publishing the will to {}", w.topic),
+                    &format!("the will may not be published to {} ({action})", w.topic),
                 );
             }
         }
