@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -381,6 +382,19 @@ def wait_for_voters(member, voters, timeout=10):
         time.sleep(0.05)
 
 
+def ready(member):
+    """`GET /ready`: the status and the document."""
+    try:
+        with urllib.request.urlopen(f"http://{member.host}:{member.http_port}/ready", timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def fail(what):
+    raise AssertionError(what)
+
+
 def test_a_fourth_node_joins_and_a_node_leaves(cluster):
     cluster.wait_for_leaders()
     iot(cluster.members[0]).create_thing(thingName="seen-by-four")
@@ -392,8 +406,10 @@ def test_a_fourth_node_joins_and_a_node_leaves(cluster):
     peer = open(first.config).read()
     first_addr = re.search(r'^addr = "([\d.:]+)"', peer, re.M).group(1)
     quic = f"127.0.0.1:{free_udp_port()}"
+    quic_port = quic.rsplit(":", 1)[1]
+    first_by_name = "localhost:" + first_addr.rsplit(":", 1)[1]  # peers may be named, not only numbered
     proc = subprocess.Popen([ferrite_bin(), "serve", "--data-dir", data, "--node-id", "4", "--cluster-addr", quic,
-                             "--peer", f"1@{first_addr}", "--cluster-ca-cert", os.path.join(base, "cluster-ca.pem"),
+                             "--peer", f"1@{first_by_name}", "--cluster-ca-cert", os.path.join(base, "cluster-ca.pem"),
                              "--cluster-ca-key", os.path.join(base, "cluster-ca.key"), "--join",
                              "--mqtt-addr", "127.0.0.1:0", "--ws-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
                              "--mqtts-addr", "127.0.0.1:0", "--wss-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"],
@@ -401,19 +417,74 @@ def test_a_fourth_node_joins_and_a_node_leaves(cluster):
     try:
         m = re.search(r"http=([\d.]+):(\d+)", proc.stdout.readline())
         fourth = Member(base, 4, proc.pid, m.group(1), 0, int(m.group(2)))
+        status, body = ready(fourth)
+        assert status == 503 and any("not a member" in p for p in body["problems"]), body
         creds = os.path.join(base, "credentials")
-        out = subprocess.run([ferrite_bin(), "cluster", "join", "--http", f"127.0.0.1:{first.http_port}",
-                              "--node-id", "4", "--cluster-addr", quic, "--credentials", creds],
+        out = subprocess.run([ferrite_bin(), "cluster", "join", "--http", f"localhost:{first.http_port}",
+                              "--node-id", "4", "--cluster-addr", f"localhost:{quic_port}", "--credentials", creds],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert retry(lambda: iot(fourth).describe_thing(thingName="seen-by-four"), timeout=20)["thingName"]
+        wait_for_voters(first, [1, 2, 3, 4])
+        assert retry(lambda: ready(fourth)[0] == 200 or fail(ready(fourth)), timeout=20), "ready once a caught-up member"
+        out = subprocess.run([ferrite_bin(), "cluster", "leave", "--http", f"127.0.0.1:{first.http_port}",
+                              "--node-id", "9", "--credentials", creds], capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0 and "node 9 is not a member" in out.stderr, out.stderr
         wait_for_voters(first, [1, 2, 3, 4])
         out = subprocess.run([ferrite_bin(), "cluster", "leave", "--http", f"127.0.0.1:{first.http_port}",
                               "--node-id", "3", "--credentials", creds], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         wait_for_voters(first, [1, 2, 4])
+        # The removed node may never hear of its removal (the leader stops replicating to it):
+        # either way it must not call itself ready.
+        removed = cluster.member(3)
+        status, body = retry(lambda: ready(removed) if ready(removed)[0] == 503 else fail(ready(removed)))
+        assert body["problems"], body
         iot(fourth).create_thing(thingName="after-leave")
         assert iot(cluster.members[1]).describe_thing(thingName="after-leave")["thingName"] == "after-leave"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
+
+
+def test_ready_follows_quorum_and_status_output_lines_up_and_survives_a_closed_pipe(cluster):
+    cluster.wait_for_leaders()
+    a, b, c = cluster.members
+    for m in cluster.members:
+        assert retry(lambda: ready(m)[0] == 200 or fail(ready(m)), timeout=20)
+    assert urllib.request.urlopen(f"http://{a.host}:{a.http_port}/health", timeout=5).status == 200
+    # Piped into `head -1`: the rest of the output meets a closed pipe, and nothing panics.
+    piped = subprocess.run(f"{ferrite_bin()} cluster status --http localhost:{a.http_port} | head -1",
+                           shell=True, capture_output=True, text=True, timeout=30)
+    assert piped.stdout.startswith("node 1"), piped.stdout
+    assert "panicked" not in piped.stderr, piped.stderr
+    full = subprocess.run([ferrite_bin(), "cluster", "status", "--http", f"127.0.0.1:{a.http_port}"],
+                          capture_output=True, text=True, timeout=30).stdout.splitlines()
+    table = [line for line in full if not line.startswith(("node ", "peer "))]
+    header = table[0]
+    for line in table[1:]:
+        # Numbers end under the end of their heading.
+        for heading in ("leader", "term", "commit", "applied"):
+            end = header.index(heading) + len(heading)
+            assert line[end - 1].isdigit() and line[end] == " ", f"{heading}: {full}"
+    # Two nodes down: the survivor has no majority and says so; /health still says the process lives.
+    b.kill9()
+    c.kill9()
+    status, body = retry(lambda: ready(a) if ready(a)[0] == 503 else fail(ready(a)), timeout=20)
+    assert any("no leader" in p or "cannot be reached" in p for p in body["problems"]), body
+    assert urllib.request.urlopen(f"http://{a.host}:{a.http_port}/health", timeout=5).status == 200
+
+
+def test_a_stopping_leader_hands_its_groups_over_first(cluster):
+    leaders = cluster.wait_for_leaders()
+    leader = cluster.member(leaders["meta"])
+    others = [m for m in cluster.members if m is not leader]
+    os.kill(leader.pid, signal.SIGTERM)
+    wait_gone(leader.pid, timeout=20)
+    log = open(os.path.join(cluster.base, f"node-{leader.node_id}", "ferrite.log")).read()
+    assert "handing leadership over before stopping" in log
+    # Handed over, not lost: a new leader among the others at once, for every group it led.
+    after = cluster.wait_for_leaders(others, timeout=5)
+    assert leader.node_id not in after.values(), after
+    iot(others[0]).create_thing(thingName="after-handover")
+    assert "no other member took over in time" not in log

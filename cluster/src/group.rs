@@ -136,6 +136,8 @@ enum Op<S: StateMachine> {
     Read(Query<S>),
     Step(Box<Message>),
     Change(MemberChange, Vec<u8>, Done<()>),
+    /// Hand leadership to the most caught-up other voter (a planned stop).
+    TransferLeadership,
 }
 
 /// One replicated group: its state machine, its log and the thread that drives it.
@@ -408,6 +410,34 @@ impl<S: StateMachine> Group<S> {
         async move { rx.await.unwrap_or(Err(GroupError::Stopped)) }
     }
 
+    /// A planned stop: when this member leads the group, hands leadership to the most
+    /// caught-up other voter and waits (at most `within`) until it has taken over, so that
+    /// commands under way are not lost with the leader. True when this member no longer
+    /// leads (or never did).
+    pub async fn hand_over_leadership(&self, within: Duration) -> bool {
+        let me = |s: &GroupStatus| s.role == "leader";
+        if !me(&self.status()) {
+            return true;
+        }
+        let deadline = Instant::now() + within;
+        let mut asked = Instant::now() - TICK * 10;
+        while Instant::now() < deadline {
+            if !me(&self.status()) {
+                return true;
+            }
+            // Asked again now and then: a transfer the target could not finish (it was
+            // behind, or an election intervened) is abandoned by raft-rs after an election timeout.
+            if asked.elapsed() >= TICK * 10 && self.send(Op::TransferLeadership).is_err() {
+                return false;
+            }
+            if asked.elapsed() >= TICK * 10 {
+                asked = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        !me(&self.status())
+    }
+
     /// Adds or removes a voter; answers once the change is committed and applied here.
     /// `context` reaches every member's [`Member::on_change`] (a new node's address).
     pub fn change_members(
@@ -548,11 +578,34 @@ impl<S: StateMachine> Worker<S> {
                 self.waiting.push_back((self.next_seq, Unsent::Change(cc)));
             }
             Op::Read(query) => queries.push(query),
+            Op::TransferLeadership => self.transfer_leadership(),
             Op::Step(msg) => {
                 if let Err(e) = self.raw.step(*msg) {
                     tracing::debug!(group = self.group, error = %e, "a raft message was not taken");
                 }
             }
+        }
+    }
+
+    /// On the leader: asks the voter that has replicated the most of the log to take over
+    /// (raft-rs sends it what it lacks, then tells it to campaign at once).
+    fn transfer_leadership(&mut self) {
+        if self.raw.raft.state != StateRole::Leader {
+            return;
+        }
+        let me = self.node;
+        let voters = self.raw.store().conf().voters.clone();
+        let best = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(id, _)| **id != me && voters.contains(id))
+            .max_by_key(|(id, pr)| (pr.matched, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id);
+        if let Some(to) = best {
+            tracing::info!(group = self.group, to, "handing leadership over before stopping");
+            self.raw.transfer_leader(to);
         }
     }
 

@@ -5,6 +5,7 @@
 //! This crate never depends on the node crate; it knows bytes, keys and column
 //! families, not MQTT.
 
+pub mod address;
 pub mod group;
 pub mod quic;
 mod raft_log;
@@ -12,6 +13,7 @@ mod raft_logger;
 pub mod storage;
 pub mod transport;
 
+pub use address::PeerAddress;
 pub use group::{Done, Group, GroupError, GroupStatus, StateMachine};
 pub use quic::{Channel, QuicConfig, QuicError, QuicNet};
 pub use storage::{decode_rows, encode_rows, Batch, MemRows, ReadRows, Row, Store, StoreError, Table};

@@ -87,7 +87,7 @@ enum Outgoing {
 }
 
 struct Peer {
-    addr: SocketAddr,
+    addr: crate::PeerAddress,
     tx: mpsc::Sender<Outgoing>,
     /// The current connection, set by the dialer or the acceptor.
     conn: watch::Sender<Option<Connection>>,
@@ -222,8 +222,8 @@ impl QuicNet {
     }
 
     /// The peers this node knows, with their addresses.
-    pub fn peers(&self) -> Vec<(u64, SocketAddr)> {
-        let mut v: Vec<_> = self.peers.read().iter().map(|(id, p)| (*id, p.addr)).collect();
+    pub fn peers(&self) -> Vec<(u64, crate::PeerAddress)> {
+        let mut v: Vec<_> = self.peers.read().iter().map(|(id, p)| (*id, p.addr.clone())).collect();
         v.sort_unstable();
         v
     }
@@ -236,8 +236,9 @@ impl QuicNet {
             .is_some_and(|p| p.conn.borrow().as_ref().is_some_and(|c| c.close_reason().is_none()))
     }
 
-    /// Adds (or moves) peer `id` at `addr` and starts sending to it.
-    pub fn add_peer(self: &Arc<Self>, id: u64, addr: SocketAddr) {
+    /// Adds (or moves) peer `id` at `addr` and starts sending to it (a host name is
+    /// resolved at every dial).
+    pub fn add_peer(self: &Arc<Self>, id: u64, addr: crate::PeerAddress) {
         if id == self.node {
             return;
         }
@@ -279,9 +280,12 @@ impl QuicNet {
             if !self.peers.read().get(&id).is_some_and(|p| Arc::ptr_eq(p, &peer)) {
                 return; // removed or moved
             }
-            let attempt = match self.endpoint.connect_with(self.client.clone(), peer.addr, NODE_SERVER_NAME) {
-                Ok(connecting) => connecting.await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+            let attempt = match peer.addr.resolve().await {
+                Ok(addr) => match self.endpoint.connect_with(self.client.clone(), addr, NODE_SERVER_NAME) {
+                    Ok(connecting) => connecting.await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
+                Err(e) => Err(format!("cannot resolve {}: {e}", peer.addr)),
             };
             match attempt {
                 Ok(conn) => {
@@ -341,7 +345,7 @@ impl QuicNet {
                 // Its certificate is from the cluster CA: a member this node may not have heard
                 // of yet (this node joined after it). Its address is where it dialled from.
                 if !net.peers.read().contains_key(&id) {
-                    net.add_peer(id, conn.remote_address());
+                    net.add_peer(id, conn.remote_address().into());
                 }
                 let peer = net.peers.read().get(&id).cloned();
                 if let Some(peer) = peer {
@@ -520,7 +524,7 @@ mod tests {
             .collect();
         for (a, _) in &nets {
             for (b, _) in &nets {
-                a.add_peer(b.node, b.local_addr().unwrap());
+                a.add_peer(b.node, b.local_addr().unwrap().into());
             }
         }
         nets
@@ -558,8 +562,8 @@ mod tests {
         let config =
             QuicConfig { node: 2, listen: "127.0.0.1:0".parse().unwrap(), ca: other_ca, chain: vec![cert], key };
         let intruder = QuicNet::start(config, Inbox::default(), rt.handle().clone()).unwrap();
-        nets[0].0.add_peer(2, intruder.local_addr().unwrap());
-        intruder.add_peer(1, nets[0].0.local_addr().unwrap());
+        nets[0].0.add_peer(2, intruder.local_addr().unwrap().into());
+        intruder.add_peer(1, nets[0].0.local_addr().unwrap().into());
         std::thread::sleep(Duration::from_millis(500));
         assert!(!nets[0].0.connected(2) && !intruder.connected(1));
     }

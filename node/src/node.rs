@@ -192,11 +192,19 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 }
             })
             .await;
-        // Stop accepting, then give deliveries and rule actions under way a bounded time.
+        // Not ready from now on; stop accepting, then give deliveries and rule actions under
+        // way a bounded time.
+        crate::cluster::readiness::mark_stopping();
         for listener in &accepting {
             listener.abort();
         }
         let http_stopped = http_handle.stop(true);
+        // Commands under way at a leader that stops would end with an unknown outcome: the
+        // groups this node leads move to another member first.
+        let leading = services.hand_over_leadership(std::time::Duration::from_secs(3)).await;
+        if leading > 0 {
+            tracing::warn!(groups = leading, "stopping while still leading groups: no other member took over in time");
+        }
         drain(&broker, cfg.shutdown_drain).await;
         let clients = broker.disconnect_all(ferrite_mqtt::packet::reason::SERVER_SHUTTING_DOWN);
         tracing::info!(clients, "shutting down: disconnecting clients");

@@ -41,6 +41,23 @@ impl Services {
             .collect()
     }
 
+    /// A planned stop: every group this node leads hands leadership to another member, all
+    /// at once, waiting at most `within`. Returns how many groups still have this node as
+    /// leader (0 on a node alone, whose groups have no one to hand over to).
+    pub async fn hand_over_leadership(&self, within: std::time::Duration) -> usize {
+        if self.broker.cluster.net.is_none() {
+            return 0;
+        }
+        let mut handovers: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = bool> + '_>>> =
+            vec![Box::pin(self.meta.hand_over_leadership(within))];
+        handovers.extend(self.shadows.groups().iter().map(|g| Box::pin(g.hand_over_leadership(within)) as _));
+        handovers.push(Box::pin(self.broker.retained_group.hand_over_leadership(within)));
+        if let Some(t) = &self.takeover {
+            handovers.push(Box::pin(t.owners.hand_over_leadership(within)));
+        }
+        futures_util::future::join_all(handovers).await.into_iter().filter(|done| !done).count()
+    }
+
     /// The filters peer `node` has subscribers for, as this node knows them.
     pub fn peer_routes(&self, node: u64) -> Vec<String> {
         self.routes.as_ref().map(|r| r.peer_filters(node)).unwrap_or_default()

@@ -50,7 +50,7 @@ impl std::str::FromStr for FaultKind {
 /// The leaders of the cluster's groups as some reachable node sees them: group name -> node.
 pub fn leaders(nodes: &[usize]) -> BTreeMap<String, u64> {
     for &i in nodes {
-        let Ok((200, doc)) = ferrite_http_client::api::request(http_addr(i), "GET", "/cluster/status", b"", None)
+        let Ok((200, doc)) = ferrite_http_client::api::request(&http_addr(i), "GET", "/cluster/status", b"", None)
         else {
             continue;
         };

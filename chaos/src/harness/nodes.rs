@@ -143,7 +143,7 @@ impl Cluster {
         command.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
         let mut child = command.spawn().with_context(|| format!("cannot start node {i}"))?;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !matches!(ferrite_http_client::api::request(http_addr(i), "GET", "/health", b"", None), Ok((200, _))) {
+        while !matches!(ferrite_http_client::api::request(&http_addr(i), "GET", "/health", b"", None), Ok((200, _))) {
             if let Ok(Some(status)) = child.try_wait() {
                 anyhow::bail!("node {i} exited ({status}) before answering /health; see {}", log.display());
             }

@@ -95,7 +95,7 @@ fn wait_converged(nodes: &[usize], within: Duration) -> anyhow::Result<()> {
 fn converged(nodes: &[usize]) -> Result<(), String> {
     let mut views = Vec::new();
     for &i in nodes {
-        let (status, doc) = ferrite_http_client::api::request(http_addr(i), "GET", "/cluster/status", b"", None)
+        let (status, doc) = ferrite_http_client::api::request(&http_addr(i), "GET", "/cluster/status", b"", None)
             .map_err(|e| format!("node {i}: {e}"))?;
         if status != 200 {
             return Err(format!("node {i} answered {status}"));

@@ -3,7 +3,6 @@
 //! are SigV4-signed with a key from a credentials file, like any AWS client's.
 
 use ferrite_http_client::api::request;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -36,7 +35,7 @@ pub enum ClusterCommand {
     Status {
         /// HTTP address of any member.
         #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
-        http: SocketAddr,
+        http: ferrite_cluster::PeerAddress,
         /// Print the JSON document instead of a table.
         #[arg(long)]
         json: bool,
@@ -48,13 +47,13 @@ pub enum ClusterCommand {
     Join {
         /// HTTP address of any member.
         #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
-        http: SocketAddr,
+        http: ferrite_cluster::PeerAddress,
         /// The new node's id.
         #[arg(long, value_name = "ID")]
         node_id: u64,
         /// The new node's cluster (QUIC) address.
         #[arg(long, value_name = "HOST:PORT")]
-        cluster_addr: SocketAddr,
+        cluster_addr: ferrite_cluster::PeerAddress,
         #[command(flatten)]
         key: KeyArgs,
     },
@@ -64,7 +63,7 @@ pub enum ClusterCommand {
     Leave {
         /// HTTP address of any member that stays.
         #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
-        http: SocketAddr,
+        http: ferrite_cluster::PeerAddress,
         /// The id of the node to remove.
         #[arg(long, value_name = "ID")]
         node_id: u64,
@@ -111,52 +110,75 @@ fn ok_or_message(status: u16, body: &Value) -> anyhow::Result<()> {
 }
 
 /// Prints `/cluster/status` as a table a person reads at a glance.
-fn print_status(doc: &Value) {
-    let node = doc["node"].as_u64().unwrap_or(0);
+/// The status document as text: a line per peer, then a table of groups whose columns
+/// line up whatever the widths of the numbers.
+fn render_status(doc: &Value) -> String {
+    let num = |v: &Value| v.as_u64().map_or_else(|| "-".to_string(), |n| n.to_string());
+    let node = num(&doc["node"]);
     let addr = doc["address"].as_str().unwrap_or("-");
-    println!("node {node} (answering)  cluster address {addr}");
+    let mut out = format!("node {node} (answering)  cluster address {addr}\n");
     let peers = doc["peers"].as_array().cloned().unwrap_or_default();
     if peers.is_empty() {
-        println!("peers: none (a node alone)");
+        out.push_str("peers: none (a node alone)\n");
     }
     for p in peers {
         let state = if p["connected"].as_bool().unwrap_or(false) { "connected" } else { "UNREACHABLE" };
         let outbox = p["outbox"].as_u64().unwrap_or(0);
         let waiting = if outbox > 0 { format!("  {outbox} forwarded publishes waiting") } else { String::new() };
-        println!("peer {} {} {state}{waiting}", p["node"], p["address"].as_str().unwrap_or("-"));
+        out.push_str(&format!("peer {} {} {state}{waiting}\n", num(&p["node"]), p["address"].as_str().unwrap_or("-")));
     }
-    println!(
-        "{:<10} {:>6} {:>6} {:<13} {:>10} {:>10} {:<12} lag by member",
-        "group", "leader", "term", "role", "commit", "applied", "voters"
-    );
+    let mut rows =
+        vec![["group", "leader", "term", "role", "commit", "applied", "voters", "lag by member"].map(String::from)];
     for g in doc["groups"].as_array().cloned().unwrap_or_default() {
-        let voters: Vec<String> =
-            g["voters"].as_array().cloned().unwrap_or_default().iter().map(|v| v.to_string()).collect();
+        let voters: Vec<String> = g["voters"].as_array().cloned().unwrap_or_default().iter().map(num).collect();
         let lag: Vec<String> = g["matched"]
             .as_array()
             .cloned()
             .unwrap_or_default()
             .iter()
-            .map(|m| format!("{}:{}", m["node"], m["lag"]))
+            .map(|m| format!("{}:{}", num(&m["node"]), num(&m["lag"])))
             .collect();
         let lag = if lag.is_empty() {
-            format!(
-                "(follower; {} behind commit)",
-                g["commit"].as_u64().unwrap_or(0).saturating_sub(g["applied"].as_u64().unwrap_or(0))
-            )
+            let behind = g["commit"].as_u64().unwrap_or(0).saturating_sub(g["applied"].as_u64().unwrap_or(0));
+            format!("(follower; {behind} behind commit)")
         } else {
             lag.join(" ")
         };
-        println!(
-            "{:<10} {:>6} {:>6} {:<13} {:>10} {:>10} {:<12} {lag}",
-            g["name"].as_str().unwrap_or("?"),
-            g["leader"],
-            g["term"],
-            g["role"].as_str().unwrap_or("?"),
-            g["commit"],
-            g["applied"],
+        rows.push([
+            g["name"].as_str().unwrap_or("?").to_string(),
+            num(&g["leader"]),
+            num(&g["term"]),
+            g["role"].as_str().unwrap_or("?").to_string(),
+            num(&g["commit"]),
+            num(&g["applied"]),
             voters.join(","),
-        );
+            lag,
+        ]);
+    }
+    let widths: Vec<usize> = (0..8).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    // Text columns are left-aligned, numbers right-aligned; the last column is not padded.
+    let numeric = [false, true, true, false, true, true, false, false];
+    for row in &rows {
+        let cells: Vec<String> = (0..8)
+            .map(|c| match (c, numeric[c]) {
+                (7, _) => row[c].clone(),
+                (_, true) => format!("{:>w$}", row[c], w = widths[c]),
+                (_, false) => format!("{:<w$}", row[c], w = widths[c]),
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) ends the output quietly.
+fn print_quietly(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -174,19 +196,18 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
         }
         ClusterCommand::Local(args) => super::local::run(args),
         ClusterCommand::Status { http, json } => {
-            let (status, doc) = request(http, "GET", "/cluster/status", b"", None).map_err(anyhow::Error::msg)?;
+            let (status, doc) = request(&http, "GET", "/cluster/status", b"", None).map_err(anyhow::Error::msg)?;
             ok_or_message(status, &doc)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+                print_quietly(&(serde_json::to_string_pretty(&doc)? + "\n"))
             } else {
-                print_status(&doc);
+                print_quietly(&render_status(&doc))
             }
-            Ok(())
         }
         ClusterCommand::Join { http, node_id, cluster_addr, key } => {
             let (id, secret) = key.load()?;
             let body = serde_json::json!({"nodeId": node_id, "address": cluster_addr.to_string()}).to_string();
-            let (status, doc) = request(http, "POST", "/cluster/members", body.as_bytes(), Some((&id, &secret)))
+            let (status, doc) = request(&http, "POST", "/cluster/members", body.as_bytes(), Some((&id, &secret)))
                 .map_err(anyhow::Error::msg)?;
             ok_or_message(status, &doc)?;
             println!("node {node_id} ({cluster_addr}) is a member of every group");
@@ -196,10 +217,49 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
             let (id, secret) = key.load()?;
             let path = format!("/cluster/members/{node_id}");
             let (status, doc) =
-                request(http, "DELETE", &path, b"", Some((&id, &secret))).map_err(anyhow::Error::msg)?;
+                request(&http, "DELETE", &path, b"", Some((&id, &secret))).map_err(anyhow::Error::msg)?;
             ok_or_message(status, &doc)?;
             println!("node {node_id} left every group; stop it now");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_columns_line_up_whatever_the_widths() {
+        let doc = serde_json::json!({
+            "node": 1, "address": "127.0.0.1:7001",
+            "peers": [{"node": 2, "address": "node2:7000", "connected": true, "outbox": 0}],
+            "groups": [
+                {"name": "meta", "leader": 1, "term": 3, "role": "leader", "commit": 123456, "applied": 123456,
+                 "voters": [1, 2, 3], "matched": [{"node": 2, "lag": 0}]},
+                {"name": "shard-10", "leader": 12, "term": 1234, "role": "follower", "commit": 7, "applied": 5,
+                 "voters": [1, 2], "matched": []}
+            ]
+        });
+        let text = render_status(&doc);
+        let table: Vec<&str> = text.lines().skip(2).collect();
+        assert_eq!(table.len(), 3, "{text}");
+        // Text columns start, and number columns end, where their heading does.
+        let header = table[0];
+        for line in &table[1..] {
+            for heading in ["role", "voters", "lag by member"] {
+                let at = header.find(heading).expect(heading);
+                assert!(line.as_bytes()[at] != b' ' && line.as_bytes()[at - 1] == b' ', "{heading}:\n{text}");
+            }
+            for heading in ["leader", "term", "commit", "applied"] {
+                let end = header.find(heading).expect(heading) + heading.len();
+                assert!(
+                    line.as_bytes()[end - 1].is_ascii_digit() && line.as_bytes()[end] == b' ',
+                    "{heading}:\n{text}"
+                );
+            }
+        }
+        assert!(table[2].contains("(follower; 2 behind commit)"));
+        assert!(table[1].contains("2:0"));
     }
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod local;
 pub mod outbox;
 pub mod owners;
+pub mod readiness;
 pub mod routes;
 pub mod takeover;
 
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use ferrite_cluster::{Batch, Inbox, Member, MemberChange, QuicConfig, QuicNet, Store, Table};
+use ferrite_cluster::{Batch, Inbox, Member, MemberChange, PeerAddress, QuicConfig, QuicNet, Store, Table};
 use serde::Deserialize;
 
 /// The `[cluster]` table of the config file.
@@ -54,7 +55,7 @@ pub struct ClusterConfig {
     /// The QUIC listen address.
     pub addr: SocketAddr,
     /// The peers named in the configuration.
-    pub peers: Vec<(u64, SocketAddr)>,
+    pub peers: Vec<(u64, PeerAddress)>,
     /// The cluster CA certificate.
     pub ca_cert: PathBuf,
     /// The cluster CA key, if given.
@@ -65,8 +66,8 @@ pub struct ClusterConfig {
     pub log_compaction_entries: usize,
 }
 
-/// Parses `ID@HOST:PORT`.
-pub fn parse_peer(text: &str) -> anyhow::Result<(u64, SocketAddr)> {
+/// Parses `ID@HOST:PORT` (HOST: an IP address or a host name, resolved at every dial).
+pub fn parse_peer(text: &str) -> anyhow::Result<(u64, PeerAddress)> {
     let (id, addr) =
         text.split_once('@').with_context(|| format!("peer {text:?}: expected ID@HOST:PORT, e.g. 2@10.0.0.2:7000"))?;
     let id: u64 = id
@@ -74,7 +75,7 @@ pub fn parse_peer(text: &str) -> anyhow::Result<(u64, SocketAddr)> {
         .ok()
         .filter(|n| *n > 0)
         .with_context(|| format!("peer {text:?}: the id must be a positive number"))?;
-    let addr = addr.parse().with_context(|| format!("peer {text:?}: {addr:?} is not HOST:PORT with an IP address"))?;
+    let addr = addr.parse::<PeerAddress>().map_err(|e| anyhow::anyhow!("peer {text:?}: {e}"))?;
     Ok((id, addr))
 }
 
@@ -135,12 +136,13 @@ fn peer_key(id: u64) -> Vec<u8> {
 }
 
 /// Peer addresses learned from membership changes, kept across restarts.
-fn stored_peers(store: &Store) -> anyhow::Result<Vec<(u64, SocketAddr)>> {
+fn stored_peers(store: &Store) -> anyhow::Result<Vec<(u64, PeerAddress)>> {
     let mut out = Vec::new();
     for (k, v) in store.scan_prefix(Table::Meta, b"cluster/peer/")? {
         let Some(id) = k.get(13..21).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes) else { continue };
-        if let Some(addr) = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()) {
-            out.push((id, addr));
+        match std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()) {
+            Some(addr) => out.push((id, addr)),
+            None => crate::metrics::undecodable_record("cluster peer address", &id.to_string(), "not HOST:PORT"),
         }
     }
     Ok(out)
@@ -196,7 +198,7 @@ impl Cluster {
         };
         let net = QuicNet::start(quic, inbox.clone(), runtime.handle().clone())?;
         let mut peers = stored_peers(store)?;
-        peers.extend(config.peers.iter().copied());
+        peers.extend(config.peers.iter().cloned());
         for (id, addr) in peers {
             net.add_peer(id, addr);
         }
@@ -206,12 +208,12 @@ impl Cluster {
             let mut b = Batch::new();
             match change {
                 MemberChange::Add(id) => {
-                    let Some(addr) = std::str::from_utf8(context).ok().and_then(|s| s.parse::<SocketAddr>().ok())
+                    let Some(addr) = std::str::from_utf8(context).ok().and_then(|s| s.parse::<PeerAddress>().ok())
                     else {
                         return;
                     };
-                    book_net.add_peer(id, addr);
                     b.put(Table::Meta, peer_key(id), addr.to_string().into_bytes());
+                    book_net.add_peer(id, addr);
                 }
                 MemberChange::Remove(id) => {
                     book_net.remove_peer(id);

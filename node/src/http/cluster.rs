@@ -56,6 +56,26 @@ pub async fn status(api: web::Data<Api>) -> HttpResponse {
     }))
 }
 
+/// `GET /ready`: 200 when this node can serve writes, 503 with every reason otherwise
+/// (open like `/health`: probes carry no credentials).
+pub async fn ready(api: web::Data<Api>) -> HttpResponse {
+    use crate::cluster::readiness;
+    let (services, broker) = (&api.services, &api.services.broker);
+    let mut problems = Vec::new();
+    if readiness::stopping() {
+        problems.push("the node is stopping".to_string());
+    }
+    if let Some(net) = &broker.cluster.net {
+        let node = broker.cluster.node_id;
+        problems.extend(readiness::problems(node, &services.group_statuses(), |peer| net.connected(peer)));
+    }
+    if problems.is_empty() {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({"status": "not ready", "problems": problems}))
+    }
+}
+
 /// `GET /cluster/sessions`: the client ids with a live connection on this node, sorted
 /// (`{"node", "connected"}`). Signed like the API: client ids are not for everyone. The
 /// chaos harness reads it from every node to check one live session per client id.
@@ -131,9 +151,8 @@ pub async fn join(api: web::Data<Api>, call: Call) -> ApiResult {
     if join.node_id == 0 {
         return Err(AwsError::invalid_request("nodeId must be a positive number"));
     }
-    let addr: std::net::SocketAddr = join.address.parse().map_err(|_| {
-        AwsError::invalid_request(format!("address {:?} is not HOST:PORT with an IP address", join.address))
-    })?;
+    let addr: ferrite_cluster::PeerAddress =
+        join.address.parse().map_err(|e| AwsError::invalid_request(format!("address: {e}")))?;
     if api.services.broker.cluster.net.is_none() {
         return Err(AwsError::invalid_request(
             "this node runs alone (no [cluster] table); start it as a cluster node to add members",
@@ -148,6 +167,17 @@ pub async fn join(api: web::Data<Api>, call: Call) -> ApiResult {
 /// `DELETE /cluster/members/{id}`: removes a node from every group.
 pub async fn leave(api: web::Data<Api>, _call: Call, id: web::Path<String>) -> ApiResult {
     let id: u64 = id.parse().map_err(|_| AwsError::invalid_request(format!("node id {id:?} is not a number")))?;
+    // A member of any group: a leave cut short (meta done, a shard not) can be finished.
+    let mut members: Vec<u64> = api.services.group_statuses().into_iter().flat_map(|g| g.voters).collect();
+    members.sort_unstable();
+    members.dedup();
+    if !members.contains(&id) {
+        return Err(AwsError::new(
+            404,
+            "ResourceNotFoundException",
+            format!("node {id} is not a member of the cluster (members: {members:?})"),
+        ));
+    }
     match change_all(&api.services, MemberChange::Remove(id), Vec::new()).await {
         Ok(()) => Ok(HttpResponse::Ok().json(json!({"nodeId": id}))),
         Err(e) => Err(unavailable(format!("removing node {id}: {e}"))),

@@ -53,7 +53,7 @@ async fn metrics(api: web::Data<Api>) -> HttpResponse {
 
 /// True for API routes (not the health, metrics and cluster-status endpoints).
 fn is_api_path(path: &str) -> bool {
-    !matches!(path, "/health" | "/metrics" | "/cluster/status")
+    !matches!(path, "/health" | "/ready" | "/metrics" | "/cluster/status")
 }
 
 /// Starts the HTTP server on an already-bound listener.

@@ -18,6 +18,7 @@ fn path(pattern: &str) -> actix_web::Resource {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Operations of the node itself.
     cfg.service(path("/health").route(get().to(super::health)))
+        .service(path("/ready").route(get().to(cluster::ready)))
         .service(path("/metrics").route(get().to(super::metrics)))
         .service(path("/cluster/status").route(get().to(cluster::status)))
         .service(path("/cluster/sessions").route(get().to(cluster::sessions)))

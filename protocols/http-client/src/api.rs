@@ -2,7 +2,6 @@
 //! SigV4-signed when a key is given, the answer parsed as JSON. Blocking: tools call it
 //! from plain threads.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use ferrite_aws::sigv4;
@@ -11,11 +10,11 @@ use serde_json::Value;
 /// How long a tool waits for a node's answer.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Sends `method path` with `body` to the node at `addr`, signed with `key` (access key id,
+/// Sends `method path` with `body` to the node at `addr` (`HOST:PORT`, a name or an IP), signed with `key` (access key id,
 /// secret) for the `iot` service when given, and returns the status and the body (JSON, or
 /// the text as a JSON string when it is not JSON).
 pub fn request(
-    addr: SocketAddr,
+    addr: &impl std::fmt::Display,
     method: &str,
     path: &str,
     body: &[u8],

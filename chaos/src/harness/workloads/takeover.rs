@@ -79,7 +79,7 @@ async fn final_sessions(ctx: Arc<Ctx>, process: u64, key: (String, String)) {
         let op = ctx.invoke(process, "sessions", None, json!(null), node);
         let key = key.clone();
         let answer = tokio::task::spawn_blocking(move || {
-            ferrite_http_client::api::request(http_addr(node), "GET", "/cluster/sessions", b"", Some((&key.0, &key.1)))
+            ferrite_http_client::api::request(&http_addr(node), "GET", "/cluster/sessions", b"", Some((&key.0, &key.1)))
         })
         .await;
         match answer {
