@@ -488,3 +488,56 @@ def test_a_stopping_leader_hands_its_groups_over_first(cluster):
     assert leader.node_id not in after.values(), after
     iot(others[0]).create_thing(thingName="after-handover")
     assert "no other member took over in time" not in log
+
+
+def test_a_leader_killed_mid_traffic_is_invisible_to_devices_and_api_clients(cluster):
+    """kill -9 of the node leading every group: CONNECTs to the survivors wait for the new
+    leaders instead of being refused, and shadow and registry writes are retried inside the
+    node instead of answering 500."""
+    import threading
+
+    leaders = cluster.wait_for_leaders()
+    # One node leads the client-id ownership group; make it lead everything it can.
+    victim = cluster.member(leaders["owners"])
+    survivors = [m for m in cluster.members if m is not victim]
+    iot(survivors[0]).create_thing(thingName="lamp-failover")
+    refused, api_errors, connected, writes = [], [], [0], [0]
+    stop = threading.Event()
+
+    def devices(member):
+        i = 0
+        while not stop.is_set():
+            i += 1
+            c = Client(member, f"failover-{member.node_id}-{i}", connect=False)
+            rc = c.connect()
+            if rc != 0:
+                refused.append(str(rc))
+            else:
+                connected[0] += 1
+            c.close()
+
+    def api(member):
+        data, reg = iot_data(member), iot(member)
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                data.update_thing_shadow(thingName="lamp-failover",
+                                         payload=json.dumps({"state": {"reported": {"n": i}}}))
+                reg.update_thing(thingName="lamp-failover", attributePayload={"attributes": {"n": str(i)}})
+                writes[0] += 2
+            except Exception as e:  # noqa: BLE001 - every failure is what this test counts
+                api_errors.append(repr(e))
+
+    threads = [threading.Thread(target=f, args=(m,)) for m in survivors for f in (devices, api)]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    victim.kill9()
+    time.sleep(6)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert connected[0] > 0 and writes[0] > 0
+    assert not refused, f"CONNECTs refused during the election: {refused[:5]} ({len(refused)})"
+    assert not api_errors, f"API calls failed during the election: {api_errors[:3]} ({len(api_errors)})"

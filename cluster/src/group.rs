@@ -23,6 +23,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::dedup::{self, Applied};
 use parking_lot::Mutex;
 use protobuf::Message as _;
 use raft::eraftpb::{
@@ -290,13 +292,24 @@ impl<S: StateMachine> Group<S> {
             replay_pre_raft_log(&store, id, &*state)?;
         }
         let applied = Arc::new(AtomicU64::new(raft_log::stored_applied(&store, id)?));
-        let snapshot_state = state.clone();
+        let applied_proposals = match store.get(Table::GroupState, &applied_proposals_key(id))? {
+            None => Applied::default(),
+            Some(bytes) => Applied::decode(&bytes).ok_or_else(|| {
+                StoreError::Corrupt(format!("group {name}: the applied-proposals record cannot be decoded"))
+            })?,
+        };
+        // Numbers never reused: above the clock in microseconds and above any applied before.
+        let now_micros =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let next_seq = now_micros.max(applied_proposals.high(member.id));
+        let applied_proposals = Arc::new(Mutex::new(applied_proposals));
+        let (snapshot_state, snapshot_record) = (state.clone(), applied_proposals.clone());
         let (log, init) = LogStore::load(
             &store,
             id,
             &member.initial_voters,
             applied.clone(),
-            Box::new(move || snapshot_state.snapshot()),
+            Box::new(move || dedup::wrap_snapshot(&snapshot_record.lock(), &snapshot_state.snapshot())),
         )?;
         store.write_now(init)?;
         let status = Arc::new(Mutex::new(GroupStatus { group: id, name: name.to_string(), ..Default::default() }));
@@ -333,12 +346,14 @@ impl<S: StateMachine> Group<S> {
             compact_above: member.compact_log_above.max(2),
             applied,
             status: status.clone(),
-            next_seq: 0,
+            next_seq,
             proposals: BTreeMap::new(),
             waiting: VecDeque::new(),
             reads: VecDeque::new(),
-            in_raft: Vec::new(),
+            in_raft: BTreeMap::new(),
             sent_to: raft::INVALID_ID,
+            applied_proposals,
+            applied_proposals_dirty: false,
         };
         let worker = thread::Builder::new()
             .name(format!("group-{name}"))
@@ -509,9 +524,35 @@ struct Worker<S: StateMachine> {
     proposals: BTreeMap<u64, Pending<S::Output>>,
     waiting: VecDeque<(u64, Unsent)>,
     reads: VecDeque<PendingRead<S>>,
-    /// Proposals handed to Raft, and the leader they went to.
-    in_raft: Vec<u64>,
+    /// Proposals handed to Raft (with the command, to propose again), and the leader they went to.
+    in_raft: BTreeMap<u64, InRaft>,
     sent_to: u64,
+    /// The proposals this group has applied, by proposer (replicated: see `dedup`).
+    applied_proposals: Arc<Mutex<Applied>>,
+    /// `applied_proposals` changed since it was last written.
+    applied_proposals_dirty: bool,
+}
+
+/// A proposal Raft has: its command (none for a membership change) and when it was sent.
+struct InRaft {
+    command: Option<Vec<u8>>,
+    sent: Instant,
+}
+
+/// A command handed to Raft that is neither applied nor known lost after this long is
+/// proposed again (its message to the leader may have been lost); the applied-proposals
+/// record makes the second copy a no-op if the first one lands too.
+const PROPOSE_AGAIN_AFTER: Duration = Duration::from_secs(2);
+
+/// Where a group's applied-proposals record is kept.
+fn applied_proposals_key(group: u32) -> Vec<u8> {
+    [&group.to_be_bytes()[..], b"applied-proposals"].concat()
+}
+
+/// The proposer and sequence number of a single command's context.
+fn proposer_sequence(context: &[u8]) -> Option<(u64, u64)> {
+    let (who, seq) = context.split_at_checked(8)?;
+    Some((u64::from_be_bytes(who.try_into().ok()?), u64::from_be_bytes(seq.try_into().ok()?)))
 }
 
 impl<S: StateMachine> Worker<S> {
@@ -551,7 +592,7 @@ impl<S: StateMachine> Worker<S> {
                 return;
             }
             self.release_reads();
-            self.fail_on_leader_change();
+            self.propose_again_on_leader_change();
             self.publish_status();
         }
         // Stopping: answer what can still be answered locally, fail the rest.
@@ -653,11 +694,12 @@ impl<S: StateMachine> Worker<S> {
             .collect();
         match self.raw.propose(batch_context(self.node, &seqs), encode_batch(&commands)) {
             Ok(()) => {
-                if self.in_raft.len() >= 1024 {
-                    let proposals = &self.proposals;
-                    self.in_raft.retain(|s| proposals.contains_key(s));
+                let sent = Instant::now();
+                for (seq, unsent) in batch {
+                    if let Unsent::Command(data) = unsent {
+                        self.in_raft.insert(seq, InRaft { command: Some(data), sent });
+                    }
                 }
-                self.in_raft.extend_from_slice(&seqs);
                 self.sent_to = self.raw.raft.leader_id;
                 true
             }
@@ -698,11 +740,11 @@ impl<S: StateMachine> Worker<S> {
             };
             match result {
                 Ok(()) => {
-                    if self.in_raft.len() >= 1024 {
-                        let proposals = &self.proposals;
-                        self.in_raft.retain(|s| proposals.contains_key(s));
-                    }
-                    self.in_raft.push(seq);
+                    let command = match unsent {
+                        Unsent::Command(data) => Some(data),
+                        Unsent::Change(_) => None,
+                    };
+                    self.in_raft.insert(seq, InRaft { command, sent: Instant::now() });
                     self.sent_to = self.raw.raft.leader_id;
                 }
                 Err(raft::Error::ProposalDropped) => {
@@ -736,9 +778,23 @@ impl<S: StateMachine> Worker<S> {
         let expired: Vec<u64> =
             self.proposals.iter().filter(|(_, p)| p.deadline() <= now).map(|(seq, _)| *seq).collect();
         for seq in expired {
+            self.in_raft.remove(&seq);
             if let Some(p) = self.proposals.remove(&seq) {
                 p.fail(GroupError::Timeout(ANSWER_WITHIN));
             }
+        }
+        // Commands Raft has had for a while without an answer: their message may have been
+        // lost on the way to the leader. Proposed again while a leader is known.
+        if self.raw.raft.leader_id != raft::INVALID_ID {
+            let stale: Vec<u64> = self
+                .in_raft
+                .iter()
+                .filter(|(_, i)| i.command.is_some() && now.duration_since(i.sent) >= PROPOSE_AGAIN_AFTER)
+                .map(|(seq, _)| *seq)
+                .collect();
+            let items: BTreeMap<u64, InRaft> =
+                stale.into_iter().filter_map(|seq| self.in_raft.remove(&seq).map(|i| (seq, i))).collect();
+            self.propose_again(items);
         }
         while self.reads.front().is_some_and(|r| r.deadline <= now) {
             if let Some(read) = self.reads.pop_front() {
@@ -802,9 +858,14 @@ impl<S: StateMachine> Worker<S> {
     fn install_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
         let index = snapshot.get_metadata().index;
         let mut writes = Batch::new();
-        if let Err(e) = self.state.restore(&snapshot.data, &mut writes) {
+        let (record, data) = dedup::unwrap_snapshot(&snapshot.data)
+            .map_err(|e| StoreError::Corrupt(format!("snapshot at index {index}: {e}")))?;
+        if let Err(e) = self.state.restore(data, &mut writes) {
             return Err(StoreError::Corrupt(format!("snapshot at index {index}: {e}")));
         }
+        writes.put(Table::GroupState, applied_proposals_key(self.group), record.encode());
+        *self.applied_proposals.lock() = record;
+        self.applied_proposals_dirty = false;
         self.raw.mut_store().apply_snapshot(&snapshot, &mut writes);
         writes.put(Table::GroupState, raft_log::applied_key(self.group), index.to_be_bytes().to_vec());
         writes.set_durable();
@@ -813,6 +874,35 @@ impl<S: StateMachine> Worker<S> {
         self.state.after_restore();
         tracing::info!(group = self.group, index, bytes = snapshot.data.len(), "installed a snapshot from the leader");
         Ok(())
+    }
+
+    /// True when `who`'s proposal `seq` was applied before (a copy proposed again after its
+    /// outcome was unknown): it is skipped. Otherwise records it as applied now.
+    fn already_applied(&mut self, who: u64, seq: u64) -> bool {
+        if who == self.node {
+            self.in_raft.remove(&seq);
+        }
+        let mut record = self.applied_proposals.lock();
+        if record.contains(who, seq) {
+            tracing::debug!(
+                group = self.group,
+                proposer = who,
+                seq,
+                "a command proposed again was applied once already; skipped"
+            );
+            return true;
+        }
+        record.insert(who, seq);
+        self.applied_proposals_dirty = true;
+        false
+    }
+
+    /// Puts the applied-proposals record into `writes` when it changed: it is written with
+    /// the applied index it belongs to.
+    fn write_applied_proposals(&mut self, writes: &mut Batch) {
+        if std::mem::take(&mut self.applied_proposals_dirty) {
+            writes.put(Table::GroupState, applied_proposals_key(self.group), self.applied_proposals.lock().encode());
+        }
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<(), StoreError> {
@@ -833,6 +923,9 @@ impl<S: StateMachine> Worker<S> {
                         Vec::new()
                     });
                     for (command, seq) in commands.into_iter().zip(seqs) {
+                        if self.already_applied(who, seq) {
+                            continue;
+                        }
                         let mine = (who == self.node).then(|| self.proposals.remove(&seq)).flatten();
                         match mine {
                             Some(Pending::Command(done, _)) => {
@@ -843,13 +936,18 @@ impl<S: StateMachine> Worker<S> {
                         }
                     }
                 }
-                EntryType::EntryNormal => match own {
-                    Some(Pending::Command(done, _)) => {
-                        let out = self.state.apply(index, &entry.data, &mut writes);
-                        answer = Some(Box::new(move || done(Ok(out))));
+                EntryType::EntryNormal => {
+                    let retried =
+                        proposer_sequence(&entry.context).is_some_and(|(who, seq)| self.already_applied(who, seq));
+                    match own {
+                        _ if retried => {}
+                        Some(Pending::Command(done, _)) => {
+                            let out = self.state.apply(index, &entry.data, &mut writes);
+                            answer = Some(Box::new(move || done(Ok(out))));
+                        }
+                        _ => self.state.apply_unobserved(index, &entry.data, &mut writes),
                     }
-                    _ => self.state.apply_unobserved(index, &entry.data, &mut writes),
-                },
+                }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     let change = if entry.get_entry_type() == EntryType::EntryConfChange {
                         ConfChange::parse_from_bytes(&entry.data).map(conf_change_v2)
@@ -888,6 +986,7 @@ impl<S: StateMachine> Worker<S> {
             // before anything that follows it is answered.
             let alone = !together || entry.get_entry_type() != EntryType::EntryNormal;
             if alone {
+                self.write_applied_proposals(&mut writes);
                 self.store.write_now(std::mem::take(&mut writes))?;
                 self.applied.store(index, Ordering::SeqCst);
                 for answer in answers.drain(..) {
@@ -897,6 +996,7 @@ impl<S: StateMachine> Worker<S> {
         }
         // Written already, entry by entry, unless this machine applies rounds together.
         if let Some(index) = last.filter(|_| !writes.is_empty()) {
+            self.write_applied_proposals(&mut writes);
             self.store.write_now(writes)?;
             self.applied.store(index, Ordering::SeqCst);
             for answer in answers {
@@ -918,14 +1018,29 @@ impl<S: StateMachine> Worker<S> {
     }
 
     /// A command forwarded to a leader that has since lost its place may be lost with it:
-    /// its caller hears so now (outcome unknown), not after [`ANSWER_WITHIN`].
-    fn fail_on_leader_change(&mut self) {
+    /// it is proposed again to the new leader (a copy that lands twice is applied once).
+    /// A membership change fails instead (outcome unknown): its caller checks the voters.
+    fn propose_again_on_leader_change(&mut self) {
         if self.in_raft.is_empty() || self.raw.raft.leader_id == self.sent_to {
             return;
         }
-        for seq in std::mem::take(&mut self.in_raft) {
-            if let Some(p) = self.proposals.remove(&seq) {
-                p.fail(GroupError::LeaderChanged);
+        let all = std::mem::take(&mut self.in_raft);
+        self.propose_again(all);
+    }
+
+    /// Queues `items` again at the front of the waiting proposals, in their order.
+    fn propose_again(&mut self, items: BTreeMap<u64, InRaft>) {
+        for (seq, item) in items.into_iter().rev() {
+            match item.command {
+                Some(command) if self.proposals.contains_key(&seq) => {
+                    self.waiting.push_front((seq, Unsent::Command(command)));
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(p) = self.proposals.remove(&seq) {
+                        p.fail(GroupError::LeaderChanged);
+                    }
+                }
             }
         }
     }
@@ -1208,6 +1323,43 @@ mod tests {
         assert_eq!(block_on(t.groups[others[0]].propose_wait(vec![1])).unwrap(), 11);
         t.network.heal(old as u64 + 1);
         wait_for("the old leader to catch up", || *t.groups[old].state().0.lock() == 11);
+    }
+
+    #[test]
+    fn commands_under_way_when_the_leader_is_lost_are_answered_and_applied_once() {
+        let t = trio();
+        wait_for("a leader", || leader(&t.groups).is_some());
+        let old = leader(&t.groups).unwrap();
+        let from = (old + 1) % 3;
+        let network = t.network.clone();
+        // The leader is cut off while a follower's commands are on their way to it: some
+        // reached it (and maybe the others), some did not. Each is proposed again to the
+        // next leader; none may fail and none may count twice.
+        let cut = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(3));
+            network.isolate(old as u64 + 1);
+        });
+        let answers = block_on(async {
+            let waits: Vec<_> = (0..300).map(|_| t.groups[from].propose_wait(vec![1])).collect();
+            let mut out = Vec::new();
+            for w in waits {
+                out.push(w.await);
+            }
+            out
+        });
+        cut.join().unwrap();
+        let failed: Vec<_> = answers.iter().filter(|a| a.is_err()).collect();
+        assert!(failed.is_empty(), "{} of 300 failed, e.g. {:?}", failed.len(), failed.first());
+        let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+        for i in &others {
+            wait_for("the total on a member", || *t.groups[*i].state().0.lock() == 300);
+        }
+        t.network.heal(old as u64 + 1);
+        wait_for("the old leader to agree", || *t.groups[old].state().0.lock() == 300);
+        thread::sleep(Duration::from_millis(300));
+        for g in &t.groups {
+            assert_eq!(*g.state().0.lock(), 300, "every command applied exactly once");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! families, not MQTT.
 
 pub mod address;
+mod dedup;
 pub mod group;
 pub mod quic;
 mod raft_log;
