@@ -395,6 +395,13 @@ def fail(what):
     raise AssertionError(what)
 
 
+def scrape(member):
+    """`GET /metrics` as {series: value}."""
+    with urllib.request.urlopen(f"http://{member.host}:{member.http_port}/metrics", timeout=5) as r:
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in r.read().decode().splitlines() if line and not line.startswith("#")}
+
+
 def test_a_fourth_node_joins_and_a_node_leaves(cluster):
     cluster.wait_for_leaders()
     iot(cluster.members[0]).create_thing(thingName="seen-by-four")
@@ -467,12 +474,20 @@ def test_ready_follows_quorum_and_status_output_lines_up_and_survives_a_closed_p
         for heading in ("leader", "term", "commit", "applied"):
             end = header.index(heading) + len(heading)
             assert line[end - 1].isdigit() and line[end] == " ", f"{heading}: {full}"
+    metrics = scrape(a)
+    assert metrics["ferrite_cluster_ready"] == 1
+    assert metrics['ferrite_cluster_group_term{group="meta"}'] >= 1
+    assert metrics[f'ferrite_cluster_peer_connected{{peer="{b.node_id}"}}'] == 1
+    assert 'ferrite_cluster_proposals_failed_total{group="meta",reason="timeout"}' in metrics
     # Two nodes down: the survivor has no majority and says so; /health still says the process lives.
     b.kill9()
     c.kill9()
     status, body = retry(lambda: ready(a) if ready(a)[0] == 503 else fail(ready(a)), timeout=20)
     assert any("no leader" in p or "cannot be reached" in p for p in body["problems"]), body
     assert urllib.request.urlopen(f"http://{a.host}:{a.http_port}/health", timeout=5).status == 200
+    metrics = retry(lambda: scrape(a) if scrape(a)[f'ferrite_cluster_peer_connected{{peer="{b.node_id}"}}'] == 0
+                    else fail("peer still connected"))
+    assert metrics["ferrite_cluster_ready"] == 0
 
 
 def test_a_stopping_leader_hands_its_groups_over_first(cluster):

@@ -131,6 +131,27 @@ pub struct GroupStatus {
     pub voters: Vec<u64>,
     /// On the leader: each member's highest replicated index.
     pub matched: Vec<(u64, u64)>,
+    /// Commands this member proposed again (leader changed, or no answer in time).
+    pub proposals_retried: u64,
+    /// Proposals this member answered with an error, counted by kind in the order of
+    /// [`FAILURE_KINDS`].
+    pub proposals_failed: [u64; 5],
+}
+
+/// The kinds of [`GroupStatus::proposals_failed`], in order.
+pub const FAILURE_KINDS: [&str; 5] = ["timeout", "leader_changed", "refused", "stopped", "storage"];
+
+impl GroupError {
+    /// This error's kind in [`FAILURE_KINDS`].
+    fn kind_index(&self) -> usize {
+        match self {
+            GroupError::Timeout(_) => 0,
+            GroupError::LeaderChanged => 1,
+            GroupError::Refused(_) => 2,
+            GroupError::Stopped => 3,
+            GroupError::Storage(_) => 4,
+        }
+    }
 }
 
 enum Op<S: StateMachine> {
@@ -354,6 +375,8 @@ impl<S: StateMachine> Group<S> {
             sent_to: raft::INVALID_ID,
             applied_proposals,
             applied_proposals_dirty: false,
+            retried: 0,
+            failed: [0; 5],
         };
         let worker = thread::Builder::new()
             .name(format!("group-{name}"))
@@ -531,6 +554,9 @@ struct Worker<S: StateMachine> {
     applied_proposals: Arc<Mutex<Applied>>,
     /// `applied_proposals` changed since it was last written.
     applied_proposals_dirty: bool,
+    /// Commands proposed again, and proposals failed by kind (for the status).
+    retried: u64,
+    failed: [u64; 5],
 }
 
 /// A proposal Raft has: its command (none for a membership change) and when it was sent.
@@ -712,6 +738,7 @@ impl<S: StateMachine> Worker<S> {
             Err(e) => {
                 for seq in seqs {
                     if let Some(p) = self.proposals.remove(&seq) {
+                        self.failed[2] += 1;
                         p.fail(GroupError::Refused(e.to_string()));
                     }
                 }
@@ -754,6 +781,7 @@ impl<S: StateMachine> Worker<S> {
                 }
                 Err(e) => {
                     if let Some(p) = self.proposals.remove(&seq) {
+                        self.failed[2] += 1;
                         p.fail(GroupError::Refused(e.to_string()));
                     }
                 }
@@ -780,6 +808,7 @@ impl<S: StateMachine> Worker<S> {
         for seq in expired {
             self.in_raft.remove(&seq);
             if let Some(p) = self.proposals.remove(&seq) {
+                self.failed[0] += 1;
                 p.fail(GroupError::Timeout(ANSWER_WITHIN));
             }
         }
@@ -1033,11 +1062,13 @@ impl<S: StateMachine> Worker<S> {
         for (seq, item) in items.into_iter().rev() {
             match item.command {
                 Some(command) if self.proposals.contains_key(&seq) => {
+                    self.retried += 1;
                     self.waiting.push_front((seq, Unsent::Command(command)));
                 }
                 Some(_) => {}
                 None => {
                     if let Some(p) = self.proposals.remove(&seq) {
+                        self.failed[1] += 1;
                         p.fail(GroupError::LeaderChanged);
                     }
                 }
@@ -1086,10 +1117,13 @@ impl<S: StateMachine> Worker<S> {
         s.voters = self.raw.store().conf().voters.clone();
         s.voters.sort_unstable();
         s.matched = matched;
+        s.proposals_retried = self.retried;
+        s.proposals_failed = self.failed;
     }
 
     fn fail_all(&mut self, e: GroupError) {
         for (_, p) in std::mem::take(&mut self.proposals) {
+            self.failed[e.kind_index()] += 1;
             p.fail(e.clone());
         }
         for read in std::mem::take(&mut self.reads) {

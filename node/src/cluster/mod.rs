@@ -10,6 +10,7 @@ pub mod arrivals;
 pub mod certs;
 pub mod cli;
 pub mod local;
+pub mod metrics;
 pub mod outbox;
 pub mod owners;
 pub mod readiness;

@@ -59,16 +59,7 @@ pub async fn status(api: web::Data<Api>) -> HttpResponse {
 /// `GET /ready`: 200 when this node can serve writes, 503 with every reason otherwise
 /// (open like `/health`: probes carry no credentials).
 pub async fn ready(api: web::Data<Api>) -> HttpResponse {
-    use crate::cluster::readiness;
-    let (services, broker) = (&api.services, &api.services.broker);
-    let mut problems = Vec::new();
-    if readiness::stopping() {
-        problems.push("the node is stopping".to_string());
-    }
-    if let Some(net) = &broker.cluster.net {
-        let node = broker.cluster.node_id;
-        problems.extend(readiness::problems(node, &services.group_statuses(), |peer| net.connected(peer)));
-    }
+    let problems = crate::cluster::readiness::node_problems(&api.services);
     if problems.is_empty() {
         HttpResponse::Ok().json(json!({"status": "ready"}))
     } else {

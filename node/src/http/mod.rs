@@ -46,9 +46,11 @@ async fn health(api: web::Data<Api>) -> HttpResponse {
 }
 
 async fn metrics(api: web::Data<Api>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(api.services.broker.metrics.render() + &api.services.rules.render_metrics())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(
+        api.services.broker.metrics.render()
+            + &api.services.rules.render_metrics()
+            + &crate::cluster::metrics::render(&api.services),
+    )
 }
 
 /// True for API routes (not the health, metrics and cluster-status endpoints).

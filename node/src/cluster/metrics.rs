@@ -1,0 +1,153 @@
+//! The cluster's Prometheus metrics, read at scrape time from what every group and the
+//! transport report (`GroupStatus`, the peers' links and outboxes): per group its leader,
+//! term, commit and applied indexes and lags, proposals retried and failed; per peer
+//! reachability and forwarded publishes awaiting acknowledgement; and readiness. On a node
+//! alone only readiness and the groups' own figures appear.
+
+use std::fmt::Write as _;
+
+use ferrite_cluster::{GroupStatus, FAILURE_KINDS};
+
+use crate::services::Services;
+
+/// One metric family: its header, then one line per labelled value.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: impl IntoIterator<Item = (String, u64)>) {
+    let _ = writeln!(out, "# HELP ferrite_{name} {help}\n# TYPE ferrite_{name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "ferrite_{name} {value}");
+        } else {
+            let _ = writeln!(out, "ferrite_{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// The group families for `groups`.
+fn render_groups(out: &mut String, groups: &[GroupStatus]) {
+    let per_group = |f: fn(&GroupStatus) -> u64| -> Vec<(String, u64)> {
+        groups.iter().map(|g| (format!("group=\"{}\"", g.name), f(g))).collect()
+    };
+    family(
+        out,
+        "cluster_group_leader",
+        "gauge",
+        "The group's leader as this node knows it (0: none).",
+        per_group(|g| g.leader),
+    );
+    family(
+        out,
+        "cluster_group_is_leader",
+        "gauge",
+        "1 when this node leads the group.",
+        per_group(|g| u64::from(g.role == "leader")),
+    );
+    family(out, "cluster_group_term", "gauge", "The group's Raft term.", per_group(|g| g.term));
+    family(
+        out,
+        "cluster_group_commit_index",
+        "gauge",
+        "The highest log index known committed.",
+        per_group(|g| g.commit),
+    );
+    family(
+        out,
+        "cluster_group_applied_index",
+        "gauge",
+        "The highest log index applied here.",
+        per_group(|g| g.applied),
+    );
+    family(
+        out,
+        "cluster_group_apply_lag",
+        "gauge",
+        "Committed entries not yet applied here.",
+        per_group(|g| g.commit.saturating_sub(g.applied)),
+    );
+    let member_lag = groups.iter().flat_map(|g| {
+        g.matched.iter().map(move |(member, matched)| {
+            (format!("group=\"{}\",member=\"{member}\"", g.name), g.commit.saturating_sub(*matched))
+        })
+    });
+    family(
+        out,
+        "cluster_group_member_lag",
+        "gauge",
+        "On the leader: entries each member lacks of the commit index.",
+        member_lag,
+    );
+    family(
+        out,
+        "cluster_proposals_retried_total",
+        "counter",
+        "Commands this node proposed again after a leader change or a late answer.",
+        per_group(|g| g.proposals_retried),
+    );
+    let failed = groups.iter().flat_map(|g| {
+        FAILURE_KINDS
+            .iter()
+            .zip(g.proposals_failed)
+            .map(move |(kind, n)| (format!("group=\"{}\",reason=\"{kind}\"", g.name), n))
+    });
+    family(out, "cluster_proposals_failed_total", "counter", "Proposals answered with an error, by reason.", failed);
+}
+
+/// Every cluster metric of this node.
+pub fn render(services: &Services) -> String {
+    let mut out = String::new();
+    let ready = super::readiness::node_problems(services).is_empty();
+    family(&mut out, "cluster_ready", "gauge", "1 when GET /ready answers 200.", [(String::new(), u64::from(ready))]);
+    render_groups(&mut out, &services.group_statuses());
+    if let Some(net) = &services.broker.cluster.net {
+        let peers = net.peers();
+        family(
+            &mut out,
+            "cluster_peer_connected",
+            "gauge",
+            "1 while the QUIC link to the peer is up.",
+            peers.iter().map(|(id, _)| (format!("peer=\"{id}\""), u64::from(net.connected(*id)))),
+        );
+        family(
+            &mut out,
+            "cluster_outbox_messages",
+            "gauge",
+            "Forwarded QoS 1/2 publishes the peer has not acknowledged.",
+            peers.iter().map(|(id, _)| (format!("peer=\"{id}\""), services.peer_outbox(*id) as u64)),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_group_gets_its_lines_with_labels() {
+        let g = GroupStatus {
+            name: "meta".into(),
+            leader: 2,
+            term: 7,
+            role: "leader",
+            commit: 100,
+            applied: 98,
+            voters: vec![1, 2, 3],
+            matched: vec![(1, 90), (3, 100)],
+            proposals_retried: 4,
+            proposals_failed: [1, 0, 0, 0, 0],
+            ..Default::default()
+        };
+        let mut out = String::new();
+        render_groups(&mut out, &[g]);
+        for line in [
+            "ferrite_cluster_group_leader{group=\"meta\"} 2",
+            "ferrite_cluster_group_is_leader{group=\"meta\"} 1",
+            "ferrite_cluster_group_apply_lag{group=\"meta\"} 2",
+            "ferrite_cluster_group_member_lag{group=\"meta\",member=\"1\"} 10",
+            "ferrite_cluster_proposals_retried_total{group=\"meta\"} 4",
+            "ferrite_cluster_proposals_failed_total{group=\"meta\",reason=\"timeout\"} 1",
+            "# TYPE ferrite_cluster_proposals_failed_total counter",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing in\n{out}");
+        }
+    }
+}
