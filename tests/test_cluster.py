@@ -104,8 +104,10 @@ class LocalCluster:
             self.lines.append(line)
             m = LOCAL_LINE.match(line)
             assert m, f"unexpected line {line!r}"
-            self.members.append(Member(self.base, int(m.group(1)), int(m.group(2)), m.group(3),
-                                       int(m.group(4)), int(m.group(8))))
+            member = Member(self.base, int(m.group(1)), int(m.group(2)), m.group(3), int(m.group(4)),
+                            int(m.group(8)))
+            member.mqtts_port = int(m.group(10))
+            self.members.append(member)
         return self
 
     def stop(self):
@@ -556,3 +558,33 @@ def test_a_leader_killed_mid_traffic_is_invisible_to_devices_and_api_clients(clu
     assert connected[0] > 0 and writes[0] > 0
     assert not refused, f"CONNECTs refused during the election: {refused[:5]} ({len(refused)})"
     assert not api_errors, f"API calls failed during the election: {api_errors[:3]} ({len(api_errors)})"
+
+
+def test_a_device_trusting_the_clusters_device_ca_reaches_every_node(cluster):
+    """One device CA for the cluster: every node's server certificate chains to it, and a
+    device certificate created through one node connects through another."""
+    import ssl
+
+    cluster.wait_for_leaders()
+    device_ca = os.path.join(cluster.base, "device-ca.pem")
+    for m in cluster.members:
+        ctx = ssl.create_default_context(cafile=device_ca)  # verifies the chain and the name
+        with socket.create_connection((m.host, m.mqtts_port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                assert tls.version(), f"node {m.node_id} presents a certificate the device CA signed"
+    # A certificate created on node 1, used on node 3.
+    a, c = cluster.members[0], cluster.members[2]
+    created = iot(a).create_keys_and_certificate(setAsActive=True)
+    iot(a).create_policy(policyName="all", policyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}))
+    iot(a).attach_policy(policyName="all", target=created["certificateArn"])
+    cert, key = os.path.join(cluster.base, "dev.pem"), os.path.join(cluster.base, "dev.key")
+    open(cert, "w").write(created["certificatePem"])
+    open(key, "w").write(created["keyPair"]["PrivateKey"])
+    ctx = ssl.create_default_context(cafile=device_ca)
+    ctx.load_cert_chain(cert, key)
+    with socket.create_connection((c.host, c.mqtts_port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(b"ca-dev").to_bytes(2, "big") + b"ca-dev"
+            tls.sendall(bytes([0x10, len(body)]) + body)
+            assert retry(lambda: tls.recv(4)) == b"\x20\x02\x00\x00", "CONNACK accepted on another node"

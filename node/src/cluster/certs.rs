@@ -19,6 +19,18 @@ use crate::identity::tls::{read, write_private};
 pub const CA_CERT_FILE: &str = "cluster-ca.pem";
 /// The CA key's file name.
 pub const CA_KEY_FILE: &str = "cluster-ca.key";
+/// The CA that signs every node's server certificate and the device certificates the
+/// cluster creates (`[tls] ca_cert` on every node): devices trust it to reach any node.
+pub const DEVICE_CA_CERT_FILE: &str = "device-ca.pem";
+/// Its key (`[tls] ca_key` on every node).
+pub const DEVICE_CA_KEY_FILE: &str = "device-ca.key";
+
+/// Writes a new device CA into `dir` (refusing to overwrite one). Returns (cert, key) paths.
+pub fn create_device_ca(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join(DEVICE_CA_CERT_FILE), dir.join(DEVICE_CA_KEY_FILE));
+    crate::identity::tls::create_device_ca(&cert, &key)?;
+    Ok((cert, key))
+}
 
 fn validity(params: &mut CertificateParams, days: i64) {
     params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);

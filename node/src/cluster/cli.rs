@@ -13,7 +13,9 @@ use serde_json::Value;
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
     /// Write a new cluster CA (cluster-ca.pem, cluster-ca.key) that nodes use to trust each
-    /// other. Give every node the certificate, and the key for its first start.
+    /// other, and the device CA (device-ca.pem, device-ca.key) that signs every node's server
+    /// certificate and the device certificates the cluster creates. Give every node the
+    /// cluster CA certificate (and its key for the first start) and both device CA files.
     ///
     /// Example: ferrite cluster init --dir /etc/ferrite
     Init {
@@ -191,6 +193,13 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
             println!(
                 "wrote its private key to {} (keep it secret; nodes need it only on their first start)",
                 key.display()
+            );
+            let (device_cert, device_key) = super::certs::create_device_ca(&dir)?;
+            println!(
+                "wrote the device CA to {} and {}: give both to every node as [tls] ca_cert and ca_key; devices trust {} to reach any node",
+                device_cert.display(),
+                device_key.display(),
+                device_cert.display()
             );
             Ok(())
         }

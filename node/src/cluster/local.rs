@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::certs::{self, CA_CERT_FILE, CA_KEY_FILE};
+use super::certs::{self, CA_CERT_FILE, CA_KEY_FILE, DEVICE_CA_CERT_FILE, DEVICE_CA_KEY_FILE};
 
 /// Flags of `ferrite cluster local`.
 #[derive(Debug, clap::Args)]
@@ -77,6 +77,7 @@ fn toml_path(p: &Path) -> String {
 fn write_configs(base: &Path, nodes: u64) -> anyhow::Result<()> {
     let ports = free_ports(nodes)?;
     let (ca_cert, ca_key) = (base.join(CA_CERT_FILE), base.join(CA_KEY_FILE));
+    let (device_ca, device_key) = (base.join(DEVICE_CA_CERT_FILE), base.join(DEVICE_CA_KEY_FILE));
     for (i, (tcp, udp)) in ports.iter().enumerate() {
         let id = i as u64 + 1;
         let dir = node_dir(base, id);
@@ -91,6 +92,7 @@ fn write_configs(base: &Path, nodes: u64) -> anyhow::Result<()> {
             "# Written by `ferrite cluster local`; the next start with this base directory reuses it.\n\
              data_dir = \"{data}\"\n\
              mqtt_addr = \"{}\"\nws_addr = \"{}\"\nhttp_addr = \"{}\"\nmqtts_addr = \"{}\"\nwss_addr = \"{}\"\nhttps_addr = \"{}\"\n\n\
+             [tls]\nca_cert = \"{device_ca}\"\nca_key = \"{device_key}\"\n\n\
              [cluster]\nnode_id = {id}\naddr = \"{udp}\"\npeers = [{peers}]\nca_cert = \"{ca}\"\nca_key = \"{key}\"\n",
             tcp[0],
             tcp[1],
@@ -102,6 +104,8 @@ fn write_configs(base: &Path, nodes: u64) -> anyhow::Result<()> {
             peers = peers.join(", "),
             ca = toml_path(&ca_cert),
             key = toml_path(&ca_key),
+            device_ca = toml_path(&device_ca),
+            device_key = toml_path(&device_key),
         );
         std::fs::write(config_path(base, id), text)?;
     }
@@ -197,6 +201,9 @@ pub fn run(args: LocalArgs) -> anyhow::Result<()> {
     let base = &base.canonicalize()?;
     if !base.join(CA_CERT_FILE).exists() {
         certs::create_ca(base)?;
+    }
+    if !base.join(DEVICE_CA_CERT_FILE).exists() {
+        certs::create_device_ca(base)?;
     }
     crate::credentials::Credentials::load_or_create(base)?;
     let existing = existing_nodes(base);

@@ -191,9 +191,13 @@ pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 fn dev_ca_params() -> anyhow::Result<CertificateParams> {
+    ca_params("Ferrite development CA")
+}
+
+fn ca_params(common_name: &str) -> anyhow::Result<CertificateParams> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, "Ferrite development CA");
+    params.distinguished_name.push(DnType::CommonName, common_name);
     params.distinguished_name.push(DnType::OrganizationName, "Ferrite");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
@@ -213,6 +217,21 @@ fn server_params() -> anyhow::Result<CertificateParams> {
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     Ok(params)
+}
+
+/// Writes a new CA for devices (`cert`, `key`): what `ferrite cluster init` gives every node
+/// as `[tls] ca_cert`/`ca_key`, so that every node's server certificate and every device
+/// certificate the cluster creates chain to one CA. Refuses to overwrite either file.
+pub fn create_device_ca(cert: &Path, key: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !cert.exists() && !key.exists(),
+        "{} already exists; remove it first to make a new device CA (devices must then trust the new one)",
+        cert.display()
+    );
+    let pair = KeyPair::generate()?;
+    let ca = ca_params("Ferrite device CA")?.self_signed(&pair)?;
+    write_private(key, &pair.serialize_pem())?;
+    std::fs::write(cert, ca.pem()).with_context(|| format!("cannot write {}", cert.display()))
 }
 
 impl Tls {
