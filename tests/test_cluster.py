@@ -588,3 +588,30 @@ def test_a_device_trusting_the_clusters_device_ca_reaches_every_node(cluster):
             body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(b"ca-dev").to_bytes(2, "big") + b"ca-dev"
             tls.sendall(bytes([0x10, len(body)]) + body)
             assert retry(lambda: tls.recv(4)) == b"\x20\x02\x00\x00", "CONNACK accepted on another node"
+
+
+def test_a_key_created_on_one_node_is_accepted_by_all_and_deleted_everywhere_at_once(cluster, tmp_path):
+    import botocore.exceptions
+
+    cluster.wait_for_leaders()
+    a, c = cluster.members[0], cluster.members[2]
+    out = subprocess.run([ferrite_bin(), "keys", "create", "--data-dir", a.data_dir, "--profile", "ops"],
+                         capture_output=True, text=True, check=True).stdout
+    key_id = out.split("aws_access_key_id = ")[1].split()[0]
+    secret = out.split("aws_secret_access_key = ")[1].split()[0]
+    profile = tmp_path / "ops"
+    profile.write_text(f"[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n")
+    ops_on_c = aws_client(c, "iot", str(profile))
+    retry(lambda: ops_on_c.list_things(), timeout=15)  # published by node 1, accepted by node 3
+    subprocess.run([ferrite_bin(), "keys", "delete", key_id, "--data-dir", a.data_dir], check=True,
+                   capture_output=True)
+
+    def refused():
+        try:
+            ops_on_c.list_things()
+        except botocore.exceptions.ClientError as e:
+            assert e.response["Error"]["Code"] == "UnrecognizedClientException"
+            return True
+        raise AssertionError("still accepted")
+
+    assert retry(refused, timeout=15), "revoked on every node"

@@ -16,6 +16,9 @@ use parking_lot::RwLock;
 #[derive(Debug, Default)]
 pub struct Credentials {
     keys: RwLock<(Option<FileStamp>, HashMap<String, String>)>,
+    /// Keys this process saw in the file and then saw removed: refused at once, before the
+    /// cluster's revocation of them arrives.
+    removed: RwLock<std::collections::HashSet<String>>,
     /// The file they came from.
     pub path: PathBuf,
 }
@@ -32,6 +35,20 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
     (0..len).map(|_| alphabet[rand::random::<usize>() % alphabet.len()] as char).collect()
 }
 
+/// The keys of a credentials file as it is now: access key id → (secret, profile).
+pub fn file_keys(path: &Path) -> anyhow::Result<HashMap<String, (String, String)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let secrets = parse(&text);
+    Ok(profiles(&text)
+        .into_iter()
+        .filter_map(|p| {
+            let id = p.access_key_id?;
+            let secret = secrets.get(&id)?.clone();
+            Some((id, (secret, p.name)))
+        })
+        .collect())
+}
+
 impl Credentials {
     /// Reads `data_dir/credentials`, writing a new root key there first when the file does
     /// not exist. Returns the keys and whether the file was just created.
@@ -46,7 +63,8 @@ impl Credentials {
         }
         let stamp = modified(&path);
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        Ok((Credentials { keys: RwLock::new((stamp, parse(&text))), path }, created))
+        let keys = RwLock::new((stamp, parse(&text)));
+        Ok((Credentials { keys, removed: RwLock::default(), path }, created))
     }
 
     /// The secret of an access key (rereading the file first if it changed).
@@ -54,10 +72,20 @@ impl Credentials {
         let stamp = modified(&self.path);
         if stamp != self.keys.read().0 {
             if let Ok(text) = std::fs::read_to_string(&self.path) {
-                *self.keys.write() = (stamp, parse(&text));
+                let fresh = parse(&text);
+                let mut removed = self.removed.write();
+                removed.extend(self.keys.read().1.keys().filter(|k| !fresh.contains_key(*k)).cloned());
+                removed.retain(|k| !fresh.contains_key(k));
+                *self.keys.write() = (stamp, fresh);
             }
         }
         self.keys.read().1.get(access_key).cloned()
+    }
+
+    /// True when `access_key` was in the file and has been removed from it since (after
+    /// [`Credentials::secret`] looked at the file).
+    pub fn removed(&self, access_key: &str) -> bool {
+        self.removed.read().contains(access_key)
     }
 }
 

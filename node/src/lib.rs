@@ -2,6 +2,7 @@
 //! around these modules, and the chaos harness reaches the cluster tools through it. The
 //! protocols themselves live in `ferrite-mqtt` and `ferrite-aws`.
 
+pub mod access_keys;
 pub mod bench;
 pub mod broker;
 pub mod cli;

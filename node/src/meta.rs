@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ferrite_cluster::{Batch, Group, GroupError, MemRows, ReadRows, StateMachine, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
+use crate::access_keys::{self, AccessKeys};
 use crate::identity::{self, Identity};
 use crate::registry::{self, Registry};
 use crate::rules::api::{self, TopicRules};
@@ -25,6 +26,8 @@ pub enum Command {
     TopicRule(api::Command),
     /// Certificates, principal attachments, policies.
     Identity(identity::Command),
+    /// API access keys every node accepts.
+    AccessKey(access_keys::Command),
 }
 
 /// What an applied command answers.
@@ -36,6 +39,8 @@ pub enum Outcome {
     TopicRule,
     /// An identity command succeeded.
     Identity(identity::Applied),
+    /// An access-key command succeeded.
+    AccessKey,
 }
 
 /// What runs after a topic-rule change is applied (the rule engine reloads them).
@@ -50,6 +55,8 @@ pub struct Meta {
     pub topic_rules: TopicRules,
     /// Certificates, principal attachments, policies.
     pub identity: Identity,
+    /// API access keys every node accepts.
+    pub access_keys: AccessKeys,
     /// Called after every applied topic-rule change (the rule engine reloads).
     on_rules_changed: Option<RulesChanged>,
     /// Where the records live, read whole for a snapshot (none in unit tests).
@@ -82,6 +89,7 @@ impl Meta {
             registry: Registry::load(rows)?,
             topic_rules: TopicRules::load(rows)?,
             identity: Identity::load(rows)?,
+            access_keys: AccessKeys::load(rows)?,
             on_rules_changed: None,
             store: None,
         })
@@ -124,6 +132,7 @@ impl StateMachine for Meta {
                 Ok(outcome)
             }
             Command::Identity(c) => self.identity.apply(c, &self.registry, writes).map(Outcome::Identity),
+            Command::AccessKey(c) => self.access_keys.apply(c, writes).map(|()| Outcome::AccessKey),
             Command::TopicRule(c) => {
                 self.topic_rules.apply(c, writes)?;
                 if let Some(f) = &self.on_rules_changed {
@@ -157,6 +166,7 @@ impl StateMachine for Meta {
         self.registry.replace(fresh.registry);
         self.topic_rules.replace(fresh.topic_rules);
         self.identity.replace(fresh.identity);
+        self.access_keys.replace(fresh.access_keys);
         if let Some(f) = &self.on_rules_changed {
             f(&self.topic_rules);
         }

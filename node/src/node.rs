@@ -148,6 +148,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             actix_rt::spawn(server::serve_https(https, services.clone(), https_config, auth.https, http_local)),
         ];
         let http_handle = http_server.handle();
+        actix_rt::spawn(publish_access_keys(services.clone(), credentials_path.clone()));
         actix_rt::spawn(http_server);
         for (listener, open) in anonymous {
             if open {
@@ -217,6 +218,42 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     drop(system);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Keeps the cluster's replicated access keys in line with this node's credentials file:
+/// its keys are published, and a key that leaves the file is revoked on every node. Looks
+/// again every 2 s (the file is how operators create and delete keys).
+async fn publish_access_keys(services: Arc<crate::services::Services>, path: std::path::PathBuf) {
+    let me = services.broker.cluster.node_id;
+    let mut before = None;
+    let mut warned = false;
+    loop {
+        match crate::credentials::file_keys(&path) {
+            Ok(now) => {
+                let commands = services.meta.state().access_keys.reconcile(me, &now, before.as_ref());
+                let mut done = true;
+                for command in commands {
+                    let what = match &command {
+                        crate::access_keys::Command::Put { id, .. } => format!("publish {id}"),
+                        crate::access_keys::Command::Revoke { id } => format!("revoke {id}"),
+                    };
+                    if let Err(e) = crate::meta::propose(&services.meta, crate::meta::Command::AccessKey(command)).await
+                    {
+                        done = false;
+                        if !std::mem::replace(&mut warned, true) {
+                            tracing::warn!(error = %e, change = what, "publishing this node's access keys to the cluster failed; retrying");
+                        }
+                    }
+                }
+                if done {
+                    warned = false;
+                    before = Some(now);
+                }
+            }
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot read the credentials file to publish its keys"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
 }
 
 /// Waits, at most `limit`, until no message is queued or unacknowledged for a connected

@@ -58,6 +58,30 @@ impl Services {
         futures_util::future::join_all(handovers).await.into_iter().filter(|done| !done).count()
     }
 
+    /// Every reason this node cannot serve writes now (empty: ready): stopping, or a
+    /// group problem (`cluster::readiness`).
+    pub fn readiness_problems(&self) -> Vec<String> {
+        use crate::cluster::readiness;
+        let mut found = Vec::new();
+        if readiness::stopping() {
+            found.push("the node is stopping".to_string());
+        }
+        let cluster = &self.broker.cluster;
+        if let Some(net) = &cluster.net {
+            found.extend(readiness::problems(cluster.node_id, &self.group_statuses(), |peer| net.connected(peer)));
+        }
+        found
+    }
+
+    /// The cluster's Prometheus metrics for this node (`cluster::metrics`).
+    pub fn render_cluster_metrics(&self) -> String {
+        let peers: Vec<crate::cluster::metrics::PeerFigures> = match &self.broker.cluster.net {
+            Some(net) => net.peers().into_iter().map(|(id, _)| (id, net.connected(id), self.peer_outbox(id))).collect(),
+            None => Vec::new(),
+        };
+        crate::cluster::metrics::render(self.readiness_problems().is_empty(), &self.group_statuses(), &peers)
+    }
+
     /// The filters peer `node` has subscribers for, as this node knows them.
     pub fn peer_routes(&self, node: u64) -> Vec<String> {
         self.routes.as_ref().map(|r| r.peer_filters(node)).unwrap_or_default()

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 const NODE_LAYERS: &[(&str, &[&str])] = &[
     ("foundations", &["metrics", "credentials"]),
     ("broker core", &["broker"]),
-    ("domain services", &["registry", "identity", "shadow", "rules"]),
+    ("domain services", &["registry", "identity", "shadow", "rules", "access_keys"]),
     ("replicated state and cluster routing", &["meta", "cluster"]),
     ("the services together", &["services"]),
     ("listeners, HTTP API and tools", &["server", "http", "bench", "rules_cli", "config"]),

@@ -8,8 +8,6 @@ use std::fmt::Write as _;
 
 use ferrite_cluster::{GroupStatus, FAILURE_KINDS};
 
-use crate::services::Services;
-
 /// One metric family: its header, then one line per labelled value.
 fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: impl IntoIterator<Item = (String, u64)>) {
     let _ = writeln!(out, "# HELP ferrite_{name} {help}\n# TYPE ferrite_{name} {kind}");
@@ -91,27 +89,29 @@ fn render_groups(out: &mut String, groups: &[GroupStatus]) {
     family(out, "cluster_proposals_failed_total", "counter", "Proposals answered with an error, by reason.", failed);
 }
 
-/// Every cluster metric of this node.
-pub fn render(services: &Services) -> String {
+/// A peer as the metrics show it: id, link up, forwarded publishes unacknowledged.
+pub type PeerFigures = (u64, bool, usize);
+
+/// Every cluster metric of this node: `ready` as `/ready` answers, its groups, and its
+/// peers (none on a node alone).
+pub fn render(ready: bool, groups: &[GroupStatus], peers: &[PeerFigures]) -> String {
     let mut out = String::new();
-    let ready = super::readiness::node_problems(services).is_empty();
     family(&mut out, "cluster_ready", "gauge", "1 when GET /ready answers 200.", [(String::new(), u64::from(ready))]);
-    render_groups(&mut out, &services.group_statuses());
-    if let Some(net) = &services.broker.cluster.net {
-        let peers = net.peers();
+    render_groups(&mut out, groups);
+    if !peers.is_empty() {
         family(
             &mut out,
             "cluster_peer_connected",
             "gauge",
             "1 while the QUIC link to the peer is up.",
-            peers.iter().map(|(id, _)| (format!("peer=\"{id}\""), u64::from(net.connected(*id)))),
+            peers.iter().map(|(id, up, _)| (format!("peer=\"{id}\""), u64::from(*up))),
         );
         family(
             &mut out,
             "cluster_outbox_messages",
             "gauge",
             "Forwarded QoS 1/2 publishes the peer has not acknowledged.",
-            peers.iter().map(|(id, _)| (format!("peer=\"{id}\""), services.peer_outbox(*id) as u64)),
+            peers.iter().map(|(id, _, n)| (format!("peer=\"{id}\""), *n as u64)),
         );
     }
     out

@@ -24,20 +24,6 @@ pub fn stopping() -> bool {
 /// Applied entries a member may trail the commit index by and still count as caught up.
 pub const MAX_APPLY_LAG: u64 = 1000;
 
-/// Every reason this node cannot serve writes now (empty: ready): stopping, or a group
-/// problem from [`problems`].
-pub fn node_problems(services: &crate::services::Services) -> Vec<String> {
-    let mut found = Vec::new();
-    if stopping() {
-        found.push("the node is stopping".to_string());
-    }
-    let cluster = &services.broker.cluster;
-    if let Some(net) = &cluster.net {
-        found.extend(problems(cluster.node_id, &services.group_statuses(), |peer| net.connected(peer)));
-    }
-    found
-}
-
 /// Every reason this node cannot serve writes now (empty: ready). `node` is this node's id;
 /// `reachable` says whether a peer's link is up.
 pub fn problems(node: u64, groups: &[GroupStatus], reachable: impl Fn(u64) -> bool) -> Vec<String> {

@@ -12,6 +12,7 @@ use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt as _;
 
 use super::Api;
+use crate::access_keys::Lookup;
 use crate::broker::message::now_ms;
 use ferrite_aws::AwsError;
 
@@ -85,7 +86,19 @@ impl<S: Service + 'static> FromRequest for Call<S> {
         Box::pin(async move {
             let body = read_body(&req, payload).await?;
             let api = req.app_data::<web::Data<Api>>().ok_or_else(AwsError::internal)?;
-            let signer = verify(&req, &body, S::NAME, |key| api.credentials.secret(key))?;
+            // A key revoked anywhere in the cluster is refused here too, even if this node's
+            // file still holds it; one published by any node is accepted.
+            let signer = verify(&req, &body, S::NAME, |key| {
+                let local = api.credentials.secret(key);
+                if api.credentials.removed(key) {
+                    return None; // deleted here: refused now, revoked everywhere within seconds
+                }
+                match api.services.meta.state().access_keys.lookup(key) {
+                    Lookup::Revoked => None,
+                    Lookup::Valid(secret) => Some(secret),
+                    Lookup::Unknown => local,
+                }
+            })?;
             Ok(Call { req, body, signer, service: PhantomData })
         })
     }

@@ -59,7 +59,7 @@ pub async fn status(api: web::Data<Api>) -> HttpResponse {
 /// `GET /ready`: 200 when this node can serve writes, 503 with every reason otherwise
 /// (open like `/health`: probes carry no credentials).
 pub async fn ready(api: web::Data<Api>) -> HttpResponse {
-    let problems = crate::cluster::readiness::node_problems(&api.services);
+    let problems = api.services.readiness_problems();
     if problems.is_empty() {
         HttpResponse::Ok().json(json!({"status": "ready"}))
     } else {

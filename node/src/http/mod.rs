@@ -49,7 +49,7 @@ async fn metrics(api: web::Data<Api>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(
         api.services.broker.metrics.render()
             + &api.services.rules.render_metrics()
-            + &crate::cluster::metrics::render(&api.services),
+            + &api.services.render_cluster_metrics(),
     )
 }
 
