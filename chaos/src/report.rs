@@ -223,7 +223,21 @@ fn takeover_details(r: &TakeoverResult) -> Vec<String> {
         .iter()
         .map(|d| {
             let nodes: Vec<String> = d.nodes.iter().map(u64::to_string).collect();
-            format!("client {}: live on nodes {}", d.client_id, nodes.join(", "))
+            let connects: Vec<String> = d
+                .last_connects
+                .iter()
+                .map(|a| {
+                    let node = a.node.map_or_else(|| "?".to_owned(), |n| n.to_string());
+                    let end = a.return_ns.map_or_else(|| "never".to_owned(), |t| format!("{:.3}s", t as f64 / 1e9));
+                    format!("node {node} {:.3}s..{end} {}", a.call_ns as f64 / 1e9, a.outcome)
+                })
+                .collect();
+            format!(
+                "client {}: live on nodes {}; last connects: {}",
+                d.client_id,
+                nodes.join(", "),
+                connects.join("; ")
+            )
         })
         .collect()
 }
@@ -349,6 +363,6 @@ VALID
         let text = summary(&report(&ops));
         assert!(text.contains("    topic r: node 1 \"x\", node 2 \"y\"\n"), "{text}");
         assert!(text.contains("! takeover   1 clients  1 live on several nodes"), "{text}");
-        assert!(text.contains("    client c1: live on nodes 1, 2\n"), "{text}");
+        assert!(text.contains("    client c1: live on nodes 1, 2; last connects: node "), "{text}");
     }
 }

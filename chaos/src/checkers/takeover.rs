@@ -25,6 +25,22 @@ pub struct OutcomeCounts {
     pub info: usize,
 }
 
+/// One `connect` of a client id: which node, when, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectAttempt {
+    /// The node the client connected through.
+    pub node: Option<u64>,
+    /// When the client called it (ns since the run started).
+    pub call_ns: u64,
+    /// When it learned the outcome (none: never).
+    pub return_ns: Option<u64>,
+    /// `ok`, `fail` or `info`.
+    pub outcome: &'static str,
+}
+
+/// Most connect attempts kept per duplicated client id (the last ones).
+const ATTEMPTS: usize = 8;
+
 /// A client id live on more than one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DuplicateSession {
@@ -32,6 +48,8 @@ pub struct DuplicateSession {
     pub client_id: String,
     /// The nodes that report it live.
     pub nodes: Vec<u64>,
+    /// Its last connects, oldest first: the interleaving to look for in the history.
+    pub last_connects: Vec<ConnectAttempt>,
 }
 
 /// What the takeover checker found.
@@ -59,6 +77,7 @@ pub fn check(ops: &[Completed]) -> Result<TakeoverResult, CheckError> {
     let mut clients: BTreeSet<&str> = BTreeSet::new();
     let mut live: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
     let mut nodes = BTreeSet::new();
+    let mut attempts: BTreeMap<&str, Vec<ConnectAttempt>> = BTreeMap::new();
     for op in ops {
         let malformed = |reason| CheckError::malformed("takeover", op, reason);
         match (op.f.as_str(), op.outcome) {
@@ -69,6 +88,19 @@ pub fn check(ops: &[Completed]) -> Result<TakeoverResult, CheckError> {
                     Outcome::Info => connects.info += 1,
                 }
                 clients.extend(op.key.as_deref());
+                if let Some(id) = op.key.as_deref() {
+                    let outcome = match outcome {
+                        Outcome::Ok => "ok",
+                        Outcome::Fail => "fail",
+                        Outcome::Info => "info",
+                    };
+                    attempts.entry(id).or_default().push(ConnectAttempt {
+                        node: op.node,
+                        call_ns: op.call_ns,
+                        return_ns: op.return_ns,
+                        outcome,
+                    });
+                }
             }
             ("sessions", Outcome::Ok) => {
                 let node = op.node.ok_or_else(|| malformed("the sessions query names no node"))?;
@@ -88,7 +120,16 @@ pub fn check(ops: &[Completed]) -> Result<TakeoverResult, CheckError> {
     let duplicates: Vec<DuplicateSession> = live
         .iter()
         .filter(|(_, nodes)| nodes.len() > 1)
-        .map(|(id, nodes)| DuplicateSession { client_id: (*id).to_owned(), nodes: nodes.iter().copied().collect() })
+        .map(|(id, nodes)| {
+            let mut last_connects = attempts.remove(id).unwrap_or_default();
+            last_connects.sort_by_key(|a| a.call_ns);
+            let skip = last_connects.len().saturating_sub(ATTEMPTS);
+            DuplicateSession {
+                client_id: (*id).to_owned(),
+                nodes: nodes.iter().copied().collect(),
+                last_connects: last_connects.split_off(skip),
+            }
+        })
         .collect();
     let status = if nodes.is_empty() {
         Status::NotRun
@@ -154,11 +195,18 @@ mod tests {
 
     #[test]
     fn a_client_live_on_two_nodes_is_a_violation() {
-        let result = check(&[sessions(1, &["c1", "c2"]), sessions(2, &["c2"]), sessions(3, &["c2", "c3"])]).unwrap();
+        let result = check(&[
+            connect("c2", 3, Outcome::Info),
+            sessions(1, &["c1", "c2"]),
+            sessions(2, &["c2"]),
+            sessions(3, &["c2", "c3"]),
+        ])
+        .unwrap();
         assert_eq!((result.status, result.duplicates), (Status::Violation, 1));
+        let attempt = ConnectAttempt { node: Some(3), call_ns: 0, return_ns: Some(1), outcome: "info" };
         assert_eq!(
             result.duplicate_sample,
-            vec![DuplicateSession { client_id: "c2".to_owned(), nodes: vec![1, 2, 3] }]
+            vec![DuplicateSession { client_id: "c2".to_owned(), nodes: vec![1, 2, 3], last_connects: vec![attempt] }]
         );
     }
 
