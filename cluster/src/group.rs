@@ -61,6 +61,10 @@ pub trait StateMachine: Send + Sync + 'static {
     /// caches what it reads from the store drops its cache here).
     fn after_restore(&self) {}
 
+    /// Runs after applied entries' writes are on disk: everything applied so far can be
+    /// read back from the store (a machine may shrink a cache of what it wrote here).
+    fn after_write(&self) {}
+
     /// Applies a command whose output nobody waits for (another member proposed it).
     /// Machines whose output is costly to build (documents answering a request) skip
     /// building it here; the state must change exactly as `apply` changes it.
@@ -1017,6 +1021,7 @@ impl<S: StateMachine> Worker<S> {
             if alone {
                 self.write_applied_proposals(&mut writes);
                 self.store.write_now(std::mem::take(&mut writes))?;
+                self.state.after_write();
                 self.applied.store(index, Ordering::SeqCst);
                 for answer in answers.drain(..) {
                     answer();
@@ -1027,6 +1032,7 @@ impl<S: StateMachine> Worker<S> {
         if let Some(index) = last.filter(|_| !writes.is_empty()) {
             self.write_applied_proposals(&mut writes);
             self.store.write_now(writes)?;
+            self.state.after_write();
             self.applied.store(index, Ordering::SeqCst);
             for answer in answers {
                 answer();

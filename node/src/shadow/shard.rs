@@ -97,10 +97,16 @@ pub struct Applied {
 #[derive(Debug)]
 pub struct ShadowShard {
     store: Arc<Store>,
+    /// Decoded shadows this shard read or wrote; emptied after a write once it holds more
+    /// than `cache_limit` (everything in it is on disk then).
     cache: Mutex<HashMap<Vec<u8>, Shadow>>,
+    cache_limit: usize,
     /// This shard's number and the number of shards: which things it owns.
     placement: (u32, u32),
 }
+
+/// Shadows one shard keeps decoded in memory before it empties its cache.
+pub const CACHED_SHADOWS: usize = 50_000;
 
 /// The shard (of `shards`) that owns `thing`'s shadows. 64-bit FNV-1a of the name's bytes
 /// (the `fnv` crate): the same on every node and every version, which placement needs.
@@ -124,7 +130,18 @@ impl ShadowShard {
 
     /// Shard `index` of `shards`, reading shadows it has not seen yet from `store`.
     pub fn for_shard(store: Arc<Store>, index: u32, shards: u32) -> ShadowShard {
-        ShadowShard { store, cache: Mutex::new(HashMap::new()), placement: (index, shards) }
+        ShadowShard {
+            store,
+            cache: Mutex::new(HashMap::new()),
+            cache_limit: CACHED_SHADOWS,
+            placement: (index, shards),
+        }
+    }
+
+    /// The same shard with another bound on its cache (tests).
+    pub fn with_cache_limit(mut self, limit: usize) -> ShadowShard {
+        self.cache_limit = limit;
+        self
     }
 
     /// The stored shadows of the things this shard owns.
@@ -268,6 +285,15 @@ impl StateMachine for ShadowShard {
         self.cache.lock().clear();
     }
 
+    /// A shard's memory is bounded: past the limit the cache is emptied, once what it holds
+    /// is written (a shadow read later is decoded from the store again).
+    fn after_write(&self) {
+        let mut cache = self.cache.lock();
+        if cache.len() > self.cache_limit {
+            cache.clear();
+        }
+    }
+
     /// Everything `apply` reads is in memory.
     fn applies_from_memory(&self) -> bool {
         true
@@ -344,6 +370,30 @@ mod tests {
         assert_eq!(conflict.unwrap_err().status, 409);
         assert!(none.is_empty());
         assert_eq!(shard.get("lamp", None, None, 101).unwrap()["state"]["desired"]["on"], true);
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_what_it_dropped_reads_back_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let shard = ShadowShard::new(store.clone()).with_cache_limit(10);
+        for i in 0..25u64 {
+            let c = Command {
+                op: Operation::Update,
+                now_s: 100,
+                thing: format!("t{i}"),
+                shadow: None,
+                payload: format!(r#"{{"state":{{"reported":{{"n":{i}}}}}}}"#).into_bytes(),
+            };
+            let mut writes = Batch::new();
+            shard.apply(i + 1, &c.encode(), &mut writes).unwrap();
+            store.write_now(writes).unwrap();
+            shard.after_write();
+            assert!(shard.cache.lock().len() <= 10, "bounded after every write");
+        }
+        for i in 0..25u64 {
+            assert_eq!(shard.get(&format!("t{i}"), None, None, 101).unwrap()["state"]["reported"]["n"], i);
+        }
     }
 
     fn update(payload: String) -> Vec<u8> {
