@@ -76,7 +76,14 @@ impl Services {
     /// The cluster's Prometheus metrics for this node (`cluster::metrics`).
     pub fn render_cluster_metrics(&self) -> String {
         let peers: Vec<crate::cluster::metrics::PeerFigures> = match &self.broker.cluster.net {
-            Some(net) => net.peers().into_iter().map(|(id, _)| (id, net.connected(id), self.peer_outbox(id))).collect(),
+            Some(net) => net
+                .peers()
+                .into_iter()
+                .map(|(id, _)| {
+                    let (messages, bytes) = self.peer_outbox_with_bytes(id);
+                    (id, net.connected(id), messages, bytes)
+                })
+                .collect(),
             None => Vec::new(),
         };
         crate::cluster::metrics::render(self.readiness_problems().is_empty(), &self.group_statuses(), &peers)
@@ -89,8 +96,13 @@ impl Services {
 
     /// Forwarded QoS 1/2 publishes peer `node` has not acknowledged yet.
     pub fn peer_outbox(&self, node: u64) -> usize {
+        self.peer_outbox_with_bytes(node).0
+    }
+
+    /// Forwarded QoS 1/2 publishes peer `node` has not acknowledged, and their bytes.
+    pub fn peer_outbox_with_bytes(&self, node: u64) -> (usize, usize) {
         let pending = self.routes.as_ref().map(|r| r.outbox_pending()).unwrap_or_default();
-        pending.into_iter().find(|(peer, _)| *peer == node).map_or(0, |(_, n)| n)
+        pending.into_iter().find(|(peer, _, _)| *peer == node).map_or((0, 0), |(_, n, b)| (n, b))
     }
 }
 

@@ -89,8 +89,9 @@ fn render_groups(out: &mut String, groups: &[GroupStatus]) {
     family(out, "cluster_proposals_failed_total", "counter", "Proposals answered with an error, by reason.", failed);
 }
 
-/// A peer as the metrics show it: id, link up, forwarded publishes unacknowledged.
-pub type PeerFigures = (u64, bool, usize);
+/// A peer as the metrics show it: id, link up, forwarded publishes unacknowledged and
+/// their bytes.
+pub type PeerFigures = (u64, bool, usize, usize);
 
 /// Every cluster metric of this node: `ready` as `/ready` answers, its groups, and its
 /// peers (none on a node alone).
@@ -104,14 +105,21 @@ pub fn render(ready: bool, groups: &[GroupStatus], peers: &[PeerFigures]) -> Str
             "cluster_peer_connected",
             "gauge",
             "1 while the QUIC link to the peer is up.",
-            peers.iter().map(|(id, up, _)| (format!("peer=\"{id}\""), u64::from(*up))),
+            peers.iter().map(|(id, up, _, _)| (format!("peer=\"{id}\""), u64::from(*up))),
         );
         family(
             &mut out,
             "cluster_outbox_messages",
             "gauge",
             "Forwarded QoS 1/2 publishes the peer has not acknowledged.",
-            peers.iter().map(|(id, _, n)| (format!("peer=\"{id}\""), *n as u64)),
+            peers.iter().map(|(id, _, n, _)| (format!("peer=\"{id}\""), *n as u64)),
+        );
+        family(
+            &mut out,
+            "cluster_outbox_bytes",
+            "gauge",
+            "Bytes of the forwarded publishes the peer has not acknowledged (held in memory and on disk).",
+            peers.iter().map(|(id, _, _, b)| (format!("peer=\"{id}\""), *b as u64)),
         );
     }
     out

@@ -287,9 +287,14 @@ impl Outbox {
         }
     }
 
-    /// Unacknowledged copies per peer (for status and tests).
-    pub fn pending(&self) -> Vec<(u64, usize)> {
-        let mut v: Vec<(u64, usize)> = self.peers.lock().iter().map(|(p, o)| (*p, o.entries.len())).collect();
+    /// Unacknowledged copies per peer, and their bytes (for status, metrics and tests).
+    pub fn pending(&self) -> Vec<(u64, usize, usize)> {
+        let mut v: Vec<(u64, usize, usize)> = self
+            .peers
+            .lock()
+            .iter()
+            .map(|(p, o)| (*p, o.entries.len(), o.entries.values().map(|e| e.message.len()).sum()))
+            .collect();
         v.sort_unstable();
         v
     }

@@ -251,7 +251,7 @@ impl ClusterRoutes {
     }
 
     /// Forwarded QoS 1/2 copies not yet acknowledged, per peer.
-    pub fn outbox_pending(&self) -> Vec<(u64, usize)> {
+    pub fn outbox_pending(&self) -> Vec<(u64, usize, usize)> {
         self.outbox.pending()
     }
 
