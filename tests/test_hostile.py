@@ -69,20 +69,33 @@ def rss_bytes(node):
     raise AssertionError("no VmRSS")
 
 
-def test_a_stalled_subscriber_costs_a_bounded_buffer_and_is_disconnected(make_node):
+def stalled_subscriber(node, client_id: bytes, topic_filter: bytes, qos: int):
+    """A 3.1.1 subscriber with a small receive buffer that reads its SUBACK and then nothing."""
     import socket
 
-    from conftest import Client
-
-    node = make_node(config_text="[limits]\nmax_outbound_bytes = 262144\nstalled_client_timeout_secs = 3\n")
-    # A subscriber that never reads, with small socket buffers.
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect((node.host, node.mqtt_port))
-    stalled.sendall(v311_connect(b"stalled", 60))
+    stalled.sendall(v311_connect(client_id, 60))
     assert stalled.recv(4) == b"\x20\x02\x00\x00"
-    sub = b"\x00\x01" + (7).to_bytes(2, "big") + b"flood/#" + b"\x00"
+    sub = b"\x00\x01" + len(topic_filter).to_bytes(2, "big") + topic_filter + bytes([qos])
     stalled.sendall(bytes([0x82, len(sub)]) + sub)
+    assert stalled.recv(5) == b"\x90\x03\x00\x01" + bytes([qos])
+    return stalled
+
+
+def wait_for_metric(node, name, at_least, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline and node.metric(name) < at_least:
+        time.sleep(0.2)
+    return node.metric(name)
+
+
+def test_a_stalled_subscriber_costs_a_bounded_buffer_and_is_disconnected(make_node):
+    from conftest import Client
+
+    node = make_node(config_text="[limits]\nmax_outbound_bytes = 262144\nstalled_client_timeout_secs = 3\n")
+    stalled = stalled_subscriber(node, b"stalled", b"flood/#", 0)  # kept open, never read
     healthy = Client(node, "healthy")
     healthy.subscribe("calm/#", qos=0)
     time.sleep(0.3)
@@ -97,34 +110,22 @@ def test_a_stalled_subscriber_costs_a_bounded_buffer_and_is_disconnected(make_no
     grown = rss_bytes(node) - rss_before
     assert grown < 40_000_000, f"RSS grew {grown} bytes for 100 MB to a stalled client"
     assert 900 <= node.metric("messages_dropped_slow_client_total") <= 1000
-    deadline = time.time() + 10
-    while time.time() < deadline and node.metric("clients_disconnected_stalled_total") < 1:
-        time.sleep(0.2)
-    assert node.metric("clients_disconnected_stalled_total") == 1
+    assert wait_for_metric(node, "clients_disconnected_stalled_total", 1, 10) == 1
     assert healthy.messages.qsize() == 100, "the healthy subscriber loses nothing"
+    stalled.close()
 
 
 def test_a_stalled_qos1_subscriber_below_the_outbound_bound_is_disconnected(make_node):
-    import socket
-
     from conftest import Client
 
     node = make_node(config_text="[limits]\nmax_outbound_bytes = 1048576\nstalled_client_timeout_secs = 3\n")
-    stalled = socket.socket()
-    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.connect((node.host, node.mqtt_port))
-    stalled.sendall(v311_connect(b"stalled-qos1", 60))
-    assert stalled.recv(4) == b"\x20\x02\x00\x00"
-    sub = b"\x00\x01" + (7).to_bytes(2, "big") + b"slow/q1" + b"\x01"
-    stalled.sendall(bytes([0x82, len(sub)]) + sub)
-    assert stalled.recv(5) == b"\x90\x03\x00\x01\x01"
+    stalled = stalled_subscriber(node, b"stalled-qos1", b"slow/q1", 1)  # kept open, never read
     publisher = Client(node, "q1-publisher")
     for _ in range(300):  # the in-flight window (64 x 10 KB) fills the socket, far below 1 MiB
         publisher.publish("slow/q1", b"y" * 10_000, qos=1)
-    deadline = time.time() + 15
-    while time.time() < deadline and node.metric("clients_disconnected_stalled_total") < 1:
-        time.sleep(0.2)
-    assert node.metric("clients_disconnected_stalled_total") == 1, "a QoS 1 subscriber that reads nothing is closed too"
+    disconnected = wait_for_metric(node, "clients_disconnected_stalled_total", 1, 15)
+    assert disconnected == 1, "a QoS 1 subscriber that reads nothing is closed too"
+    stalled.close()
 
 
 @pytest.mark.parametrize(
@@ -160,15 +161,12 @@ def test_reserved_topics_cannot_be_forged(node, topic):
 
 
 def test_a_will_on_a_reserved_topic_is_refused_at_connect(node):
-    import socket
-
     def field(b):
         return len(b).to_bytes(2, "big") + b
 
     topic = b"$aws/things/lamp/shadow/update/accepted"
     body = b"\x00\x04MQTT\x04\x06\x00\x3c" + field(b"will-forger") + field(topic) + field(b'{"state":{}}')
-    s = socket.create_connection((node.host, node.mqtt_port), timeout=5)
-    s.sendall(bytes([0x10, len(body)]) + body)
+    s = raw_connect(node, bytes([0x10, len(body)]) + body)
     assert s.recv(4) == b"\x20\x02\x00\x05", "CONNACK 5: not authorized"
 
 
@@ -432,19 +430,13 @@ def test_a_configured_listener_limit_refuses_with_a_log_line(make_node):
 
     node = make_node(config_text="[limits.max_connections]\nmqtt = 2\n")
     a, b = Client(node, "first"), Client(node, "second")
-    third = raw_socket(node)
+    third = raw_connect(node, b"")
     assert closed_within(third, 3), "the third socket is closed at once"
     assert "the listener holds its [limits.max_connections]" in node.log()
     a.close()
     time.sleep(0.5)
     Client(node, "after-one-left")  # a freed place is taken again
     b.close()
-
-
-def raw_socket(node):
-    import socket
-
-    return socket.create_connection((node.host, node.mqtt_port), timeout=5)
 
 
 def test_sighup_reloads_the_server_certificate(make_node, tmp_path):

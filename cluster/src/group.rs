@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -263,9 +264,7 @@ fn decode_batch(mut data: &[u8]) -> Option<Vec<&[u8]>> {
 
 /// The sequence number of an entry this node proposed.
 fn own_sequence(context: &[u8], node: u64) -> Option<u64> {
-    let (who, seq) = context.split_at_checked(8)?;
-    let seq = u64::from_be_bytes(seq.try_into().ok()?);
-    (u64::from_be_bytes(who.try_into().ok()?) == node).then_some(seq)
+    proposer_sequence(context).filter(|(who, _)| *who == node).map(|(_, seq)| seq)
 }
 
 /// A single-node membership change in the joint-consensus form raft-rs applies.
@@ -495,6 +494,37 @@ impl<S: StateMachine> Group<S> {
             done(Err(GroupError::Stopped));
         }
         async move { rx.await.unwrap_or(Err(GroupError::Stopped)) }
+    }
+}
+
+/// What code that walks all of a node's groups needs of each, whatever its state machine:
+/// status, leadership handover, membership changes.
+pub trait AnyGroup {
+    /// [`Group::status`].
+    fn status(&self) -> GroupStatus;
+    /// [`Group::hand_over_leadership`].
+    fn hand_over_leadership(&self, within: Duration) -> Pin<Box<dyn Future<Output = bool> + '_>>;
+    /// [`Group::change_members`].
+    fn change_members(
+        &self,
+        change: MemberChange,
+        context: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), GroupError>>>>;
+}
+
+impl<S: StateMachine> AnyGroup for Group<S> {
+    fn status(&self) -> GroupStatus {
+        Group::status(self)
+    }
+    fn hand_over_leadership(&self, within: Duration) -> Pin<Box<dyn Future<Output = bool> + '_>> {
+        Box::pin(Group::hand_over_leadership(self, within))
+    }
+    fn change_members(
+        &self,
+        change: MemberChange,
+        context: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), GroupError>>>> {
+        Box::pin(Group::change_members(self, change, context))
     }
 }
 

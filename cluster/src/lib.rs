@@ -15,7 +15,7 @@ pub mod storage;
 pub mod transport;
 
 pub use address::PeerAddress;
-pub use group::{Done, Group, GroupError, GroupStatus, StateMachine, FAILURE_KINDS};
+pub use group::{AnyGroup, Done, Group, GroupError, GroupStatus, StateMachine, FAILURE_KINDS};
 pub use quic::{Channel, QuicConfig, QuicError, QuicNet};
 pub use storage::{decode_rows, encode_rows, Batch, MemRows, ReadRows, Row, Store, StoreError, Table};
 pub use transport::{Inbox, LocalNetwork, Member, MemberChange, NoPeers, Transport, COMPACT_LOG_ABOVE};

@@ -34,9 +34,27 @@ macro_rules! metrics {
 
 /// One metric in the Prometheus text format: help, type and value of `ferrite_{name}`.
 fn write_metric(out: &mut String, name: &str, help: &str, kind: &str, value: impl std::fmt::Display) {
+    write_family(out, name, kind, help, [(String::new(), value)]);
+}
+
+/// One metric family in the Prometheus text format: help and type of `ferrite_{name}`, then
+/// a line per sample, each with its labels (`rule="hot"`; empty for none) and value.
+pub fn write_family<V: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, V)>,
+) {
     let _ = writeln!(out, "# HELP ferrite_{name} {help}");
     let _ = writeln!(out, "# TYPE ferrite_{name} {kind}");
-    let _ = writeln!(out, "ferrite_{name} {value}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "ferrite_{name} {value}");
+        } else {
+            let _ = writeln!(out, "ferrite_{name}{{{labels}}} {value}");
+        }
+    }
 }
 
 /// Stored records found undecodable, process-wide: they are found while state is loaded,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ferrite_cluster::{Group, GroupStatus};
+use ferrite_cluster::{AnyGroup, Group, GroupStatus};
 
 use crate::broker::hooks::PublishObserver;
 use crate::broker::message::{now_ms, Message};
@@ -32,13 +32,22 @@ pub struct Services {
 }
 
 impl Services {
-    /// Every group this node runs, meta first.
+    /// Every group this node runs, meta first, then the shadow shards, retained messages and
+    /// (in a cluster) client-id owners: what status, readiness, metrics, membership changes
+    /// and the leadership handover walk.
+    pub fn groups(&self) -> Vec<&dyn AnyGroup> {
+        let mut groups: Vec<&dyn AnyGroup> = vec![&*self.meta];
+        groups.extend(self.shadows.groups().iter().map(|g| g as &dyn AnyGroup));
+        groups.push(&self.broker.retained_group);
+        if let Some(t) = &self.takeover {
+            groups.push(&t.owners);
+        }
+        groups
+    }
+
+    /// The status of every group, in [`Services::groups`] order.
     pub fn group_statuses(&self) -> Vec<GroupStatus> {
-        std::iter::once(self.meta.status())
-            .chain(self.shadows.statuses())
-            .chain(std::iter::once(self.broker.retained_group.status()))
-            .chain(self.takeover.as_ref().map(|t| t.owners.status()))
-            .collect()
+        self.groups().iter().map(|g| g.status()).collect()
     }
 
     /// A planned stop: every group this node leads hands leadership to another member, all
@@ -48,13 +57,7 @@ impl Services {
         if self.broker.cluster.net.is_none() {
             return 0;
         }
-        let mut handovers: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = bool> + '_>>> =
-            vec![Box::pin(self.meta.hand_over_leadership(within))];
-        handovers.extend(self.shadows.groups().iter().map(|g| Box::pin(g.hand_over_leadership(within)) as _));
-        handovers.push(Box::pin(self.broker.retained_group.hand_over_leadership(within)));
-        if let Some(t) = &self.takeover {
-            handovers.push(Box::pin(t.owners.hand_over_leadership(within)));
-        }
+        let handovers = self.groups().into_iter().map(|g| g.hand_over_leadership(within));
         futures_util::future::join_all(handovers).await.into_iter().filter(|done| !done).count()
     }
 

@@ -4,21 +4,9 @@
 //! reachability and forwarded publishes awaiting acknowledgement; and readiness. On a node
 //! alone only readiness and the groups' own figures appear.
 
-use std::fmt::Write as _;
-
 use ferrite_cluster::{GroupStatus, FAILURE_KINDS};
 
-/// One metric family: its header, then one line per labelled value.
-fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: impl IntoIterator<Item = (String, u64)>) {
-    let _ = writeln!(out, "# HELP ferrite_{name} {help}\n# TYPE ferrite_{name} {kind}");
-    for (labels, value) in samples {
-        if labels.is_empty() {
-            let _ = writeln!(out, "ferrite_{name} {value}");
-        } else {
-            let _ = writeln!(out, "ferrite_{name}{{{labels}}} {value}");
-        }
-    }
-}
+use crate::metrics::write_family as family;
 
 /// The group families for `groups`.
 fn render_groups(out: &mut String, groups: &[GroupStatus]) {

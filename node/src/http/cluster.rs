@@ -91,13 +91,8 @@ fn unavailable(message: String) -> AwsError {
 /// Applies `change` to every group, meta first; stops at the first group that cannot
 /// make it.
 async fn change_all(services: &Services, change: MemberChange, context: Vec<u8>) -> Result<(), String> {
-    change_group(&services.meta, change, &context).await?;
-    for shard in services.shadows.groups() {
-        change_group(shard, change, &context).await?;
-    }
-    change_group(&services.broker.retained_group, change, &context).await?;
-    if let Some(takeover) = &services.takeover {
-        change_group(&takeover.owners, change, &context).await?;
+    for group in services.groups() {
+        change_group(group, change, &context).await?;
     }
     Ok(())
 }
@@ -113,8 +108,8 @@ fn made(voters: &[u64], change: MemberChange) -> bool {
 /// Makes `change` in one group. A change whose leader stepped down on the way (a leader
 /// removing itself, an election) may or may not have been made: the voters say which,
 /// and the change is proposed again until they show it.
-async fn change_group<S: ferrite_cluster::StateMachine>(
-    group: &ferrite_cluster::Group<S>,
+async fn change_group(
+    group: &dyn ferrite_cluster::AnyGroup,
     change: MemberChange,
     context: &[u8],
 ) -> Result<(), String> {

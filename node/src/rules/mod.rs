@@ -10,7 +10,6 @@ pub mod index;
 pub mod reload;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,6 +28,7 @@ use self::actions::{ActionMetrics, ActionSink, ErrorRoute, Job, JobMeta, Rendere
 use self::index::FilterIndex;
 use crate::broker::message::Message;
 use crate::broker::publisher::Publisher;
+use crate::metrics::write_family;
 
 /// Default bounded queue length of an action.
 pub const DEFAULT_QUEUE_SIZE: usize = 1000;
@@ -391,10 +391,8 @@ impl RuleEngine {
             }),
         ];
         for (name, help, get) in families {
-            let _ = writeln!(out, "# HELP ferrite_{name} {help}\n# TYPE ferrite_{name} counter");
-            for n in &names {
-                let _ = writeln!(out, "ferrite_{name}{{rule=\"{}\"}} {}", escape(n), get(&rules[*n]));
-            }
+            let samples = names.iter().map(|n| (format!("rule=\"{}\"", escape(n)), get(&rules[*n])));
+            write_family(&mut out, name, "counter", help, samples);
         }
         let actions = self.action_metrics.lock();
         let mut labels: Vec<&String> = actions.keys().collect();
@@ -410,18 +408,17 @@ impl RuleEngine {
             }),
         ];
         for (name, help, get) in families {
-            let _ = writeln!(out, "# HELP ferrite_{name} {help}\n# TYPE ferrite_{name} counter");
-            for l in &labels {
-                let _ = writeln!(out, "ferrite_{name}{{action=\"{}\"}} {}", escape(l), get(&actions[*l]));
-            }
+            let samples = labels.iter().map(|l| (format!("action=\"{}\"", escape(l)), get(&actions[*l])));
+            write_family(&mut out, name, "counter", help, samples);
         }
-        let _ = writeln!(
-            out,
-            "# HELP ferrite_rule_loops_stopped_total Messages not given to rules because {MAX_RULE_HOPS} rule republishes led to them\n# TYPE ferrite_rule_loops_stopped_total counter"
+        write_family(
+            &mut out,
+            "rule_loops_stopped_total",
+            "counter",
+            &format!("Messages not given to rules because {MAX_RULE_HOPS} rule republishes led to them"),
+            [(String::new(), self.loops_stopped.load(Ordering::Relaxed))],
         );
-        let _ = writeln!(out, "ferrite_rule_loops_stopped_total {}", self.loops_stopped.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP ferrite_rules_loaded Rules loaded\n# TYPE ferrite_rules_loaded gauge");
-        let _ = writeln!(out, "ferrite_rules_loaded {}", self.len());
+        write_family(&mut out, "rules_loaded", "gauge", "Rules loaded", [(String::new(), self.len())]);
         out
     }
 }

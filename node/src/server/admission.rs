@@ -54,9 +54,28 @@ pub enum Refusal {
 struct Counts {
     used: [usize; 5],
     total: usize,
-    /// Refusals not yet logged, per listener, and when each listener last logged one.
-    unlogged: [u64; 5],
-    logged_at: [Option<Instant>; 5],
+    /// Refusals per listener, for their rate-limited log line.
+    refusals: [LogEvery; 5],
+}
+
+/// Counts a repeated event (a refused socket, a failed accept) and says when to log it: at
+/// most every [`LOG_EVERY`], with how many happened since the last line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogEvery {
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl LogEvery {
+    /// Counts one more; `Some(n)` when a line is due now, `n` events since the last one.
+    pub fn note(&mut self) -> Option<u64> {
+        self.unlogged += 1;
+        if self.logged_at.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+            return None;
+        }
+        self.logged_at = Some(Instant::now());
+        Some(std::mem::take(&mut self.unlogged))
+    }
 }
 
 /// The shared counts of every device listener.
@@ -82,13 +101,14 @@ impl Drop for Slot {
     }
 }
 
-/// Refusals are logged at most this often per listener, with the count since the last line.
+/// Refusals and failed accepts are logged at most this often per listener, with the count
+/// since the last line.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl Admission {
     /// Shared counts under `limits`.
     pub fn new(limits: Limits, metrics: Arc<crate::metrics::Metrics>) -> Arc<Admission> {
-        let counts = Counts { used: [0; 5], total: 0, unlogged: [0; 5], logged_at: [None; 5] };
+        let counts = Counts { used: [0; 5], total: 0, refusals: [LogEvery::default(); 5] };
         Arc::new(Admission { limits, counts: Mutex::new(counts), metrics })
     }
 
@@ -109,12 +129,8 @@ impl Admission {
             }
             Err(why) => {
                 self.metrics.connections_refused_at_limit_total.inc();
-                c.unlogged[listener] += 1;
-                let due = c.logged_at[listener].is_none_or(|at| at.elapsed() >= LOG_EVERY);
-                if due {
-                    let (refused, holding) = (c.unlogged[listener], c.used[listener]);
-                    c.unlogged[listener] = 0;
-                    c.logged_at[listener] = Some(Instant::now());
+                if let Some(refused) = c.refusals[listener].note() {
+                    let holding = c.used[listener];
                     let listener = LISTENERS[listener];
                     match why {
                         Refusal::ListenerCap => tracing::warn!(

@@ -646,7 +646,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         session.clear_wake();
         let mut sends = Vec::new();
         let mut ops = Vec::new();
-        let over = self.backlog.bytes() + self.out.len() as u64 >= self.broker.config.max_outbound_bytes as u64;
+        let over = self.unsent_bytes() >= self.broker.config.max_outbound_bytes as u64;
         {
             let mut inner = session.inner.lock();
             if inner.generation != a.generation {
@@ -664,6 +664,11 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         }
         self.broker.apply_store_ops(&session, &ops);
         self.write_sends(sends);
+    }
+
+    /// Bytes for this client the socket has not taken: handed to the writer or not yet.
+    fn unsent_bytes(&self) -> u64 {
+        self.backlog.bytes() + self.out.len() as u64
     }
 
     /// Looks at the backlog again in [`BACKLOG_RECHECK`], once.
@@ -717,8 +722,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                         }
                         continue;
                     }
-                    let backlog = self.backlog.bytes() + self.out.len() as u64;
-                    if packet_id.is_none() && backlog > self.broker.config.max_outbound_bytes as u64 {
+                    if packet_id.is_none() && self.unsent_bytes() > self.broker.config.max_outbound_bytes as u64 {
                         // QoS 0 past the outbound bound: dropped for this client, counted.
                         self.out.truncate(before);
                         self.broker.metrics.messages_dropped_slow_client_total.inc();

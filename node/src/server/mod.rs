@@ -82,9 +82,21 @@ pub struct Listener {
 /// An accepted socket that was admitted.
 struct Accepted {
     stream: tokio::net::TcpStream,
+    arrival: Arrival,
+}
+
+/// Where and when an admitted socket came from, and its place in its listener's count.
+struct Arrival {
     peer: SocketAddr,
     at: std::time::Instant,
     slot: admission::Slot,
+}
+
+impl Arrival {
+    /// The connection's [`Origin`] once its transport is set up.
+    fn origin(self, transport: &'static str, auth: Arc<ListenerAuth>, client_cert: Option<Arc<[u8]>>) -> Origin {
+        Origin { peer: self.peer, transport, auth, client_cert, accepted: self.at, slot: self.slot }
+    }
 }
 
 /// How long an accept loop pauses after a failed accept (out of descriptors, usually) before
@@ -99,18 +111,14 @@ where
 {
     let Listener { socket, workers, admission, index } = listener;
     let name = admission::LISTENERS[index];
-    let mut failures_unlogged = 0u64;
-    let mut failure_logged_at: Option<std::time::Instant> = None;
+    let mut failures = admission::LogEvery::default();
     loop {
         let (stream, peer) = match socket.accept().await {
             Ok(x) => x,
             Err(e) => {
                 admission.metrics().accept_failures_total.inc();
-                failures_unlogged += 1;
-                if failure_logged_at.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(10)) {
-                    tracing::warn!(listener = name, error = %e, failures = failures_unlogged, "accept failed; retrying (other listeners are unaffected)");
-                    failures_unlogged = 0;
-                    failure_logged_at = Some(std::time::Instant::now());
+                if let Some(failures) = failures.note() {
+                    tracing::warn!(listener = name, error = %e, failures, "accept failed; retrying (other listeners are unaffected)");
                 }
                 tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
@@ -129,7 +137,7 @@ where
             // Re-register the socket with this arbiter's reactor.
             match tokio::net::TcpStream::from_std(std_stream) {
                 Ok(stream) => {
-                    actix_rt::spawn(handle(Accepted { stream, peer, at, slot }));
+                    actix_rt::spawn(handle(Accepted { stream, arrival: Arrival { peer, at, slot } }));
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot adopt accepted socket"),
             }
@@ -143,9 +151,7 @@ pub async fn serve_mqtt(listener: Listener, services: Arc<Services>, auth: Arc<L
         let (services, auth) = (services.clone(), auth.clone());
         async move {
             let (r, w) = a.stream.into_split();
-            let origin =
-                Origin { peer: a.peer, transport: "tcp", auth, client_cert: None, accepted: a.at, slot: a.slot };
-            Connection::start(services, r, w, origin);
+            Connection::start(services, r, w, a.arrival.origin("tcp", auth, None));
         }
     })
     .await
@@ -154,14 +160,7 @@ pub async fn serve_mqtt(listener: Listener, services: Arc<Services>, auth: Arc<L
 /// Accepts MQTT over WebSocket (path `/mqtt`, subprotocol `mqtt`) forever.
 pub async fn serve_ws(listener: Listener, services: Arc<Services>, auth: Arc<ListenerAuth>) {
     accept_loop(listener, move |a: Accepted| {
-        let origin = Origin {
-            peer: a.peer,
-            transport: "websocket",
-            auth: auth.clone(),
-            client_cert: None,
-            accepted: a.at,
-            slot: a.slot,
-        };
+        let origin = a.arrival.origin("websocket", auth.clone(), None);
         websocket::accept(a.stream, origin, services.clone())
     })
     .await
@@ -200,10 +199,9 @@ pub async fn serve_mqtts(
     accept_loop(listener, move |a: Accepted| {
         let (services, acceptor, auth) = (services.clone(), acceptor.clone(), auth.clone());
         async move {
-            let Some((tls, client_cert)) = handshake(acceptor, a.stream, a.peer).await else { return };
+            let Some((tls, client_cert)) = handshake(acceptor, a.stream, a.arrival.peer).await else { return };
             let (r, w) = tokio::io::split(tls);
-            let origin = Origin { peer: a.peer, transport: "tls", auth, client_cert, accepted: a.at, slot: a.slot };
-            Connection::start(services, r, w, origin);
+            Connection::start(services, r, w, a.arrival.origin("tls", auth, client_cert));
         }
     })
     .await
@@ -220,9 +218,8 @@ pub async fn serve_wss(
     accept_loop(listener, move |a: Accepted| {
         let (services, acceptor, auth) = (services.clone(), acceptor.clone(), auth.clone());
         async move {
-            let Some((tls, client_cert)) = handshake(acceptor, a.stream, a.peer).await else { return };
-            let origin = Origin { peer: a.peer, transport: "wss", auth, client_cert, accepted: a.at, slot: a.slot };
-            websocket::accept(tls, origin, services).await;
+            let Some((tls, client_cert)) = handshake(acceptor, a.stream, a.arrival.peer).await else { return };
+            websocket::accept(tls, a.arrival.origin("wss", auth, client_cert), services).await;
         }
     })
     .await
@@ -243,20 +240,20 @@ pub async fn serve_https(
     accept_loop(listener, move |a: Accepted| {
         let (services, acceptor, auth) = (services.clone(), acceptor.clone(), auth.clone());
         async move {
-            let Some((tls, client_cert)) = handshake(acceptor, a.stream, a.peer).await else { return };
+            let Some((tls, client_cert)) = handshake(acceptor, a.stream, a.arrival.peer).await else { return };
             if tls.get_ref().1.alpn_protocol() == Some(crate::identity::tls::ALPN_MQTT_CA) {
                 let (r, w) = tokio::io::split(tls);
-                let origin = Origin { peer: a.peer, transport: "tls", auth, client_cert, accepted: a.at, slot: a.slot };
-                return Connection::start(services, r, w, origin);
+                return Connection::start(services, r, w, a.arrival.origin("tls", auth, client_cert));
             }
             match tokio::net::TcpStream::connect(http).await {
                 Ok(upstream) => {
                     let outcome = proxy::relay(tls, upstream, proxy::IDLE_TIMEOUT).await;
-                    tracing::debug!(peer = %a.peer, ?outcome, "HTTPS relay ended");
+                    tracing::debug!(peer = %a.arrival.peer, ?outcome, "HTTPS relay ended");
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot reach the HTTP listener for an HTTPS client"),
             }
-            drop(a.slot);
+            // The slot is held until the relay ends.
+            drop(a.arrival);
         }
     })
     .await
