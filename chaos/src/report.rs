@@ -9,7 +9,7 @@ use crate::checkers::retained::{self, RetainedResult};
 use crate::checkers::shadow::{self, ShadowConfig, ShadowResult};
 use crate::checkers::takeover::{self, TakeoverResult};
 use crate::checkers::{CheckError, Status};
-use crate::history::History;
+use crate::history::{History, Outcome};
 
 /// The run's overall verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,6 +30,64 @@ pub struct FaultCount {
     pub kind: String,
     /// How many.
     pub count: usize,
+}
+
+/// How one workload's operations ended: what a client saw of the cluster's availability.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Availability {
+    /// The workload (`qos1`, `shadow`, ...).
+    pub workload: &'static str,
+    /// Operations that succeeded.
+    pub ok: usize,
+    /// Operations the cluster refused (they did not happen).
+    pub failed: usize,
+    /// Operations without an answer in time (they may have happened).
+    pub unknown: usize,
+}
+
+impl Availability {
+    /// The share of operations that succeeded, in percent (100 with none).
+    pub fn percent_ok(&self) -> f64 {
+        let all = self.ok + self.failed + self.unknown;
+        if all == 0 {
+            100.0
+        } else {
+            100.0 * self.ok as f64 / all as f64
+        }
+    }
+}
+
+/// The workload an operation name belongs to; deliveries (`receive`) are left out, since
+/// a client only sees the ones that happened.
+fn workload_of(f: &str) -> Option<&'static str> {
+    Some(match f {
+        "publish" => "qos1",
+        "move-publish" => "moving",
+        "offline-publish" => "offline",
+        "share-publish" => "shared",
+        "connect" | "sessions" => "takeover",
+        "retain" | "retained-read" => "retained",
+        f if f.ends_with("receive") => return None,
+        _ => "shadow",
+    })
+}
+
+/// Counts the outcomes of every client operation by workload, in a fixed order.
+fn availability(history: &History) -> Vec<Availability> {
+    const ORDER: [&str; 7] = ["qos1", "moving", "offline", "shared", "shadow", "retained", "takeover"];
+    let mut rows: Vec<Availability> =
+        ORDER.iter().map(|w| Availability { workload: w, ok: 0, failed: 0, unknown: 0 }).collect();
+    for op in &history.ops {
+        let Some(workload) = workload_of(&op.f) else { continue };
+        let Some(row) = rows.iter_mut().find(|r| r.workload == workload) else { continue };
+        match op.outcome {
+            Outcome::Ok => row.ok += 1,
+            Outcome::Fail => row.failed += 1,
+            Outcome::Info => row.unknown += 1,
+        }
+    }
+    rows.retain(|r| r.ok + r.failed + r.unknown > 0);
+    rows
 }
 
 /// Settings of the checkers that have any.
@@ -54,17 +112,33 @@ pub struct Report {
     pub faults_by_kind: Vec<FaultCount>,
     /// QoS 1 delivery.
     pub qos1: Qos1Result,
+    /// QoS 1 delivery to a subscriber moving between nodes.
+    pub moving: Qos1Result,
+    /// QoS 1 delivery to a session offline while its node may die.
+    pub offline: Qos1Result,
+    /// QoS 1 delivery to a cluster-wide shared subscription.
+    pub shared: Qos1Result,
     /// Shadow linearizability.
     pub shadow: ShadowResult,
     /// Retained message convergence.
     pub retained: RetainedResult,
     /// Session takeover.
     pub takeover: TakeoverResult,
+    /// Per workload, how its operations ended.
+    pub availability: Vec<Availability>,
 }
 
 impl Report {
-    fn statuses(&self) -> [Status; 4] {
-        [self.qos1.status, self.shadow.status, self.retained.status, self.takeover.status]
+    fn statuses(&self) -> [Status; 7] {
+        [
+            self.qos1.status,
+            self.moving.status,
+            self.offline.status,
+            self.shared.status,
+            self.shadow.status,
+            self.retained.status,
+            self.takeover.status,
+        ]
     }
 }
 
@@ -84,9 +158,13 @@ pub fn check(history: &History, config: &CheckConfig) -> Result<Report, CheckErr
         faults: history.faults.len(),
         faults_by_kind,
         qos1: qos1::check(&history.ops)?,
+        moving: qos1::check_named(&history.ops, "move-publish", "move-receive")?,
+        offline: qos1::check_named(&history.ops, "offline-publish", "offline-receive")?,
+        shared: qos1::check_named(&history.ops, "share-publish", "share-receive")?,
         shadow: shadow::check(&history.ops, &config.shadow)?,
         retained: retained::check(&history.ops)?,
         takeover: takeover::check(&history.ops)?,
+        availability: availability(history),
     };
     let statuses = report.statuses();
     report.verdict = if statuses.contains(&Status::Violation) {
@@ -113,12 +191,24 @@ pub fn summary(report: &Report) -> String {
         let kinds: Vec<String> = report.faults_by_kind.iter().map(|f| format!("{} {}", f.kind, f.count)).collect();
         let _ = writeln!(out, "{} faults ({})", report.faults, kinds.join(", "));
     }
-    line(&mut out, "qos1", report.qos1.status, &qos1_body(&report.qos1), &qos1_details(&report.qos1));
+    for (name, r) in
+        [("qos1", &report.qos1), ("moving", &report.moving), ("offline", &report.offline), ("shared", &report.shared)]
+    {
+        line(&mut out, name, r.status, &qos1_body(r), &qos1_details(r));
+    }
     line(&mut out, "shadow", report.shadow.status, &shadow_body(&report.shadow), &shadow_details(&report.shadow));
     let retained = &report.retained;
     line(&mut out, "retained", retained.status, &retained_body(retained), &retained_details(retained));
     let takeover = &report.takeover;
     line(&mut out, "takeover", takeover.status, &takeover_body(takeover), &takeover_details(takeover));
+    if !report.availability.is_empty() {
+        let cells: Vec<String> = report
+            .availability
+            .iter()
+            .map(|a| format!("{} {:.1}% ({}/{}/{})", a.workload, a.percent_ok(), a.ok, a.failed, a.unknown))
+            .collect();
+        let _ = writeln!(out, "  available  ok% (ok/failed/unknown): {}", cells.join(", "));
+    }
     out.push_str(match report.verdict {
         Verdict::Valid => "VALID\n",
         Verdict::Invalid => "INVALID\n",
@@ -300,9 +390,13 @@ mod tests {
             "\
 ferrite-chaos: 10 ops, 4 faults (partition 2, kill 1, heal 1)
   qos1       acknowledged 1  lost 0  duplicates 0           ok
+  moving     no operations                                  not run
+  offline    no operations                                  not run
+  shared     no operations                                  not run
   shadow     1 keys, 2 ops  linearizable yes                ok
   retained   1 topics  disagreements 0  stale 0             ok
   takeover   1 clients  at most one live session            ok
+  available  ok% (ok/failed/unknown): qos1 100.0% (1/0/0), shadow 100.0% (2/0/0), retained 100.0% (3/0/0), takeover 100.0% (3/0/0)
 VALID
 "
         );

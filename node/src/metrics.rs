@@ -126,6 +126,8 @@ metrics! {
     connects_refused_total: Counter,
     /// Sessions (connected or persistent offline) held by the node.
     sessions: Gauge,
+    /// Copies this node keeps of persistent sessions other nodes own (broker/replica.rs).
+    session_replicas: Gauge,
     /// Subscriptions in the routing index.
     subscriptions: Gauge,
     /// Retained messages held.

@@ -53,8 +53,10 @@ fn assemble(
         Some(net) => Some((net, crate::cluster::outbox::Outbox::open(net.clone(), store.clone())?)),
         None => None,
     };
-    let routes =
-        outbox.as_ref().map(|(net, outbox)| crate::cluster::routes::ClusterRoutes::new((*net).clone(), outbox.clone()));
+    let routes = outbox.as_ref().map(|(net, outbox)| {
+        let replicate = cfg.cluster.as_ref().is_none_or(|c| c.replicate_sessions);
+        crate::cluster::routes::ClusterRoutes::new((*net).clone(), outbox.clone(), replicate)
+    });
     let view = ClusterView { node_id: cluster.member.id, address: cluster.local_addr(), net: cluster.net.clone() };
     let reactions = Arc::new(Reactions { shadows: shadows.clone(), rules: rules.clone() });
     let peers = routes.clone().map(|r| r as Arc<dyn crate::broker::hooks::Peers>);

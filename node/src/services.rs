@@ -89,7 +89,13 @@ impl Services {
                 .collect(),
             None => Vec::new(),
         };
-        crate::cluster::metrics::render(self.readiness_problems().is_empty(), &self.group_statuses(), &peers)
+        let client_ids = self.takeover.as_ref().map(|t| t.owners.state().len());
+        crate::cluster::metrics::render(
+            self.readiness_problems().is_empty(),
+            &self.group_statuses(),
+            &peers,
+            client_ids,
+        )
     }
 
     /// The filters peer `node` has subscribers for, as this node knows them.

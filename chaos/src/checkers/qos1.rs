@@ -45,13 +45,19 @@ pub struct Qos1Result {
 
 /// Checks the `publish` and `receive` operations of `ops`; other operations are ignored.
 pub fn check(ops: &[Completed]) -> Result<Qos1Result, CheckError> {
+    check_named(ops, "publish", "receive")
+}
+
+/// Checks the operations named `publish` and `receive` (the qos1 workload's, or the
+/// moving, offline and shared workloads' own names); other operations are ignored.
+pub fn check_named(ops: &[Completed], publish: &str, receive: &str) -> Result<Qos1Result, CheckError> {
     let mut attempted = HashSet::new();
     let mut acknowledged = HashSet::new();
     let mut deliveries: HashMap<String, usize> = HashMap::new();
     let mut any = false;
     for op in ops {
         match op.f.as_str() {
-            "publish" => {
+            f if f == publish => {
                 any = true;
                 let id = message_id(&op.invoke).ok_or_else(|| malformed(op, "the invoke value is not a message id"))?;
                 if op.outcome == Outcome::Ok {
@@ -59,7 +65,7 @@ pub fn check(ops: &[Completed]) -> Result<Qos1Result, CheckError> {
                 }
                 attempted.insert(id);
             }
-            "receive" => {
+            f if f == receive => {
                 any = true;
                 if op.outcome != Outcome::Ok {
                     continue;

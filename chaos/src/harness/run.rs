@@ -32,8 +32,9 @@ pub struct RunArgs {
     /// Faults to inject, comma-separated: partition, kill, pause, restart.
     #[arg(long, value_delimiter = ',', default_value = "partition,kill,pause,restart")]
     pub faults: Vec<FaultKind>,
-    /// Workloads to run, comma-separated: qos1, shadow, retained, takeover.
-    #[arg(long, value_delimiter = ',', default_value = "qos1,shadow,retained,takeover")]
+    /// Workloads to run, comma-separated: qos1, shadow, retained, takeover, moving,
+    /// offline, shared.
+    #[arg(long, value_delimiter = ',', default_value = "qos1,shadow,retained,takeover,moving,offline,shared")]
     pub workloads: Vec<Workload>,
     /// Seed of the fault schedule and the workloads' choices [default: random, printed].
     #[arg(long)]
@@ -171,6 +172,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Verdict> {
             Workload::Takeover => {
                 tasks.extend(runtime.block_on(async { workloads::takeover::start(ctx.clone(), cluster.key.clone()) }))
             }
+            Workload::Moving => tasks.extend(runtime.block_on(workloads::delivery::start_moving(ctx.clone(), false))),
+            Workload::Offline => tasks.extend(runtime.block_on(workloads::delivery::start_moving(ctx.clone(), true))),
+            Workload::Shared => tasks.extend(runtime.block_on(workloads::delivery::start_shared(ctx.clone()))),
         }
     }
     let never = AtomicBool::new(false);

@@ -12,9 +12,17 @@ use ferrite_mqtt::topic;
 use super::session::{Outgoing, SessionSubscription};
 use super::{
     decode_options, decode_queued, encode_options, encode_queued, queue_key, reason, shard_of, sub_key, Broker, Kick,
-    SessionHandle,
+    Kinds, SessionHandle,
 };
-use crate::broker::router::Subscriber;
+
+/// This node's claim of a client id (`cluster/takeover.rs`): what `open_session` is given.
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    /// The claim's epoch in the `owners` group (0 on a node alone).
+    pub epoch: u64,
+    /// The session the previous owner handed over, if it did.
+    pub export: Option<SessionExport>,
+}
 
 /// A session on its way between nodes.
 #[derive(Debug, Clone, Default)]
@@ -80,20 +88,28 @@ impl SessionExport {
 }
 
 impl Broker {
-    /// Takes `client_id`'s session out of this node: a live connection is kicked with 0x8E
-    /// (session taken over), routes and records go. `None` when there is none here.
-    pub fn export_session(&self, client_id: &str) -> Option<SessionExport> {
+    /// Hands `client_id`'s session to the node whose claim `epoch` took it: a live
+    /// connection is kicked with 0x8E (session taken over). A persistent session stays here
+    /// as a replica when sessions are replicated (`replica.rs`); otherwise its routes and
+    /// records go. `None` when this node owns no such session (a replica here only learns
+    /// the newer epoch).
+    pub fn export_session(&self, client_id: &str, epoch: u64) -> Option<SessionExport> {
         let mut shard = self.sessions[shard_of(client_id)].lock();
         let session = shard.get(client_id).cloned()?;
-        let (kicked, export) = {
+        let (kicked, export, kept) = {
             let mut inner = session.inner.lock();
             if inner.ended {
+                return None;
+            }
+            if inner.replica.is_some() {
+                inner.epoch = inner.epoch.max(epoch);
                 return None;
             }
             let kicked = inner.conn.take();
             session.online.store(false, Ordering::Relaxed);
             let subscriptions = inner.state.subscriptions.iter().map(|(f, s)| (f.clone(), s.clone())).collect();
-            let queue = inner.state.take_all().into_iter().map(|mut o| {
+            let kept = inner.state.take_all();
+            let queue = kept.iter().cloned().map(|mut o| {
                 o.store_seq = None;
                 o
             });
@@ -103,12 +119,17 @@ impl Broker {
                 subscriptions,
                 queue: queue.collect(),
             };
-            (kicked, export)
+            (kicked, export, kept)
         };
-        let mut batch = Batch::new();
-        let _ = self.end_session(&session, &mut shard, &mut batch);
-        drop(shard);
-        self.store.submit(batch);
+        if self.replicating() && export.expiry > 0 {
+            drop(shard);
+            self.demote(&session, epoch, kept);
+        } else {
+            let mut batch = Batch::new();
+            let _ = self.end_session(&session, &mut shard, &mut batch);
+            drop(shard);
+            self.store.submit(batch);
+        }
         if let Some(conn) = kicked {
             self.metrics.session_takeovers_total.inc();
             conn.kick.do_send(Kick(reason::SESSION_TAKEN_OVER));
@@ -136,17 +157,10 @@ impl Broker {
         let handle = self.new_handle(client_id.into(), expiry, protocol, generation);
         let mut inner = handle.inner.lock();
         for (raw, s) in export.subscriptions {
-            let Ok(parsed) = topic::parse_subscription(&raw, &self.config.topic_limits) else { continue };
-            self.router_subscribe(
-                parsed.filter,
-                parsed.share_group,
-                Subscriber {
-                    client_id: handle.client_id.clone(),
-                    handle: handle.clone(),
-                    options: s.options,
-                    subscription_id: s.subscription_id,
-                },
-            );
+            if topic::parse_subscription(&raw, &self.config.topic_limits).is_err() {
+                continue;
+            }
+            self.index_subscription(&handle, &raw, &s, Kinds::All);
             if expiry > 0 {
                 batch.put(
                     Table::Subscriptions,
@@ -192,6 +206,7 @@ mod tests {
             publisher: None,
             created_ms: 1,
             rule_hops: 0,
+            id: 0,
         };
         let export = SessionExport {
             expiry: 300,

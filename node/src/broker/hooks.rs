@@ -34,16 +34,40 @@ impl PublishObserver for NoObserver {
 /// the batch holding their durable records was submitted.
 pub type Forwards = Box<dyn Send>;
 
+/// What [`Peers::forward`] did.
+#[derive(Default)]
+pub struct Forwarded {
+    /// The copies on their way, if any peer wanted one.
+    pub copies: Option<Forwards>,
+    /// Shared subscription groups (`$share/{group}/{filter}`) a member on another node
+    /// serves this message for: this node must not give it to a member of its own.
+    pub groups_elsewhere: Vec<Arc<str>>,
+}
+
 /// The other nodes of a cluster, as routing sees them: which of them want a message, and
 /// which filters this node's subscribers have.
 pub trait Peers: Send + Sync {
     /// Queues `msg` for every peer with a matching filter (its durable copies go into
-    /// `batch`); `None` when no peer wants it.
-    fn forward(&self, msg: &Arc<Message>, batch: &mut Batch) -> Option<Forwards>;
+    /// `batch`), and for one peer per matching shared group `served_here` says no to
+    /// (a group is cluster-wide: one member in the cluster gets each message). With
+    /// `shared_only`, only the groups.
+    fn forward(
+        &self,
+        msg: &Arc<Message>,
+        shared_only: bool,
+        served_here: &dyn Fn(&str) -> bool,
+        batch: &mut Batch,
+    ) -> Forwarded;
 
-    /// This node has its first subscriber for `filter`.
-    fn added(&self, filter: &str);
+    /// This node has its first subscriber for `filter` (in shared group `group`).
+    fn added(&self, filter: &str, group: Option<&str>);
 
-    /// This node's last subscriber for `filter` left.
-    fn removed(&self, filter: &str);
+    /// This node's last subscriber for `filter` (in shared group `group`) left.
+    fn removed(&self, filter: &str, group: Option<&str>);
+
+    /// True when persistent sessions keep replicas on the other nodes (`replica.rs`).
+    fn replicates_sessions(&self) -> bool;
+
+    /// Sends a session replica record to every other member, reliably and in order.
+    fn mirror(&self, record: Vec<u8>);
 }

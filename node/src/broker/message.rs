@@ -25,6 +25,15 @@ pub struct Message {
     /// at its hop limit, so a rule that republishes to a topic it reads cannot
     /// loop forever.
     pub rule_hops: u8,
+    /// Names this message on every node it reaches, so a session's copies on other nodes
+    /// can drop what its owner consumed (`broker/replica.rs`); 0 for records stored before
+    /// messages had one.
+    pub id: u128,
+}
+
+/// A fresh message id: random, so nodes need not agree on anything to make them unique.
+pub fn new_id() -> u128 {
+    rand::random::<u128>() | 1
 }
 
 /// Milliseconds since the Unix epoch.
@@ -45,6 +54,7 @@ impl Message {
             publisher: None,
             created_ms: now_ms(),
             rule_hops: 0,
+            id: new_id(),
         }
     }
 
@@ -75,7 +85,8 @@ impl Message {
 
     /// Serializes for the storage engine (retained messages and session queues).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(1); // format version
+        out.push(2); // format version
+        out.extend_from_slice(&self.id.to_be_bytes());
         out.extend_from_slice(&self.created_ms.to_be_bytes());
         out.push(self.qos as u8 | (u8::from(self.retain) << 2));
         put_bytes(out, self.topic.as_bytes());
@@ -103,9 +114,11 @@ impl Message {
     /// Parses what [`Message::encode`] wrote; `None` for a corrupt record.
     pub fn decode(buf: &[u8]) -> Option<Message> {
         let mut r = Reader { buf };
-        if r.u8()? != 1 {
-            return None;
-        }
+        let id = match r.u8()? {
+            1 => 0,
+            2 => u128::from_be_bytes(r.take(16)?.try_into().ok()?),
+            _ => return None,
+        };
         let created_ms = u64::from_be_bytes(r.take(8)?.try_into().ok()?);
         let flags = r.u8()?;
         let qos = QoS::from_u8(flags & 3)?;
@@ -133,7 +146,7 @@ impl Message {
             let v = r.string()?;
             p.user_properties.push((k, v));
         }
-        Some(Message { topic, payload, qos, retain, properties: p, publisher, created_ms, rule_hops: 0 })
+        Some(Message { topic, payload, qos, retain, properties: p, publisher, created_ms, rule_hops: 0, id })
     }
 }
 
@@ -203,12 +216,12 @@ mod tests {
             qos in 0u8..3, retain: bool, expiry in proptest::option::of(any::<u32>()),
             ct in proptest::option::of("[a-z]{0,8}"), publisher in proptest::option::of("[a-z]{1,8}"),
             ups in proptest::collection::vec(("[a-z]{0,4}", "[a-z]{0,4}"), 0..3),
-            created in any::<u64>(),
+            created in any::<u64>(), id in any::<u128>(),
         ) {
             let m = Message {
                 topic: topic.into(), payload: payload.into(), qos: QoS::from_u8(qos).unwrap(), retain,
                 properties: Properties { message_expiry_interval: expiry, content_type: ct, user_properties: ups, ..Default::default() },
-                publisher: publisher.map(Arc::from), created_ms: created, rule_hops: 0,
+                publisher: publisher.map(Arc::from), created_ms: created, rule_hops: 0, id,
             };
             let mut buf = Vec::new();
             m.encode(&mut buf);

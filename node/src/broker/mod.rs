@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod lifecycle;
 pub mod message;
 pub mod publisher;
+pub mod replica;
 pub mod retained;
 pub mod router;
 pub mod session;
@@ -139,6 +140,10 @@ pub struct SessionInner {
     /// True once anything of this session was written to storage; a session that never
     /// was persistent has no records to delete when it ends.
     pub stored: bool,
+    /// The claim epoch of the session's owner (`cluster/owners.rs`; 0 on a node alone).
+    pub epoch: u64,
+    /// Set when this is a copy of a session another node owns (`replica.rs`).
+    pub replica: Option<replica::ReplicaState>,
 }
 
 /// A session, shared by the session table, the routing index and its connection.
@@ -191,6 +196,25 @@ pub struct Opened {
 }
 
 const SHARDS: usize = 64;
+
+/// Which subscriptions of a session go into (or out of) the routing index: a replica's
+/// shared ones never do (`replica.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kinds {
+    All,
+    Plain,
+    Shared,
+}
+
+impl Kinds {
+    fn takes(self, group: Option<&str>) -> bool {
+        match self {
+            Kinds::All => true,
+            Kinds::Plain => group.is_none(),
+            Kinds::Shared => group.is_some(),
+        }
+    }
+}
 
 /// What the broker knows of its cluster: its own id and address, and the peers.
 #[derive(Debug, Clone, Default)]
@@ -320,8 +344,16 @@ fn decode_queued(v: &[u8], seq: u64) -> Option<QueuedRecord> {
     })
 }
 
-fn encode_session_meta(expiry: u32, disconnected_ms: u64, protocol: ProtocolVersion) -> Vec<u8> {
-    let mut v = Vec::with_capacity(13);
+/// Session row: expiry, disconnect time, protocol, then (newer rows) whether it is a
+/// replica and the owner's claim epoch.
+fn encode_session_meta(
+    expiry: u32,
+    disconnected_ms: u64,
+    protocol: ProtocolVersion,
+    replica: bool,
+    epoch: u64,
+) -> Vec<u8> {
+    let mut v = Vec::with_capacity(22);
     v.extend_from_slice(&expiry.to_be_bytes());
     v.extend_from_slice(&disconnected_ms.to_be_bytes());
     v.push(match protocol {
@@ -329,6 +361,8 @@ fn encode_session_meta(expiry: u32, disconnected_ms: u64, protocol: ProtocolVers
         ProtocolVersion::V311 => 4,
         ProtocolVersion::V5 => 5,
     });
+    v.push(u8::from(replica));
+    v.extend_from_slice(&epoch.to_be_bytes());
     v
 }
 
@@ -439,8 +473,10 @@ impl Broker {
                 4 => ProtocolVersion::V311,
                 _ => ProtocolVersion::V5,
             };
+            let replica = value.get(13).is_some_and(|f| *f == 1);
+            let epoch = value.get(14..22).map_or(0, |e| u64::from_be_bytes(e.try_into().expect("8 bytes")));
             let remaining_ms = (expiry as u64 * 1000).saturating_sub(now.saturating_sub(disconnected));
-            if expiry != u32::MAX && remaining_ms == 0 {
+            if !replica && expiry != u32::MAX && remaining_ms == 0 {
                 expired.push(client_id);
                 continue;
             }
@@ -448,24 +484,20 @@ impl Broker {
             let prefix = client_prefix(&client_id);
             {
                 let mut inner = handle.inner.lock();
+                inner.epoch = epoch;
+                if replica {
+                    inner.replica = Some(replica::ReplicaState::default());
+                }
                 for (k, v) in self.store.scan_prefix(Table::Subscriptions, &prefix)? {
                     let Ok(filter) = String::from_utf8(k[prefix.len()..].to_vec()) else { continue };
                     let Some((options, sub_id)) = decode_options(&v) else {
                         crate::metrics::undecodable_record("subscription", &filter, "bad subscription options");
                         continue;
                     };
-                    let Ok(parsed) = topic::parse_subscription(&filter, &self.config.topic_limits) else { continue };
-                    self.router_subscribe(
-                        parsed.filter,
-                        parsed.share_group,
-                        Subscriber {
-                            client_id: handle.client_id.clone(),
-                            handle: handle.clone(),
-                            options,
-                            subscription_id: sub_id,
-                        },
-                    );
-                    inner.state.subscriptions.insert(filter, SessionSubscription { options, subscription_id: sub_id });
+                    let s = SessionSubscription { options, subscription_id: sub_id };
+                    // A replica is never a shared-subscription member (replica.rs).
+                    self.index_subscription(&handle, &filter, &s, if replica { Kinds::Plain } else { Kinds::All });
+                    inner.state.subscriptions.insert(filter, s);
                 }
                 for (k, v) in self.store.scan_prefix(Table::Queue, &prefix)? {
                     let Some(seq_bytes) = k.get(prefix.len()..).and_then(|s| <[u8; 8]>::try_from(s).ok()) else {
@@ -481,7 +513,7 @@ impl Broker {
                         );
                         continue;
                     };
-                    if rec.packet_id != 0 && rec.out.qos == QoS::ExactlyOnce {
+                    if !replica && rec.packet_id != 0 && rec.out.qos == QoS::ExactlyOnce {
                         inner.state.restore_inflight(rec.packet_id, rec.released, rec.out);
                     } else if inner.state.enqueue(rec.out).is_err() {
                         self.metrics.messages_dropped_queue_full_total.inc();
@@ -489,6 +521,10 @@ impl Broker {
                 }
             }
             self.sessions[shard_of(&client_id)].lock().insert(handle.client_id.clone(), handle.clone());
+            if replica {
+                self.metrics.session_replicas.inc();
+                continue; // a replica lives as long as its owner says (replica.rs)
+            }
             self.metrics.sessions.inc();
             if expiry != u32::MAX {
                 self.recovered_expiries.lock().push((handle, Duration::from_millis(remaining_ms)));
@@ -522,6 +558,8 @@ impl Broker {
                 protocol,
                 ended: false,
                 stored: expiry > 0,
+                epoch: 0,
+                replica: None,
             }),
             online: AtomicBool::new(false),
             wake_pending: AtomicBool::new(false),
@@ -541,15 +579,16 @@ impl Broker {
 
     /// Attaches a new connection to the client's session: resumes it (clean start = 0
     /// and one exists) or starts a fresh one. A connection already attached is kicked
-    /// with 0x8E (session taken over). `imported` is the session another node of the
-    /// cluster handed over; it replaces any local one.
+    /// with 0x8E (session taken over). `claim` is this node's claim of the client id in a
+    /// cluster: its epoch, and the session another node handed over, which replaces any
+    /// local one (merged with a local replica's messages, `replica.rs`).
     pub fn open_session(
         self: &Arc<Self>,
         client_id: &str,
         clean_start: bool,
         expiry_interval: u32,
         protocol: ProtocolVersion,
-        imported: Option<handover::SessionExport>,
+        claim: handover::Claim,
         link: impl FnOnce(u64) -> ConnLink,
     ) -> Opened {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
@@ -559,11 +598,22 @@ impl Broker {
         let mut kicked = None;
         let mut batch = Batch::new();
         let mut leftovers = Vec::new();
-        let imported = imported.filter(|_| !clean_start);
+        let imported = claim.export.filter(|_| !clean_start);
+        // What a replica here held, merged into the imported session.
+        let mut replica_held = Vec::new();
+        // A persistent session (or a copy of one) was here: replicas hear when it ends.
+        let mut had_persistent = false;
         let resumed = match existing {
             Some(old) if !clean_start && imported.is_none() => Some(old),
             Some(old) => {
-                kicked = old.inner.lock().conn.take();
+                {
+                    let mut inner = old.inner.lock();
+                    kicked = inner.conn.take();
+                    had_persistent = inner.expiry_interval > 0;
+                    if inner.replica.is_some() && imported.is_some() {
+                        replica_held = inner.state.take_all();
+                    }
+                }
                 leftovers = self.end_session(&old, &mut shard, &mut batch);
                 None
             }
@@ -591,13 +641,23 @@ impl Broker {
             if let Some(old) = inner.conn.take() {
                 kicked = Some(old);
             }
+            had_persistent |= session_present && inner.expiry_interval > 0;
+            self.promote(&session, &mut inner);
+            if !replica_held.is_empty() {
+                self.merge_replica_queue(client_id, &mut inner, std::mem::take(&mut replica_held), &mut batch);
+            }
+            inner.epoch = inner.epoch.max(claim.epoch);
             inner.generation = generation;
             inner.expiry_interval = expiry;
             inner.stored |= expiry > 0;
             inner.protocol = protocol;
             inner.conn = Some(link(generation));
             if expiry > 0 {
-                batch.put(Table::Sessions, client_id.as_bytes().to_vec(), encode_session_meta(expiry, 0, protocol));
+                batch.put(
+                    Table::Sessions,
+                    client_id.as_bytes().to_vec(),
+                    encode_session_meta(expiry, 0, protocol, false, inner.epoch),
+                );
             } else if session_present {
                 // A persistent session resumed as a non-persistent one: forget it on disk.
                 let _ = self.delete_session_records(client_id, &mut batch);
@@ -606,6 +666,11 @@ impl Broker {
         session.online.store(true, Ordering::Relaxed);
         session.wake_pending.store(false, Ordering::Relaxed);
         self.store.submit(batch);
+        if expiry > 0 {
+            self.mirror_settings(&session, !session_present);
+        } else if had_persistent {
+            self.mirror(client_id, session.inner.lock().epoch, replica::Record::End);
+        }
         self.redistribute(leftovers);
         if let Some(old) = kicked {
             self.metrics.session_takeovers_total.inc();
@@ -626,14 +691,14 @@ impl Broker {
             return Vec::new();
         }
         inner.ended = true;
+        let is_replica = inner.replica.is_some();
         let mut shared_leftovers = Vec::new();
         let subs: Vec<String> = inner.state.subscriptions.keys().cloned().collect();
         for raw in &subs {
-            if let Ok(p) = topic::parse_subscription(raw, &self.config.topic_limits) {
-                self.router_unsubscribe(p.filter, p.share_group, &session.client_id);
-            }
+            self.unindex_subscription(session, raw, Kinds::All);
         }
-        let has_shared = subs.iter().any(|s| s.starts_with("$share/"));
+        // A replica's messages are its owner's to hand back.
+        let has_shared = !is_replica && subs.iter().any(|s| s.starts_with("$share/"));
         let stored = inner.stored;
         let pending = inner.state.take_all();
         if has_shared {
@@ -646,7 +711,11 @@ impl Broker {
         drop(inner);
         if shard.get(&session.client_id).is_some_and(|s| Arc::ptr_eq(s, session)) {
             shard.remove(&session.client_id);
-            self.metrics.sessions.dec();
+            if is_replica {
+                self.metrics.session_replicas.dec();
+            } else {
+                self.metrics.sessions.dec();
+            }
         }
         if stored {
             let _ = self.delete_session_records(&session.client_id, batch);
@@ -682,7 +751,7 @@ impl Broker {
             expiry = inner.expiry_interval;
             if expiry > 0 {
                 inner.state.drop_qos0();
-                let meta = encode_session_meta(expiry, now_ms(), inner.protocol);
+                let meta = encode_session_meta(expiry, now_ms(), inner.protocol, false, inner.epoch);
                 let mut batch = Batch::new();
                 batch.put(Table::Sessions, session.client_id.as_bytes().to_vec(), meta);
                 self.store.submit(batch);
@@ -726,7 +795,7 @@ impl Broker {
             tokio::time::sleep(after).await;
             let current = {
                 let inner = session.inner.lock();
-                inner.generation == generation && inner.conn.is_none() && !inner.ended
+                inner.generation == generation && inner.conn.is_none() && !inner.ended && inner.replica.is_none()
             };
             if current {
                 tracing::info!(client_id = %session.client_id, "session expired");
@@ -737,6 +806,8 @@ impl Broker {
                 };
                 broker.store.submit(batch);
                 broker.redistribute(leftovers);
+                let epoch = session.inner.lock().epoch;
+                broker.mirror(&session.client_id, epoch, replica::Record::End);
             }
         };
         actix_rt::spawn(task);
@@ -771,8 +842,31 @@ impl Broker {
     fn route_shared_only(&self, msg: &Arc<Message>, batch: &mut Batch) -> Routed {
         let mut matches = Vec::new();
         self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
-        matches.retain(|m| m.shared);
-        self.deliver(msg, matches, batch)
+        matches.retain(|m| m.shared.is_some());
+        let copies = self.forward_to_peers(msg, true, &mut matches, batch);
+        let mut routed = self.deliver(msg, matches, batch);
+        routed.forwards = copies;
+        routed
+    }
+
+    /// Sends `msg` to the peers that want it: every node with a matching subscription
+    /// (unless `shared_only`), and for each shared group whose pick here is not online, a
+    /// node with a member of it; such a group's local pick leaves `matches`.
+    fn forward_to_peers(
+        &self,
+        msg: &Arc<Message>,
+        shared_only: bool,
+        matches: &mut Vec<Match<Arc<SessionHandle>>>,
+        batch: &mut Batch,
+    ) -> Option<Forwards> {
+        let peers = self.peers.as_ref()?;
+        let served_here: Vec<Arc<str>> =
+            matches.iter().filter(|m| m.subscriber.handle.is_online()).filter_map(|m| m.shared.clone()).collect();
+        let sent = peers.forward(msg, shared_only, &|group| served_here.iter().any(|g| &**g == group), batch);
+        if !sent.groups_elsewhere.is_empty() {
+            matches.retain(|m| m.shared.as_ref().is_none_or(|g| !sent.groups_elsewhere.contains(g)));
+        }
+        sent.copies
     }
 
     /// Publishes a will message now (no delay).
@@ -788,6 +882,7 @@ impl Broker {
             publisher: Some(client_id.into()),
             created_ms: now_ms(),
             rule_hops: 0,
+            id: message::new_id(),
         });
         self.publish_now(&msg);
     }
@@ -883,7 +978,7 @@ impl Broker {
         let retained = msg.retain.then(|| self.retain(msg));
         let mut matches = Vec::new();
         self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
-        let forwards = self.peers.as_ref().and_then(|peers| peers.forward(msg, batch));
+        let forwards = self.forward_to_peers(msg, false, &mut matches, batch);
         let mut routed = self.deliver(msg, matches, batch);
         routed.retained = retained;
         routed.forwards = forwards;
@@ -941,6 +1036,11 @@ impl Broker {
             if inner.ended {
                 continue;
             }
+            if let Some(replica) = inner.replica.as_mut() {
+                if msg.id != 0 && replica.already_consumed(msg.id) {
+                    continue; // its owner's client has it already
+                }
+            }
             if inner.conn.is_none() && qos == QoS::AtMostOnce {
                 continue; // QoS 0 is not queued for offline clients
             }
@@ -960,7 +1060,7 @@ impl Broker {
                 if let Some(seq) = persistent_copy {
                     // Undo the stored copy: this publish will not be acknowledged as a success.
                     batch.delete(Table::Queue, queue_key(&handle.client_id, seq));
-                    refused_by_persistent = true;
+                    refused_by_persistent |= inner.replica.is_none();
                 }
                 let dropped = handle.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 self.metrics.messages_dropped_queue_full_total.inc();
@@ -996,9 +1096,34 @@ impl Broker {
     fn router_subscribe(&self, filter: &str, group: Option<&str>, sub: Subscriber<Arc<SessionHandle>>) -> bool {
         let fresh = self.router.subscribe(filter, group, sub);
         if let (true, Some(peers)) = (fresh, &self.peers) {
-            peers.added(filter);
+            peers.added(filter, group);
         }
         fresh
+    }
+
+    /// Puts `session`'s subscription `raw` into the routing index, if it is of a kind
+    /// `kinds` takes: what recovery, an imported session and a replica do with the
+    /// subscriptions they hold.
+    fn index_subscription(&self, session: &Arc<SessionHandle>, raw: &str, s: &SessionSubscription, kinds: Kinds) {
+        let Ok(p) = topic::parse_subscription(raw, &self.config.topic_limits) else { return };
+        if kinds.takes(p.share_group) {
+            let sub = Subscriber {
+                client_id: session.client_id.clone(),
+                handle: session.clone(),
+                options: s.options,
+                subscription_id: s.subscription_id,
+            };
+            self.router_subscribe(p.filter, p.share_group, sub);
+        }
+    }
+
+    /// Takes `session`'s subscription `raw` out of the routing index, if it is of a kind
+    /// `kinds` takes.
+    fn unindex_subscription(&self, session: &SessionHandle, raw: &str, kinds: Kinds) {
+        let Ok(p) = topic::parse_subscription(raw, &self.config.topic_limits) else { return };
+        if kinds.takes(p.share_group) {
+            self.router_unsubscribe(p.filter, p.share_group, &session.client_id);
+        }
     }
 
     /// Removes a subscription from the local index and, with its last one, the filter from
@@ -1006,17 +1131,30 @@ impl Broker {
     fn router_unsubscribe(&self, filter: &str, group: Option<&str>, client_id: &str) -> bool {
         let removed = self.router.unsubscribe(filter, group, client_id);
         if let (true, Some(peers)) = (removed, &self.peers) {
-            peers.removed(filter);
+            peers.removed(filter, group);
         }
         removed
     }
 
     /// Delivers a publish another node forwarded to this node's subscribers: no forward, no
-    /// rules, no retained-table change (the ingress node did those). Persistent sessions'
-    /// copies go into `batch`; wake the result once the batch has been handed to the store.
-    pub fn deliver_forwarded(&self, msg: Arc<Message>, batch: &mut Batch) -> Routed {
+    /// rules, no retained-table change (the ingress node did those). Shared groups get it
+    /// only when the ingress node chose this node for them (`groups`, as
+    /// `$share/{group}/{filter}`); with `groups_only` (a departed member's message handed
+    /// back) plain subscribers do not. Persistent sessions' copies go into `batch`; wake
+    /// the result once the batch has been handed to the store.
+    pub fn deliver_forwarded(
+        &self,
+        msg: Arc<Message>,
+        groups: &[Arc<str>],
+        groups_only: bool,
+        batch: &mut Batch,
+    ) -> Routed {
         let mut matches = Vec::new();
         self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
+        matches.retain(|m| m.shared.as_ref().map_or(!groups_only, |g| groups.contains(g)));
+        if groups.len() > matches.iter().filter(|m| m.shared.is_some()).count() {
+            tracing::debug!(topic = %msg.topic, "a shared-subscription group this node was chosen for has no member here any more");
+        }
         self.deliver(&msg, matches, batch)
     }
 
@@ -1026,8 +1164,10 @@ impl Broker {
             return;
         }
         let mut batch = Batch::new();
+        let mut consumed = Vec::new();
         for op in ops {
             match op {
+                StoreOp::Consumed(id) => consumed.push(*id),
                 StoreOp::Delete(seq) => batch.delete(Table::Queue, queue_key(&session.client_id, *seq)),
                 StoreOp::Mark { seq, packet_id, released } => {
                     // Rewrite the record with its packet id; the message is unchanged.
@@ -1043,6 +1183,10 @@ impl Broker {
             }
         }
         self.store.submit(batch);
+        if !consumed.is_empty() && self.replicating() {
+            let epoch = session.inner.lock().epoch;
+            self.mirror(&session.client_id, epoch, replica::Record::Consumed(consumed));
+        }
     }
 
     /// Adds (or replaces) a subscription of `session`. Returns whether it is new, or
@@ -1082,7 +1226,9 @@ impl Broker {
             );
             batch.set_durable();
         }
+        drop(inner);
         self.metrics.subscriptions.set(self.router.len() as i64);
+        self.mirror_settings(session, false);
         Ok(fresh)
     }
 
@@ -1133,7 +1279,9 @@ impl Broker {
             batch.delete(Table::Subscriptions, sub_key(&session.client_id, raw_filter));
             self.store.submit(batch);
         }
+        drop(inner);
         self.metrics.subscriptions.set(self.router.len() as i64);
+        self.mirror_settings(session, false);
         true
     }
 
@@ -1167,9 +1315,9 @@ impl Broker {
         pending
     }
 
-    /// Number of sessions in the table.
+    /// Number of sessions this node owns (replicas of other nodes' sessions aside).
     pub fn session_count(&self) -> usize {
-        self.sessions.iter().map(|s| s.lock().len()).sum()
+        self.sessions.iter().map(|s| s.lock().values().filter(|h| h.inner.lock().replica.is_none()).count()).sum()
     }
 }
 
@@ -1250,7 +1398,7 @@ mod tests {
         let probe = Probe::default();
         let wakes = probe.wakes.clone();
         let addr = probe.start();
-        let opened = broker.open_session("sub", true, 0, ProtocolVersion::V5, None, link(&addr));
+        let opened = broker.open_session("sub", true, 0, ProtocolVersion::V5, Default::default(), link(&addr));
         assert!(!opened.session_present);
         let qos1 = SubOptions { qos: QoS::AtLeastOnce, ..SubOptions::default() };
         assert_eq!(broker.subscribe(&opened.session, "a/+", qos1, None, &mut Batch::new()), Ok(true));
@@ -1269,7 +1417,7 @@ mod tests {
         let seen = Arc::new(Seen::default());
         let broker = open(dir.path(), seen.clone());
         let addr = Probe::default().start();
-        let opened = broker.open_session("sub", true, 0, ProtocolVersion::V5, None, link(&addr));
+        let opened = broker.open_session("sub", true, 0, ProtocolVersion::V5, Default::default(), link(&addr));
         broker.subscribe(&opened.session, "#", SubOptions::default(), None, &mut Batch::new()).unwrap();
         broker.publish_and_wait(&message("$aws/rules/known/t/1", QoS::AtMostOnce)).await;
         assert_eq!(*seen.ingested.lock(), vec!["known:t/1".to_string()]);
@@ -1282,7 +1430,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let broker = open(dir.path(), Arc::default());
         let addr = Probe::default().start();
-        let opened = broker.open_session("keep", false, 3600, ProtocolVersion::V311, None, link(&addr));
+        let opened = broker.open_session("keep", false, 3600, ProtocolVersion::V311, Default::default(), link(&addr));
         let qos1 = SubOptions { qos: QoS::AtLeastOnce, ..SubOptions::default() };
         let mut batch = Batch::new();
         broker.subscribe(&opened.session, "q", qos1, None, &mut batch).unwrap();
@@ -1294,7 +1442,7 @@ mod tests {
         assert_eq!(opened.session.inner.lock().state.pending(), 1, "only the QoS 1 copy waits");
         let stored = broker.store.scan_prefix(Table::Queue, &client_prefix("keep")).unwrap();
         assert_eq!(stored.len(), 1, "the waiting copy is in storage before the publish is answered");
-        let again = broker.open_session("keep", false, 3600, ProtocolVersion::V311, None, link(&addr));
+        let again = broker.open_session("keep", false, 3600, ProtocolVersion::V311, Default::default(), link(&addr));
         assert!(again.session_present);
     }
 
@@ -1306,8 +1454,8 @@ mod tests {
         let kicks = first.kicks.clone();
         let first = first.start();
         let second = Probe::default().start();
-        broker.open_session("dup", false, 60, ProtocolVersion::V5, None, link(&first));
-        let again = broker.open_session("dup", false, 60, ProtocolVersion::V5, None, link(&second));
+        broker.open_session("dup", false, 60, ProtocolVersion::V5, Default::default(), link(&first));
+        let again = broker.open_session("dup", false, 60, ProtocolVersion::V5, Default::default(), link(&second));
         assert!(again.session_present);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(*kicks.lock(), vec![reason::SESSION_TAKEN_OVER]);

@@ -28,6 +28,8 @@ pub struct Subscriber<T> {
 
 #[derive(Debug)]
 struct Group<T> {
+    /// `$share/{group}/{filter}`: names the group across the trie and the cluster.
+    key: Arc<str>,
     members: Vec<Subscriber<T>>,
     cursor: AtomicUsize,
 }
@@ -56,8 +58,9 @@ impl<T> Level<T> {
 pub struct Match<T> {
     /// The subscription that matched.
     pub subscriber: Subscriber<T>,
-    /// True when it came through a `$share` group (one member per group gets it).
-    pub shared: bool,
+    /// The `$share/{group}/{filter}` it came through, if shared (one member per group
+    /// gets it).
+    pub shared: Option<Arc<str>>,
 }
 
 /// The subscription trie.
@@ -85,10 +88,11 @@ impl<T: Clone> Router<T> {
         let fresh = match group {
             None => level.direct.insert(sub.client_id.clone(), sub).is_none(),
             Some(g) => {
-                let group = level
-                    .groups
-                    .entry(g.into())
-                    .or_insert_with(|| Group { members: Vec::new(), cursor: AtomicUsize::new(0) });
+                let group = level.groups.entry(g.into()).or_insert_with(|| Group {
+                    key: format!("$share/{g}/{filter}").into(),
+                    members: Vec::new(),
+                    cursor: AtomicUsize::new(0),
+                });
                 match group.members.iter_mut().find(|m| m.client_id == sub.client_id) {
                     Some(existing) => {
                         *existing = sub;
@@ -163,7 +167,7 @@ fn remove<T>(level: &mut Level<T>, parts: &[&str], group: Option<&str>, client_i
 }
 
 fn emit<T: Clone>(level: &Level<T>, online: &impl Fn(&T) -> bool, out: &mut Vec<Match<T>>) {
-    out.extend(level.direct.values().map(|s| Match { subscriber: s.clone(), shared: false }));
+    out.extend(level.direct.values().map(|s| Match { subscriber: s.clone(), shared: None }));
     for group in level.groups.values() {
         let n = group.members.len();
         if n == 0 {
@@ -174,7 +178,7 @@ fn emit<T: Clone>(level: &Level<T>, online: &impl Fn(&T) -> bool, out: &mut Vec<
             .map(|i| &group.members[(start + i) % n])
             .find(|m| online(&m.handle))
             .unwrap_or(&group.members[start % n]);
-        out.push(Match { subscriber: pick.clone(), shared: true });
+        out.push(Match { subscriber: pick.clone(), shared: Some(group.key.clone()) });
     }
 }
 
@@ -256,6 +260,7 @@ mod tests {
             let mut out = Vec::new();
             r.matches("t", |h| *h == 0, &mut out);
             assert_eq!(&*out[0].subscriber.client_id, "on");
+            assert_eq!(out[0].shared.as_deref(), Some("$share/g/t"));
         }
     }
 

@@ -63,6 +63,18 @@ pub enum StoreOp {
     /// The message is in flight with this packet id and state (QoS 2 needs them after
     /// a restart to keep exactly-once).
     Mark { seq: u64, packet_id: u16, released: bool },
+    /// A stored message with this id is done: the session's copies on other nodes drop it.
+    Consumed(u128),
+}
+
+/// The store operations of a stored message that is done (acknowledged or expired).
+fn finished(out: &Outgoing, store: &mut Vec<StoreOp>) {
+    if let Some(seq) = out.store_seq {
+        store.push(StoreOp::Delete(seq));
+        if out.msg.id != 0 {
+            store.push(StoreOp::Consumed(out.msg.id));
+        }
+    }
 }
 
 /// A subscription held by the session (the router holds the index copy).
@@ -174,9 +186,7 @@ impl SessionState {
             }
             let out = self.queue.pop_front().expect("front exists");
             if out.msg.remaining_expiry(now_ms).is_none() {
-                if let Some(seq) = out.store_seq {
-                    store.push(StoreOp::Delete(seq));
-                }
+                finished(&out, store);
                 continue;
             }
             if out.qos == QoS::AtMostOnce {
@@ -212,7 +222,7 @@ impl SessionState {
     pub fn on_puback(&mut self, packet_id: u16, store: &mut Vec<StoreOp>) -> bool {
         match self.take(packet_id, InflightState::AwaitAck) {
             Some(i) => {
-                store.extend(i.out.store_seq.map(StoreOp::Delete));
+                finished(&i.out, store);
                 true
             }
             None => false,
@@ -225,7 +235,7 @@ impl SessionState {
         if reason_code >= 0x80 {
             return match self.take(packet_id, InflightState::AwaitRec) {
                 Some(i) => {
-                    store.extend(i.out.store_seq.map(StoreOp::Delete));
+                    finished(&i.out, store);
                     true
                 }
                 None => false,
@@ -247,7 +257,7 @@ impl SessionState {
     pub fn on_pubcomp(&mut self, packet_id: u16, store: &mut Vec<StoreOp>) -> bool {
         match self.take(packet_id, InflightState::AwaitComp) {
             Some(i) => {
-                store.extend(i.out.store_seq.map(StoreOp::Delete));
+                finished(&i.out, store);
                 true
             }
             None => false,
@@ -259,7 +269,7 @@ impl SessionState {
     pub fn discard(&mut self, packet_id: u16, store: &mut Vec<StoreOp>) {
         if let Some(pos) = self.inflight.iter().position(|i| i.packet_id == packet_id) {
             if let Some(i) = self.inflight.remove(pos) {
-                store.extend(i.out.store_seq.map(StoreOp::Delete));
+                finished(&i.out, store);
             }
         }
     }
@@ -270,6 +280,18 @@ impl SessionState {
         let before = self.queue.len();
         self.queue.retain(|o| o.qos != QoS::AtMostOnce);
         before - self.queue.len()
+    }
+
+    /// The ids of every message queued or in flight.
+    pub fn message_ids(&self) -> impl Iterator<Item = u128> + '_ {
+        self.inflight.iter().map(|i| i.out.msg.id).chain(self.queue.iter().map(|o| o.msg.id))
+    }
+
+    /// Removes the queued (not in-flight) message with id `id`: a copy of a session whose
+    /// owner, on another node, has seen it consumed.
+    pub fn remove_queued(&mut self, id: u128) -> Option<Outgoing> {
+        let pos = self.queue.iter().position(|o| o.msg.id == id)?;
+        self.queue.remove(pos)
     }
 
     /// Removes and returns everything queued and in flight (a shared-subscription member
@@ -297,6 +319,7 @@ mod tests {
             publisher: None,
             created_ms: 0,
             rule_hops: 0,
+            id: 0,
         };
         Outgoing { msg: Arc::new(msg), qos, retain: false, subscription_ids: vec![], store_seq: seq }
     }

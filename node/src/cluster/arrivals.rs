@@ -26,17 +26,22 @@ fn hwm_key(origin: u64) -> Vec<u8> {
 /// returns what to run once the batch has been handed to the store (waking sessions).
 pub type Deliver = Box<dyn Fn(&[u8], &mut Batch) -> Option<Box<dyn FnOnce() + Send>> + Send + Sync>;
 
-/// Delivery into `broker`'s local sessions. The network's handler holds the arrivals, and
+/// Delivery into `broker`'s local sessions (and its replicas' records). The network's handler holds the arrivals, and
 /// the broker holds the network through its peers: the broker is held weakly.
 pub fn into_broker(broker: &Arc<Broker>) -> Deliver {
     let weak: Weak<Broker> = Arc::downgrade(broker);
     Box::new(move |bytes: &[u8], batch: &mut Batch| {
-        let Some(msg) = Message::decode(bytes) else {
+        if bytes.first() == Some(&crate::broker::replica::RECORD) {
+            weak.upgrade()?.apply_replica_record(bytes, batch);
+            return None;
+        }
+        let Some((serve, msg)) = super::routes::unwrap_shared(bytes).and_then(|(s, m)| Some((s, Message::decode(m)?)))
+        else {
             tracing::warn!("an undecodable forwarded publish was dropped");
             return None;
         };
         let broker = weak.upgrade()?;
-        let routed = broker.deliver_forwarded(Arc::new(msg), batch);
+        let routed = broker.deliver_forwarded(Arc::new(msg), &serve.groups, serve.groups_only, batch);
         Some(Box::new(move || routed.wake()) as Box<dyn FnOnce() + Send>)
     })
 }

@@ -81,11 +81,20 @@ fn render_groups(out: &mut String, groups: &[GroupStatus]) {
 /// their bytes.
 pub type PeerFigures = (u64, bool, usize, usize);
 
-/// Every cluster metric of this node: `ready` as `/ready` answers, its groups, and its
-/// peers (none on a node alone).
-pub fn render(ready: bool, groups: &[GroupStatus], peers: &[PeerFigures]) -> String {
+/// Every cluster metric of this node: `ready` as `/ready` answers, its groups, its peers
+/// (none on a node alone) and the rows of the owners table (none on a node alone).
+pub fn render(ready: bool, groups: &[GroupStatus], peers: &[PeerFigures], client_ids: Option<usize>) -> String {
     let mut out = String::new();
     family(&mut out, "cluster_ready", "gauge", "1 when GET /ready answers 200.", [(String::new(), u64::from(ready))]);
+    if let Some(n) = client_ids {
+        family(
+            &mut out,
+            "cluster_client_ids",
+            "gauge",
+            "Client ids with an owner in the owners group (released once their session is gone).",
+            [(String::new(), n as u64)],
+        );
+    }
     render_groups(&mut out, groups);
     if !peers.is_empty() {
         family(

@@ -46,6 +46,9 @@ pub struct ClusterFile {
     /// Raft log entries each group keeps before compacting (default 20000); a member further
     /// behind catches up from a snapshot.
     pub log_compaction_entries: Option<usize>,
+    /// Keep a replica of every persistent session on every other node (default true), so a
+    /// node's death loses none of its sessions' queued QoS 1/2 messages.
+    pub replicate_sessions: Option<bool>,
 }
 
 /// The resolved cluster settings of a node.
@@ -65,6 +68,8 @@ pub struct ClusterConfig {
     pub join: bool,
     /// Raft log entries kept before compaction.
     pub log_compaction_entries: usize,
+    /// Persistent sessions keep replicas on every other node.
+    pub replicate_sessions: bool,
 }
 
 /// Parses `ID@HOST:PORT` (HOST: an IP address or a host name, resolved at every dial).
@@ -115,6 +120,7 @@ impl ClusterConfig {
             ca_key: file.ca_key.clone(),
             join,
             log_compaction_entries,
+            replicate_sessions: file.replicate_sessions.unwrap_or(true),
         }))
     }
 

@@ -38,6 +38,10 @@ pub(super) const RESEND: u8 = 3;
 /// Unacknowledged copies older than this are sent again.
 const RESEND_AFTER: Duration = Duration::from_secs(2);
 
+/// Bytes of unacknowledged copies kept in memory per peer; beyond it (a peer down for a
+/// while) copies are only on disk and are read back when their turn to be sent comes.
+const IN_MEMORY_PER_PEER: usize = 8 << 20;
+
 /// The key of the node's boot epoch in the meta table.
 const EPOCH_KEY: &[u8] = b"outbox/epoch";
 
@@ -53,7 +57,10 @@ pub(super) fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
 
 /// One unacknowledged copy.
 struct Entry {
-    message: Arc<Vec<u8>>,
+    /// The copy, when it fits the peer's memory budget; otherwise only on disk.
+    message: Option<Arc<Vec<u8>>>,
+    /// Its size in bytes.
+    len: usize,
     /// False until the batch holding it has been handed to the store: a copy is never
     /// sent before its own write is queued, so an acknowledgement's delete follows its put.
     released: bool,
@@ -70,6 +77,20 @@ struct PeerOutbox {
     last_sent: u64,
     /// When the peer last acknowledged something (or the chain was last restarted).
     progress: Option<Instant>,
+    /// Bytes of `entries` held in memory.
+    in_memory: usize,
+}
+
+impl PeerOutbox {
+    /// Adds a copy, in memory while the peer's budget allows.
+    fn insert(&mut self, seq: u64, message: &Arc<Vec<u8>>, released: bool) {
+        let len = message.len();
+        let message = (self.in_memory + len <= IN_MEMORY_PER_PEER).then(|| {
+            self.in_memory += len;
+            message.clone()
+        });
+        self.entries.insert(seq, Entry { message, len, released });
+    }
 }
 
 /// Copies held by one routed publish until its batch is handed to the store; dropping
@@ -112,8 +133,7 @@ impl Outbox {
         let mut peers: HashMap<u64, PeerOutbox> = HashMap::new();
         for (key, value) in store.scan_prefix(Table::Outbox, b"")? {
             let (Some(peer), Some(seq)) = (u64_at(&key, 0), u64_at(&key, 8)) else { continue };
-            let entry = Entry { message: Arc::new(value), released: true };
-            peers.entry(peer).or_default().entries.insert(seq, entry);
+            peers.entry(peer).or_default().insert(seq, &Arc::new(value), true);
         }
         let left: usize = peers.values().map(|p| p.entries.len()).sum();
         if left > 0 {
@@ -156,6 +176,22 @@ impl Outbox {
     /// Puts a copy of an encoded QoS 1/2 message for each of `peers` into `batch` (made
     /// durable) and holds them until the returned [`Held`] is dropped.
     pub fn hold(self: &Arc<Self>, peers: &[u64], message: Vec<u8>, batch: &mut Batch) -> Held {
+        let held = self.hold_copies(peers, message, batch);
+        batch.set_durable();
+        held
+    }
+
+    /// Sends `message` to each of `peers` through the outbox (reliably, in order) without
+    /// waiting for an fsync: for records whose loss in a power cut costs only duplicates
+    /// (session replica records).
+    pub fn send_reliable(self: &Arc<Self>, peers: &[u64], message: Vec<u8>) {
+        let mut batch = Batch::new();
+        let held = self.hold_copies(peers, message, &mut batch);
+        self.store.submit(batch);
+        drop(held);
+    }
+
+    fn hold_copies(self: &Arc<Self>, peers: &[u64], message: Vec<u8>, batch: &mut Batch) -> Held {
         let message = Arc::new(message);
         let mut copies = Vec::with_capacity(peers.len());
         let mut all = self.peers.lock();
@@ -164,10 +200,9 @@ impl Outbox {
             p.next += 1;
             let seq = (self.epoch << 32) | (p.next & 0xFFFF_FFFF);
             batch.put(Table::Outbox, entry_key(peer, seq), message.as_slice());
-            p.entries.insert(seq, Entry { message: message.clone(), released: false });
+            p.insert(seq, &message, false);
             copies.push((peer, seq));
         }
-        batch.set_durable();
         Held { outbox: Arc::downgrade(self), copies }
     }
 
@@ -197,11 +232,23 @@ impl Outbox {
             if !e.released {
                 break;
             }
-            let mut frame = Vec::with_capacity(17 + e.message.len());
+            let from_disk;
+            let message: &[u8] = match &e.message {
+                Some(m) => m,
+                None => match self.store.get(Table::Outbox, &entry_key(peer, seq)) {
+                    Ok(Some(m)) => {
+                        from_disk = m;
+                        &from_disk
+                    }
+                    // Not written yet, or unreadable: the resend timer tries again.
+                    _ => break,
+                },
+            };
+            let mut frame = Vec::with_capacity(17 + message.len());
             frame.push(RELIABLE);
             frame.extend_from_slice(&seq.to_be_bytes());
             frame.extend_from_slice(&last.to_be_bytes());
-            frame.extend_from_slice(&e.message);
+            frame.extend_from_slice(message);
             if !self.net.send_channel(peer, Channel::Publishes, frame) {
                 break; // the resend timer starts the chain again from what the peer has
             }
@@ -241,7 +288,10 @@ impl Outbox {
                 p.progress = Some(Instant::now());
             }
             let keep = p.entries.split_off(&(p.acked + 1));
-            for seq in std::mem::replace(&mut p.entries, keep).into_keys() {
+            for (seq, e) in std::mem::replace(&mut p.entries, keep) {
+                if e.message.is_some() {
+                    p.in_memory -= e.len;
+                }
                 b.delete(Table::Outbox, entry_key(peer, seq));
             }
         }
@@ -293,7 +343,7 @@ impl Outbox {
             .peers
             .lock()
             .iter()
-            .map(|(p, o)| (*p, o.entries.len(), o.entries.values().map(|e| e.message.len()).sum()))
+            .map(|(p, o)| (*p, o.entries.len(), o.entries.values().map(|e| e.len).sum()))
             .collect();
         v.sort_unstable();
         v
@@ -309,5 +359,16 @@ mod tests {
         let mut keys = vec![entry_key(2, 1 << 32 | 1), entry_key(1, 2 << 32 | 1), entry_key(1, 1 << 32 | 7)];
         keys.sort();
         assert_eq!(keys, vec![entry_key(1, 1 << 32 | 7), entry_key(1, 2 << 32 | 1), entry_key(2, 1 << 32 | 1)]);
+    }
+
+    #[test]
+    fn copies_beyond_the_memory_budget_are_kept_on_disk_only() {
+        let mut p = PeerOutbox::default();
+        let big = Arc::new(vec![0u8; IN_MEMORY_PER_PEER / 2 + 1]);
+        p.insert(1, &big, true);
+        p.insert(2, &big, true);
+        assert!(p.entries[&1].message.is_some());
+        assert!(p.entries[&2].message.is_none());
+        assert_eq!((p.in_memory, p.entries[&2].len), (big.len(), big.len()));
     }
 }

@@ -45,6 +45,16 @@ pub fn claim_command(node: u64, client_id: &str) -> Vec<u8> {
     c
 }
 
+/// A release command: node 0 (no node has it), the claim's epoch, then the client id. It
+/// removes the row only while that claim is still the latest, so a release racing with a
+/// new claim never removes the new owner.
+pub fn release_command(epoch: u64, client_id: &str) -> Vec<u8> {
+    let mut c = 0u64.to_be_bytes().to_vec();
+    c.extend_from_slice(&epoch.to_be_bytes());
+    c.extend_from_slice(client_id.as_bytes());
+    c
+}
+
 fn row_key(client_id: &str) -> Vec<u8> {
     [PREFIX, client_id.as_bytes()].concat()
 }
@@ -83,6 +93,11 @@ impl Owners {
         self.table.read().get(client_id).copied()
     }
 
+    /// The client ids `node` owns, with their claims' epochs.
+    pub fn owned_by(&self, node: u64) -> Vec<(String, u64)> {
+        self.table.read().iter().filter(|(_, o)| o.node == node).map(|(c, o)| (c.clone(), o.epoch)).collect()
+    }
+
     /// How many client ids have an owner.
     pub fn len(&self) -> usize {
         self.table.read().len()
@@ -101,6 +116,18 @@ impl StateMachine for Owners {
     fn apply(&self, index: u64, command: &[u8], writes: &mut Batch) -> Option<Owner> {
         let (node, client) = command.split_at_checked(8)?;
         let node = u64::from_be_bytes(node.try_into().ok()?);
+        if node == 0 {
+            let (epoch, client) = client.split_at_checked(8)?;
+            let epoch = u64::from_be_bytes(epoch.try_into().ok()?);
+            let client = std::str::from_utf8(client).ok()?;
+            let mut table = self.table.write();
+            let current = table.get(client).copied();
+            if current.is_some_and(|o| o.epoch == epoch) {
+                table.remove(client);
+                writes.delete(Table::Meta, row_key(client));
+            }
+            return current;
+        }
         let client = std::str::from_utf8(client).ok()?;
         let owner = Owner { node, epoch: index };
         let before = self.table.write().insert(client.to_string(), owner);
@@ -151,6 +178,19 @@ mod tests {
         copy.restore(&owners.snapshot(), &mut Batch::new()).unwrap();
         assert_eq!(copy.owner("dev"), Some(Owner { node: 2, epoch: 9 }));
         assert!(copy.restore(&[0, 0, 0, 9, 1], &mut Batch::new()).is_err());
+    }
+
+    #[test]
+    fn a_release_removes_only_the_claim_it_names() {
+        let owners = Owners::default();
+        let mut b = Batch::new();
+        owners.apply(7, &claim_command(1, "dev"), &mut b);
+        owners.apply(8, &release_command(6, "dev"), &mut b);
+        assert_eq!(owners.owner("dev"), Some(Owner { node: 1, epoch: 7 }), "an older claim's release");
+        assert_eq!(owners.owned_by(1), vec![("dev".to_string(), 7)]);
+        owners.apply(9, &release_command(7, "dev"), &mut b);
+        assert_eq!(owners.owner("dev"), None);
+        assert!(owners.is_empty());
     }
 
     #[test]

@@ -7,13 +7,14 @@
 //! 2. For a resumed session (clean start 0) the new node asks the old owner for the export
 //!    over the requests stream, quoting its claim's epoch. An older claim than the one the
 //!    old owner has applied since gets nothing (the client has moved on again).
-//! 3. The new node builds the session from the export and answers CONNACK with session
-//!    present. If the old owner cannot be reached in time, the session starts empty, and
-//!    the old owner drops its copy when it applies the claim.
+//! 3. The new node builds the session from the export, merged with its own replica of it
+//!    (`broker/replica.rs`), and answers CONNACK with session present. If the old owner
+//!    cannot be reached in time, the replica alone is resumed (or, with sessions not
+//!    replicated, the session starts empty); the old owner keeps its copy as a replica (or
+//!    drops it) when it applies the claim.
 //!
-//! Messages routed to the old owner between its handing over and the new node's routes
-//! reaching the publisher's node are not delivered to the moved session; docs/decisions.md
-//! records this gap.
+//! Every copy of a replicated session has the same routes, so messages routed while the
+//! session moves reach the node it moves to.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,14 +24,18 @@ use std::time::{Duration, Instant};
 use ferrite_cluster::{Channel, Group, GroupError, QuicNet};
 use parking_lot::Mutex;
 
-use super::owners::{claim_command, OnClaim, Owner, Owners};
-use crate::broker::handover::SessionExport;
+use super::owners::{claim_command, release_command, OnClaim, Owner, Owners};
+use crate::broker::handover::{Claim, SessionExport};
 use crate::broker::Broker;
 
 /// How long the new node waits for the old owner's export.
 const ASK_WITHIN: Duration = Duration::from_secs(5);
 /// How long an export waits to be fetched.
 const KEEP_EXPORT: Duration = Duration::from_secs(60);
+/// How often this node looks for client ids it owns that no longer have a session here.
+const RELEASE_EVERY: Duration = Duration::from_secs(10);
+/// Client ids released per look, at most.
+const RELEASES_PER_LOOK: usize = 1000;
 
 const REQUEST: u8 = 0;
 const ANSWER: u8 = 1;
@@ -65,19 +70,19 @@ impl Handover {
         // The exports lock is held across the export, so a request racing with this claim
         // finds the session either still here or in `exports`.
         let mut exports = self.exports.lock();
-        let Some(export) = self.broker.export_session(client) else { return };
+        let Some(export) = self.broker.export_session(client, owner.epoch) else { return };
         exports.retain(|_, (_, at)| at.elapsed() < KEEP_EXPORT);
         exports.insert(client.to_string(), (export, Instant::now()));
     }
 
     /// The session to hand to the node that claimed `client`: the one exported when the
     /// claim was applied, or (the claim is not applied here yet) the live one, exported now.
-    fn take(&self, client: &str) -> Option<SessionExport> {
+    fn take(&self, client: &str, epoch: u64) -> Option<SessionExport> {
         let mut exports = self.exports.lock();
         if let Some((export, _)) = exports.remove(client) {
             return Some(export);
         }
-        self.broker.export_session(client)
+        self.broker.export_session(client, epoch)
     }
 }
 
@@ -133,23 +138,66 @@ impl Takeover {
                 }
             }),
         );
+        self.start_releasing();
         for client in broker.session_ids() {
-            if self.owners.state().owner(&client).is_some_and(|o| o.node != self.node) {
-                tracing::info!(client_id = %client, "dropping a session another node took over while this one was down");
-                broker.export_session(&client);
+            let Some(owner) = self.owners.state().owner(&client).filter(|o| o.node != self.node) else { continue };
+            if broker.export_session(&client, owner.epoch).is_some() {
+                tracing::info!(client_id = %client, node = owner.node, "a session another node took over while this one was down is now that node's");
             }
         }
     }
 
-    /// Claims `client_id` for this node; with `resume`, fetches the session from the node
-    /// that held it. Answers the session to resume, if any came.
-    pub async fn claim(self: &Arc<Self>, client_id: &str, resume: bool) -> Result<Option<SessionExport>, ClaimError> {
-        let before = self.owners.propose_wait(claim_command(self.node, client_id)).await?;
-        let Some(previous) = before.filter(|o| o.node != self.node) else { return Ok(None) };
-        if !resume {
-            return Ok(None);
+    /// Keeps the owners table to the client ids that have a session: every
+    /// [`RELEASE_EVERY`], a client id this node owns that had no session here at the last
+    /// look too, under the same claim, is released (`owners::release_command`). Two looks
+    /// apart, because a claim is committed a moment before its session opens.
+    fn start_releasing(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new().name("owners-release".into()).spawn(move || {
+            let mut sessionless = HashMap::new();
+            loop {
+                std::thread::sleep(RELEASE_EVERY);
+                let Some(me) = me.upgrade() else { return };
+                sessionless = me.release_sessionless(&sessionless);
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start releasing client ids; the owners table will keep every client id");
         }
+    }
+
+    /// Releases the client ids in `seen` still without a session; answers the ones without
+    /// a session now, for the next look.
+    fn release_sessionless(&self, seen: &HashMap<String, u64>) -> HashMap<String, u64> {
+        let broker = &self.handover.broker;
+        let mut now = HashMap::new();
+        let mut released = 0;
+        for (client, epoch) in self.owners.state().owned_by(self.node) {
+            if broker.session(&client).is_some() {
+                continue;
+            }
+            if seen.get(&client) == Some(&epoch) && released < RELEASES_PER_LOOK {
+                self.owners.propose(release_command(epoch, &client), Box::new(|_| {}));
+                released += 1;
+            } else {
+                now.insert(client, epoch);
+            }
+        }
+        if released > 0 {
+            tracing::debug!(released, "released client ids that no longer have a session");
+        }
+        now
+    }
+
+    /// Claims `client_id` for this node; with `resume`, fetches the session from the node
+    /// that held it. Answers the claim's epoch and the session to resume, if any came.
+    pub async fn claim(self: &Arc<Self>, client_id: &str, resume: bool) -> Result<Claim, ClaimError> {
+        let before = self.owners.propose_wait(claim_command(self.node, client_id)).await?;
         let epoch = self.owners.state().owner(client_id).map_or(0, |o| o.epoch);
+        let Some(previous) = before.filter(|o| o.node != self.node) else { return Ok(Claim { epoch, export: None }) };
+        if !resume {
+            return Ok(Claim { epoch, export: None });
+        }
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.waiting.lock().insert(id, tx);
@@ -164,14 +212,14 @@ impl Takeover {
         };
         self.waiting.lock().remove(&id);
         match answer {
-            Some(bytes) => Ok(SessionExport::decode(&bytes)),
+            Some(bytes) => Ok(Claim { epoch, export: SessionExport::decode(&bytes) }),
             None => {
                 tracing::warn!(
                     client_id,
                     node = previous.node,
-                    "the node that held the session did not hand it over; starting it empty"
+                    "the node that held the session did not hand it over; resuming this node's replica of it, if any"
                 );
-                Ok(None)
+                Ok(Claim { epoch, export: None })
             }
         }
     }
@@ -215,6 +263,6 @@ impl Takeover {
         if self.owners.state().owner(client).is_some_and(|o| o.epoch > epoch) {
             return None;
         }
-        self.handover.take(client)
+        self.handover.take(client, epoch)
     }
 }

@@ -13,7 +13,7 @@ use ferrite_aws::AwsError;
 use super::error::ApiResult;
 use super::paging::{page_after, page_response};
 use super::Api;
-use crate::broker::message::{now_ms, Message};
+use crate::broker::message::{new_id, now_ms, Message};
 use crate::registry::is_resource_name;
 use crate::shadow::topics::{Operation, Request as ShadowRequest, MAX_SHADOW_NAME, MAX_THING_NAME};
 
@@ -121,6 +121,7 @@ pub async fn publish(api: web::Data<Api>, call: Call<IotData>) -> ApiResult {
         publisher: None,
         created_ms: now_ms(),
         rule_hops: 0,
+        id: new_id(),
     });
     if !broker.publish_and_wait(&msg).await.stored {
         return Err(AwsError::internal());

@@ -15,7 +15,7 @@ use ferrite_mqtt::topic::TopicLimits;
 use ferrite_rules::ActionKind;
 use tokio::sync::mpsc;
 
-use crate::broker::message::{now_ms, Message};
+use crate::broker::message::{new_id, now_ms, Message};
 use crate::broker::publisher::Publisher;
 use ferrite_http_client as http_client;
 
@@ -308,6 +308,7 @@ async fn execute(job: &Job, node: &Node) -> Result<(), String> {
                 publisher: None,
                 created_ms: now_ms(),
                 rule_hops: job.meta.rule_hops.saturating_add(1),
+                id: new_id(),
             });
             let published = node.publisher.publish_and_wait(msg).await;
             if !published.stored {

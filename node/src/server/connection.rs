@@ -32,7 +32,7 @@ use super::decide::{acks, publish::Limits};
 use super::framing::{PacketDecoder, ReadError};
 use super::Origin;
 use crate::broker::lifecycle::{self, DisconnectReason};
-use crate::broker::message::{now_ms, Message};
+use crate::broker::message::{new_id, now_ms, Message};
 use crate::broker::session::Send as SessionSend;
 use crate::broker::{Broker, ConnLink, Kick, SessionHandle, Wake};
 use crate::identity::authz::{Action, ConnectionAuthz, Principal};
@@ -479,7 +479,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         }
         self.keep_alive = Duration::from_secs(admission.keep_alive as u64);
         let Some(takeover) = self.services.takeover.clone() else {
-            return self.attach_session(ctx, c, admission, None);
+            return self.attach_session(ctx, c, admission, Default::default());
         };
         // In a cluster the client id is claimed first: the node that held the session
         // hands it over, and a node cut off from the majority cannot admit the client.
@@ -487,8 +487,8 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let claiming = takeover.clone();
         let claim = async move { claiming.claim(&claim_id, resume).await };
         ctx.wait(claim.into_actor(self).map(move |answer, act, ctx| match answer {
-            Ok(imported) => {
-                act.attach_session(ctx, c, admission, imported);
+            Ok(claimed) => {
+                act.attach_session(ctx, c, admission, claimed);
                 if takeover.superseded(&client_id) {
                     // Another node's claim was applied while this one waited for the
                     // handover: that connection is the later one and wins.
@@ -511,7 +511,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         ctx: &mut Context<Self>,
         c: Connect,
         admission: Admission,
-        imported: Option<crate::broker::handover::SessionExport>,
+        claim: crate::broker::handover::Claim,
     ) {
         let broker = self.broker.clone();
         let cfg = &broker.config;
@@ -519,7 +519,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let addr = ctx.address();
         let client_id = admission.client_id.clone();
         let opened =
-            broker.open_session(&client_id, c.clean_start, admission.expiry, c.protocol, imported, |generation| {
+            broker.open_session(&client_id, c.clean_start, admission.expiry, c.protocol, claim, |generation| {
                 ConnLink { generation, wake: addr.clone().recipient(), kick: addr.clone().recipient() }
             });
         let client_receive_max = c.properties.receive_maximum.unwrap_or(u16::MAX) as usize;
@@ -787,6 +787,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             publisher: Some(a.client_id.clone()),
             created_ms: now_ms(),
             rule_hops: 0,
+            id: new_id(),
         });
         let mut batch = ferrite_cluster::Batch::new();
         let mut routed = broker.route(&msg, &mut batch);

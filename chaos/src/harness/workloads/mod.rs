@@ -3,6 +3,7 @@
 //! cluster definitely refused it, info when the outcome is unknown) to the history. A
 //! process whose outcome was unknown reconnects before its next operation.
 
+pub mod delivery;
 pub mod qos1;
 pub mod retained;
 pub mod shadow;
@@ -28,6 +29,12 @@ pub enum Workload {
     Retained,
     /// Clients with the same ids connecting to different nodes.
     Takeover,
+    /// A persistent subscriber moving between nodes while connected.
+    Moving,
+    /// A persistent subscriber away while messages queue, back on another node.
+    Offline,
+    /// A shared subscription with a member on every node.
+    Shared,
 }
 
 impl std::str::FromStr for Workload {
@@ -38,7 +45,12 @@ impl std::str::FromStr for Workload {
             "shadow" => Ok(Workload::Shadow),
             "retained" => Ok(Workload::Retained),
             "takeover" => Ok(Workload::Takeover),
-            other => Err(format!("unknown workload {other:?}: expected qos1, shadow, retained or takeover")),
+            "moving" => Ok(Workload::Moving),
+            "offline" => Ok(Workload::Offline),
+            "shared" => Ok(Workload::Shared),
+            other => Err(format!(
+                "unknown workload {other:?}: expected qos1, shadow, retained, takeover, moving, offline or shared"
+            )),
         }
     }
 }

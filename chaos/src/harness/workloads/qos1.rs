@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferrite_mqtt::packet::Publish;
 use serde_json::json;
 
 use super::Ctx;
@@ -45,22 +46,40 @@ pub async fn start(ctx: Arc<Ctx>) -> Vec<tokio::task::JoinHandle<()>> {
     }
     // Routes reach the other nodes.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut tasks = vec![tokio::spawn(subscriber(ctx.clone(), process, sub_node))];
+    let names = Names::QOS1;
+    let mut tasks = vec![tokio::spawn(subscriber(ctx.clone(), process, sub_node, SUBSCRIBER, "chaos/q/#", names))];
     for p in 0..PUBLISHERS {
         let node = if ctx.nodes > 1 { 1 + p % (ctx.nodes - 1) } else { 1 };
         let process = ctx.process();
-        tasks.push(tokio::spawn(publisher(ctx.clone(), process, node)));
+        tasks.push(tokio::spawn(publisher(ctx.clone(), process, node, "chaos/q", names)));
     }
     tasks
 }
 
-async fn subscriber(ctx: Arc<Ctx>, process: u64, node: usize) {
+/// The operation names a delivery workload records.
+#[derive(Debug, Clone, Copy)]
+pub struct Names {
+    /// A QoS 1 publish.
+    pub publish: &'static str,
+    /// A delivery to a subscriber.
+    pub receive: &'static str,
+}
+
+impl Names {
+    /// This workload's.
+    pub const QOS1: Names = Names { publish: "publish", receive: "receive" };
+}
+
+/// A subscriber with a persistent session that stays on `node` (reconnecting there after
+/// every fault) and records each delivery as `names.receive`; it returns once the run has
+/// settled and nothing arrived for a while.
+pub async fn subscriber(ctx: Arc<Ctx>, process: u64, node: usize, client_id: &str, filter: &str, names: Names) {
     let mut quiet_since = None::<tokio::time::Instant>;
     'connect: loop {
-        let mut client = match mqtt::connect(mqtt_addr(node), SUBSCRIBER, false, 3600).await {
+        let mut client = match mqtt::connect(mqtt_addr(node), client_id, false, 3600).await {
             // A session the node lost is a violation the checker counts (the messages
             // queued in it are gone); like a device, subscribe again and go on.
-            Ok(mut c) if !c.session_present => match c.subscribe(&["chaos/q/#"]).await {
+            Ok(mut c) if !c.session_present => match c.subscribe(&[filter]).await {
                 Ok(()) => c,
                 Err(_) => continue 'connect,
             },
@@ -79,9 +98,7 @@ async fn subscriber(ctx: Arc<Ctx>, process: u64, node: usize) {
             match client.receive(Duration::from_secs(1)).await {
                 Ok(Some(p)) => {
                     quiet_since = None;
-                    let id = String::from_utf8_lossy(&p.payload).to_string();
-                    let op = ctx.invoke(process, "receive", Some(&p.topic), json!(null), node);
-                    ctx.complete(&op, Outcome::Ok, json!(id));
+                    record_delivery(&ctx, process, names, node, &p);
                 }
                 Ok(None) => {
                     if ctx.settled.load(std::sync::atomic::Ordering::Relaxed) {
@@ -98,8 +115,17 @@ async fn subscriber(ctx: Arc<Ctx>, process: u64, node: usize) {
     }
 }
 
-async fn publisher(ctx: Arc<Ctx>, process: u64, node: usize) {
-    let topic = format!("chaos/q/{process}");
+/// Records a delivery of message `p` (its payload is the message id) on `node`.
+pub fn record_delivery(ctx: &Ctx, process: u64, names: Names, node: usize, p: &Publish) {
+    let id = String::from_utf8_lossy(&p.payload).to_string();
+    let op = ctx.invoke(process, names.receive, Some(&p.topic), json!(null), node);
+    ctx.complete(&op, Outcome::Ok, json!(id));
+}
+
+/// A publisher on `node` of numbered QoS 1 messages to `{prefix}/{process}`, each recorded
+/// as `names.publish`, until the faulty phase ends.
+pub async fn publisher(ctx: Arc<Ctx>, process: u64, node: usize, prefix: &str, names: Names) {
+    let topic = format!("{prefix}/{process}");
     let mut seq = 0u64;
     let client_id = format!("chaos-pub-{process}");
     while !ctx.stopping() {
@@ -107,7 +133,7 @@ async fn publisher(ctx: Arc<Ctx>, process: u64, node: usize) {
         while !ctx.stopping() {
             seq += 1;
             let id = format!("{process}-{seq}");
-            let op = ctx.invoke(process, "publish", Some(&topic), json!(id), node);
+            let op = ctx.invoke(process, names.publish, Some(&topic), json!(id), node);
             match client.publish(&topic, Bytes::from(id.clone()), false).await {
                 Ok(()) => ctx.complete(&op, Outcome::Ok, json!(id)),
                 Err(failure) => {
