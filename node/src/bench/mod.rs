@@ -95,6 +95,10 @@ pub struct BenchArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Subscribers keep persistent sessions (clean start 0, session expiry 300 s), as
+    /// devices that must not miss messages do; in a cluster these are replicated.
+    #[arg(long)]
+    pub persistent: bool,
     /// MQTT username every client sends (for brokers that authenticate, e.g. a custom
     /// authorizer)
     #[arg(long)]
@@ -275,13 +279,20 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
     // Subscribers first.
     let mut sub_tasks = Vec::new();
     for (i, filter) in sub_filters.iter().enumerate() {
-        let (mut reader, mut writer) = connect(
+        let (username, password) = credentials(&args);
+        let options = client::ConnectOptions {
+            clean_start: !args.persistent,
+            session_expiry: args.persistent.then_some(300),
+            keep_alive: 0,
+            username,
+            password,
+        };
+        let (mut reader, mut writer, _) = client::connect_with(
             sub_target_of(&args, i),
             source_ip(&args, i),
             &format!("bench-sub-{run_id}-{i}"),
             version,
-            0,
-            credentials(&args),
+            options,
         )
         .await?;
         writer.push(&Packet::Subscribe(Subscribe {

@@ -599,20 +599,18 @@ impl Broker {
         let mut batch = Batch::new();
         let mut leftovers = Vec::new();
         let imported = claim.export.filter(|_| !clean_start);
-        // What a replica here held, merged into the imported session.
-        let mut replica_held = Vec::new();
         // A persistent session (or a copy of one) was here: replicas hear when it ends.
         let mut had_persistent = false;
+        // A replica here is resumed in place, the imported session merged into it: it never
+        // leaves the routing index, so no forwarded message arrives while it is missing.
+        let resume_here = |old: &Arc<SessionHandle>| imported.is_none() || old.inner.lock().replica.is_some();
         let resumed = match existing {
-            Some(old) if !clean_start && imported.is_none() => Some(old),
+            Some(old) if !clean_start && resume_here(&old) => Some(old),
             Some(old) => {
                 {
                     let mut inner = old.inner.lock();
                     kicked = inner.conn.take();
                     had_persistent = inner.expiry_interval > 0;
-                    if inner.replica.is_some() && imported.is_some() {
-                        replica_held = inner.state.take_all();
-                    }
                 }
                 leftovers = self.end_session(&old, &mut shard, &mut batch);
                 None
@@ -620,8 +618,12 @@ impl Broker {
             None => None,
         };
         let session_present = resumed.is_some() || imported.is_some();
+        let mut absorb = None;
         let session = match (resumed, imported) {
-            (Some(s), _) => s,
+            (Some(s), import) => {
+                absorb = import;
+                s
+            }
             (None, Some(export)) => {
                 let s = self.session_from_export(client_id, export, expiry, protocol, generation, &mut batch);
                 shard.insert(s.client_id.clone(), s.clone());
@@ -643,8 +645,8 @@ impl Broker {
             }
             had_persistent |= session_present && inner.expiry_interval > 0;
             self.promote(&session, &mut inner);
-            if !replica_held.is_empty() {
-                self.merge_replica_queue(client_id, &mut inner, std::mem::take(&mut replica_held), &mut batch);
+            if let Some(export) = absorb {
+                self.absorb_export(&session, &mut inner, export, expiry > 0, &mut batch);
             }
             inner.epoch = inner.epoch.max(claim.epoch);
             inner.generation = generation;

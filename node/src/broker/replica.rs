@@ -336,38 +336,70 @@ impl Broker {
         self.metrics.sessions.inc();
     }
 
-    /// Adds to an owned session the messages its replica here held that the previous
-    /// owner's export lacked (by id), stored under new keys in `batch`.
-    pub(super) fn merge_replica_queue(
+    /// Makes a replica being resumed here (already promoted) the session the previous
+    /// owner handed over: its subscriptions become the export's, and its queue the
+    /// export's messages followed by those only the replica held (by id). With `persist`,
+    /// the new records go into `batch`.
+    pub(super) fn absorb_export(
         &self,
-        client_id: &str,
+        session: &Arc<SessionHandle>,
         inner: &mut super::SessionInner,
-        held: Vec<Outgoing>,
+        export: SessionExport,
+        persist: bool,
         batch: &mut Batch,
     ) {
-        let known: HashSet<u128> = inner.state.message_ids().collect();
-        let mut added = 0usize;
-        for mut out in held {
-            if out.msg.id == 0 || known.contains(&out.msg.id) || out.qos == QoS::AtMostOnce {
-                continue;
+        let client_id = &*session.client_id;
+        let wanted: HashSet<&str> = export.subscriptions.iter().map(|(f, _)| f.as_str()).collect();
+        let gone: Vec<String> =
+            inner.state.subscriptions.keys().filter(|f| !wanted.contains(f.as_str())).cloned().collect();
+        for raw in gone {
+            inner.state.subscriptions.remove(&raw);
+            batch.delete(Table::Subscriptions, sub_key(client_id, &raw));
+            self.unindex_subscription(session, &raw, Kinds::All);
+        }
+        for (raw, s) in export.subscriptions {
+            if persist {
+                batch.put(
+                    Table::Subscriptions,
+                    sub_key(client_id, &raw),
+                    encode_options(&s.options, s.subscription_id),
+                );
             }
-            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-            let mut bytes = Vec::with_capacity(out.msg.payload.len() + out.msg.topic.len() + 48);
-            out.msg.encode(&mut bytes);
-            batch.put(Table::Queue, queue_key(client_id, seq), encode_queued(&out, 0, false, &bytes));
-            out.store_seq = Some(seq);
+            self.index_subscription(session, &raw, &s, Kinds::All);
+            inner.state.subscriptions.insert(raw, s);
+        }
+        let held = inner.state.take_all();
+        let exported: HashSet<u128> = export.queue.iter().map(|o| o.msg.id).filter(|id| *id != 0).collect();
+        for mut out in export.queue {
+            if persist && out.qos != QoS::AtMostOnce {
+                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+                let mut bytes = Vec::with_capacity(out.msg.payload.len() + out.msg.topic.len() + 48);
+                out.msg.encode(&mut bytes);
+                batch.put(Table::Queue, queue_key(client_id, seq), encode_queued(&out, 0, false, &bytes));
+                batch.set_durable();
+                out.store_seq = Some(seq);
+            }
             if inner.state.enqueue(out).is_err() {
                 self.metrics.messages_dropped_queue_full_total.inc();
-                batch.delete(Table::Queue, queue_key(client_id, seq));
-            } else {
-                added += 1;
             }
         }
-        if added > 0 {
-            batch.set_durable();
+        let mut only_here = 0usize;
+        for out in held {
+            if exported.contains(&out.msg.id) {
+                if let Some(seq) = out.store_seq {
+                    batch.delete(Table::Queue, queue_key(client_id, seq));
+                }
+                continue;
+            }
+            only_here += 1;
+            if inner.state.enqueue(out).is_err() {
+                self.metrics.messages_dropped_queue_full_total.inc();
+            }
+        }
+        if only_here > 0 {
             tracing::info!(
                 client_id,
-                added,
+                only_here,
                 "messages only this node's replica held were added to the resumed session"
             );
         }
