@@ -767,13 +767,14 @@ def test_a_shared_subscription_is_one_group_across_the_cluster(cluster):
     # A member that takes messages and never acknowledges them, then leaves: they go to the
     # member on node 3.
     lazy = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="lazy", protocol=mqtt.MQTTv5, manual_ack=True)
-    held = queue.Queue()
+    held, subscribed = queue.Queue(), threading.Event()
     lazy.on_message = lambda cl, u, m: held.put(m.payload.decode())
+    lazy.on_subscribe = lambda *args: subscribed.set()
     lazy.connect(a.host, a.mqtt_port)
     lazy.loop_start()
     one.close()
     lazy.subscribe("$share/g/work/#", qos=1)
-    time.sleep(0.5)
+    assert subscribed.wait(10), "no SUBACK"
     for i in range(10):
         pub_a.publish("work/item", f"held{i}", qos=1)
     assert sorted(held.get(timeout=10) for _ in range(10)) == sorted(f"held{i}" for i in range(10))

@@ -745,8 +745,10 @@ impl Broker {
         let expiry;
         {
             let mut inner = session.inner.lock();
-            if inner.generation != generation || inner.ended {
-                return; // taken over: the new connection owns the session now
+            if inner.generation != generation || inner.ended || inner.replica.is_some() {
+                // Taken over: the new connection owns the session now (on this node, or on
+                // another, which left a replica here).
+                return;
             }
             inner.conn = None;
             session.online.store(false, Ordering::Relaxed);
@@ -1461,5 +1463,115 @@ mod tests {
         assert!(again.session_present);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(*kicks.lock(), vec![reason::SESSION_TAKEN_OVER]);
+    }
+
+    /// A cluster stand-in for the replica tests: records what the broker mirrors.
+    #[derive(Default)]
+    struct Mirrored(Mutex<Vec<Vec<u8>>>);
+
+    impl Peers for Mirrored {
+        fn forward(
+            &self,
+            _msg: &Arc<Message>,
+            _shared_only: bool,
+            _served_here: &dyn Fn(&str) -> bool,
+            _batch: &mut Batch,
+        ) -> hooks::Forwarded {
+            hooks::Forwarded::default()
+        }
+        fn added(&self, _filter: &str, _group: Option<&str>) {}
+        fn removed(&self, _filter: &str, _group: Option<&str>) {}
+        fn replicates_sessions(&self) -> bool {
+            true
+        }
+        fn mirror(&self, record: Vec<u8>) {
+            self.0.lock().push(record);
+        }
+    }
+
+    fn open_member(dir: &std::path::Path, node_id: u64, peers: Arc<Mirrored>) -> Arc<Broker> {
+        let store = Arc::new(Store::open(dir).expect("a store"));
+        let member = ferrite_cluster::Member::single();
+        let view = ClusterView { node_id, address: None, net: None };
+        let peers: Arc<dyn Peers> = peers;
+        Broker::open(
+            BrokerConfig::default(),
+            store,
+            Arc::default(),
+            view,
+            &member,
+            Some(peers),
+            Arc::new(hooks::NoObserver),
+        )
+        .expect("a broker")
+    }
+
+    /// Hands every record `from` mirrored so far to `to`, as the outbox would.
+    fn relay(from: &Mirrored, to: &Broker) {
+        let mut batch = Batch::new();
+        for record in from.0.lock().drain(..) {
+            to.apply_replica_record(&record, &mut batch);
+        }
+        to.store.write_now(batch).unwrap();
+    }
+
+    #[actix_rt::test]
+    async fn a_replica_follows_its_owner_and_resumes_what_the_owner_had_not_delivered() {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mirror_a, mirror_b) = (Arc::new(Mirrored::default()), Arc::new(Mirrored::default()));
+        let owner = open_member(dir_a.path(), 1, mirror_a.clone());
+        let other = open_member(dir_b.path(), 2, mirror_b.clone());
+        let addr = Probe::default().start();
+        let claim = handover::Claim { epoch: 5, export: None };
+        let opened = owner.open_session("dev", false, 3600, ProtocolVersion::V5, claim, link(&addr));
+        let qos1 = SubOptions { qos: QoS::AtLeastOnce, ..Default::default() };
+        owner.subscribe(&opened.session, "t/#", qos1, None, &mut Batch::new()).unwrap();
+        relay(&mirror_a, &other);
+        let copy = other.session("dev").expect("a replica");
+        assert!(copy.inner.lock().replica.is_some());
+        assert_eq!(other.metrics.session_replicas.get(), 1);
+        assert_eq!(other.session_count(), 0, "a replica is not a session this node owns");
+
+        // Two messages reach both copies; the owner's client acknowledges the first.
+        let (m1, m2) = (message("t/1", QoS::AtLeastOnce), message("t/2", QoS::AtLeastOnce));
+        for m in [&m1, &m2] {
+            let mut batch = Batch::new();
+            owner.route(m, &mut batch).wake();
+            other.deliver_forwarded(m.clone(), &[], false, &mut batch).wake();
+        }
+        assert_eq!(copy.inner.lock().state.pending(), 2);
+        let (mut sends, mut ops) = (Vec::new(), Vec::new());
+        {
+            let mut inner = opened.session.inner.lock();
+            inner.state.drain(now_ms(), &mut sends, &mut ops);
+            let first = match &sends[0] {
+                session::Send::Publish { packet_id: Some(id), .. } => *id,
+                other => panic!("expected a QoS 1 publish, got {other:?}"),
+            };
+            assert!(inner.state.on_puback(first, &mut ops));
+        }
+        owner.apply_store_ops(&opened.session, &ops);
+        relay(&mirror_a, &other);
+        assert_eq!(copy.inner.lock().state.message_ids().collect::<Vec<_>>(), vec![m2.id]);
+
+        // The owner is gone; the client resumes on the other node from the replica.
+        let claim = handover::Claim { epoch: 9, export: None };
+        let resumed = other.open_session("dev", false, 3600, ProtocolVersion::V5, claim, link(&addr));
+        assert!(resumed.session_present);
+        assert!(Arc::ptr_eq(&resumed.session, &copy), "resumed in place");
+        assert!(resumed.session.inner.lock().replica.is_none());
+        assert_eq!(resumed.session.inner.lock().state.message_ids().collect::<Vec<_>>(), vec![m2.id]);
+        assert_eq!((other.metrics.session_replicas.get(), other.session_count()), (0, 1));
+
+        // A late record from the old owner (older epoch) cannot end the new owner's session,
+        // and the new owner's settings reach the old node, whose claim hook made it a replica.
+        owner.export_session("dev", 9);
+        assert!(owner.session("dev").unwrap().inner.lock().replica.is_some());
+        other.mirror("dev", 5, replica::Record::End);
+        relay(&mirror_b, &owner);
+        assert!(owner.session("dev").is_some_and(|s| s.inner.lock().replica.is_some()));
+        owner.mirror("dev", 5, replica::Record::End);
+        relay(&mirror_a, &other);
+        assert!(other.session("dev").is_some(), "an older owner's End is ignored");
     }
 }

@@ -258,6 +258,15 @@ impl Takeover {
         self.owners.state().owner(client_id).is_some_and(|o| o.node != self.node)
     }
 
+    /// Gives this node's session of `client_id` up to the node whose later claim replaced
+    /// this node's (see [`Takeover::superseded`]): it stays here as a replica (or goes,
+    /// with sessions not replicated), so only the claim's node owns it.
+    pub fn give_up(&self, client_id: &str) {
+        if let Some(owner) = self.owners.state().owner(client_id).filter(|o| o.node != self.node) {
+            let _ = self.handover.broker.export_session(client_id, owner.epoch);
+        }
+    }
+
     /// The session for a claim of epoch `epoch`: nothing when a later claim replaced it.
     fn hand_over(&self, client: &str, epoch: u64) -> Option<SessionExport> {
         if self.owners.state().owner(client).is_some_and(|o| o.epoch > epoch) {

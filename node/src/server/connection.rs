@@ -495,6 +495,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                     tracing::info!(client_id = %client_id, "a later claim from another node replaced this connection's");
                     act.ending(DisconnectReason::DuplicateClientId);
                     act.close(ctx, Some(reason::SESSION_TAKEN_OVER), "session taken over");
+                    takeover.give_up(&client_id);
                 }
                 act.flush();
             }
