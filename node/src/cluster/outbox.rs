@@ -42,6 +42,10 @@ const RESEND_AFTER: Duration = Duration::from_secs(2);
 /// while) copies are only on disk and are read back when their turn to be sent comes.
 const IN_MEMORY_PER_PEER: usize = 8 << 20;
 
+/// A peer gone from the address book (removed from the cluster) this long has its copies
+/// dropped: nobody will acknowledge them.
+const FORGET_REMOVED_AFTER: Duration = Duration::from_secs(60);
+
 /// The key of the node's boot epoch in the meta table.
 const EPOCH_KEY: &[u8] = b"outbox/epoch";
 
@@ -79,6 +83,8 @@ struct PeerOutbox {
     progress: Option<Instant>,
     /// Bytes of `entries` held in memory.
     in_memory: usize,
+    /// Since when the peer has not been in the address book (it left the cluster).
+    absent_since: Option<Instant>,
 }
 
 impl PeerOutbox {
@@ -301,6 +307,7 @@ impl Outbox {
     }
 
     fn resend_stale(&self) {
+        self.forget_removed_peers();
         let stale: Vec<u64> = self
             .peers
             .lock()
@@ -316,6 +323,37 @@ impl Outbox {
                 tracing::debug!(peer, "resending unacknowledged forwarded publishes");
                 self.restart_chain(peer, None);
             }
+        }
+    }
+
+    /// Drops the copies of peers that have been out of the address book (removed from the
+    /// cluster) for [`FORGET_REMOVED_AFTER`].
+    fn forget_removed_peers(&self) {
+        let members: std::collections::HashSet<u64> = self.net.peers().into_iter().map(|(id, _)| id).collect();
+        let mut b = Batch::new();
+        self.peers.lock().retain(|&peer, p| {
+            if members.contains(&peer) {
+                p.absent_since = None;
+                return true;
+            }
+            let since = *p.absent_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < FORGET_REMOVED_AFTER {
+                return true;
+            }
+            if !p.entries.is_empty() {
+                tracing::warn!(
+                    peer,
+                    copies = p.entries.len(),
+                    "dropping forwarded publishes for a node that left the cluster"
+                );
+            }
+            for seq in p.entries.keys() {
+                b.delete(Table::Outbox, entry_key(peer, *seq));
+            }
+            false
+        });
+        if !b.is_empty() {
+            self.store.submit(b);
         }
     }
 

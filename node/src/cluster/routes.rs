@@ -184,6 +184,37 @@ impl ClusterRoutes {
         for (peer, _) in self.net.peers() {
             self.send_full(peer, true);
         }
+        let me = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new().name("routes-prune".into()).spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            let Some(me) = me.upgrade() else { return };
+            me.forget_removed_peers();
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start pruning the routes of removed nodes");
+        }
+    }
+
+    /// Drops the routes of nodes no longer in the address book (removed from the cluster),
+    /// so nothing more is forwarded to them.
+    fn forget_removed_peers(&self) {
+        let members: HashSet<u64> = self.net.peers().into_iter().map(|(id, _)| id).collect();
+        let mut peers = self.peers.lock();
+        let gone: Vec<u64> = peers.keys().copied().filter(|p| !members.contains(p)).collect();
+        for node in gone {
+            let name = peer_name(node);
+            if let Some(known) = peers.remove(&node) {
+                for key in &known.filters {
+                    let (filter, group) = split_route_key(key);
+                    self.remote.unsubscribe(filter, group, &name);
+                }
+                tracing::info!(
+                    node,
+                    routes = known.filters.len(),
+                    "dropped the routes of a node that left the cluster"
+                );
+            }
+        }
     }
 
     fn send(&self, peer: u64, update: &RouteUpdate) {
