@@ -422,6 +422,27 @@ mod tests {
         assert_eq!(Addressed::decode(&[2, b'E']), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_record_round_trips_and_garbage_never_panics(
+            client in "[a-z0-9/-]{0,40}", epoch in proptest::prelude::any::<u64>(), kind in 0u8..3,
+            fresh in proptest::prelude::any::<bool>(),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            ids in proptest::collection::vec(proptest::prelude::any::<u128>(), 0..8),
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96),
+        ) {
+            let record = match kind {
+                0 => Record::Upsert { fresh, session: body },
+                1 => Record::Consumed(ids),
+                _ => Record::End,
+            };
+            let a = Addressed { client_id: client, epoch, record };
+            proptest::prop_assert_eq!(Addressed::decode(&a.encode()), Some(a));
+            let _ = Addressed::decode(&garbage);
+            let _ = Addressed::decode(&[&[RECORD][..], &garbage].concat());
+        }
+    }
+
     #[test]
     fn an_early_consumption_drops_the_message_once() {
         let mut r = ReplicaState::default();

@@ -460,6 +460,23 @@ mod tests {
         assert!(unwrap_shared(&frame[..6]).is_none());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn shared_frames_round_trip_and_garbage_never_panics(
+            groups in proptest::collection::vec("[a-z$/+#]{0,30}", 0..5),
+            only in proptest::prelude::any::<bool>(),
+            message in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96),
+        ) {
+            let groups: Vec<Arc<str>> = groups.into_iter().map(Arc::from).collect();
+            let frame = wrap_shared(&groups, only, &message);
+            let (serve, rest) = unwrap_shared(&frame).unwrap();
+            proptest::prop_assert_eq!(serve, Serve { groups, groups_only: only });
+            proptest::prop_assert_eq!(rest, &message[..]);
+            let _ = unwrap_shared(&[&[SHARED][..], &garbage].concat());
+        }
+    }
+
     #[test]
     fn route_keys_name_groups() {
         assert_eq!(route_key("a/+", Some("g")), "$share/g/a/+");
