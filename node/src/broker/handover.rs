@@ -101,7 +101,7 @@ impl Broker {
             if inner.ended {
                 return None;
             }
-            if inner.replica.is_some() {
+            if inner.replica {
                 inner.epoch = inner.epoch.max(epoch);
                 return None;
             }

@@ -143,7 +143,9 @@ pub struct SessionInner {
     /// The claim epoch of the session's owner (`cluster/owners.rs`; 0 on a node alone).
     pub epoch: u64,
     /// Set when this is a copy of a session another node owns (`replica.rs`).
-    pub replica: Option<replica::ReplicaState>,
+    pub replica: bool,
+    /// Messages another node's copy of this session saw consumed before they arrived here.
+    pub consumed_elsewhere: replica::ConsumedElsewhere,
 }
 
 /// A session, shared by the session table, the routing index and its connection.
@@ -486,7 +488,7 @@ impl Broker {
                 let mut inner = handle.inner.lock();
                 inner.epoch = epoch;
                 if replica {
-                    inner.replica = Some(replica::ReplicaState::default());
+                    inner.replica = true;
                 }
                 for (k, v) in self.store.scan_prefix(Table::Subscriptions, &prefix)? {
                     let Ok(filter) = String::from_utf8(k[prefix.len()..].to_vec()) else { continue };
@@ -559,7 +561,8 @@ impl Broker {
                 ended: false,
                 stored: expiry > 0,
                 epoch: 0,
-                replica: None,
+                replica: false,
+                consumed_elsewhere: Default::default(),
             }),
             online: AtomicBool::new(false),
             wake_pending: AtomicBool::new(false),
@@ -603,7 +606,7 @@ impl Broker {
         let mut had_persistent = false;
         // A replica here is resumed in place, the imported session merged into it: it never
         // leaves the routing index, so no forwarded message arrives while it is missing.
-        let resume_here = |old: &Arc<SessionHandle>| imported.is_none() || old.inner.lock().replica.is_some();
+        let resume_here = |old: &Arc<SessionHandle>| imported.is_none() || old.inner.lock().replica;
         let resumed = match existing {
             Some(old) if !clean_start && resume_here(&old) => Some(old),
             Some(old) => {
@@ -693,7 +696,7 @@ impl Broker {
             return Vec::new();
         }
         inner.ended = true;
-        let is_replica = inner.replica.is_some();
+        let is_replica = inner.replica;
         let mut shared_leftovers = Vec::new();
         let subs: Vec<String> = inner.state.subscriptions.keys().cloned().collect();
         for raw in &subs {
@@ -745,7 +748,7 @@ impl Broker {
         let expiry;
         {
             let mut inner = session.inner.lock();
-            if inner.generation != generation || inner.ended || inner.replica.is_some() {
+            if inner.generation != generation || inner.ended || inner.replica {
                 // Taken over: the new connection owns the session now (on this node, or on
                 // another, which left a replica here).
                 return;
@@ -799,7 +802,7 @@ impl Broker {
             tokio::time::sleep(after).await;
             let current = {
                 let inner = session.inner.lock();
-                inner.generation == generation && inner.conn.is_none() && !inner.ended && inner.replica.is_none()
+                inner.generation == generation && inner.conn.is_none() && !inner.ended && !inner.replica
             };
             if current {
                 tracing::info!(client_id = %session.client_id, "session expired");
@@ -1040,10 +1043,8 @@ impl Broker {
             if inner.ended {
                 continue;
             }
-            if let Some(replica) = inner.replica.as_mut() {
-                if msg.id != 0 && replica.already_consumed(msg.id) {
-                    continue; // its owner's client has it already
-                }
+            if !inner.consumed_elsewhere.is_empty() && inner.consumed_elsewhere.take(msg.id) {
+                continue; // the client had it from another node's copy of the session
             }
             if inner.conn.is_none() && qos == QoS::AtMostOnce {
                 continue; // QoS 0 is not queued for offline clients
@@ -1064,7 +1065,7 @@ impl Broker {
                 if let Some(seq) = persistent_copy {
                     // Undo the stored copy: this publish will not be acknowledged as a success.
                     batch.delete(Table::Queue, queue_key(&handle.client_id, seq));
-                    refused_by_persistent |= inner.replica.is_none();
+                    refused_by_persistent |= !inner.replica;
                 }
                 let dropped = handle.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 self.metrics.messages_dropped_queue_full_total.inc();
@@ -1321,7 +1322,7 @@ impl Broker {
 
     /// Number of sessions this node owns (replicas of other nodes' sessions aside).
     pub fn session_count(&self) -> usize {
-        self.sessions.iter().map(|s| s.lock().values().filter(|h| h.inner.lock().replica.is_none()).count()).sum()
+        self.sessions.iter().map(|s| s.lock().values().filter(|h| !h.inner.lock().replica).count()).sum()
     }
 }
 
@@ -1528,7 +1529,7 @@ mod tests {
         owner.subscribe(&opened.session, "t/#", qos1, None, &mut Batch::new()).unwrap();
         relay(&mirror_a, &other);
         let copy = other.session("dev").expect("a replica");
-        assert!(copy.inner.lock().replica.is_some());
+        assert!(copy.inner.lock().replica);
         assert_eq!(other.metrics.session_replicas.get(), 1);
         assert_eq!(other.session_count(), 0, "a replica is not a session this node owns");
 
@@ -1559,19 +1560,46 @@ mod tests {
         let resumed = other.open_session("dev", false, 3600, ProtocolVersion::V5, claim, link(&addr));
         assert!(resumed.session_present);
         assert!(Arc::ptr_eq(&resumed.session, &copy), "resumed in place");
-        assert!(resumed.session.inner.lock().replica.is_none());
+        assert!(!resumed.session.inner.lock().replica);
         assert_eq!(resumed.session.inner.lock().state.message_ids().collect::<Vec<_>>(), vec![m2.id]);
         assert_eq!((other.metrics.session_replicas.get(), other.session_count()), (0, 1));
 
         // A late record from the old owner (older epoch) cannot end the new owner's session,
         // and the new owner's settings reach the old node, whose claim hook made it a replica.
         owner.export_session("dev", 9);
-        assert!(owner.session("dev").unwrap().inner.lock().replica.is_some());
+        assert!(owner.session("dev").unwrap().inner.lock().replica);
         other.mirror("dev", 5, replica::Record::End);
         relay(&mirror_b, &owner);
-        assert!(owner.session("dev").is_some_and(|s| s.inner.lock().replica.is_some()));
+        assert!(owner.session("dev").is_some_and(|s| s.inner.lock().replica));
         owner.mirror("dev", 5, replica::Record::End);
         relay(&mirror_a, &other);
         assert!(other.session("dev").is_some(), "an older owner's End is ignored");
+    }
+
+    #[actix_rt::test]
+    async fn what_a_client_consumed_elsewhere_leaves_every_copy_owned_ones_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = open_member(dir.path(), 1, Arc::default());
+        let addr = Probe::default().start();
+        let opened = owner.open_session("dev", false, 3600, ProtocolVersion::V5, Default::default(), link(&addr));
+        let qos1 = SubOptions { qos: QoS::AtLeastOnce, ..Default::default() };
+        owner.subscribe(&opened.session, "t/#", qos1, None, &mut Batch::new()).unwrap();
+        owner.close_session(&opened.session, opened.generation, None);
+        let (m1, m2) = (message("t/1", QoS::AtLeastOnce), message("t/2", QoS::AtLeastOnce));
+        let mut batch = Batch::new();
+        owner.route(&m1, &mut batch).wake();
+        // Another node's copy saw m1 and m2 consumed; m2 has not arrived here yet.
+        let consumed = replica::Addressed {
+            client_id: "dev".into(),
+            epoch: 7,
+            record: replica::Record::Consumed(vec![m1.id, m2.id]),
+        };
+        owner.apply_replica_record(&consumed.encode(), &mut batch);
+        owner.route(&m2, &mut batch).wake();
+        owner.store.write_now(batch).unwrap();
+        assert_eq!(opened.session.inner.lock().state.pending(), 0);
+        let end = replica::Addressed { client_id: "dev".into(), epoch: 7, record: replica::Record::End };
+        owner.apply_replica_record(&end.encode(), &mut Batch::new());
+        assert!(owner.session("dev").is_some(), "an owned session ignores another node's End");
     }
 }

@@ -15,8 +15,10 @@
 //! Records carry the owner's claim epoch (`cluster/owners.rs`); a replica takes the highest
 //! epoch it has seen, from records and from claims it applies, and ignores `Upsert` and
 //! `End` from older owners, so a late record from a previous owner cannot undo a newer one.
-//! A `Consumed` that arrives before its message is remembered for a while, so the message
-//! is dropped when it comes.
+//! A `Consumed` applies to any copy, an owned one too (a node that has not yet applied the
+//! claim that moved the session away would otherwise deliver those messages again); one that
+//! arrives before its message is remembered for a while, so the message is dropped when it
+//! comes.
 //!
 //! When a client resumes its session on a node holding a replica, the session is the
 //! previous owner's export merged with the replica (messages by id), or, when the previous
@@ -43,19 +45,24 @@ pub const RECORD: u8 = 0xA5;
 /// Consumed ids a replica remembers before their messages arrive.
 const EARLY_CONSUMED: usize = 4096;
 
-/// What a replica keeps beyond an ordinary offline session.
+/// Ids another node's copy of a session reported consumed that had not arrived here yet,
+/// oldest first: the message is dropped when it comes.
 #[derive(Debug, Default)]
-pub struct ReplicaState {
-    /// Ids the owner reported consumed that had not arrived here yet, oldest first.
-    consumed_early: VecDeque<u128>,
+pub struct ConsumedElsewhere {
+    ids: VecDeque<u128>,
 }
 
-impl ReplicaState {
-    /// True (and forgotten) when the owner already consumed message `id`.
-    pub fn already_consumed(&mut self, id: u128) -> bool {
-        match self.consumed_early.iter().position(|c| *c == id) {
+impl ConsumedElsewhere {
+    /// True when nothing is remembered (the common case, checked first on every delivery).
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// True (and forgotten) when message `id` was consumed elsewhere.
+    pub fn take(&mut self, id: u128) -> bool {
+        match self.ids.iter().position(|c| *c == id) {
             Some(pos) => {
-                self.consumed_early.remove(pos);
+                self.ids.remove(pos);
                 true
             }
             None => false,
@@ -63,10 +70,10 @@ impl ReplicaState {
     }
 
     fn remember(&mut self, id: u128) {
-        if self.consumed_early.len() >= EARLY_CONSUMED {
-            self.consumed_early.pop_front();
+        if self.ids.len() >= EARLY_CONSUMED {
+            self.ids.pop_front();
         }
-        self.consumed_early.push_back(id);
+        self.ids.push_back(id);
     }
 }
 
@@ -169,7 +176,7 @@ impl Broker {
         }
         let (epoch, settings) = {
             let inner = session.inner.lock();
-            if inner.replica.is_some() || inner.expiry_interval == 0 || inner.ended {
+            if inner.replica || inner.expiry_interval == 0 || inner.ended {
                 return;
             }
             let export = SessionExport {
@@ -190,14 +197,16 @@ impl Broker {
             return;
         };
         let existing = self.session(&client_id);
-        if let Some(session) = &existing {
-            let inner = session.inner.lock();
-            if inner.replica.is_none() && !inner.ended {
-                // Owned here: this node's claim is newer than the sender's, or the sender's
-                // claim is not applied here yet (applying it turns this session into a
-                // replica with the subscriptions it hands over).
-                return;
-            }
+        // Owned here: this node's claim is newer than the sender's, or the sender's claim is
+        // not applied here yet (applying it turns this session into a replica with the
+        // subscriptions it hands over). Settings and ends from elsewhere do not apply to it;
+        // what a client consumed elsewhere does (else the session would deliver it again).
+        let owned = existing.as_ref().is_some_and(|s| {
+            let inner = s.inner.lock();
+            !inner.replica && !inner.ended
+        });
+        if owned && !matches!(record, Record::Consumed(_)) {
+            return;
         }
         match record {
             Record::Upsert { fresh, session } => {
@@ -210,7 +219,6 @@ impl Broker {
             Record::Consumed(ids) => {
                 let Some(session) = existing else { return };
                 let mut inner = session.inner.lock();
-                let Some(mut replica) = inner.replica.take() else { return };
                 for id in ids {
                     match inner.state.remove_queued(id) {
                         Some(out) => {
@@ -218,10 +226,9 @@ impl Broker {
                                 batch.delete(Table::Queue, queue_key(&client_id, seq));
                             }
                         }
-                        None => replica.remember(id),
+                        None => inner.consumed_elsewhere.remember(id),
                     }
                 }
-                inner.replica = Some(replica);
             }
             Record::End => {
                 let Some(session) = existing else { return };
@@ -250,7 +257,7 @@ impl Broker {
                 let s = self.new_handle(client_id.into(), settings.expiry, protocol, 0);
                 {
                     let mut inner = s.inner.lock();
-                    inner.replica = Some(ReplicaState::default());
+                    inner.replica = true;
                     inner.epoch = epoch;
                 }
                 let mut shard = self.sessions[shard_of(client_id)].lock();
@@ -301,7 +308,7 @@ impl Broker {
     pub(super) fn demote(&self, session: &Arc<SessionHandle>, epoch: u64, kept: Vec<Outgoing>) {
         let mut batch = Batch::new();
         let mut inner = session.inner.lock();
-        inner.replica = Some(ReplicaState::default());
+        inner.replica = true;
         inner.epoch = inner.epoch.max(epoch);
         for out in kept {
             if out.store_seq.is_some() && out.qos != QoS::AtMostOnce {
@@ -326,7 +333,7 @@ impl Broker {
     /// Turns a replica into the owned session a client resumes: its shared subscriptions
     /// join the router again. The caller holds its lock and writes its meta row.
     pub(super) fn promote(&self, session: &Arc<SessionHandle>, inner: &mut super::SessionInner) {
-        if inner.replica.take().is_none() {
+        if !std::mem::replace(&mut inner.replica, false) {
             return;
         }
         for (raw, s) in &inner.state.subscriptions {
@@ -445,13 +452,13 @@ mod tests {
 
     #[test]
     fn an_early_consumption_drops_the_message_once() {
-        let mut r = ReplicaState::default();
+        let mut r = ConsumedElsewhere::default();
         r.remember(5);
-        assert!(r.already_consumed(5));
-        assert!(!r.already_consumed(5));
+        assert!(r.take(5));
+        assert!(!r.take(5) && r.is_empty());
         for id in 0..(EARLY_CONSUMED as u128 + 10) {
             r.remember(id);
         }
-        assert!(!r.already_consumed(0), "the oldest are forgotten past the bound");
+        assert!(!r.take(0), "the oldest are forgotten past the bound");
     }
 }
