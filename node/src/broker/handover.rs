@@ -2,6 +2,7 @@
 //! old node takes it out of its tables, kicking a live connection with 0x8E, and encodes
 //! its subscriptions and queued messages; the new node builds a session from them.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use ferrite_mqtt::topic;
 use super::session::{Outgoing, SessionSubscription};
 use super::{
     decode_options, decode_queued, encode_options, encode_queued, queue_key, reason, shard_of, sub_key, Broker, Kick,
-    Kinds, SessionHandle,
+    Kinds, SessionHandle, SessionInner,
 };
 
 /// This node's claim of a client id (`cluster/takeover.rs`): what `open_session` is given.
@@ -156,27 +157,10 @@ impl Broker {
     ) -> Arc<SessionHandle> {
         let handle = self.new_handle(client_id.into(), expiry, protocol, generation);
         let mut inner = handle.inner.lock();
-        for (raw, s) in export.subscriptions {
-            if topic::parse_subscription(&raw, &self.config.topic_limits).is_err() {
-                continue;
-            }
-            self.index_subscription(&handle, &raw, &s, Kinds::All);
-            if expiry > 0 {
-                batch.put(
-                    Table::Subscriptions,
-                    sub_key(client_id, &raw),
-                    encode_options(&s.options, s.subscription_id),
-                );
-            }
-            inner.state.subscriptions.insert(raw, s);
-        }
+        self.replace_subscriptions(&handle, &mut inner, export.subscriptions, Kinds::All, expiry > 0, batch);
         for mut out in export.queue {
             if expiry > 0 {
-                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-                let mut bytes = Vec::with_capacity(out.msg.payload.len() + out.msg.topic.len() + 32);
-                out.msg.encode(&mut bytes);
-                batch.put(Table::Queue, queue_key(client_id, seq), encode_queued(&out, 0, false, &bytes));
-                out.store_seq = Some(seq);
+                self.store_queued(client_id, &mut out, batch);
             }
             if inner.state.enqueue(out).is_err() {
                 self.metrics.messages_dropped_queue_full_total.inc();
@@ -186,6 +170,48 @@ impl Broker {
         drop(inner);
         self.metrics.subscriptions.set(self.router.len() as i64);
         handle
+    }
+
+    /// Makes `subscriptions` the session's: the ones it had and these lack leave (index,
+    /// records), these go into the index (those of a kind `kinds` takes) and, with
+    /// `persist`, into `batch`. A filter that does not parse is skipped.
+    pub(super) fn replace_subscriptions(
+        &self,
+        session: &Arc<SessionHandle>,
+        inner: &mut SessionInner,
+        subscriptions: Vec<(String, SessionSubscription)>,
+        kinds: Kinds,
+        persist: bool,
+        batch: &mut Batch,
+    ) {
+        let wanted: HashSet<&str> = subscriptions.iter().map(|(f, _)| f.as_str()).collect();
+        let gone: Vec<String> =
+            inner.state.subscriptions.keys().filter(|f| !wanted.contains(f.as_str())).cloned().collect();
+        for raw in gone {
+            inner.state.subscriptions.remove(&raw);
+            batch.delete(Table::Subscriptions, sub_key(&session.client_id, &raw));
+            self.unindex_subscription(session, &raw, kinds);
+        }
+        for (raw, s) in subscriptions {
+            if topic::parse_subscription(&raw, &self.config.topic_limits).is_err() {
+                continue;
+            }
+            if persist {
+                let options = encode_options(&s.options, s.subscription_id);
+                batch.put(Table::Subscriptions, sub_key(&session.client_id, &raw), options);
+            }
+            self.index_subscription(session, &raw, &s, kinds);
+            inner.state.subscriptions.insert(raw, s);
+        }
+    }
+
+    /// Writes a record of `out` for `client_id`'s queue into `batch` under a new sequence.
+    pub(super) fn store_queued(&self, client_id: &str, out: &mut Outgoing, batch: &mut Batch) {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut bytes = Vec::with_capacity(out.msg.payload.len() + out.msg.topic.len() + 48);
+        out.msg.encode(&mut bytes);
+        batch.put(Table::Queue, queue_key(client_id, seq), encode_queued(out, 0, false, &bytes));
+        out.store_seq = Some(seq);
     }
 }
 

@@ -487,9 +487,7 @@ impl Broker {
             {
                 let mut inner = handle.inner.lock();
                 inner.epoch = epoch;
-                if replica {
-                    inner.replica = true;
-                }
+                inner.replica = replica;
                 for (k, v) in self.store.scan_prefix(Table::Subscriptions, &prefix)? {
                     let Ok(filter) = String::from_utf8(k[prefix.len()..].to_vec()) else { continue };
                     let Some((options, sub_id)) = decode_options(&v) else {
@@ -1157,7 +1155,7 @@ impl Broker {
         let mut matches = Vec::new();
         self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
         matches.retain(|m| m.shared.as_ref().map_or(!groups_only, |g| groups.contains(g)));
-        if groups.len() > matches.iter().filter(|m| m.shared.is_some()).count() {
+        if !groups.is_empty() && groups.len() > matches.iter().filter(|m| m.shared.is_some()).count() {
             tracing::debug!(topic = %msg.topic, "a shared-subscription group this node was chosen for has no member here any more");
         }
         self.deliver(&msg, matches, batch)

@@ -26,7 +26,6 @@
 //! owner keeps what it had as a replica.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ferrite_cluster::{Batch, Table};
@@ -34,9 +33,7 @@ use ferrite_mqtt::packet::{ProtocolVersion, QoS};
 
 use super::handover::SessionExport;
 use super::session::Outgoing;
-use super::{
-    encode_options, encode_queued, encode_session_meta, queue_key, shard_of, sub_key, Broker, Kinds, SessionHandle,
-};
+use super::{encode_session_meta, queue_key, shard_of, Broker, Kinds, SessionHandle};
 
 /// The first byte of a replica record on the outbox stream (a forwarded message starts
 /// with its format version, 1 or 2).
@@ -280,19 +277,7 @@ impl Broker {
                 }
             }
         }
-        let wanted: HashSet<&str> = settings.subscriptions.iter().map(|(f, _)| f.as_str()).collect();
-        let gone: Vec<String> =
-            inner.state.subscriptions.keys().filter(|f| !wanted.contains(f.as_str())).cloned().collect();
-        for raw in gone {
-            inner.state.subscriptions.remove(&raw);
-            batch.delete(Table::Subscriptions, sub_key(client_id, &raw));
-            self.unindex_subscription(&session, &raw, Kinds::Plain);
-        }
-        for (raw, s) in settings.subscriptions {
-            batch.put(Table::Subscriptions, sub_key(client_id, &raw), encode_options(&s.options, s.subscription_id));
-            self.index_subscription(&session, &raw, &s, Kinds::Plain);
-            inner.state.subscriptions.insert(raw, s);
-        }
+        self.replace_subscriptions(&session, &mut inner, settings.subscriptions, Kinds::Plain, true, batch);
         inner.stored = true;
         batch.put(
             Table::Sessions,
@@ -356,35 +341,13 @@ impl Broker {
         batch: &mut Batch,
     ) {
         let client_id = &*session.client_id;
-        let wanted: HashSet<&str> = export.subscriptions.iter().map(|(f, _)| f.as_str()).collect();
-        let gone: Vec<String> =
-            inner.state.subscriptions.keys().filter(|f| !wanted.contains(f.as_str())).cloned().collect();
-        for raw in gone {
-            inner.state.subscriptions.remove(&raw);
-            batch.delete(Table::Subscriptions, sub_key(client_id, &raw));
-            self.unindex_subscription(session, &raw, Kinds::All);
-        }
-        for (raw, s) in export.subscriptions {
-            if persist {
-                batch.put(
-                    Table::Subscriptions,
-                    sub_key(client_id, &raw),
-                    encode_options(&s.options, s.subscription_id),
-                );
-            }
-            self.index_subscription(session, &raw, &s, Kinds::All);
-            inner.state.subscriptions.insert(raw, s);
-        }
+        self.replace_subscriptions(session, inner, export.subscriptions, Kinds::All, persist, batch);
         let held = inner.state.take_all();
         let exported: HashSet<u128> = export.queue.iter().map(|o| o.msg.id).filter(|id| *id != 0).collect();
         for mut out in export.queue {
             if persist && out.qos != QoS::AtMostOnce {
-                let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-                let mut bytes = Vec::with_capacity(out.msg.payload.len() + out.msg.topic.len() + 48);
-                out.msg.encode(&mut bytes);
-                batch.put(Table::Queue, queue_key(client_id, seq), encode_queued(&out, 0, false, &bytes));
+                self.store_queued(client_id, &mut out, batch);
                 batch.set_durable();
-                out.store_seq = Some(seq);
             }
             if inner.state.enqueue(out).is_err() {
                 self.metrics.messages_dropped_queue_full_total.inc();

@@ -140,9 +140,8 @@ impl Takeover {
         );
         self.start_releasing();
         for client in broker.session_ids() {
-            let Some(owner) = self.owners.state().owner(&client).filter(|o| o.node != self.node) else { continue };
-            if broker.export_session(&client, owner.epoch).is_some() {
-                tracing::info!(client_id = %client, node = owner.node, "a session another node took over while this one was down is now that node's");
+            if self.give_up(&client) {
+                tracing::info!(client_id = %client, "a session another node took over while this one was down is now that node's");
             }
         }
     }
@@ -261,10 +260,10 @@ impl Takeover {
     /// Gives this node's session of `client_id` up to the node whose later claim replaced
     /// this node's (see [`Takeover::superseded`]): it stays here as a replica (or goes,
     /// with sessions not replicated), so only the claim's node owns it.
-    pub fn give_up(&self, client_id: &str) {
-        if let Some(owner) = self.owners.state().owner(client_id).filter(|o| o.node != self.node) {
-            let _ = self.handover.broker.export_session(client_id, owner.epoch);
-        }
+    /// True when this node owned a session it gave up.
+    pub fn give_up(&self, client_id: &str) -> bool {
+        let Some(owner) = self.owners.state().owner(client_id).filter(|o| o.node != self.node) else { return false };
+        self.handover.broker.export_session(client_id, owner.epoch).is_some()
     }
 
     /// The session for a claim of epoch `epoch`: nothing when a later claim replaced it.
