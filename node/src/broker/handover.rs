@@ -233,6 +233,7 @@ mod tests {
             created_ms: 1,
             rule_hops: 0,
             id: 0,
+            wire: Default::default(),
         };
         let export = SessionExport {
             expiry: 300,

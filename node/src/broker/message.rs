@@ -7,6 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use ferrite_mqtt::packet::{Properties, QoS};
 
+use super::wire::WireCache;
+
 /// A routed message. Shared (`Arc`) between every subscriber it is delivered to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -29,6 +31,8 @@ pub struct Message {
     /// can drop what its owner consumed (`broker/replica.rs`); 0 for records stored before
     /// messages had one.
     pub id: u128,
+    /// The PUBLISH packets of this message already encoded for its subscribers (not stored).
+    pub wire: WireCache,
 }
 
 /// A fresh message id: random, so nodes need not agree on anything to make them unique.
@@ -55,6 +59,7 @@ impl Message {
             created_ms: now_ms(),
             rule_hops: 0,
             id: new_id(),
+            wire: Default::default(),
         }
     }
 
@@ -146,7 +151,18 @@ impl Message {
             let v = r.string()?;
             p.user_properties.push((k, v));
         }
-        Some(Message { topic, payload, qos, retain, properties: p, publisher, created_ms, rule_hops: 0, id })
+        Some(Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties: p,
+            publisher,
+            created_ms,
+            rule_hops: 0,
+            id,
+            wire: Default::default(),
+        })
     }
 }
 
@@ -221,7 +237,7 @@ mod tests {
             let m = Message {
                 topic: topic.into(), payload: payload.into(), qos: QoS::from_u8(qos).unwrap(), retain,
                 properties: Properties { message_expiry_interval: expiry, content_type: ct, user_properties: ups, ..Default::default() },
-                publisher: publisher.map(Arc::from), created_ms: created, rule_hops: 0, id,
+                publisher: publisher.map(Arc::from), created_ms: created, rule_hops: 0, id, wire: Default::default(),
             };
             let mut buf = Vec::new();
             m.encode(&mut buf);

@@ -18,6 +18,7 @@ pub mod replica;
 pub mod retained;
 pub mod router;
 pub mod session;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -154,6 +155,8 @@ pub struct SessionHandle {
     pub inner: Mutex<SessionInner>,
     online: AtomicBool,
     wake_pending: AtomicBool,
+    /// A publisher holds this session in its [`DeferredWakes`] and will wake it soon.
+    wake_deferred: AtomicBool,
     /// Messages dropped because the queue was full (for rate-limited logging).
     dropped: AtomicU64,
 }
@@ -184,6 +187,37 @@ impl SessionHandle {
         match link {
             Some(w) => w.do_send(Wake),
             None => self.wake_pending.store(false, Ordering::Release),
+        }
+    }
+}
+
+/// Sessions a publisher's connection wakes once it has routed the publishes it read in one
+/// go, instead of after each: a subscriber then drains and writes the run of messages in one
+/// socket write, and each subscriber is woken (a message to another thread) once per run.
+#[derive(Default)]
+pub struct DeferredWakes {
+    sessions: Vec<Arc<SessionHandle>>,
+}
+
+impl DeferredWakes {
+    /// Adds `routed`'s sessions (unless a wake is already on its way to them). True when the
+    /// set was empty before: the caller schedules [`DeferredWakes::wake_all`].
+    fn add(&mut self, wakes: Vec<Arc<SessionHandle>>) -> bool {
+        let was_empty = self.sessions.is_empty();
+        for s in wakes {
+            if !s.wake_pending.load(Ordering::Acquire) && !s.wake_deferred.swap(true, Ordering::AcqRel) {
+                self.sessions.push(s);
+            }
+        }
+        was_empty && !self.sessions.is_empty()
+    }
+
+    /// Wakes every session added since the last call.
+    pub fn wake_all(&mut self) {
+        for s in self.sessions.drain(..) {
+            // Cleared first: a message queued after this is covered by a later wake.
+            s.wake_deferred.store(false, Ordering::Release);
+            s.notify();
         }
     }
 }
@@ -564,6 +598,7 @@ impl Broker {
             }),
             online: AtomicBool::new(false),
             wake_pending: AtomicBool::new(false),
+            wake_deferred: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
         })
     }
@@ -888,6 +923,7 @@ impl Broker {
             created_ms: now_ms(),
             rule_hops: 0,
             id: message::new_id(),
+            wire: Default::default(),
         });
         self.publish_now(&msg);
     }
@@ -953,6 +989,18 @@ impl Broker {
             return;
         }
         self.observer.published(msg);
+    }
+
+    /// [`Broker::finish_publish`] for a connection routing a run of publishes: the sessions
+    /// to wake join `wakes`. Returns true when `wakes` was empty before (the caller
+    /// schedules its [`DeferredWakes::wake_all`]).
+    pub fn finish_publish_deferred(&self, mut routed: Routed, msg: &Arc<Message>, wakes: &mut DeferredWakes) -> bool {
+        let schedule = wakes.add(std::mem::take(&mut routed.wakes));
+        drop(routed);
+        if !msg.topic.starts_with(BASIC_INGEST_PREFIX) {
+            self.observer.published(msg);
+        }
+        schedule
     }
 
     /// Publishes a message the node itself originates (shadow responses) at QoS 1, as if a

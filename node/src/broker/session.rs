@@ -320,6 +320,7 @@ mod tests {
             created_ms: 0,
             rule_hops: 0,
             id: 0,
+            wire: Default::default(),
         };
         Outgoing { msg: Arc::new(msg), qos, retain: false, subscription_ids: vec![], store_seq: seq }
     }

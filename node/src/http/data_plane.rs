@@ -122,6 +122,7 @@ pub async fn publish(api: web::Data<Api>, call: Call<IotData>) -> ApiResult {
         created_ms: now_ms(),
         rule_hops: 0,
         id: new_id(),
+        wire: Default::default(),
     });
     if !broker.publish_and_wait(&msg).await.stored {
         return Err(AwsError::internal());

@@ -309,6 +309,7 @@ async fn execute(job: &Job, node: &Node) -> Result<(), String> {
                 created_ms: now_ms(),
                 rule_hops: job.meta.rule_hops.saturating_add(1),
                 id: new_id(),
+                wire: Default::default(),
             });
             let published = node.publisher.publish_and_wait(msg).await;
             if !published.stored {

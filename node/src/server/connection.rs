@@ -34,7 +34,7 @@ use super::Origin;
 use crate::broker::lifecycle::{self, DisconnectReason};
 use crate::broker::message::{new_id, now_ms, Message};
 use crate::broker::session::Send as SessionSend;
-use crate::broker::{Broker, ConnLink, Kick, SessionHandle, Wake};
+use crate::broker::{Broker, ConnLink, DeferredWakes, Kick, SessionHandle, Wake};
 use crate::identity::authz::{Action, ConnectionAuthz, Principal};
 use crate::identity::custom_auth;
 use crate::services::Services;
@@ -127,6 +127,8 @@ pub struct Connection<W: AsyncWrite + Unpin + 'static> {
     /// When the client last acknowledged a delivery (or connected): a client that takes
     /// its bytes but acknowledges nothing while its in-flight window is full is stuck too.
     delivery_progress: Instant,
+    /// Subscribers of the publishes routed since the actor last yielded, woken together.
+    deferred_wakes: DeferredWakes,
     /// This socket's place in its listener's count, given back when the actor ends.
     _slot: super::admission::Slot,
 }
@@ -173,6 +175,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 end_reason: None,
                 connect_deadline: accepted + CONNECT_TIMEOUT,
                 delivery_progress: Instant::now(),
+                deferred_wakes: DeferredWakes::default(),
                 _slot: slot,
             }
         });
@@ -692,6 +695,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         }
         let now = now_ms();
         let mut dropped = Vec::new();
+        let mut sent = 0;
         for s in sends {
             match s {
                 SessionSend::PubRel { packet_id } => self.send(&Packet::PubRel(Ack::ok(packet_id))),
@@ -706,16 +710,15 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                         continue;
                     }
                     let a = self.attached.as_mut().expect("attached");
-                    let Some(publish) = outbound::publish_packet(&mut a.outbound, &out, packet_id, dup, now) else {
+                    let before = self.out.len();
+                    let Some(written) =
+                        outbound::write_publish(&mut a.outbound, a.version, &out, packet_id, dup, now, &mut self.out)
+                    else {
                         self.broker.metrics.messages_expired_total.inc();
                         dropped.extend(packet_id);
                         continue;
                     };
-                    let publish = Packet::Publish(publish);
-                    let before = self.out.len();
-                    self.send(&publish);
-                    let limit = self.attached.as_ref().map_or(usize::MAX, |a| a.client_max_packet);
-                    if self.out.len() - before > limit {
+                    if written > a.client_max_packet {
                         self.out.truncate(before);
                         self.broker.metrics.messages_dropped_too_large_total.inc();
                         if let Some(pid) = packet_id {
@@ -730,10 +733,11 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                         self.recheck_backlog_later();
                         continue;
                     }
-                    self.broker.metrics.messages_sent_total.inc();
+                    sent += 1;
                 }
             }
         }
+        self.broker.metrics.messages_sent_total.add(sent);
         if !dropped.is_empty() {
             let a = self.attached.as_ref().expect("attached");
             let mut ops = Vec::new();
@@ -789,6 +793,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             created_ms: now_ms(),
             rule_hops: 0,
             id: new_id(),
+            wire: Default::default(),
         });
         let mut batch = ferrite_cluster::Batch::new();
         let mut routed = broker.route(&msg, &mut batch);
@@ -799,10 +804,12 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             broker.metrics.publisher_backpressure_total.inc();
             ctx.wait(actix::fut::wrap_future(tokio::time::sleep(BACKPRESSURE_PAUSE)));
         }
+        let congested = routed.congested;
         let ack = match publish_rules::after_route(&p, v5, routed.refused_by_persistent) {
             Ok(ack) => ack,
             Err(publish_rules::CloseUnacknowledged) => {
                 broker.store.submit(batch);
+                self.deferred_wakes.wake_all();
                 broker.finish_publish(routed, &msg);
                 return self.protocol_violation(ctx, reason::QUOTA_EXCEEDED, "a persistent subscriber's queue is full");
             }
@@ -812,7 +819,15 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             a.session.inner.lock().state.awaiting_release.remove(&p.packet_id.unwrap_or(0));
         }
         self.commit_then_ack(ctx, batch, retained, ack);
-        broker.finish_publish(routed, &msg);
+        if broker.finish_publish_deferred(routed, &msg, &mut self.deferred_wakes) && !congested {
+            // Runs once the stream handler has taken the packets read so far (at most 16 in
+            // one turn), in this same turn of the actor.
+            ctx.spawn(actix::fut::ready(()).map(|(), act: &mut Self, _| act.deferred_wakes.wake_all()));
+        }
+        if congested {
+            // Nothing else of this actor runs during the pause.
+            self.deferred_wakes.wake_all();
+        }
     }
 
     /// Carries out a refused PUBLISH: a negative acknowledgement, or closing the connection.
@@ -1103,6 +1118,7 @@ impl<W: AsyncWrite + Unpin + 'static> Actor for Connection<W> {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.deferred_wakes.wake_all();
         self.broker.metrics.connections.dec();
         self.detach();
     }

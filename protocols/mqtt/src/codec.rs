@@ -2329,7 +2329,27 @@ mod tests {
         }
     }
 
+    fn versioned_publish() -> impl Strategy<Value = (ProtocolVersion, Packet)> {
+        prop_oneof![Just(V311), Just(V5)].prop_flat_map(|v| (Just(v), publish(v.is_v5())))
+    }
+
     proptest! {
+        #[test]
+        fn a_shared_publish_copy_is_the_packet_encoded_alone(
+            (version, packet) in versioned_publish(),
+            packet_id in packet_id(),
+            dup in any::<bool>(),
+        ) {
+            let Packet::Publish(mut p) = packet else { unreachable!() };
+            let shared = crate::shared_publish::SharedPublish::encode(p.clone(), version).expect("encodable");
+            p.packet_id = (p.qos != QoS::AtMostOnce).then_some(packet_id);
+            p.dup = dup && p.qos != QoS::AtMostOnce;
+            let mut copy = BytesMut::from(&b"before"[..]);
+            shared.write_to(&mut copy, p.packet_id, p.dup);
+            prop_assert_eq!(&copy[6..], &enc(&Packet::Publish(p), version)[..]);
+            prop_assert_eq!(shared.len(), copy.len() - 6);
+        }
+
         #[test]
         fn round_trip((version, packet) in versioned_packet()) {
             let mut buf = enc(&packet, version);

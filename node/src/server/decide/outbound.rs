@@ -1,12 +1,18 @@
 //! A message leaving for the client: the PUBLISH packet for its protocol version, with the
 //! message's properties, the remaining expiry, subscription identifiers and an outbound
-//! topic alias when the client allows them.
+//! topic alias when the client allows them. A PUBLISH with nothing particular to the client
+//! is a copy of the message's shared encoding (`broker/wire.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::BytesMut;
+use ferrite_mqtt::codec;
+use ferrite_mqtt::packet::{Packet, Properties, ProtocolVersion, Publish};
+use ferrite_mqtt::shared_publish::SharedPublish;
+
 use crate::broker::session::Outgoing;
-use ferrite_mqtt::packet::{Properties, Publish};
+use crate::broker::wire;
 
 /// What outbound publishes read and change of a connection.
 #[derive(Debug, Default)]
@@ -55,6 +61,39 @@ pub fn publish_packet(
     })
 }
 
+/// Appends the PUBLISH for `out` to `buf` and returns its length, or `None` when the
+/// message expired before it could leave (nothing is appended).
+pub fn write_publish(
+    outbound: &mut Outbound,
+    version: ProtocolVersion,
+    out: &Outgoing,
+    packet_id: Option<u16>,
+    dup: bool,
+    now_ms: u64,
+    buf: &mut BytesMut,
+) -> Option<usize> {
+    let start = buf.len();
+    let same_for_everyone = !outbound.v5
+        || (outbound.alias_max == 0
+            && out.subscription_ids.is_empty()
+            && out.msg.properties.message_expiry_interval.is_none());
+    if same_for_everyone {
+        let key = wire::shape(outbound.v5, out.qos as u8, out.retain);
+        let shared = out.msg.wire.get_or_encode(key, || {
+            let publish =
+                publish_packet(&mut Outbound { v5: outbound.v5, ..Outbound::default() }, out, None, false, now_ms)?;
+            SharedPublish::encode(publish, version)
+        });
+        if let Some(shared) = shared {
+            shared.write_to(buf, packet_id, dup);
+            return Some(buf.len() - start);
+        }
+    }
+    let publish = publish_packet(outbound, out, packet_id, dup, now_ms)?;
+    codec::encode(&Packet::Publish(publish), version, buf);
+    Some(buf.len() - start)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +123,36 @@ mod tests {
         let other = publish_packet(&mut o, &outgoing("c", None, 0), Some(3), false, 0).unwrap();
         assert_eq!((other.topic.as_str(), other.properties.topic_alias), ("c", None), "no alias left");
         assert_eq!(first.properties.subscription_identifiers, vec![5]);
+    }
+
+    #[test]
+    fn a_copy_of_the_shared_encoding_is_what_the_client_would_get_encoded_alone() {
+        use ferrite_mqtt::packet::ProtocolVersion::{V311, V5};
+        let mut plain = outgoing("a/b", None, 0);
+        plain.subscription_ids.clear();
+        let with_ids = outgoing("a/b", None, 0); // subscription id 5: particular to the client
+        for (version, out, alias_max) in [(V311, &plain, 0), (V5, &plain, 0), (V5, &with_ids, 0), (V5, &plain, 2)] {
+            let shared_before = format!("{:?}", out.msg.wire);
+            for (packet_id, dup) in [(Some(1), false), (Some(700), true)] {
+                let mut o = Outbound { v5: version.is_v5(), alias_max, ..Outbound::default() };
+                let mut buf = BytesMut::new();
+                let n = write_publish(&mut o, version, out, packet_id, dup, 0, &mut buf).unwrap();
+                let mut alone = Outbound { v5: version.is_v5(), alias_max, ..Outbound::default() };
+                let p = publish_packet(&mut alone, out, packet_id, dup, 0).unwrap();
+                let mut expected = BytesMut::new();
+                codec::encode(&Packet::Publish(p), version, &mut expected);
+                assert_eq!(
+                    (n, &buf[..]),
+                    (expected.len(), &expected[..]),
+                    "{version:?} alias_max {alias_max} before {shared_before}"
+                );
+            }
+        }
+        assert!(
+            format!("{:?}", plain.msg.wire).contains("shapes: [2, 10]"),
+            "3.1.1 and 5 QoS 1 shapes: {:?}",
+            plain.msg.wire
+        );
     }
 
     #[test]
