@@ -38,6 +38,9 @@ pub enum Scenario {
     FanOut,
     /// N publisher/subscriber pairs, pair i on `bench/{i}`.
     P2p,
+    /// N publishers and N subscribers all on `bench/t`: every subscriber gets every
+    /// publisher's messages (N x N).
+    Mesh,
     /// N idle connections held open (memory per connection).
     Idle,
     /// N devices, each updating its own thing's shadow over MQTT
@@ -60,7 +63,8 @@ pub struct BenchArgs {
     /// Traffic shape.
     #[arg(long, value_enum, default_value = "fan-in")]
     pub scenario: Scenario,
-    /// Publishers (fan-in), subscribers (fan-out), pairs (p2p) or idle connections.
+    /// Publishers (fan-in), subscribers (fan-out), pairs (p2p), publishers and subscribers
+    /// each (mesh) or idle connections.
     #[arg(long, short = 'n', default_value_t = 10)]
     pub clients: usize,
     /// QoS of publishes and subscriptions.
@@ -266,6 +270,7 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
         Scenario::P2p => {
             ((0..n).map(|i| format!("bench/{i}")).collect(), (0..n).map(|i| format!("bench/{i}")).collect(), 1)
         }
+        Scenario::Mesh => (vec!["bench/t".into(); n], vec!["bench/t".into(); n], n as u64),
         Scenario::Idle | Scenario::Shadow => unreachable!("handled by idle() and shadow::run()"),
     };
     let epoch = Instant::now();

@@ -1,0 +1,211 @@
+"""Ferrite against Mosquitto, same machine, same run, with two load generators: the project's
+own (`ferrite bench`) and one we did not write (`mqttv5 bench`, crate mqttv5-cli).
+
+Called by scripts/bench-vs-mosquitto, which builds the binaries. Each load runs --runs times
+on each broker, alternating which broker goes first; the table shows the median and the
+spread (min-max) of every number, never the best run alone. Both brokers are configured to
+drop nothing: Mosquitto with `max_queued_messages 0` (no queue limit), Ferrite with its
+defaults; every row says what each lost.
+
+Rated loads ("@ half"): ferrite bench publishes at half of Mosquitto's median peak publish
+rate for the same load, measured earlier in the same run, and reports p99 latency there.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+MOSQUITTO_CONF = """listener {port} 127.0.0.1
+allow_anonymous true
+persistence false
+max_inflight_messages 64
+max_queued_messages 0
+max_connections -1
+"""
+
+# (name, ferrite bench args); publishers per load for the rated runs.
+BENCH_LOADS = [
+    ("fan-in 10->1 QoS 0", ["--scenario", "fan-in", "-n", "10", "--qos", "0"], 10),
+    ("p2p 10 pairs QoS 0", ["--scenario", "p2p", "-n", "10", "--qos", "0"], 10),
+    ("4x4 one topic QoS 0", ["--scenario", "mesh", "-n", "4", "--qos", "0"], 4),
+    ("fan-out 1->100 QoS 0", ["--scenario", "fan-out", "-n", "100", "--qos", "0"], 1),
+    ("fan-in 10->1 QoS 1", ["--scenario", "fan-in", "-n", "10", "--qos", "1"], 10),
+    ("p2p 10 pairs QoS 1", ["--scenario", "p2p", "-n", "10", "--qos", "1"], 10),
+    ("p2p 10 pairs QoS 2", ["--scenario", "p2p", "-n", "10", "--qos", "2"], 10),
+]
+
+# (name, mqttv5 bench args, parallel generator processes). QoS 0 publishers use
+# --inflight 1: the generator's help says QoS 0 does not pipeline, and 32 publisher tasks
+# per connection starve its own subscriber task (docs/benchmarks.md).
+MQTTV5_LOADS = [
+    ("fan-in 4->1 QoS 0", ["--publishers", "4", "--subscribers", "1", "--qos", "0", "--inflight", "1"], 1),
+    ("p2p 4 pairs QoS 0", ["--publishers", "1", "--subscribers", "1", "--qos", "0", "--inflight", "1"], 4),
+    ("4x4 one topic QoS 0", ["--publishers", "4", "--subscribers", "4", "--topics", "1", "--qos", "0", "--inflight", "1"], 1),
+    ("fan-out 1->100 QoS 0", ["--publishers", "1", "--subscribers", "100", "--qos", "0", "--inflight", "1"], 1),
+    ("fan-in 4->1 QoS 1", ["--publishers", "4", "--subscribers", "1", "--qos", "1"], 1),
+    ("4x4 one topic QoS 1", ["--publishers", "4", "--subscribers", "4", "--topics", "1", "--qos", "1"], 1),
+]
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds the process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ferrite_bench(binary, pid, port, args, duration):
+    before = cpu_seconds(pid)
+    out = subprocess.run(
+        [binary, "bench", "--target", f"127.0.0.1:{port}", "--duration", str(duration), "--drain", "2", "--json", *args],
+        capture_output=True, text=True, timeout=duration + 120,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"ferrite bench {args} failed: {out.stderr.strip()[-400:]}")
+    r = json.loads(out.stdout)
+    return {"rx": r["received_per_s"], "sent": r["sent_per_s"], "p99": r["latency_ms_p99"], "lost": r["lost"],
+            "cpu_s": cpu_seconds(pid) - before, "delivered": r["received"]}
+
+
+def mqttv5_bench(pid, port, args, procs, duration):
+    runs = []
+    for i in range(procs):
+        topic = ["-t", f"p2p/{i}"] if procs > 1 else []
+        cmd = ["mqttv5", "bench", "--mode", "throughput", "--payload-size", "64", "--duration", str(duration),
+               "--warmup", "2", "-H", "127.0.0.1", "-p", str(port), "-c", f"gen{i}-{os.getpid()}", *topic, *args]
+        runs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+    # The generator counts from the end of its 2 s warm-up (after about 0.5 s of connecting).
+    time.sleep(2.5)
+    before = cpu_seconds(pid)
+    rx = sent = 0.0
+    delivered = 0
+    ratio = None
+    for p in runs:
+        stdout, _ = p.communicate(timeout=duration + 120)
+        r = json.loads(stdout)["results"]
+        rx += r["throughput_avg"]
+        sent += r["offered_rate"]
+        ratio = r["delivered_ratio"] if ratio is None else min(ratio, r["delivered_ratio"])
+        delivered += r["received"]
+    # delivered_ratio counts what arrived after the generator drained its subscribers; below
+    # 1 means messages were lost.
+    return {"rx": rx, "sent": sent, "p99": None, "lost": 0 if ratio >= 0.999 else f"ratio {ratio:.3f}",
+            "cpu_s": cpu_seconds(pid) - before, "delivered": delivered}
+
+
+def broker_drops(mport, fhttp):
+    """Messages each broker itself dropped: Ferrite's dropped counters, Mosquitto's $SYS count."""
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{fhttp}/metrics", timeout=10).read().decode()
+        ferrite = sum(int(float(line.split()[1])) for line in text.splitlines()
+                      if line.startswith("ferrite_messages_dropped_"))
+    except OSError as e:
+        ferrite = f"unknown ({e})"
+    out = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(mport), "-C", "1", "-W", "15",
+                          "-t", "$SYS/broker/publish/messages/dropped"], capture_output=True, text=True)
+    return ferrite, out.stdout.strip() or "unknown"
+
+
+def spread(values, fmt="{:,.0f}"):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return fmt.format(med)
+    return f"{fmt.format(med)} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers")
+    ap.add_argument("--quick", action="store_true", help="two loads per generator, no rated loads")
+    ap.add_argument("--out-dir", default="bench-results")
+    a = ap.parse_args()
+    have_mqttv5 = shutil.which("mqttv5") is not None
+    if not have_mqttv5:
+        print("note: mqttv5 not found (cargo install mqttv5-cli); its rows are skipped", file=sys.stderr)
+    work = tempfile.mkdtemp()
+    fport, mport = int(os.environ.get("FERRITE_PORT", 21883)), int(os.environ.get("MOSQUITTO_PORT", 21884))
+    with open(f"{work}/mosquitto.conf", "w") as f:
+        f.write(MOSQUITTO_CONF.format(port=mport))
+    mosq = subprocess.Popen(["mosquitto", "-c", f"{work}/mosquitto.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fhttp = int(os.environ.get("FERRITE_HTTP_PORT", 21885))
+    serve = [a.bin, "serve", "--data-dir", f"{work}/ferrite", "--mqtt-addr", f"127.0.0.1:{fport}", "--log-level", "warn",
+             "--http-addr", f"127.0.0.1:{fhttp}"]
+    for flag in ("--ws-addr", "--mqtts-addr", "--wss-addr", "--https-addr"):
+        serve += [flag, "127.0.0.1:0"]
+    if a.workers:
+        serve += ["--workers", a.workers]
+    ferrite = subprocess.Popen(serve, stdout=subprocess.DEVNULL, stderr=open(f"{work}/ferrite.log", "w"))
+    time.sleep(1.5)
+    brokers = {"ferrite": (ferrite.pid, fport), "mosquitto": (mosq.pid, mport)}
+    bench_loads = BENCH_LOADS[:2] if a.quick else BENCH_LOADS
+    mq_loads = MQTTV5_LOADS[:2] if a.quick else MQTTV5_LOADS
+    results = {}  # (generator, load) -> broker -> list of run dicts
+    os.makedirs(a.out_dir, exist_ok=True)
+    log = open(os.path.join(a.out_dir, "results.jsonl"), "a")
+
+    def measure(generator, name, run, fn):
+        order = ["ferrite", "mosquitto"] if run % 2 == 0 else ["mosquitto", "ferrite"]
+        for broker in order:
+            pid, port = brokers[broker]
+            r = fn(pid, port)
+            results.setdefault((generator, name), {}).setdefault(broker, []).append(r)
+            log.write(json.dumps({"generator": generator, "load": name, "broker": broker, "run": run, **r}) + "\n")
+            log.flush()
+            print(f"  run {run + 1} {generator:13} {name:24} {broker:9} rx/s {r['rx']:>12,.0f}", file=sys.stderr)
+
+    try:
+        for run in range(a.runs):
+            for name, args, _ in bench_loads:
+                measure("ferrite bench", name, run, lambda pid, port: ferrite_bench(a.bin, pid, port, args, a.duration))
+            if have_mqttv5:
+                for name, args, procs in mq_loads:
+                    measure("mqttv5 bench", name, run, lambda pid, port: mqttv5_bench(pid, port, args, procs, a.duration))
+            if not a.quick:
+                for name, args, publishers in bench_loads:
+                    if "QoS 2" in name:
+                        continue
+                    peak = statistics.median(r["sent"] for r in results[("ferrite bench", name)]["mosquitto"])
+                    rate = max(1, int(peak / 2 / publishers))
+                    measure("ferrite bench", f"{name} @ half", run,
+                            lambda pid, port: ferrite_bench(a.bin, pid, port, [*args, "--rate", str(rate)], a.duration))
+        dropped = broker_drops(mport, fhttp)
+    finally:
+        for p in (ferrite, mosq):
+            p.send_signal(signal.SIGTERM)
+        for p in (ferrite, mosq):
+            p.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"{a.runs} runs of {a.duration} s each; median (min-max). cpu us/msg: the broker's CPU time during the measured part of the run per message delivered;"
+          " lost: messages not delivered by the end of the generator's drain (late or dropped; see the dropped line).")
+    print(f"dropped by the brokers over the whole run: ferrite {dropped[0]}, mosquitto {dropped[1]}")
+    print()
+    print("| generator | load | ferrite rx/s | mosquitto rx/s | ratio | ferrite p99 ms | mosquitto p99 ms | ferrite cpu us/msg | mosquitto cpu us/msg | lost f / m |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for (generator, name), by in results.items():
+        f, m = by["ferrite"], by["mosquitto"]
+        ratios = [x["rx"] / max(y["rx"], 1e-9) for x, y in zip(f, m)]
+        per_msg = lambda runs: [1e6 * r["cpu_s"] / max(r["delivered"], 1) for r in runs]
+        lost = lambda runs: ",".join(sorted({str(r["lost"]) for r in runs}))
+        print(f"| {generator} | {name} | {spread([r['rx'] for r in f])} | {spread([r['rx'] for r in m])} | "
+              f"{spread(ratios, '{:.2f}')} | {spread([r['p99'] for r in f], '{:.2f}')} | "
+              f"{spread([r['p99'] for r in m], '{:.2f}')} | {spread(per_msg(f), '{:.2f}')} | "
+              f"{spread(per_msg(m), '{:.2f}')} | {lost(f)} / {lost(m)} |")
+
+
+if __name__ == "__main__":
+    main()
