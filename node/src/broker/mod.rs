@@ -155,8 +155,9 @@ pub struct SessionHandle {
     pub inner: Mutex<SessionInner>,
     online: AtomicBool,
     wake_pending: AtomicBool,
-    /// A publisher holds this session in its [`DeferredWakes`] and will wake it soon.
-    wake_deferred: AtomicBool,
+    /// The [`DeferredWakes`] that last took this session (its id; 0: none), so that one
+    /// publisher holds a session once however many of its publishes reach it.
+    deferred_by: AtomicU64,
     /// Messages dropped because the queue was full (for rate-limited logging).
     dropped: AtomicU64,
 }
@@ -194,18 +195,28 @@ impl SessionHandle {
 /// Sessions a publisher's connection wakes once it has routed the publishes it read in one
 /// go, instead of after each: a subscriber then drains and writes the run of messages in one
 /// socket write, and each subscriber is woken (a message to another thread) once per run.
-#[derive(Default)]
+/// Each publisher wakes what its own publishes reached, so a publisher whose actor is held
+/// up (its socket full) never delays another's subscribers.
 pub struct DeferredWakes {
+    id: u64,
     sessions: Vec<Arc<SessionHandle>>,
 }
 
+impl Default for DeferredWakes {
+    fn default() -> DeferredWakes {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        DeferredWakes { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), sessions: Vec::new() }
+    }
+}
+
 impl DeferredWakes {
-    /// Adds `routed`'s sessions (unless a wake is already on its way to them). True when the
-    /// set was empty before: the caller schedules [`DeferredWakes::wake_all`].
+    /// Adds `routed`'s sessions (unless a wake is already on its way to them, or this set
+    /// holds them already). True when the set was empty before: the caller schedules
+    /// [`DeferredWakes::wake_all`].
     fn add(&mut self, wakes: Vec<Arc<SessionHandle>>) -> bool {
         let was_empty = self.sessions.is_empty();
         for s in wakes {
-            if !s.wake_pending.load(Ordering::Acquire) && !s.wake_deferred.swap(true, Ordering::AcqRel) {
+            if !s.wake_pending.load(Ordering::Acquire) && s.deferred_by.swap(self.id, Ordering::AcqRel) != self.id {
                 self.sessions.push(s);
             }
         }
@@ -215,8 +226,8 @@ impl DeferredWakes {
     /// Wakes every session added since the last call.
     pub fn wake_all(&mut self) {
         for s in self.sessions.drain(..) {
-            // Cleared first: a message queued after this is covered by a later wake.
-            s.wake_deferred.store(false, Ordering::Release);
+            // Released first: a message this publisher queues after this is added anew.
+            let _ = s.deferred_by.compare_exchange(self.id, 0, Ordering::AcqRel, Ordering::Relaxed);
             s.notify();
         }
     }
@@ -598,7 +609,7 @@ impl Broker {
             }),
             online: AtomicBool::new(false),
             wake_pending: AtomicBool::new(false),
-            wake_deferred: AtomicBool::new(false),
+            deferred_by: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         })
     }
