@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 MOSQUITTO_CONF = """listener {port} 127.0.0.1
 allow_anonymous true
@@ -112,7 +113,6 @@ def watch_mosquitto_drops(mport, path):
 
 def broker_drops(fhttp, watcher, path):
     """Messages each broker itself dropped: Ferrite's dropped counters, Mosquitto's $SYS count."""
-    import urllib.request
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{fhttp}/metrics", timeout=10).read().decode()
         ferrite = sum(int(float(line.split()[1])) for line in text.splitlines()

@@ -996,10 +996,7 @@ impl Broker {
     /// (Basic Ingest messages ran their rule in `route`).
     pub fn finish_publish(&self, routed: Routed, msg: &Arc<Message>) {
         routed.wake();
-        if msg.topic.starts_with(BASIC_INGEST_PREFIX) {
-            return;
-        }
-        self.observer.published(msg);
+        self.observe(msg);
     }
 
     /// [`Broker::finish_publish`] for a connection routing a run of publishes: the sessions
@@ -1008,10 +1005,16 @@ impl Broker {
     pub fn finish_publish_deferred(&self, mut routed: Routed, msg: &Arc<Message>, wakes: &mut DeferredWakes) -> bool {
         let schedule = wakes.add(std::mem::take(&mut routed.wakes));
         drop(routed);
+        self.observe(msg);
+        schedule
+    }
+
+    /// Hands a routed publish to the layers above (rules, shadows); a Basic Ingest publish
+    /// already went to its rule in `route`.
+    fn observe(&self, msg: &Arc<Message>) {
         if !msg.topic.starts_with(BASIC_INGEST_PREFIX) {
             self.observer.published(msg);
         }
-        schedule
     }
 
     /// Publishes a message the node itself originates (shadow responses) at QoS 1, as if a

@@ -819,14 +819,14 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             a.session.inner.lock().state.awaiting_release.remove(&p.packet_id.unwrap_or(0));
         }
         self.commit_then_ack(ctx, batch, retained, ack);
-        if broker.finish_publish_deferred(routed, &msg, &mut self.deferred_wakes) && !congested {
-            // Runs once the stream handler has taken the packets read so far (at most 16 in
-            // one turn), in this same turn of the actor.
-            ctx.spawn(actix::fut::ready(()).map(|(), act: &mut Self, _| act.deferred_wakes.wake_all()));
-        }
+        let schedule = broker.finish_publish_deferred(routed, &msg, &mut self.deferred_wakes);
         if congested {
             // Nothing else of this actor runs during the pause.
             self.deferred_wakes.wake_all();
+        } else if schedule {
+            // Runs once the stream handler has taken the packets read so far (at most 16 in
+            // one turn), in this same turn of the actor.
+            ctx.spawn(actix::fut::ready(()).map(|(), act: &mut Self, _| act.deferred_wakes.wake_all()));
         }
     }
 

@@ -1,6 +1,7 @@
 //! MQTT 3.1.1 and 5.0 without I/O, shared by the node, the load generator, the chaos harness
-//! and the fuzz targets: packet types (`packet`), bytes <-> packets (`codec`) and topic rules
-//! (`topic`), and `shared_publish`, one encoding of a PUBLISH written to many subscribers. `client` (feature `client`) is the one piece that does I/O: a
+//! and the fuzz targets: packet types (`packet`), bytes <-> packets (`codec`), topic rules
+//! (`topic`) and one encoding of a PUBLISH written to many subscribers (`shared_publish`).
+//! `client` (feature `client`) is the one piece that does I/O: a
 //! small tokio client over the same codec, for drivers that stand in for devices;
 //! `websocket` (feature `websocket`) is the MQTT-over-WebSocket upgrade and frame policy.
 #![forbid(unsafe_code)]
