@@ -185,6 +185,11 @@ impl ServeArgs {
             max_connections: file.limits.max_connections.caps(),
             shutdown_drain: std::time::Duration::from_secs(file.shutdown_drain_secs.unwrap_or(10)),
             cluster,
+            jobs_minute_ms: match file.jobs.minute_ms {
+                Some(0) => anyhow::bail!("[jobs] minute_ms must be at least 1"),
+                Some(ms) => ms,
+                None => 60_000,
+            },
         })
     }
 }

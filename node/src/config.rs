@@ -123,6 +123,17 @@ pub struct ConfigFile {
     pub auth: AuthFile,
     #[serde(default)]
     pub cluster: crate::cluster::ClusterFile,
+    #[serde(default)]
+    pub jobs: JobsFile,
+}
+
+/// The `[jobs]` table.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JobsFile {
+    /// How long a jobs "minute" is, in ms (timeouts, rollout rates): 60000 but in tests and
+    /// demos, which shorten it to watch a rollout or a timeout in seconds.
+    pub minute_ms: Option<u64>,
 }
 
 impl ConfigFile {
@@ -166,6 +177,8 @@ pub struct NodeConfig {
     pub shutdown_drain: std::time::Duration,
     /// Cluster membership (None: the node runs alone).
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// How long a jobs minute is, in ms (`[jobs] minute_ms`).
+    pub jobs_minute_ms: u64,
 }
 
 impl NodeConfig {

@@ -11,6 +11,8 @@ pub mod config;
 pub mod credentials;
 pub mod http;
 pub mod identity;
+pub mod jobs;
+pub mod jobs_runtime;
 pub mod meta;
 pub mod metrics;
 pub mod node;

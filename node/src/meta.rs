@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::access_keys::{self, AccessKeys};
 use crate::identity::{self, Identity};
+use crate::jobs::{self, Jobs};
 use crate::registry::{self, Registry};
 use crate::rules::api::{self, TopicRules};
 use ferrite_aws::AwsError;
@@ -28,10 +29,12 @@ pub enum Command {
     Identity(identity::Command),
     /// API access keys every node accepts.
     AccessKey(access_keys::Command),
+    /// Jobs, their executions, job templates, event configuration.
+    Jobs(jobs::Command),
 }
 
 /// What an applied command answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// A registry command's answer.
     Registry(registry::Outcome),
@@ -41,6 +44,8 @@ pub enum Outcome {
     Identity(identity::Applied),
     /// An access-key command succeeded.
     AccessKey,
+    /// A jobs command's answer.
+    Jobs(jobs::Outcome),
 }
 
 /// What runs after a topic-rule change is applied (the rule engine reloads them).
@@ -57,6 +62,8 @@ pub struct Meta {
     pub identity: Identity,
     /// API access keys every node accepts.
     pub access_keys: AccessKeys,
+    /// Jobs and their executions.
+    pub jobs: Jobs,
     /// Called after every applied topic-rule change (the rule engine reloads).
     on_rules_changed: Option<RulesChanged>,
     /// Where the records live, read whole for a snapshot (none in unit tests).
@@ -90,6 +97,7 @@ impl Meta {
             topic_rules: TopicRules::load(rows)?,
             identity: Identity::load(rows)?,
             access_keys: AccessKeys::load(rows)?,
+            jobs: Jobs::load(rows)?,
             on_rules_changed: None,
             store: None,
         })
@@ -124,6 +132,7 @@ impl StateMachine for Meta {
                 let outcome = self.registry.apply(c, writes).map(Outcome::Registry)?;
                 if let Some(name) = deleted_thing {
                     self.identity.forget_thing(&name, writes);
+                    self.jobs.forget_thing(&name, writes);
                 }
                 if let Some(name) = deleted_group {
                     self.identity.forget_thing_group(&name, writes);
@@ -133,6 +142,7 @@ impl StateMachine for Meta {
             }
             Command::Identity(c) => self.identity.apply(c, &self.registry, writes).map(Outcome::Identity),
             Command::AccessKey(c) => self.access_keys.apply(c, writes).map(|()| Outcome::AccessKey),
+            Command::Jobs(c) => self.jobs.apply(c, &self.registry, writes).map(Outcome::Jobs),
             Command::TopicRule(c) => {
                 self.topic_rules.apply(c, writes)?;
                 if let Some(f) = &self.on_rules_changed {
@@ -167,6 +177,7 @@ impl StateMachine for Meta {
         self.topic_rules.replace(fresh.topic_rules);
         self.identity.replace(fresh.identity);
         self.access_keys.replace(fresh.access_keys);
+        self.jobs.replace(fresh.jobs);
         if let Some(f) = &self.on_rules_changed {
             f(&self.topic_rules);
         }

@@ -46,7 +46,7 @@ fn assemble(
         &store,
         crate::shadow::SHADOW_SHARDS,
         &cluster.member,
-        publisher,
+        publisher.clone(),
         cfg.broker.shadow_requests_per_second_per_thing,
     )?);
     let outbox = match &cluster.net {
@@ -58,7 +58,8 @@ fn assemble(
         crate::cluster::routes::ClusterRoutes::new((*net).clone(), outbox.clone(), replicate)
     });
     let view = ClusterView { node_id: cluster.member.id, address: cluster.local_addr(), net: cluster.net.clone() };
-    let reactions = Arc::new(Reactions { shadows: shadows.clone(), rules: rules.clone() });
+    let jobs = crate::jobs_runtime::JobsRuntime::new(meta.clone(), publisher.clone(), cfg.jobs_minute_ms);
+    let reactions = Arc::new(Reactions { shadows: shadows.clone(), rules: rules.clone(), jobs: jobs.clone() });
     let peers = routes.clone().map(|r| r as Arc<dyn crate::broker::hooks::Peers>);
     let broker = Broker::open(cfg.broker.clone(), store.clone(), metrics, view, &cluster.member, peers, reactions)
         .context("cannot recover broker state")?;
@@ -84,7 +85,7 @@ fn assemble(
         }
         None => None,
     };
-    Ok((Arc::new(Services { broker, meta, shadows, rules, routes, takeover }), queue))
+    Ok((Arc::new(Services { broker, meta, shadows, rules, routes, takeover, jobs }), queue))
 }
 
 /// Runs a node until SIGINT/SIGTERM.
@@ -117,6 +118,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     system.block_on(async move {
         broker.arm_recovered_timers();
         actix_rt::spawn(crate::broker::publisher::serve(publishes, broker.clone()));
+        services.jobs.serve();
         let workers = server::Workers::start(cfg.workers);
         let mqtt = server::bind(cfg.mqtt_addr, "MQTT").await?;
         let ws = server::bind(cfg.ws_addr, "MQTT over WebSocket").await?;

@@ -11,6 +11,7 @@ use crate::broker::message::{now_ms, Message};
 use crate::broker::Broker;
 use crate::cluster::routes::ClusterRoutes;
 use crate::cluster::takeover::Takeover;
+use crate::jobs_runtime::JobsRuntime;
 use crate::meta::Meta;
 use crate::rules::RuleEngine;
 use crate::shadow::ShadowService;
@@ -29,6 +30,8 @@ pub struct Services {
     pub routes: Option<Arc<ClusterRoutes>>,
     /// Client-id ownership and session handover between nodes (none on a node alone).
     pub takeover: Option<Arc<Takeover>>,
+    /// Jobs requests over MQTT, jobs notifications and time-driven work.
+    pub jobs: Arc<JobsRuntime>,
 }
 
 impl Services {
@@ -122,6 +125,8 @@ pub struct Reactions {
     pub shadows: Arc<ShadowService>,
     /// Runs the rules.
     pub rules: Arc<RuleEngine>,
+    /// Serves `$aws/things/+/jobs/...` requests.
+    pub jobs: Arc<JobsRuntime>,
 }
 
 impl PublishObserver for Reactions {
@@ -132,6 +137,8 @@ impl PublishObserver for Reactions {
     fn published(&self, msg: &Arc<Message>) {
         if let Some(req) = crate::shadow::topics::parse(&msg.topic) {
             self.shadows.handle(msg.publisher.clone(), req, &msg.payload, now_ms() / 1000);
+        } else if let Some(req) = crate::jobs::topics::parse(&msg.topic) {
+            self.jobs.handle(req, &msg.payload);
         }
         self.rules.on_publish(msg);
     }

@@ -40,6 +40,27 @@ impl Service for IotData {
     const NAME: &'static str = "iotdata";
 }
 
+/// The jobs data plane (`aws iot-jobs-data ...`).
+pub struct IotJobsData;
+
+impl Service for IotJobsData {
+    const NAME: &'static str = "iot-jobs-data";
+}
+
+/// The service a request is signed for, read from its credential scope (header or
+/// presigned query) without checking anything: how routes tell apart the APIs that share
+/// paths. The signature itself is checked by the [`Call`] of the route picked.
+pub fn signed_service(req: &actix_web::dev::RequestHead) -> Option<String> {
+    let scope = |credential: &str| credential.split('/').nth(3).map(str::to_string);
+    if let Some(auth) = req.headers.get(actix_web::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let credential = auth.split("Credential=").nth(1)?.split(',').next()?;
+        return scope(credential);
+    }
+    let query = req.uri.query()?;
+    let credential = query.split('&').find_map(|p| p.strip_prefix("X-Amz-Credential="))?;
+    scope(&ferrite_aws::percent::decode(credential)?)
+}
+
 /// A request whose signature checked out: the request, its body and who signed it.
 pub struct Call<S: Service = Iot> {
     /// The request (headers, path, query).

@@ -11,6 +11,8 @@ mod certificates;
 mod cluster;
 mod data_plane;
 mod error;
+mod jobs;
+mod jobs_data;
 mod paging;
 mod policies;
 mod proposals;

@@ -45,3 +45,11 @@ pub async fn topic_rule(api: &Api, command: crate::rules::api::Command) -> Resul
         other => Err(unexpected(&other)),
     }
 }
+
+/// A jobs command and its outcome.
+pub async fn jobs(api: &Api, command: crate::jobs::Command) -> Result<crate::jobs::Outcome, AwsError> {
+    match propose(api, Command::Jobs(command)).await? {
+        Outcome::Jobs(o) => Ok(o),
+        other => Err(unexpected(&other)),
+    }
+}

@@ -7,7 +7,13 @@ use actix_web::web::{self, delete, get, patch, post, put};
 
 use super::error::method_not_allowed;
 use super::{authorizers as authz, certificates as certs, cluster, data_plane as data, policies, things};
+use super::{jobs, jobs_data};
 use super::{thing_groups as groups, thing_types as types, topic_rules as rules};
+
+/// Routes signed for `iot-jobs-data`, whose paths are also the control plane's.
+fn jobs_data() -> impl actix_web::guard::Guard {
+    actix_web::guard::fn_guard(|ctx| super::call::signed_service(ctx.head()).as_deref() == Some("iot-jobs-data"))
+}
 
 /// A path whose unlisted methods are refused with 405.
 fn path(pattern: &str) -> actix_web::Resource {
@@ -48,6 +54,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(delete().to(things::delete_thing)),
         )
         .service(path("/things/{thingName}/thing-groups").route(get().to(things::list_thing_groups_for_thing)))
+        .service(
+            path("/things/{thingName}/jobs")
+                .route(get().guard(jobs_data()).to(jobs_data::get_pending_job_executions))
+                .route(get().to(jobs::list_job_executions_for_thing)),
+        )
+        .service(
+            path("/things/{thingName}/jobs/{jobId}")
+                .route(get().guard(jobs_data()).to(jobs_data::describe_job_execution))
+                .route(put().guard(jobs_data()).to(jobs_data::start_next_pending_job_execution))
+                .route(post().guard(jobs_data()).to(jobs_data::update_job_execution))
+                .route(get().to(jobs::describe_job_execution)),
+        )
+        .service(path("/things/{thingName}/jobs/{jobId}/cancel").route(put().to(jobs::cancel_job_execution)))
+        .service(
+            path("/things/{thingName}/jobs/{jobId}/executionNumber/{executionNumber}")
+                .route(delete().to(jobs::delete_job_execution)),
+        )
         .service(path("/endpoint").route(get().to(things::describe_endpoint)))
         .service(path("/thing-types").route(get().to(types::list_thing_types)))
         .service(
@@ -154,4 +177,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(path("/rules/{ruleName}/enable").route(post().to(rules::enable_topic_rule)))
         .service(path("/rules/{ruleName}/disable").route(post().to(rules::disable_topic_rule)));
+    // Jobs.
+    cfg.service(path("/jobs").route(get().to(jobs::list_jobs)))
+        .service(
+            path("/jobs/{jobId}")
+                .route(put().to(jobs::create_job))
+                .route(get().to(jobs::describe_job))
+                .route(patch().to(jobs::update_job))
+                .route(delete().to(jobs::delete_job)),
+        )
+        .service(path("/jobs/{jobId}/cancel").route(put().to(jobs::cancel_job)))
+        .service(path("/jobs/{jobId}/job-document").route(get().to(jobs::get_job_document)))
+        .service(path("/jobs/{jobId}/things").route(get().to(jobs::list_job_executions_for_job)))
+        .service(path("/jobs/{jobId}/targets").route(post().to(jobs::associate_targets_with_job)))
+        .service(path("/job-templates").route(get().to(jobs::list_job_templates)))
+        .service(
+            path("/job-templates/{jobTemplateId}")
+                .route(put().to(jobs::create_job_template))
+                .route(get().to(jobs::describe_job_template))
+                .route(delete().to(jobs::delete_job_template)),
+        )
+        .service(
+            path("/event-configurations")
+                .route(get().to(jobs::describe_event_configurations))
+                .route(patch().to(jobs::update_event_configurations)),
+        );
 }

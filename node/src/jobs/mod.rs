@@ -1,0 +1,347 @@
+//! AWS IoT Jobs: jobs, their executions on things, job templates and the event
+//! configuration, as replicated state. Every change is a [`Command`] the `meta` group
+//! applies (with the registry at hand, to resolve thing-group targets in the same order as
+//! membership changes); records live in the `registry` column family and are loaded whole at
+//! start. Time-driven work (rollout rates, timers, schedules, continuous groups) is a
+//! [`Command::Tick`] carrying the time, so that applying stays deterministic.
+//!
+//! `model` holds the records, `execution` the rules of one execution, `documents` the JSON
+//! each API answers with, `topics` the MQTT topics, `apply` the commands.
+
+mod apply;
+pub mod documents;
+pub mod execution;
+pub mod model;
+pub mod requests;
+pub mod topics;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ferrite_cluster::{Batch, ReadRows, StoreError, Table};
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use crate::registry::Registry;
+use execution::DeviceUpdate;
+use ferrite_aws::AwsError;
+use model::{Execution, ExecutionStatus, Job, JobConfig, JobStatus, JobTemplate};
+
+/// The event types of UpdateEventConfigurations (AWS's list); only JOB and JOB_EXECUTION
+/// publish events here (docs/jobs.md).
+pub const EVENT_TYPES: &[&str] = &[
+    "THING",
+    "THING_GROUP",
+    "THING_TYPE",
+    "THING_GROUP_MEMBERSHIP",
+    "THING_GROUP_HIERARCHY",
+    "THING_TYPE_ASSOCIATION",
+    "JOB",
+    "JOB_EXECUTION",
+    "POLICY",
+    "CERTIFICATE",
+    "CA_CERTIFICATE",
+];
+
+/// A message the jobs state asks to be published after a change: `notify`, `notify-next`
+/// and job events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effect {
+    /// The topic.
+    pub topic: String,
+    /// The JSON payload.
+    pub doc: serde_json::Value,
+}
+
+/// Where applied changes send their effects (the node's jobs runtime).
+pub type EffectSink = Box<dyn Fn(Vec<Effect>) + Send + Sync>;
+
+/// A change to jobs state. Times, ids and ARNs come from the proposer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    /// CreateJob: `job` is complete but for its executions and rollout.
+    CreateJob { job: Box<Job>, now: u64 },
+    /// UpdateJob: the blocks given replace the job's.
+    UpdateJob { job_id: String, config: Box<JobConfig>, now: u64 },
+    /// CancelJob.
+    CancelJob { job_id: String, force: bool, reason_code: Option<String>, comment: Option<String>, now: u64 },
+    /// DeleteJob.
+    DeleteJob { job_id: String, force: bool, now: u64 },
+    /// AssociateTargetsWithJob.
+    AssociateTargets { job_id: String, targets: Vec<String>, comment: Option<String>, now: u64 },
+    /// CancelJobExecution.
+    CancelExecution {
+        job_id: String,
+        thing: String,
+        force: bool,
+        expected_version: Option<u64>,
+        status_details: Option<BTreeMap<String, String>>,
+        now: u64,
+    },
+    /// DeleteJobExecution.
+    DeleteExecution { job_id: String, thing: String, execution_number: u64, force: bool, now: u64 },
+    /// StartNextPendingJobExecution.
+    StartNext {
+        thing: String,
+        status_details: Option<BTreeMap<String, String>>,
+        step_timeout_minutes: Option<i64>,
+        now: u64,
+        minute_ms: u64,
+    },
+    /// UpdateJobExecution.
+    UpdateExecution { job_id: String, thing: String, update: DeviceUpdate, now: u64, minute_ms: u64 },
+    /// CreateJobTemplate.
+    CreateTemplate { template: Box<JobTemplate> },
+    /// DeleteJobTemplate.
+    DeleteTemplate { job_template_id: String },
+    /// UpdateEventConfigurations: event type -> enabled.
+    SetEventConfigurations { configurations: BTreeMap<String, bool>, now: u64 },
+    /// The time-driven work due at `now`.
+    Tick { now: u64, minute_ms: u64 },
+}
+
+/// What an applied [`Command`] answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Nothing to report.
+    Done,
+    /// The job created, canceled or changed.
+    Job(Box<Job>),
+    /// An execution (and its job's document), or none pending.
+    Execution(Option<Box<(Execution, String)>>),
+}
+
+/// Everything jobs keep, under one lock.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Jobs by id.
+    pub jobs: BTreeMap<String, Job>,
+    /// The latest execution of each (thing, job).
+    pub executions: BTreeMap<(String, String), Execution>,
+    /// Things with an execution of each job.
+    pub by_job: BTreeMap<String, BTreeSet<String>>,
+    /// Earlier attempts (retried or re-queued executions), by (thing, job, execution number).
+    pub history: BTreeMap<(String, String, u64), Execution>,
+    /// Job templates by id.
+    pub templates: BTreeMap<String, JobTemplate>,
+    /// Event types switched on, and when the configuration was created and changed.
+    pub events: EventConfig,
+}
+
+/// The account's event configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EventConfig {
+    /// Event type -> enabled.
+    pub enabled: BTreeMap<String, bool>,
+    /// Epoch ms (0: never set).
+    pub created: u64,
+    /// Epoch ms.
+    pub modified: u64,
+}
+
+impl EventConfig {
+    /// Whether events of `kind` are published.
+    pub fn on(&self, kind: &str) -> bool {
+        self.enabled.get(kind).copied().unwrap_or(false)
+    }
+}
+
+impl State {
+    /// The executions of a thing that are pending (IN_PROGRESS first, then QUEUED, oldest
+    /// first): the order AWS offers them in.
+    pub fn pending(&self, thing: &str) -> (Vec<&Execution>, Vec<&Execution>) {
+        let mut in_progress = Vec::new();
+        let mut queued = Vec::new();
+        for e in self.of_thing(thing) {
+            match e.status {
+                ExecutionStatus::InProgress => in_progress.push(e),
+                ExecutionStatus::Queued => queued.push(e),
+                _ => {}
+            }
+        }
+        let order = |a: &&Execution, b: &&Execution| (a.queued_at, &a.job_id).cmp(&(b.queued_at, &b.job_id));
+        in_progress.sort_by(order);
+        queued.sort_by(order);
+        (in_progress, queued)
+    }
+
+    /// The execution StartNext and `$next` pick.
+    pub fn next(&self, thing: &str) -> Option<&Execution> {
+        let (in_progress, queued) = self.pending(thing);
+        in_progress.into_iter().next().or_else(|| queued.into_iter().next())
+    }
+
+    /// Every execution on `thing`, by job id.
+    pub fn of_thing<'a>(&'a self, thing: &str) -> impl Iterator<Item = &'a Execution> + 'a {
+        let thing = thing.to_string();
+        self.executions
+            .range((thing.clone(), String::new())..)
+            .take_while(move |((t, _), _)| *t == thing)
+            .map(|(_, e)| e)
+    }
+
+    /// Every execution of `job`, by thing name.
+    pub fn of_job<'a>(&'a self, job: &str) -> impl Iterator<Item = &'a Execution> + 'a {
+        let things = self.by_job.get(job);
+        let job = job.to_string();
+        things.into_iter().flatten().filter_map(move |t| self.executions.get(&(t.clone(), job.clone())))
+    }
+
+    /// One execution.
+    pub fn execution(&self, thing: &str, job: &str) -> Option<&Execution> {
+        self.executions.get(&(thing.to_string(), job.to_string()))
+    }
+
+    /// One attempt: the latest execution when `number` is none or its own, else an earlier one.
+    pub fn attempt(&self, thing: &str, job: &str, number: Option<u64>) -> Option<&Execution> {
+        let latest = self.execution(thing, job)?;
+        match number {
+            None => Some(latest),
+            Some(n) if n == latest.execution_number => Some(latest),
+            Some(n) => self.history.get(&(thing.to_string(), job.to_string(), n)),
+        }
+    }
+
+    /// `jobProcessDetails` of a job.
+    pub fn process_details(&self, job: &Job) -> serde_json::Value {
+        documents::process_details(self.of_job(&job.job_id), &job.rollout.pending)
+    }
+}
+
+/// The jobs state a `meta` member applies commands to.
+#[derive(Default)]
+pub struct Jobs {
+    state: RwLock<State>,
+    sink: Mutex<Option<EffectSink>>,
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs").field("jobs", &self.state.read().jobs.len()).finish()
+    }
+}
+
+pub(crate) fn key(kind: &[u8], parts: &[&str]) -> Vec<u8> {
+    let mut k = kind.to_vec();
+    for p in parts {
+        k.push(0);
+        k.extend_from_slice(p.as_bytes());
+    }
+    k
+}
+
+const JOB: &[u8] = b"job";
+const EXECUTION: &[u8] = b"jobx";
+const ATTEMPT: &[u8] = b"jobattempt";
+const TEMPLATE: &[u8] = b"jobtemplate";
+const EVENTS: &[u8] = b"eventconfig";
+
+fn load_kind<T: serde::de::DeserializeOwned>(rows: &impl ReadRows, kind: &[u8]) -> Result<Vec<T>, StoreError> {
+    let mut prefix = kind.to_vec();
+    prefix.push(0);
+    let mut out = Vec::new();
+    for (k, v) in rows.scan_prefix(Table::Registry, &prefix)? {
+        match serde_json::from_slice(&v) {
+            Ok(r) => out.push(r),
+            Err(e) => crate::metrics::undecodable_record("jobs", &String::from_utf8_lossy(&k), &e.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+impl Jobs {
+    /// Loads every jobs record from storage (or a snapshot's rows).
+    pub fn load(rows: &impl ReadRows) -> Result<Jobs, StoreError> {
+        let mut st = State::default();
+        for j in load_kind::<Job>(rows, JOB)? {
+            st.jobs.insert(j.job_id.clone(), j);
+        }
+        for e in load_kind::<Execution>(rows, EXECUTION)? {
+            st.by_job.entry(e.job_id.clone()).or_default().insert(e.thing_name.clone());
+            st.executions.insert((e.thing_name.clone(), e.job_id.clone()), e);
+        }
+        for e in load_kind::<Execution>(rows, ATTEMPT)? {
+            st.history.insert((e.thing_name.clone(), e.job_id.clone(), e.execution_number), e);
+        }
+        for t in load_kind::<JobTemplate>(rows, TEMPLATE)? {
+            st.templates.insert(t.job_template_id.clone(), t);
+        }
+        if let Some(e) = load_kind::<EventConfig>(rows, EVENTS)?.into_iter().next() {
+            st.events = e;
+        }
+        Ok(Jobs { state: RwLock::new(st), sink: Mutex::new(None) })
+    }
+
+    /// Takes over `other`'s records (a restored snapshot).
+    pub fn replace(&self, other: Jobs) {
+        *self.state.write() = other.state.into_inner();
+    }
+
+    /// Where effects of applied commands go from now on.
+    pub fn set_sink(&self, sink: EffectSink) {
+        *self.sink.lock() = Some(sink);
+    }
+
+    /// Reads the state.
+    pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, State> {
+        self.state.read()
+    }
+
+    /// Applies one committed command; records go into `writes`, effects to the sink.
+    pub fn apply(&self, command: Command, registry: &Registry, writes: &mut Batch) -> Result<Outcome, AwsError> {
+        let mut st = self.state.write();
+        let mut tx = apply::Tx::new(&mut st, registry, writes);
+        let out = tx.run(command);
+        let effects = tx.finish();
+        drop(st);
+        if !effects.is_empty() {
+            if let Some(sink) = &*self.sink.lock() {
+                sink(effects);
+            }
+        }
+        out
+    }
+
+    /// Whether a [`Command::Tick`] at `now` would change anything.
+    pub fn due(&self, registry: &Registry, now: u64, minute_ms: u64) -> bool {
+        apply::due(&self.state.read(), registry, now, minute_ms)
+    }
+
+    /// A thing was deleted: its executions go with it (as AWS deletes them).
+    pub fn forget_thing(&self, thing: &str, writes: &mut Batch) {
+        let mut st = self.state.write();
+        let jobs: Vec<String> = st.of_thing(thing).map(|e| e.job_id.clone()).collect();
+        for job in jobs {
+            st.executions.remove(&(thing.to_string(), job.clone()));
+            if let Some(set) = st.by_job.get_mut(&job) {
+                set.remove(thing);
+            }
+            writes.delete(Table::Registry, key(EXECUTION, &[&job, thing]));
+        }
+        let attempts: Vec<(String, String, u64)> = st.history.keys().filter(|k| k.0 == thing).cloned().collect();
+        for k in attempts {
+            st.history.remove(&k);
+            writes.delete(Table::Registry, key(ATTEMPT, &[&k.1, &k.0, &k.2.to_string()]));
+        }
+    }
+}
+
+/// A job id or template id AWS accepts: `[a-zA-Z0-9_-]`, 1 to 64.
+pub fn is_job_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The error for a job that does not exist.
+pub fn job_not_found(id: &str) -> AwsError {
+    AwsError::not_found(format!("Job {id} not found"))
+}
+
+/// The error for an execution that does not exist.
+pub fn execution_not_found(job: &str, thing: &str) -> AwsError {
+    AwsError::not_found(format!("Job execution of job {job} on thing {thing} not found"))
+}
+
+/// The status of a job, for the status filter of ListJobs.
+pub fn parse_job_status(s: &str) -> Option<JobStatus> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
