@@ -238,12 +238,13 @@ impl<'a> Tx<'a> {
                     ));
                 }
                 self.job_event(&job_id, "deleted");
-                let things: Vec<String> = self.st.by_job.remove(&job_id).unwrap_or_default().into_iter().collect();
+                let things: Vec<String> = self.st.by_job.get(&job_id).into_iter().flatten().cloned().collect();
                 for thing in things {
                     self.touch(&thing);
-                    self.st.executions.remove(&(thing.clone(), job_id.clone()));
+                    self.st.remove_execution(&thing, &job_id);
                     self.writes.delete(Table::Registry, key(EXECUTION, &[&job_id, &thing]));
                 }
+                self.st.counts.remove(&job_id);
                 self.forget_attempts(|(_, j, _)| *j == job_id);
                 self.st.jobs.remove(&job_id);
                 self.writes.delete(Table::Registry, key(JOB, &[&job_id]));
@@ -285,8 +286,11 @@ impl<'a> Tx<'a> {
             Command::CancelExecution { job_id, thing, force, expected_version, status_details, now } => {
                 self.now = now;
                 self.touch(&thing);
-                let e = self.execution_mut(&thing, &job_id)?;
-                execution::cancel(e, force, expected_version, status_details.as_ref(), now)?;
+                self.st
+                    .modify_execution(&thing, &job_id, |e| {
+                        execution::cancel(e, force, expected_version, status_details.as_ref(), now)
+                    })
+                    .ok_or_else(|| super::execution_not_found(&job_id, &thing))??;
                 self.put_execution(&thing, &job_id);
                 self.on_terminal(&job_id, &thing);
                 Ok(Outcome::Done)
@@ -316,10 +320,7 @@ impl<'a> Tx<'a> {
                     ));
                 }
                 self.touch(&thing);
-                self.st.executions.remove(&(thing.clone(), job_id.clone()));
-                if let Some(set) = self.st.by_job.get_mut(&job_id) {
-                    set.remove(&thing);
-                }
+                self.st.remove_execution(&thing, &job_id);
                 self.writes.delete(Table::Registry, key(EXECUTION, &[&job_id, &thing]));
                 self.check_completion(&job_id);
                 Ok(Outcome::Done)
@@ -332,9 +333,9 @@ impl<'a> Tx<'a> {
                 };
                 self.touch(&thing);
                 let timers = self.timers(&job_id);
-                if let Some(e) = self.st.executions.get_mut(&(thing.clone(), job_id.clone())) {
-                    execution::start_next(e, status_details.as_ref(), step_timeout_minutes, timers, now);
-                }
+                self.st.modify_execution(&thing, &job_id, |e| {
+                    execution::start_next(e, status_details.as_ref(), step_timeout_minutes, timers, now)
+                });
                 self.put_execution(&thing, &job_id);
                 Ok(self.execution_outcome(&thing, &job_id))
             }
@@ -343,9 +344,13 @@ impl<'a> Tx<'a> {
                 self.minute_ms = minute_ms;
                 let timers = self.timers(&job_id);
                 self.touch(&thing);
-                let e = self.execution_mut(&thing, &job_id)?;
-                execution::update(e, &update, timers, now).map_err(|r| r.to_aws())?;
-                let terminal = e.status.is_terminal();
+                let terminal = self
+                    .st
+                    .modify_execution(&thing, &job_id, |e| {
+                        execution::update(e, &update, timers, now).map(|()| e.status.is_terminal())
+                    })
+                    .ok_or_else(|| super::execution_not_found(&job_id, &thing))?
+                    .map_err(|r| r.to_aws())?;
                 let outcome = self.execution_outcome(&thing, &job_id);
                 self.put_execution(&thing, &job_id);
                 if terminal {
@@ -394,13 +399,6 @@ impl<'a> Tx<'a> {
                 Ok(Outcome::Done)
             }
         }
-    }
-
-    fn execution_mut(&mut self, thing: &str, job: &str) -> Result<&mut Execution, AwsError> {
-        self.st
-            .executions
-            .get_mut(&(thing.to_string(), job.to_string()))
-            .ok_or_else(|| super::execution_not_found(job, thing))
     }
 
     /// Deletes the earlier attempts `which` picks.
@@ -474,9 +472,8 @@ impl<'a> Tx<'a> {
     /// A new QUEUED execution of `job` on `thing` (numbered after any earlier one).
     fn queue(&mut self, job_id: &str, thing: &str, retry_attempt: u32) {
         self.touch(thing);
-        let key_ = (thing.to_string(), job_id.to_string());
-        let number = self.st.executions.get(&key_).map_or(1, |e| e.execution_number + 1);
-        if let Some(old) = self.st.executions.remove(&key_) {
+        let number = self.st.execution(thing, job_id).map_or(1, |e| e.execution_number + 1);
+        if let Some(old) = self.st.remove_execution(thing, job_id) {
             // The earlier attempt stays describable by its execution number, as in AWS.
             let n = old.execution_number.to_string();
             self.writes.put(
@@ -501,8 +498,7 @@ impl<'a> Tx<'a> {
             in_progress_deadline: None,
             step_deadline: None,
         };
-        self.st.executions.insert(key_, e);
-        self.st.by_job.entry(job_id.to_string()).or_default().insert(thing.to_string());
+        self.st.insert_execution(e);
         self.put_execution(thing, job_id);
     }
 
@@ -560,23 +556,17 @@ impl<'a> Tx<'a> {
     fn check_abort(&mut self, job_id: &str) {
         let Some(job) = self.st.jobs.get(job_id) else { return };
         let Some(abort) = &job.config.abort_config else { return };
-        let mut executed = 0u64;
-        let mut failed = BTreeMap::<&str, u64>::new();
-        for e in self.st.of_job(job_id) {
-            if matches!(
-                e.status,
-                ExecutionStatus::Succeeded
-                    | ExecutionStatus::Failed
-                    | ExecutionStatus::Rejected
-                    | ExecutionStatus::TimedOut
-            ) {
-                executed += 1;
-            }
-            if matches!(e.status, ExecutionStatus::Failed | ExecutionStatus::Rejected | ExecutionStatus::TimedOut) {
-                *failed.entry(e.status.name()).or_default() += 1;
-                *failed.entry("ALL").or_default() += 1;
-            }
-        }
+        let counts = self.st.status_counts(job_id);
+        let n = |s: ExecutionStatus| counts[ExecutionStatus::ALL.iter().position(|x| *x == s).unwrap_or(0)];
+        let (failed_, rejected, timed_out) =
+            (n(ExecutionStatus::Failed), n(ExecutionStatus::Rejected), n(ExecutionStatus::TimedOut));
+        let executed = n(ExecutionStatus::Succeeded) + failed_ + rejected + timed_out;
+        let failed = BTreeMap::from([
+            ("FAILED", failed_),
+            ("REJECTED", rejected),
+            ("TIMED_OUT", timed_out),
+            ("ALL", failed_ + rejected + timed_out),
+        ]);
         let hit = abort.criteria_list.iter().find(|c| {
             let f = failed.get(c.failure_type.as_str()).copied().unwrap_or(0);
             executed >= u64::from(c.min_number_of_executed_things)
@@ -597,7 +587,7 @@ impl<'a> Tx<'a> {
         if job.status != JobStatus::InProgress
             || job.target_selection != TargetSelection::Snapshot
             || !job.rollout.pending.is_empty()
-            || self.st.of_job(job_id).any(|e| !e.status.is_terminal())
+            || self.st.status_counts(job_id)[..2].iter().any(|n| *n > 0)
         {
             return;
         }
@@ -627,10 +617,10 @@ impl<'a> Tx<'a> {
             let Some(status) = self.st.execution(&thing, job_id).map(|e| e.status) else { continue };
             if status == ExecutionStatus::Queued || (status == ExecutionStatus::InProgress && force) {
                 self.touch(&thing);
-                if let Some(e) = self.st.executions.get_mut(&(thing.clone(), job_id.to_string())) {
+                self.st.modify_execution(&thing, job_id, |e| {
                     e.force_canceled = status == ExecutionStatus::InProgress;
-                    execution::end(e, ExecutionStatus::Canceled, now);
-                }
+                    execution::end(e, ExecutionStatus::Canceled, now)
+                });
                 self.put_execution(&thing, job_id);
                 if let Some(e) = self.st.execution(&thing, job_id).cloned() {
                     self.execution_event(&e);
@@ -655,9 +645,8 @@ impl<'a> Tx<'a> {
             let queued = self.st.execution(thing, job_id).is_some_and(|e| e.status == ExecutionStatus::Queued);
             if queued {
                 self.touch(thing);
-                if let Some(e) = self.st.executions.get_mut(&(thing.clone(), job_id.to_string())) {
-                    execution::end(e, ExecutionStatus::Removed, self.now);
-                }
+                let now = self.now;
+                self.st.modify_execution(thing, job_id, |e| execution::end(e, ExecutionStatus::Removed, now));
                 self.put_execution(thing, job_id);
                 if let Some(e) = self.st.execution(thing, job_id).cloned() {
                     self.execution_event(&e);
@@ -724,9 +713,7 @@ impl<'a> Tx<'a> {
             .collect();
         for (thing, job) in expired {
             self.touch(&thing);
-            if let Some(e) = self.st.executions.get_mut(&(thing.clone(), job.clone())) {
-                execution::end(e, ExecutionStatus::TimedOut, now);
-            }
+            self.st.modify_execution(&thing, &job, |e| execution::end(e, ExecutionStatus::TimedOut, now));
             self.put_execution(&thing, &job);
             self.on_terminal(&job, &thing);
         }

@@ -96,12 +96,9 @@ pub fn control_execution(e: &Execution, thing_arn: &str, now: u64) -> Value {
     v
 }
 
-/// `jobProcessDetails` from the executions' statuses and the things not yet notified.
-pub fn process_details<'a>(executions: impl Iterator<Item = &'a Execution>, pending: &[String]) -> Value {
-    let mut counts = [0u64; ExecutionStatus::ALL.len()];
-    for e in executions {
-        counts[ExecutionStatus::ALL.iter().position(|s| *s == e.status).unwrap_or(0)] += 1;
-    }
+/// `jobProcessDetails` from the executions per status (in the order of
+/// `ExecutionStatus::ALL`) and the things not yet notified.
+pub fn process_details(counts: &[u64; 8], pending: &[String]) -> Value {
     let n = |s: ExecutionStatus| counts[ExecutionStatus::ALL.iter().position(|x| *x == s).unwrap_or(0)];
     let mut v = json!({
         "numberOfCanceledThings": n(ExecutionStatus::Canceled),

@@ -120,6 +120,10 @@ pub struct State {
     pub executions: BTreeMap<(String, String), Execution>,
     /// Things with an execution of each job.
     pub by_job: BTreeMap<String, BTreeSet<String>>,
+    /// How many executions of each job are in each status (in the order of
+    /// `ExecutionStatus::ALL`), kept with every change so that counts, completion and abort
+    /// checks cost the same for 10 or 100,000 things.
+    pub counts: BTreeMap<String, [u64; 8]>,
     /// Earlier attempts (retried or re-queued executions), by (thing, job, execution number).
     pub history: BTreeMap<(String, String, u64), Execution>,
     /// Job templates by id.
@@ -204,7 +208,53 @@ impl State {
 
     /// `jobProcessDetails` of a job.
     pub fn process_details(&self, job: &Job) -> serde_json::Value {
-        documents::process_details(self.of_job(&job.job_id), &job.rollout.pending)
+        documents::process_details(&self.status_counts(&job.job_id), &job.rollout.pending)
+    }
+
+    /// Executions of `job` per status, in the order of `ExecutionStatus::ALL`.
+    pub fn status_counts(&self, job: &str) -> [u64; 8] {
+        self.counts.get(job).copied().unwrap_or_default()
+    }
+
+    fn count(&mut self, e: &Execution, add: bool) {
+        let slot = ExecutionStatus::ALL.iter().position(|s| *s == e.status).unwrap_or(0);
+        let c = &mut self.counts.entry(e.job_id.clone()).or_default()[slot];
+        *c = if add { *c + 1 } else { c.saturating_sub(1) };
+    }
+
+    /// Stores `e` as the latest execution of its (thing, job); answers the one it replaces.
+    pub(crate) fn insert_execution(&mut self, e: Execution) -> Option<Execution> {
+        let old = self.remove_execution(&e.thing_name.clone(), &e.job_id.clone());
+        self.count(&e, true);
+        self.by_job.entry(e.job_id.clone()).or_default().insert(e.thing_name.clone());
+        self.executions.insert((e.thing_name.clone(), e.job_id.clone()), e);
+        old
+    }
+
+    /// Removes the latest execution of (thing, job).
+    pub(crate) fn remove_execution(&mut self, thing: &str, job: &str) -> Option<Execution> {
+        let e = self.executions.remove(&(thing.to_string(), job.to_string()))?;
+        self.count(&e, false);
+        if let Some(set) = self.by_job.get_mut(job) {
+            set.remove(thing);
+            if set.is_empty() {
+                self.by_job.remove(job);
+            }
+        }
+        Some(e)
+    }
+
+    /// Changes the latest execution of (thing, job) with `f`, keeping the counts.
+    pub(crate) fn modify_execution<R>(
+        &mut self,
+        thing: &str,
+        job: &str,
+        f: impl FnOnce(&mut Execution) -> R,
+    ) -> Option<R> {
+        let mut e = self.executions.get(&(thing.to_string(), job.to_string()))?.clone();
+        let r = f(&mut e);
+        self.insert_execution(e);
+        Some(r)
     }
 }
 
@@ -257,8 +307,7 @@ impl Jobs {
             st.jobs.insert(j.job_id.clone(), j);
         }
         for e in load_kind::<Execution>(rows, EXECUTION)? {
-            st.by_job.entry(e.job_id.clone()).or_default().insert(e.thing_name.clone());
-            st.executions.insert((e.thing_name.clone(), e.job_id.clone()), e);
+            st.insert_execution(e);
         }
         for e in load_kind::<Execution>(rows, ATTEMPT)? {
             st.history.insert((e.thing_name.clone(), e.job_id.clone(), e.execution_number), e);
@@ -312,10 +361,7 @@ impl Jobs {
         let mut st = self.state.write();
         let jobs: Vec<String> = st.of_thing(thing).map(|e| e.job_id.clone()).collect();
         for job in jobs {
-            st.executions.remove(&(thing.to_string(), job.clone()));
-            if let Some(set) = st.by_job.get_mut(&job) {
-                set.remove(thing);
-            }
+            st.remove_execution(thing, &job);
             writes.delete(Table::Registry, key(EXECUTION, &[&job, thing]));
         }
         let attempts: Vec<(String, String, u64)> = st.history.keys().filter(|k| k.0 == thing).cloned().collect();
