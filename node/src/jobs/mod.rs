@@ -391,3 +391,116 @@ pub fn execution_not_found(job: &str, thing: &str) -> AwsError {
 pub fn parse_job_status(s: &str) -> Option<JobStatus> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::things::NewThing;
+    use proptest::prelude::*;
+
+    const THINGS: [&str; 3] = ["a", "b", "c"];
+
+    fn registry() -> Registry {
+        let r = Registry::default();
+        for name in THINGS {
+            let thing = NewThing { name: name.into(), thing_type: None, attributes: BTreeMap::new() };
+            let c =
+                crate::registry::Command::CreateThing { thing, arn_prefix: "arn:aws:iot:r:1:".into(), id: name.into() };
+            r.apply(c, &mut Batch::new()).unwrap();
+        }
+        r
+    }
+
+    fn job(id: &str, config: JobConfig) -> Box<Job> {
+        Box::new(Job {
+            job_id: id.into(),
+            job_arn: format!("arn:aws:iot:r:1:job/{id}"),
+            targets: THINGS.iter().map(|t| format!("arn:aws:iot:r:1:thing/{t}")).collect(),
+            target_selection: model::TargetSelection::Snapshot,
+            document: "{}".into(),
+            document_before_substitution: None,
+            document_source: None,
+            job_template_arn: None,
+            document_parameters: None,
+            scheduling_config: None,
+            config,
+            status: JobStatus::InProgress,
+            force_canceled: false,
+            reason_code: None,
+            comment: None,
+            created_at: 0,
+            last_updated_at: 0,
+            completed_at: None,
+            rollout: model::Rollout::default(),
+        })
+    }
+
+    /// A step of the model check: which job, which thing, what happens.
+    fn step() -> impl Strategy<Value = (usize, usize, u8)> {
+        (0..2usize, 0..3usize, 0..9u8)
+    }
+
+    proptest! {
+        /// Whatever devices, operators and the clock do, the per-job counts equal a recount,
+        /// a terminal execution never changes status, versions only grow, and a completed
+        /// job has no pending execution.
+        #[test]
+        fn jobs_keep_their_invariants(steps in proptest::collection::vec(step(), 1..60)) {
+            let reg = registry();
+            let jobs = Jobs::default();
+            let retry = JobConfig {
+                job_executions_retry_config: Some(model::RetryConfig {
+                    criteria_list: vec![model::RetryCriteria { failure_type: "ALL".into(), number_of_retries: 1 }],
+                }),
+                timeout_config: Some(model::TimeoutConfig { in_progress_timeout_in_minutes: Some(1) }),
+                ..Default::default()
+            };
+            for (i, config) in [JobConfig::default(), retry].into_iter().enumerate() {
+                jobs.apply(Command::CreateJob { job: job(&format!("j{i}"), config), now: 0 }, &reg, &mut Batch::new()).unwrap();
+            }
+            let mut now = 0;
+            let mut seen: BTreeMap<(String, String), (u64, u64, ExecutionStatus)> = BTreeMap::new();
+            for (j, t, what) in steps {
+                now += 20_000;
+                let (job_id, thing) = (format!("j{j}"), THINGS[t].to_string());
+                let device = |status| Command::UpdateExecution {
+                    job_id: job_id.clone(), thing: thing.clone(),
+                    update: DeviceUpdate { status, ..Default::default() }, now, minute_ms: 60_000,
+                };
+                let command = match what {
+                    0 => Command::StartNext { thing: thing.clone(), status_details: None, step_timeout_minutes: None, now, minute_ms: 60_000 },
+                    1 => device(ExecutionStatus::InProgress),
+                    2 => device(ExecutionStatus::Succeeded),
+                    3 => device(ExecutionStatus::Failed),
+                    4 => device(ExecutionStatus::Rejected),
+                    5 => Command::CancelExecution { job_id: job_id.clone(), thing: thing.clone(), force: t == 0, expected_version: None, status_details: None, now },
+                    6 => Command::CancelJob { job_id: job_id.clone(), force: false, reason_code: None, comment: None, now },
+                    7 => Command::DeleteExecution { job_id: job_id.clone(), thing: thing.clone(), execution_number: 1, force: true, now },
+                    _ => Command::Tick { now, minute_ms: 60_000 },
+                };
+                let _ = jobs.apply(command, &reg, &mut Batch::new());
+                let st = jobs.read();
+                for (id, counts) in &st.counts {
+                    let mut recount = [0u64; 8];
+                    for e in st.of_job(id) {
+                        recount[ExecutionStatus::ALL.iter().position(|s| *s == e.status).unwrap()] += 1;
+                    }
+                    prop_assert_eq!(*counts, recount, "counts of {}", id);
+                }
+                for e in st.executions.values() {
+                    let k = (e.thing_name.clone(), e.job_id.clone());
+                    if let Some((number, version, status)) = seen.get(&k) {
+                        if *number == e.execution_number {
+                            prop_assert!(e.version_number >= *version, "version went back");
+                            prop_assert!(!status.is_terminal() || *status == e.status, "{:?} left terminal {:?}", k, status);
+                        }
+                    }
+                    seen.insert(k, (e.execution_number, e.version_number, e.status));
+                }
+                for j in st.jobs.values().filter(|j| j.status == JobStatus::Completed) {
+                    prop_assert!(st.of_job(&j.job_id).all(|e| e.status.is_terminal()));
+                }
+            }
+        }
+    }
+}
