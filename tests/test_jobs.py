@@ -641,6 +641,22 @@ def test_a_rollout_rate_limits_how_fast_executions_are_created(make_node):
     assert {s["jobExecutionSummary"]["status"] for s in executions_of(c, "roll")} == {"QUEUED"}
 
 
+def test_a_rate_limited_rollout_goes_on_after_kill_9_of_its_node(make_node):
+    node = make_node(config_text="[jobs]\nminute_ms = 2000\n")
+    c = iot(node)
+    group = make_group(c, "staged", *[f"k-{i:02d}" for i in range(30)])
+    c.create_job(jobId="staged", targets=[group], document=DOC, jobExecutionsRolloutConfig={"maximumPerMinute": 30})
+    poll(lambda: len(executions_of(c, "staged")) >= 5, True, timeout=10)
+    before = len(executions_of(c, "staged"))
+    assert before < 30, "the rollout had already finished before the kill"
+    node.restart(kill=True)
+    c = iot(node)
+    assert len(executions_of(c, "staged")) >= before, "executions dispatched before the kill were lost"
+    poll(lambda: len(executions_of(c, "staged")), 30, timeout=20)
+    assert sorted(thing_of(s["thingArn"]) for s in executions_of(c, "staged")) == [f"k-{i:02d}" for i in range(30)]
+    assert counts(c, "staged") == tally(Queued=30)
+
+
 def test_an_abort_config_cancels_the_job_after_enough_failures(node):
     c, data = iot(node), jobs_data(node)
     names = [f"ab-{i}" for i in range(6)]
