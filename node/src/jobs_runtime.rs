@@ -103,14 +103,7 @@ impl JobsRuntime {
                     };
                     let st = meta.jobs.read();
                     let (in_progress, queued) = st.pending(&thing);
-                    let summaries = |v: Vec<&jobs::model::Execution>| -> Vec<Value> {
-                        v.into_iter().map(documents::data_summary).collect()
-                    };
-                    let doc = json!({
-                        "inProgressJobs": summaries(in_progress),
-                        "queuedJobs": summaries(queued),
-                    });
-                    accept(&publisher, &topic, token, doc);
+                    accept(&publisher, &topic, token, documents::pending(&in_progress, &queued));
                 });
             }
             Operation::Describe(job) => {
@@ -124,8 +117,7 @@ impl JobsRuntime {
                         return reject(&publisher, &topic, token, internal(), None);
                     };
                     let st = meta.jobs.read();
-                    let e = if job == "$next" { st.next(&thing) } else { st.attempt(&thing, &job, number) };
-                    let Some(e) = e else {
+                    let Some(e) = st.describe(&thing, &job, number) else {
                         let m = ("ResourceNotFound", format!("No job execution of {job} on thing {thing}"));
                         return reject(&publisher, &topic, token, m, None);
                     };

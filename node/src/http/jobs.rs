@@ -99,14 +99,7 @@ pub async fn create_job(api: web::Data<Api>, call: Call, id: web::Path<String>) 
             let template_doc = own
                 .or(t.document.clone())
                 .ok_or_else(|| AwsError::invalid_request(format!("Job template {arn} has no document")))?;
-            let c = t.config;
-            config.description = config.description.or(c.description);
-            config.job_executions_rollout_config =
-                config.job_executions_rollout_config.or(c.job_executions_rollout_config);
-            config.abort_config = config.abort_config.or(c.abort_config);
-            config.timeout_config = config.timeout_config.or(c.timeout_config);
-            config.job_executions_retry_config = config.job_executions_retry_config.or(c.job_executions_retry_config);
-            config.presigned_url_config = config.presigned_url_config.or(c.presigned_url_config);
+            config = config.or(t.config);
             let params = b.document_parameters.clone().unwrap_or_default();
             (model::substitute(&template_doc, &params)?, Some(template_doc))
         }

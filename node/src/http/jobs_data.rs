@@ -31,8 +31,7 @@ fn job_id(raw: &str) -> String {
 pub async fn get_pending_job_executions(api: web::Data<Api>, _call: DataCall, thing: web::Path<String>) -> ApiResult {
     let st = api.services.meta.state().jobs.read();
     let (in_progress, queued) = st.pending(&thing);
-    let list = |v: Vec<&jobs::model::Execution>| v.into_iter().map(documents::data_summary).collect::<Vec<_>>();
-    Ok(HttpResponse::Ok().json(json!({ "inProgressJobs": list(in_progress), "queuedJobs": list(queued) })))
+    Ok(HttpResponse::Ok().json(documents::pending(&in_progress, &queued)))
 }
 
 /// StartNextPendingJobExecution (`PUT /things/{thing}/jobs/$next`).
@@ -86,8 +85,7 @@ pub async fn describe_job_execution(
     let job = job_id(&job);
     let q: DescribeQuery = call.query()?;
     let st = api.services.meta.state().jobs.read();
-    let e = if job == "$next" { st.next(&thing) } else { st.attempt(&thing, &job, q.execution_number) };
-    let e = e.ok_or_else(|| jobs::execution_not_found(&job, &thing))?;
+    let e = st.describe(&thing, &job, q.execution_number).ok_or_else(|| jobs::execution_not_found(&job, &thing))?;
     let document =
         st.jobs.get(&e.job_id).map(|j| j.document.as_str()).filter(|_| q.include_job_document.unwrap_or(true));
     Ok(HttpResponse::Ok().json(json!({ "execution": documents::data_execution(e, document, false, now_ms()) })))

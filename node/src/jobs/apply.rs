@@ -203,15 +203,7 @@ impl<'a> Tx<'a> {
                 let job = self.st.jobs.get_mut(&job_id).ok_or_else(|| super::job_not_found(&job_id))?;
                 let c = *config;
                 let rollout_changed = c.job_executions_rollout_config.is_some();
-                let old = &mut job.config;
-                old.description = c.description.or(old.description.take());
-                old.job_executions_rollout_config =
-                    c.job_executions_rollout_config.or(old.job_executions_rollout_config.take());
-                old.abort_config = c.abort_config.or(old.abort_config.take());
-                old.timeout_config = c.timeout_config.or(old.timeout_config.take());
-                old.job_executions_retry_config =
-                    c.job_executions_retry_config.or(old.job_executions_retry_config.take());
-                old.presigned_url_config = c.presigned_url_config.or(old.presigned_url_config.take());
+                job.config = c.or(std::mem::take(&mut job.config));
                 if rollout_changed {
                     job.rollout.rate = initial_rate(job);
                 }
@@ -557,7 +549,7 @@ impl<'a> Tx<'a> {
         let Some(job) = self.st.jobs.get(job_id) else { return };
         let Some(abort) = &job.config.abort_config else { return };
         let counts = self.st.status_counts(job_id);
-        let n = |s: ExecutionStatus| counts[ExecutionStatus::ALL.iter().position(|x| *x == s).unwrap_or(0)];
+        let n = |s: ExecutionStatus| counts[s.index()];
         let (failed_, rejected, timed_out) =
             (n(ExecutionStatus::Failed), n(ExecutionStatus::Rejected), n(ExecutionStatus::TimedOut));
         let executed = n(ExecutionStatus::Succeeded) + failed_ + rejected + timed_out;

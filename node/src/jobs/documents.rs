@@ -54,6 +54,12 @@ pub fn data_execution(e: &Execution, document: Option<&str>, as_json: bool, now:
     v
 }
 
+/// GetPendingJobExecutions' answer (both data planes): `inProgressJobs` and `queuedJobs`.
+pub fn pending(in_progress: &[&Execution], queued: &[&Execution]) -> Value {
+    let list = |v: &[&Execution]| v.iter().map(|e| data_summary(e)).collect::<Vec<_>>();
+    json!({ "inProgressJobs": list(in_progress), "queuedJobs": list(queued) })
+}
+
 /// The data planes' `JobExecutionState`.
 pub fn execution_state(e: &Execution) -> Value {
     json!({ "status": e.status.name(), "statusDetails": e.status_details, "versionNumber": e.version_number })
@@ -99,7 +105,7 @@ pub fn control_execution(e: &Execution, thing_arn: &str, now: u64) -> Value {
 /// `jobProcessDetails` from the executions per status (in the order of
 /// `ExecutionStatus::ALL`) and the things not yet notified.
 pub fn process_details(counts: &[u64; 8], pending: &[String]) -> Value {
-    let n = |s: ExecutionStatus| counts[ExecutionStatus::ALL.iter().position(|x| *x == s).unwrap_or(0)];
+    let n = |s: ExecutionStatus| counts[s.index()];
     let mut v = json!({
         "numberOfCanceledThings": n(ExecutionStatus::Canceled),
         "numberOfSucceededThings": n(ExecutionStatus::Succeeded),

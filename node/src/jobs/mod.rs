@@ -196,6 +196,16 @@ impl State {
         self.executions.get(&(thing.to_string(), job.to_string()))
     }
 
+    /// What a data-plane DescribeJobExecution names: `$next` (the next pending execution)
+    /// or one attempt of a job.
+    pub fn describe(&self, thing: &str, job: &str, number: Option<u64>) -> Option<&Execution> {
+        if job == "$next" {
+            self.next(thing)
+        } else {
+            self.attempt(thing, job, number)
+        }
+    }
+
     /// One attempt: the latest execution when `number` is none or its own, else an earlier one.
     pub fn attempt(&self, thing: &str, job: &str, number: Option<u64>) -> Option<&Execution> {
         let latest = self.execution(thing, job)?;
@@ -217,14 +227,13 @@ impl State {
     }
 
     fn count(&mut self, e: &Execution, add: bool) {
-        let slot = ExecutionStatus::ALL.iter().position(|s| *s == e.status).unwrap_or(0);
-        let c = &mut self.counts.entry(e.job_id.clone()).or_default()[slot];
+        let c = &mut self.counts.entry(e.job_id.clone()).or_default()[e.status.index()];
         *c = if add { *c + 1 } else { c.saturating_sub(1) };
     }
 
     /// Stores `e` as the latest execution of its (thing, job); answers the one it replaces.
     pub(crate) fn insert_execution(&mut self, e: Execution) -> Option<Execution> {
-        let old = self.remove_execution(&e.thing_name.clone(), &e.job_id.clone());
+        let old = self.remove_execution(&e.thing_name, &e.job_id);
         self.count(&e, true);
         self.by_job.entry(e.job_id.clone()).or_default().insert(e.thing_name.clone());
         self.executions.insert((e.thing_name.clone(), e.job_id.clone()), e);
@@ -483,7 +492,7 @@ mod tests {
                 for (id, counts) in &st.counts {
                     let mut recount = [0u64; 8];
                     for e in st.of_job(id) {
-                        recount[ExecutionStatus::ALL.iter().position(|s| *s == e.status).unwrap()] += 1;
+                        recount[e.status.index()] += 1;
                     }
                     prop_assert_eq!(*counts, recount, "counts of {}", id);
                 }

@@ -87,6 +87,11 @@ impl ExecutionStatus {
         }
     }
 
+    /// The position in [`ExecutionStatus::ALL`] (the slot of per-status counts).
+    pub fn index(self) -> usize {
+        ExecutionStatus::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+
     /// Parses AWS's name.
     pub fn parse(s: &str) -> Option<ExecutionStatus> {
         ExecutionStatus::ALL.into_iter().find(|x| x.name() == s)
@@ -251,6 +256,21 @@ fn invalid(message: String) -> AwsError {
 }
 
 impl JobConfig {
+    /// These blocks, each missing one taken from `fallback` (a job over its template, an
+    /// UpdateJob over the job).
+    pub fn or(self, fallback: JobConfig) -> JobConfig {
+        JobConfig {
+            description: self.description.or(fallback.description),
+            job_executions_rollout_config: self
+                .job_executions_rollout_config
+                .or(fallback.job_executions_rollout_config),
+            abort_config: self.abort_config.or(fallback.abort_config),
+            timeout_config: self.timeout_config.or(fallback.timeout_config),
+            job_executions_retry_config: self.job_executions_retry_config.or(fallback.job_executions_retry_config),
+            presigned_url_config: self.presigned_url_config.or(fallback.presigned_url_config),
+        }
+    }
+
     /// Checks every range AWS checks; the first problem is the error.
     pub fn check(&self) -> Result<(), AwsError> {
         if let Some(r) = &self.job_executions_rollout_config {
