@@ -657,6 +657,36 @@ def test_a_rate_limited_rollout_goes_on_after_kill_9_of_its_node(make_node):
     assert counts(c, "staged") == tally(Queued=30)
 
 
+def test_maintenance_windows_hold_a_rollout_until_one_opens(node):
+    c = iot(node)
+    arns = make_things(c, "mw-a", "mw-b")
+    closed = {"maintenanceWindows": [{"startTime": "cron(0 0 1 1 ? 2099)", "durationInMinutes": 60}]}
+    c.create_job(jobId="later", targets=arns, document=DOC, schedulingConfig=closed)
+    always = {"maintenanceWindows": [{"startTime": "cron(* * * * ? *)", "durationInMinutes": 1}]}
+    c.create_job(jobId="now", targets=arns, document=DOC, schedulingConfig=always)
+    wait_counts(c, "now", Queued=2)
+    time.sleep(1.0)
+    job = c.describe_job(jobId="later")["job"]
+    assert job["status"] == "IN_PROGRESS"
+    assert executions_of(c, "later") == [], "a job dispatched outside its maintenance windows"
+    assert sorted(job["jobProcessDetails"]["processingTargets"]) == ["mw-a", "mw-b"]
+    assert job["schedulingConfig"]["maintenanceWindows"] == closed["maintenanceWindows"]
+    # A template's windows apply to jobs made from it.
+    c.create_job_template(jobTemplateId="windowed", document=DOC, description="windowed",
+                          maintenanceWindows=closed["maintenanceWindows"])
+    c.create_job(jobId="from-template", targets=arns,
+                 jobTemplateArn=f"{ARN}:jobtemplate/windowed")
+    time.sleep(0.6)
+    assert executions_of(c, "from-template") == []
+    for bad in ({"startTime": "cron(0 2 L * ? *)", "durationInMinutes": 60},
+                {"startTime": "cron(0 2 * * ? *)", "durationInMinutes": 2000},
+                {"startTime": "tomorrow", "durationInMinutes": 60}):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.create_job(jobId="bad-window", targets=arns, document=DOC,
+                         schedulingConfig={"maintenanceWindows": [bad]})
+        assert code_of(e.value) == "InvalidRequestException", bad
+
+
 def test_an_abort_config_cancels_the_job_after_enough_failures(node):
     c, data = iot(node), jobs_data(node)
     names = [f"ab-{i}" for i in range(6)]

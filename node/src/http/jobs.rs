@@ -92,6 +92,7 @@ pub async fn create_job(api: web::Data<Api>, call: Call, id: web::Path<String>) 
     }
     let mut config = b.config;
     let own = document_of(b.document, b.document_source.as_deref()).await?;
+    let mut template_windows = None;
     let (document, before) = match &b.job_template_arn {
         Some(arn) => {
             let t = api.services.meta.state().jobs.read().templates.get(template_id(arn)).cloned();
@@ -100,6 +101,7 @@ pub async fn create_job(api: web::Data<Api>, call: Call, id: web::Path<String>) 
                 .or(t.document.clone())
                 .ok_or_else(|| AwsError::invalid_request(format!("Job template {arn} has no document")))?;
             config = config.or(t.config);
+            template_windows = Some(t.maintenance_windows);
             let params = b.document_parameters.clone().unwrap_or_default();
             (model::substitute(&template_doc, &params)?, Some(template_doc))
         }
@@ -116,7 +118,15 @@ pub async fn create_job(api: web::Data<Api>, call: Call, id: web::Path<String>) 
     check_document(&document)?;
     config.check()?;
     let mut rollout = Rollout::default();
-    if let Some(s) = &b.scheduling_config {
+    let mut scheduling = b.scheduling_config;
+    if let Some(windows) = template_windows.filter(|w| !w.is_empty()) {
+        let s = scheduling.get_or_insert_with(SchedulingConfig::default);
+        if s.maintenance_windows.is_empty() {
+            s.maintenance_windows = windows;
+        }
+    }
+    if let Some(s) = &scheduling {
+        model::check_windows(&s.maintenance_windows)?;
         rollout.start_at = s.start_time.as_deref().map(model::parse_date_time).transpose()?;
         rollout.end_at = s.end_time.as_deref().map(model::parse_date_time).transpose()?;
         if let (Some(a), Some(e)) = (rollout.start_at, rollout.end_at) {
@@ -143,7 +153,7 @@ pub async fn create_job(api: web::Data<Api>, call: Call, id: web::Path<String>) 
         document_source: b.document_source,
         job_template_arn: b.job_template_arn,
         document_parameters: b.document_parameters,
-        scheduling_config: b.scheduling_config,
+        scheduling_config: scheduling,
         config,
         status: model::JobStatus::InProgress,
         force_canceled: false,
@@ -460,6 +470,7 @@ pub async fn create_job_template(api: web::Data<Api>, call: Call, id: web::Path<
     let Some(document) = document else {
         return Err(AwsError::invalid_request("A job template needs a document, a documentSource or a jobArn"));
     };
+    model::check_windows(&b.maintenance_windows)?;
     if document.len() > MAX_DOCUMENT {
         return Err(AwsError::invalid_request(format!("The job document is over {MAX_DOCUMENT} bytes")));
     }

@@ -102,7 +102,10 @@ pub(super) fn due(st: &State, registry: &Registry, now: u64, minute_ms: u64) -> 
         (j.status == JobStatus::Scheduled && r.start_at.is_some_and(|s| s <= now))
             || r.end_at.is_some_and(|e| e <= now && matches!(j.status, JobStatus::InProgress | JobStatus::Scheduled))
             || (j.status == JobStatus::InProgress
-                && ((!r.pending.is_empty() && !r.stopped && (r.rate == 0 || credit_at(j, now, minute_ms) >= 1000))
+                && ((!r.pending.is_empty()
+                    && !r.stopped
+                    && (r.rate == 0 || credit_at(j, now, minute_ms) >= 1000)
+                    && j.in_maintenance_window(now))
                     || (j.target_selection == TargetSelection::Continuous && {
                         let (joined, left) = drift(st, registry, j);
                         !joined.is_empty() || !left.is_empty()
@@ -436,6 +439,11 @@ impl<'a> Tx<'a> {
         let minute_ms = self.minute_ms;
         let Some(job) = self.st.jobs.get_mut(job_id) else { return };
         if job.status != JobStatus::InProgress || job.rollout.stopped || job.rollout.pending.is_empty() {
+            return;
+        }
+        if !job.in_maintenance_window(now) {
+            // Outside every window the rate banks nothing: a window opens at the rate.
+            job.rollout.credited_at = now;
             return;
         }
         let n = if job.rollout.rate == 0 {

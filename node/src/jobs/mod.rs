@@ -5,10 +5,11 @@
 //! start. Time-driven work (rollout rates, timers, schedules, continuous groups) is a
 //! [`Command::Tick`] carrying the time, so that applying stays deterministic.
 //!
-//! `model` holds the records, `execution` the rules of one execution, `documents` the JSON
+//! `model` holds the records, `cron` the maintenance windows' expressions, `execution` the rules of one execution, `documents` the JSON
 //! each API answers with, `topics` the MQTT topics, `apply` the commands.
 
 mod apply;
+pub mod cron;
 pub mod documents;
 pub mod execution;
 pub mod model;
@@ -442,6 +443,24 @@ mod tests {
             completed_at: None,
             rollout: model::Rollout::default(),
         })
+    }
+
+    #[test]
+    fn a_rollout_waits_for_its_maintenance_window() {
+        let reg = registry();
+        let jobs = Jobs::default();
+        let at = |s: &str| model::parse_date_time(s).unwrap();
+        let mut j = job("w", JobConfig::default());
+        let window = model::MaintenanceWindow { start_time: "cron(0 2 * * ? *)".into(), duration_in_minutes: 60 };
+        j.scheduling_config = Some(model::SchedulingConfig { maintenance_windows: vec![window], ..Default::default() });
+        let now = at("2026-12-06T01:30");
+        jobs.apply(Command::CreateJob { job: j, now }, &reg, &mut Batch::new()).unwrap();
+        assert!(jobs.read().executions.is_empty());
+        assert!(!jobs.due(&reg, at("2026-12-06T01:59"), 60_000));
+        let open = at("2026-12-06T02:00");
+        assert!(jobs.due(&reg, open, 60_000));
+        jobs.apply(Command::Tick { now: open, minute_ms: 60_000 }, &reg, &mut Batch::new()).unwrap();
+        assert_eq!(jobs.read().status_counts("w")[ExecutionStatus::Queued.index()], 3);
     }
 
     /// A step of the model check: which job, which thing, what happens.

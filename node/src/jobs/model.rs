@@ -209,6 +209,29 @@ pub struct MaintenanceWindow {
     pub duration_in_minutes: u32,
 }
 
+impl MaintenanceWindow {
+    /// Whether `now_ms` is inside this window (an unparsable one never is: windows are
+    /// checked when a job or template is created).
+    pub fn open_at(&self, now_ms: u64) -> bool {
+        super::cron::Cron::parse(&self.start_time)
+            .is_ok_and(|c| super::cron::in_window(&c, self.duration_in_minutes, now_ms))
+    }
+}
+
+/// Checks maintenance windows as AWS does: a cron expression each, 1 to 1430 minutes long.
+pub fn check_windows(windows: &[MaintenanceWindow]) -> Result<(), AwsError> {
+    for w in windows {
+        super::cron::Cron::parse(&w.start_time).map_err(|e| invalid(format!("maintenanceWindows startTime: {e}")))?;
+        if !(1..=1430).contains(&w.duration_in_minutes) {
+            return Err(invalid(format!(
+                "maintenanceWindows durationInMinutes must be 1 to 1430, not {}",
+                w.duration_in_minutes
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `schedulingConfig`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -481,6 +504,15 @@ pub struct Execution {
     /// The step timer's end (epoch ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_deadline: Option<u64>,
+}
+
+impl Job {
+    /// Whether the job may notify things now: always, unless it has maintenance windows and
+    /// none is open.
+    pub fn in_maintenance_window(&self, now_ms: u64) -> bool {
+        let windows = self.scheduling_config.as_ref().map_or(&[][..], |s| &s.maintenance_windows[..]);
+        windows.is_empty() || windows.iter().any(|w| w.open_at(now_ms))
+    }
 }
 
 impl Execution {
