@@ -240,7 +240,7 @@ impl<'a> Tx<'a> {
                     self.writes.delete(Table::Registry, key(EXECUTION, &[&job_id, &thing]));
                 }
                 self.st.counts.remove(&job_id);
-                self.forget_attempts(|(_, j, _)| *j == job_id);
+                self.st.forget_attempts(|(_, j, _)| *j == job_id, self.writes);
                 self.st.jobs.remove(&job_id);
                 self.writes.delete(Table::Registry, key(JOB, &[&job_id]));
                 Ok(Outcome::Done)
@@ -297,7 +297,7 @@ impl<'a> Tx<'a> {
                 if e.execution_number != execution_number
                     && self.st.history.contains_key(&(thing.clone(), job_id.clone(), execution_number))
                 {
-                    self.forget_attempts(|k| k.0 == thing && k.1 == job_id && k.2 == execution_number);
+                    self.st.forget_attempts(|k| k.0 == thing && k.1 == job_id && k.2 == execution_number, self.writes);
                     return Ok(Outcome::Done);
                 }
                 if e.execution_number != execution_number {
@@ -393,15 +393,6 @@ impl<'a> Tx<'a> {
                 self.tick();
                 Ok(Outcome::Done)
             }
-        }
-    }
-
-    /// Deletes the earlier attempts `which` picks.
-    fn forget_attempts(&mut self, which: impl Fn(&(String, String, u64)) -> bool) {
-        let gone: Vec<(String, String, u64)> = self.st.history.keys().filter(|k| which(k)).cloned().collect();
-        for k in gone {
-            self.st.history.remove(&k);
-            self.writes.delete(Table::Registry, key(ATTEMPT, &[&k.1, &k.0, &k.2.to_string()]));
         }
     }
 

@@ -254,6 +254,15 @@ impl State {
         Some(e)
     }
 
+    /// Deletes the earlier attempts `which` picks (by (thing, job, execution number)).
+    pub(crate) fn forget_attempts(&mut self, which: impl Fn(&(String, String, u64)) -> bool, writes: &mut Batch) {
+        let gone: Vec<(String, String, u64)> = self.history.keys().filter(|k| which(k)).cloned().collect();
+        for k in gone {
+            self.history.remove(&k);
+            writes.delete(Table::Registry, key(ATTEMPT, &[&k.1, &k.0, &k.2.to_string()]));
+        }
+    }
+
     /// Changes the latest execution of (thing, job) with `f`, keeping the counts.
     pub(crate) fn modify_execution<R>(
         &mut self,
@@ -374,11 +383,7 @@ impl Jobs {
             st.remove_execution(thing, &job);
             writes.delete(Table::Registry, key(EXECUTION, &[&job, thing]));
         }
-        let attempts: Vec<(String, String, u64)> = st.history.keys().filter(|k| k.0 == thing).cloned().collect();
-        for k in attempts {
-            st.history.remove(&k);
-            writes.delete(Table::Registry, key(ATTEMPT, &[&k.1, &k.0, &k.2.to_string()]));
-        }
+        st.forget_attempts(|k| k.0 == thing, writes);
     }
 }
 
