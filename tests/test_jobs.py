@@ -827,3 +827,41 @@ def test_the_aws_cli_creates_a_job(node, tmp_path):
     job = c.describe_job(jobId="cli-job")["job"]
     assert job["targets"] == [arn]
     assert json.loads(c.get_job_document(jobId="cli-job")["document"]) == {"op": "reboot"}
+
+
+def test_policies_scope_the_jobs_topics_to_the_connected_thing(node, tmp_path):
+    """AWS's jobs policy example: a device may publish, subscribe and receive on its own
+    thing's jobs topics only (`${iot:Connection.Thing.ThingName}`)."""
+    import paho.mqtt.client as mqtt
+    from test_iot_policies import ARN as POLICY_ARN, Device, allow, doc
+
+    c = iot(node)
+    own = "$aws/things/${iot:Connection.Thing.ThingName}/jobs/*"
+    cert = c.create_keys_and_certificate(setAsActive=True)
+    arns = make_things(c, "jp-1", "jp-2")
+    c.attach_thing_principal(thingName="jp-1", principal=cert["certificateArn"])
+    c.create_policy(policyName="jobs-own-thing", policyDocument=doc(
+        allow("iot:Connect", f"{POLICY_ARN}:client/${{iot:Connection.Thing.ThingName}}"),
+        allow("iot:Publish", f"{POLICY_ARN}:topic/{own}"),
+        allow("iot:Receive", f"{POLICY_ARN}:topic/{own}"),
+        allow("iot:Subscribe", f"{POLICY_ARN}:topicfilter/{own}")))
+    c.attach_policy(policyName="jobs-own-thing", target=cert["certificateArn"])
+    c.create_job(jobId="scoped", targets=arns, document=DOC)
+    d = Device(node, cert, tmp_path, "jp-1", protocol=mqtt.MQTTv5)
+    assert d.connected()
+    assert d.subscribe("$aws/things/jp-1/jobs/#") == [1]
+    assert d.subscribe("$aws/things/jp-2/jobs/#") == [0x87]
+    d.c.publish("$aws/things/jp-1/jobs/start-next", json.dumps({"clientToken": "mine"}), qos=1)
+    assert d.pubacks.get(timeout=5) == 0
+    deadline = time.time() + 5
+    while True:
+        topic, payload = d.messages.get(timeout=max(0.1, deadline - time.time()))
+        if topic == "$aws/things/jp-1/jobs/start-next/accepted":
+            answer = json.loads(payload)
+            break
+    assert answer["clientToken"] == "mine" and answer["execution"]["status"] == "IN_PROGRESS"
+    d.c.publish("$aws/things/jp-2/jobs/start-next", b"{}", qos=1)
+    assert d.pubacks.get(timeout=5) == 0x87
+    time.sleep(0.3)
+    assert execution_status(c, "scoped", "jp-2") == "QUEUED", "another thing's execution was started"
+    d.stop()
