@@ -14,7 +14,7 @@ import pytest
 
 from conftest import Client, aws_client, next_json_on
 
-ARN = "arn:aws:iot:eu-west-1:000000000000"
+ARN = "arn:aws:iot:us-east-1:000000000000"
 KINDS = ("Queued", "InProgress", "Succeeded", "Failed", "Canceled", "Rejected", "TimedOut", "Removed")
 DOC = json.dumps({"op": "reboot"})
 

@@ -18,7 +18,7 @@ def iot(node):
 def test_create_describe_update_list_and_delete_things(node):
     c = iot(node)
     made = c.create_thing(thingName="lamp-1", attributePayload={"attributes": {"room": "kitchen"}})
-    assert made["thingArn"] == "arn:aws:iot:eu-west-1:000000000000:thing/lamp-1"
+    assert made["thingArn"] == "arn:aws:iot:us-east-1:000000000000:thing/lamp-1"
     again = c.create_thing(thingName="lamp-1", attributePayload={"attributes": {"room": "kitchen"}})
     assert (again["thingId"], again["thingArn"]) == (made["thingId"], made["thingArn"]), "same configuration: same thing"
     with pytest.raises(c.exceptions.ResourceAlreadyExistsException):
@@ -70,7 +70,7 @@ def test_thing_types_take_things_until_deprecated_and_delete_only_when_unused(ma
     c = iot(node)
     made = c.create_thing_type(thingTypeName="sensor", thingTypeProperties={
         "thingTypeDescription": "temperature sensors", "searchableAttributes": ["room"]})
-    assert made["thingTypeArn"] == "arn:aws:iot:eu-west-1:000000000000:thingtype/sensor"
+    assert made["thingTypeArn"] == "arn:aws:iot:us-east-1:000000000000:thingtype/sensor"
     with pytest.raises(c.exceptions.ResourceAlreadyExistsException):
         c.create_thing_type(thingTypeName="sensor")
     described = c.describe_thing_type(thingTypeName="sensor")
@@ -104,7 +104,7 @@ def test_thing_groups_nest_hold_things_and_survive_a_restart(node):
     c = iot(node)
     root = c.create_thing_group(thingGroupName="site", thingGroupProperties={
         "thingGroupDescription": "the plant", "attributePayload": {"attributes": {"city": "Lyon"}}})
-    assert root["thingGroupArn"] == "arn:aws:iot:eu-west-1:000000000000:thinggroup/site"
+    assert root["thingGroupArn"] == "arn:aws:iot:us-east-1:000000000000:thinggroup/site"
     c.create_thing_group(thingGroupName="hall-a", parentGroupName="site")
     c.create_thing_group(thingGroupName="line-1", parentGroupName="hall-a")
     d = c.describe_thing_group(thingGroupName="line-1")

@@ -46,7 +46,7 @@ def test_a_created_rule_runs_at_once_and_follows_replace_disable_enable_and_dele
     assert next_json_on(sub, "alerts/s1") == {"t": 35, "device": "s1"}
 
     got = iot.get_topic_rule(ruleName="hot")
-    assert got["ruleArn"] == "arn:aws:iot:eu-west-1:000000000000:rule/hot"
+    assert got["ruleArn"] == "arn:aws:iot:us-east-1:000000000000:rule/hot"
     rule = got["rule"]
     assert (rule["ruleName"], rule["description"], rule["ruleDisabled"], rule["awsIotSqlVersion"]) == \
         ("hot", "hot sensors", False, "2016-03-23")

@@ -131,7 +131,8 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let (mqtts_local, wss_local, https_local) = (mqtts.local_addr()?, wss.local_addr()?, https.local_addr()?);
         let credentials_path = credentials.path.clone();
         let mqtt_alpn: &[&[u8]] = &[crate::identity::tls::ALPN_MQTT_CA, b"mqtt"];
-        let https_alpn: &[&[u8]] = &[crate::identity::tls::ALPN_MQTT_CA, crate::identity::tls::ALPN_HTTP_CA, b"http/1.1"];
+        let https_alpn: &[&[u8]] =
+            &[crate::identity::tls::ALPN_MQTT_CA, crate::identity::tls::ALPN_HTTP_CA, b"http/1.1", crate::identity::tls::ALPN_MQTT];
         let (mqtts_config, wss_config) = (tls.server_config(mqtt_alpn)?, tls.server_config(&[b"http/1.1"])?);
         let https_config = tls.server_config(https_alpn)?;
         let (ca_path, server_cert_path, tls_created) = (tls.ca_path.clone(), tls.server_cert_path.clone(), tls.created);

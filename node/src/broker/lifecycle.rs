@@ -44,7 +44,7 @@ impl DisconnectReason {
     }
 }
 
-/// The principal events name until authentication exists (the identity issue).
+/// The principal events name for clients of anonymous listeners.
 pub const ANONYMOUS_PRINCIPAL: &str = "anonymous";
 
 /// Orders a client's presence events: increases with every event, across restarts too (it
@@ -84,6 +84,7 @@ pub enum Presence<'a> {
 pub fn presence(
     client_id: &str,
     session_id: &str,
+    principal: &str,
     event: Presence<'_>,
     timestamp_ms: u64,
     version: u64,
@@ -92,7 +93,7 @@ pub fn presence(
         "clientId": client_id,
         "timestamp": timestamp_ms,
         "sessionIdentifier": session_id,
-        "principalIdentifier": ANONYMOUS_PRINCIPAL,
+        "principalIdentifier": principal,
         "versionNumber": version,
     });
     let kind = match event {
@@ -115,6 +116,7 @@ pub fn presence(
 pub fn subscriptions(
     client_id: &str,
     session_id: &str,
+    principal: &str,
     subscribed: bool,
     topics: &[String],
     timestamp_ms: u64,
@@ -125,7 +127,7 @@ pub fn subscriptions(
         "timestamp": timestamp_ms,
         "eventType": kind,
         "sessionIdentifier": session_id,
-        "principalIdentifier": ANONYMOUS_PRINCIPAL,
+        "principalIdentifier": principal,
         "topics": topics,
     });
     (format!("$aws/events/subscriptions/{kind}/{client_id}"), doc)
@@ -137,7 +139,8 @@ mod tests {
 
     #[test]
     fn disconnected_documents_name_the_reason_and_who_initiated() {
-        let (topic, doc) = presence("dev-1", "s1", Presence::Disconnected(DisconnectReason::ClientInitiated), 5, 9);
+        let (topic, doc) =
+            presence("dev-1", "s1", "anonymous", Presence::Disconnected(DisconnectReason::ClientInitiated), 5, 9);
         assert_eq!(topic, "$aws/events/presence/disconnected/dev-1");
         assert_eq!(
             doc,
@@ -145,20 +148,22 @@ mod tests {
                    "principalIdentifier": "anonymous", "clientInitiatedDisconnect": true,
                    "disconnectReason": "CLIENT_INITIATED_DISCONNECT", "versionNumber": 9})
         );
-        let (_, doc) = presence("d", "s", Presence::Disconnected(DisconnectReason::KeepAliveTimeout), 5, 9);
+        let (_, doc) =
+            presence("d", "s", "anonymous", Presence::Disconnected(DisconnectReason::KeepAliveTimeout), 5, 9);
         assert_eq!(doc["clientInitiatedDisconnect"], json!(false));
         assert_eq!(doc["disconnectReason"], json!("MQTT_KEEP_ALIVE_TIMEOUT"));
     }
 
     #[test]
     fn connected_and_subscription_documents_follow_aws() {
-        let (topic, doc) = presence("d", "s", Presence::Connected { ip: "127.0.0.1" }, 1, 2);
+        let (topic, doc) = presence("d", "s", "anonymous", Presence::Connected { ip: "127.0.0.1" }, 1, 2);
         assert_eq!(topic, "$aws/events/presence/connected/d");
         assert_eq!(doc["ipAddress"], json!("127.0.0.1"));
         assert_eq!(doc["eventType"], json!("connected"));
-        let (topic, doc) = subscriptions("d", "s", false, &["a/b".to_string()], 3);
+        let (topic, doc) = subscriptions("d", "s", "cert-1", false, &["a/b".to_string()], 3);
         assert_eq!(topic, "$aws/events/subscriptions/unsubscribed/d");
         assert_eq!(doc["topics"], json!(["a/b"]));
+        assert_eq!(doc["principalIdentifier"], json!("cert-1"));
         assert!(!has_events("a+b") && !has_events("a#") && has_events("dev-1"));
     }
 }

@@ -67,8 +67,8 @@ pub struct Call<S: Service = Iot> {
     pub req: HttpRequest,
     /// The whole body.
     pub body: web::Bytes,
-    /// The key, region and service of the signature.
-    pub signer: sigv4::Signer,
+    /// The node's region (`--region`): the one of every ARN, whatever region signed.
+    region: String,
     service: PhantomData<S>,
 }
 
@@ -91,9 +91,10 @@ impl<S: Service> Call<S> {
         })
     }
 
-    /// The region the caller signed for: the region of the ARNs it creates.
+    /// The node's region, the region of the ARNs a call creates: the same as policies are
+    /// checked with, whatever region the caller signed for (one region per node).
     pub fn region(&self) -> &str {
-        &self.signer.region
+        &self.region
     }
 }
 
@@ -109,7 +110,7 @@ impl<S: Service + 'static> FromRequest for Call<S> {
             let api = req.app_data::<web::Data<Api>>().ok_or_else(AwsError::internal)?;
             // A key revoked anywhere in the cluster is refused here too, even if this node's
             // file still holds it; one published by any node is accepted.
-            let signer = verify(&req, &body, S::NAME, |key| {
+            verify(&req, &body, S::NAME, |key| {
                 let local = api.credentials.secret(key);
                 if api.credentials.removed(key) {
                     return None; // deleted here: refused now, revoked everywhere within seconds
@@ -120,7 +121,8 @@ impl<S: Service + 'static> FromRequest for Call<S> {
                     Lookup::Unknown => local,
                 }
             })?;
-            Ok(Call { req, body, signer, service: PhantomData })
+            let region = api.services.broker.config.region.clone();
+            Ok(Call { req, body, region, service: PhantomData })
         })
     }
 }

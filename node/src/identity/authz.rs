@@ -84,6 +84,12 @@ pub enum Principal {
         /// `iot:Certificate.*` variables.
         fields: BTreeMap<String, Vec<String>>,
     },
+    /// One of the node's API access keys (a presigned WebSocket upgrade): the keys are the
+    /// node's administrators, allowed everything, as the API allows them everything.
+    AccessKey {
+        /// The access key id.
+        key_id: String,
+    },
     /// Policies handed over by a custom authorizer or configured for JWT clients.
     Documents {
         /// The authorizer's `principalId`, or the token subject.
@@ -158,7 +164,7 @@ impl ConnectionAuthz {
 
     /// Whether every request is allowed without looking.
     pub fn is_unrestricted(&self) -> bool {
-        matches!(self.principal, Principal::Unrestricted)
+        matches!(self.principal, Principal::Unrestricted | Principal::AccessKey { .. })
     }
 
     /// The certificate id, for certificate principals.
@@ -166,6 +172,17 @@ impl ConnectionAuthz {
         match &self.principal {
             Principal::Certificate { id, .. } => Some(id),
             _ => None,
+        }
+    }
+
+    /// Who lifecycle events say connected (AWS's `principalIdentifier`): the certificate id,
+    /// the authorizer's or token's principal id, or `anonymous`.
+    pub fn principal_identifier(&self) -> &str {
+        match &self.principal {
+            Principal::Certificate { id, .. } => id,
+            Principal::Documents { principal_id, .. } => principal_id,
+            Principal::AccessKey { key_id } => key_id,
+            Principal::Unrestricted => crate::broker::lifecycle::ANONYMOUS_PRINCIPAL,
         }
     }
 
@@ -219,7 +236,7 @@ impl ConnectionAuthz {
 
     fn refresh(&mut self, meta: &impl Directory) {
         match &self.principal {
-            Principal::Unrestricted => {}
+            Principal::Unrestricted | Principal::AccessKey { .. } => {}
             Principal::Certificate { id, arn, .. } => {
                 let targets = certificate_targets(meta, id, arn, &self.client_id);
                 self.documents = meta.identity().documents_for(&targets).into_iter().map(|(_, d)| d).collect();

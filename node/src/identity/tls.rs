@@ -25,6 +25,9 @@ use serde::Deserialize;
 
 /// ALPN protocol AWS IoT uses for MQTT with client certificates on port 443.
 pub const ALPN_MQTT_CA: &[u8] = b"x-amzn-mqtt-ca";
+/// ALPN protocol AWS IoT uses for MQTT on port 443 with custom authentication (the Device
+/// SDK's `direct_with_custom_authorizer`).
+pub const ALPN_MQTT: &[u8] = b"mqtt";
 /// ALPN protocol AWS IoT uses for HTTPS with client certificates on port 443.
 pub const ALPN_HTTP_CA: &[u8] = b"x-amzn-http-ca";
 

@@ -26,6 +26,9 @@ pub enum Method {
     Custom,
     /// A JWT in the MQTT password, checked against the configured JWKS.
     Jwt,
+    /// A WebSocket upgrade presigned with SigV4 by one of the node's access keys (AWS's
+    /// `websockets_with_default_aws_signing`; WebSocket listeners only).
+    Sigv4,
 }
 
 impl Method {
@@ -35,7 +38,8 @@ impl Method {
             "certificate" => Method::Certificate,
             "custom" => Method::Custom,
             "jwt" => Method::Jwt,
-            other => bail!("unknown authentication method {other:?}: use anonymous, certificate, custom or jwt"),
+            "sigv4" => Method::Sigv4,
+            other => bail!("unknown authentication method {other:?}: use anonymous, certificate, custom, jwt or sigv4"),
         })
     }
 }
@@ -121,6 +125,7 @@ pub fn listeners(cfg: &NodeConfig) -> anyhow::Result<Listeners> {
     };
     let plain_default = || vec!["anonymous".to_string()];
     let tls_default = || vec!["certificate".to_string(), "custom".to_string()];
+    let wss_default = || vec!["certificate".to_string(), "custom".to_string(), "sigv4".to_string()];
     let one = |key: &str, given: &Option<Vec<String>>, default: Vec<String>, addr: SocketAddr, tls: bool| {
         let names = given.clone().unwrap_or(default);
         let methods = names
@@ -136,6 +141,9 @@ pub fn listeners(cfg: &NodeConfig) -> anyhow::Result<Listeners> {
         }
         if methods.contains(&Method::Certificate) && !tls {
             bail!("[auth] {key}: certificate authentication needs a TLS listener (mqtts, wss or https)");
+        }
+        if methods.contains(&Method::Sigv4) && key != "ws" && key != "wss" {
+            bail!("[auth] {key}: sigv4 authenticates presigned WebSocket upgrades: use it on ws or wss");
         }
         if methods.contains(&Method::Jwt) && jwt.is_none() {
             bail!("[auth] {key} uses jwt, but there is no [auth.jwt] table with a jwks_file");
@@ -157,7 +165,7 @@ pub fn listeners(cfg: &NodeConfig) -> anyhow::Result<Listeners> {
         mqtt: one("mqtt", &a.mqtt, plain_default(), cfg.mqtt_addr, false)?,
         ws: one("ws", &a.ws, plain_default(), cfg.ws_addr, false)?,
         mqtts: one("mqtts", &a.mqtts, tls_default(), cfg.mqtts_addr, true)?,
-        wss: one("wss", &a.wss, tls_default(), cfg.wss_addr, true)?,
+        wss: one("wss", &a.wss, wss_default(), cfg.wss_addr, true)?,
         https: one("https", &a.https, tls_default(), cfg.https_addr, true)?,
     })
 }
@@ -173,25 +181,38 @@ pub enum Choice {
     Custom(AuthorizerRecord),
     /// Verify the password as a JWT.
     Jwt(Arc<JwtAuth>),
+    /// The access key that presigned the WebSocket upgrade.
+    Presigned,
     /// Nothing the listener accepts was presented.
     Refuse(String),
 }
 
+/// What a client presented, for [`choose`].
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    /// A TLS client certificate.
+    pub certificate: bool,
+    /// A SigV4-presigned WebSocket upgrade.
+    pub presigned: bool,
+    /// The CONNECT username.
+    pub username: Option<&'a str>,
+    /// A CONNECT password.
+    pub password: bool,
+}
+
 /// Chooses how to authenticate a client from what it presented: a client certificate first,
-/// then a custom authorizer (named by the username's `x-amz-customauthorizer-name`, else the
-/// default one), then a JWT password.
-pub fn choose(
-    auth: &ListenerAuth,
-    has_certificate: bool,
-    username: Option<&str>,
-    has_password: bool,
-    meta: &Meta,
-) -> Choice {
+/// then a presigned WebSocket upgrade, then a custom authorizer (named by the username's
+/// `x-amz-customauthorizer-name`, else the default one), then a JWT password.
+pub fn choose(auth: &ListenerAuth, presented: &Presented<'_>, meta: &Meta) -> Choice {
+    let (username, has_password) = (presented.username, presented.password);
     if auth.is_anonymous() {
         return Choice::Anonymous;
     }
-    if has_certificate && auth.methods.contains(&Method::Certificate) {
+    if presented.certificate && auth.methods.contains(&Method::Certificate) {
         return Choice::Certificate;
+    }
+    if presented.presigned && auth.methods.contains(&Method::Sigv4) {
+        return Choice::Presigned;
     }
     if auth.methods.contains(&Method::Custom) {
         let named =
@@ -219,6 +240,7 @@ pub fn choose(
             Method::Certificate => "a registered client certificate",
             Method::Custom => "credentials for a custom authorizer",
             Method::Jwt => "a JWT as the password",
+            Method::Sigv4 => "a WebSocket URL presigned with SigV4",
             Method::Anonymous => "nothing",
         })
         .collect();

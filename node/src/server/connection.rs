@@ -106,6 +106,8 @@ pub struct Connection<W: AsyncWrite + Unpin + 'static> {
     /// How the listener authenticates, and the client certificate from the handshake.
     auth: Arc<ListenerAuth>,
     client_cert: Option<Arc<[u8]>>,
+    /// The access key that presigned the WebSocket upgrade (or why it is refused).
+    presigned: Option<Result<String, String>>,
     /// The connection's policies and decision cache, once CONNECT is accepted.
     authz: Option<ConnectionAuthz>,
     version: Rc<Cell<Option<ProtocolVersion>>>,
@@ -137,7 +139,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     /// Starts a connection actor on the current arbiter for an accepted stream.
     pub fn start<R: AsyncRead + Unpin + 'static>(services: Arc<Services>, read: R, write: W, origin: Origin) {
         let broker = services.broker.clone();
-        let Origin { peer, transport, auth, client_cert, accepted, slot } = origin;
+        let Origin { peer, transport, auth, client_cert, presigned, accepted, slot } = origin;
         let version = Rc::new(Cell::new(None));
         let decoder = PacketDecoder {
             version: version.clone(),
@@ -162,6 +164,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 transport,
                 auth,
                 client_cert,
+                presigned,
                 authz: None,
                 version,
                 attached: None,
@@ -248,6 +251,11 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         self.end_reason.get_or_insert(reason);
     }
 
+    /// Who the lifecycle events say the client is.
+    fn principal_identifier(&self) -> &str {
+        self.authz.as_ref().map_or(lifecycle::ANONYMOUS_PRINCIPAL, |a| a.principal_identifier())
+    }
+
     /// Publishes a presence event for the attached client.
     fn publish_presence(&self, event: lifecycle::Presence<'_>) {
         let Some(a) = self.attached.as_ref() else { return };
@@ -255,7 +263,8 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             return;
         }
         let version = self.broker.lifecycle_versions.next();
-        let (topic, doc) = lifecycle::presence(&a.client_id, &self.session_id, event, now_ms(), version);
+        let (topic, doc) =
+            lifecycle::presence(&a.client_id, &self.session_id, self.principal_identifier(), event, now_ms(), version);
         self.broker.publish_internal(topic, doc);
     }
 
@@ -265,7 +274,9 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         if topics.is_empty() || !lifecycle::has_events(&a.client_id) {
             return;
         }
-        let (topic, doc) = lifecycle::subscriptions(&a.client_id, &self.session_id, subscribed, topics, now_ms());
+        let principal = self.principal_identifier();
+        let (topic, doc) =
+            lifecycle::subscriptions(&a.client_id, &self.session_id, principal, subscribed, topics, now_ms());
         self.broker.publish_internal(topic, doc);
     }
 
@@ -297,13 +308,13 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let client_id = admission.client_id.clone();
         let services = self.services.clone();
         let meta = services.meta.state();
-        let choice = listener_auth::choose(
-            &self.auth,
-            self.client_cert.is_some(),
-            c.username.as_deref(),
-            c.password.is_some(),
-            meta,
-        );
+        let presented = listener_auth::Presented {
+            certificate: self.client_cert.is_some(),
+            presigned: self.presigned.is_some(),
+            username: c.username.as_deref(),
+            password: c.password.is_some(),
+        };
+        let choice = listener_auth::choose(&self.auth, &presented, meta);
         let principal = match choice {
             Choice::Anonymous => Ok(Principal::Unrestricted),
             Choice::Certificate => match &self.client_cert {
@@ -319,6 +330,11 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                     principal
                 })
             }
+            Choice::Presigned => match self.presigned.clone() {
+                Some(Ok(key)) => Ok(Principal::AccessKey { key_id: key }),
+                Some(Err(why)) => Err(why),
+                None => Err("the WebSocket upgrade was not presigned".into()),
+            },
             Choice::Refuse(why) => Err(why),
             Choice::Custom(record) => return self.ask_authorizer(ctx, c, admission, record),
         };

@@ -60,6 +60,9 @@ pub struct Origin {
     pub auth: Arc<ListenerAuth>,
     /// The client certificate (DER) the TLS handshake verified possession of.
     pub client_cert: Option<Arc<[u8]>>,
+    /// A WebSocket upgrade presigned with SigV4: the access key that signed it, or why its
+    /// signature is refused.
+    pub presigned: Option<Result<String, String>>,
     /// When the socket was accepted: the CONNECT deadline counts from here.
     pub accepted: std::time::Instant,
     /// The socket's place in its listener's count.
@@ -95,7 +98,7 @@ struct Arrival {
 impl Arrival {
     /// The connection's [`Origin`] once its transport is set up.
     fn origin(self, transport: &'static str, auth: Arc<ListenerAuth>, client_cert: Option<Arc<[u8]>>) -> Origin {
-        Origin { peer: self.peer, transport, auth, client_cert, accepted: self.at, slot: self.slot }
+        Origin { peer: self.peer, transport, auth, client_cert, presigned: None, accepted: self.at, slot: self.slot }
     }
 }
 
@@ -226,7 +229,8 @@ pub async fn serve_wss(
 }
 
 /// Accepts HTTPS forever, AWS's port-443 style: a client that negotiates ALPN
-/// `x-amzn-mqtt-ca` speaks MQTT with its client certificate; everything else is HTTP,
+/// `x-amzn-mqtt-ca` speaks MQTT with its client certificate, one that negotiates `mqtt`
+/// speaks MQTT with custom authentication (the listener's methods decide); everything else is HTTP,
 /// passed to the node's HTTP listener at `http` (the API authenticates with SigV4, not
 /// with the TLS client certificate).
 pub async fn serve_https(
@@ -241,7 +245,8 @@ pub async fn serve_https(
         let (services, acceptor, auth) = (services.clone(), acceptor.clone(), auth.clone());
         async move {
             let Some((tls, client_cert)) = handshake(acceptor, a.stream, a.arrival.peer).await else { return };
-            if tls.get_ref().1.alpn_protocol() == Some(crate::identity::tls::ALPN_MQTT_CA) {
+            let alpn = tls.get_ref().1.alpn_protocol();
+            if alpn == Some(crate::identity::tls::ALPN_MQTT_CA) || alpn == Some(crate::identity::tls::ALPN_MQTT) {
                 let (r, w) = tokio::io::split(tls);
                 return Connection::start(services, r, w, a.arrival.origin("tls", auth, client_cert));
             }

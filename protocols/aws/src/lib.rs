@@ -1,8 +1,9 @@
 //! The AWS side of Ferrite's API as pure functions, so the node, the fuzz targets and tests
 //! share one implementation without linking the node: SigV4 signing and verification
 //! (`sigv4`), AWS's URI encoding (`percent`), the restJson1 error shape (`error`), ARNs
-//! (`arn`), the shared-credentials file format (`credentials`) and the IoT policy engine
-//! (`policy`). Nothing here does I/O, reads a clock or keeps global state: callers pass the
+//! (`arn`), the shared-credentials file format (`credentials`), the IoT policy engine
+//! (`policy`) and provisioning templates for fleet provisioning, JITP and bulk registration
+//! (`provisioning`). Nothing here does I/O, reads a clock or keeps global state: callers pass the
 //! time, the secrets and the account id.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -12,6 +13,7 @@ pub mod credentials;
 pub mod error;
 pub mod percent;
 pub mod policy;
+pub mod provisioning;
 pub mod reserved;
 pub mod sigv4;
 

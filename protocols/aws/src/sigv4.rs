@@ -18,7 +18,7 @@ pub const MAX_CLOCK_SKEW_SECS: i64 = 15 * 60;
 const AMZ_DATE: &[BorrowedFormatItem<'static>] = format_description!("[year][month][day]T[hour][minute][second]Z");
 
 /// The parts of an HTTP request that SigV4 covers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     /// `GET`, `POST`, ...
     pub method: &'a str,
@@ -260,6 +260,120 @@ pub fn verify(
     Ok(Signer { access_key: access_key.to_string(), region: region.to_string(), service: service.to_string() })
 }
 
+/// The query parameter of a presigned request that carries its signature.
+pub const PRESIGNED_SIGNATURE: &str = "X-Amz-Signature";
+
+/// Verifies a presigned request (SigV4 in the query string, as AWS's SDKs sign the
+/// WebSocket upgrade to `/mqtt`): `X-Amz-Algorithm`, `X-Amz-Credential`, `X-Amz-Date`,
+/// `X-Amz-SignedHeaders`, `X-Amz-Signature` and optionally `X-Amz-Expires`. The signature
+/// covers the query without `X-Amz-Signature`, the signed headers (the host always among
+/// them) and the body's hash.
+pub fn verify_presigned(
+    req: &Request<'_>,
+    services: &[&str],
+    now_secs: i64,
+    secret_of: impl Fn(&str) -> Option<String>,
+) -> Result<Signer, AwsError> {
+    let mut params: Vec<(String, String)> = Vec::new();
+    for pair in req.query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        params.push((percent::decode_lossy(k).into_owned(), percent::decode_lossy(v).into_owned()));
+    }
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    if param("X-Amz-Algorithm") != Some("AWS4-HMAC-SHA256") {
+        return Err(refuse("IncompleteSignatureException", "X-Amz-Algorithm must be AWS4-HMAC-SHA256"));
+    }
+    let (Some(credential), Some(amz_date), Some(signed_headers), Some(presented)) =
+        (param("X-Amz-Credential"), param("X-Amz-Date"), param("X-Amz-SignedHeaders"), param(PRESIGNED_SIGNATURE))
+    else {
+        return Err(refuse(
+            "IncompleteSignatureException",
+            "A presigned request needs X-Amz-Credential, X-Amz-Date, X-Amz-SignedHeaders and X-Amz-Signature",
+        ));
+    };
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [access_key, date, region, service, "aws4_request"] = scope.as_slice() else {
+        return Err(refuse("IncompleteSignatureException", format!("Credential scope is malformed: {credential}")));
+    };
+    if !services.contains(service) {
+        return Err(refuse(
+            "InvalidSignatureException",
+            format!("Credential should be scoped to a valid service: {}", services.join(" or ")),
+        ));
+    }
+    let secret = secret_of(access_key).ok_or_else(|| {
+        refuse("UnrecognizedClientException", "The security token included in the request is invalid.")
+    })?;
+    let signed_at = parse_amz_date(amz_date)
+        .ok_or_else(|| refuse("IncompleteSignatureException", format!("Invalid X-Amz-Date {amz_date}")))?;
+    let expires = param("X-Amz-Expires").and_then(|e| e.parse::<i64>().ok());
+    let late = match expires {
+        Some(e) => now_secs > signed_at + e.min(7 * 24 * 3600),
+        None => now_secs - signed_at > MAX_CLOCK_SKEW_SECS,
+    };
+    if late || signed_at - now_secs > MAX_CLOCK_SKEW_SECS {
+        return Err(refuse("InvalidSignatureException", format!("Signature expired or not yet valid: {amz_date}")));
+    }
+    if !amz_date.starts_with(date) {
+        return Err(refuse("InvalidSignatureException", "Credential date does not match X-Amz-Date"));
+    }
+    if !signed_headers.split(';').any(|name| name.eq_ignore_ascii_case("host")) {
+        return Err(refuse("IncompleteSignatureException", "'Host' must be a signed header of a presigned request."));
+    }
+    let mut canonical_headers = String::new();
+    for name in signed_headers.split(';') {
+        let value = header(req.headers, name)
+            .ok_or_else(|| refuse("InvalidSignatureException", format!("Signed header {name} is missing")))?;
+        let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        canonical_headers.push_str(&format!("{}:{value}\n", name.to_ascii_lowercase()));
+    }
+    let unsigned_query: Vec<&str> = req
+        .query
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split_once('=').map_or(*p, |(k, _)| k) != PRESIGNED_SIGNATURE)
+        .collect();
+    let unsigned_query = unsigned_query.join("&");
+    let without_signature = Request { query: &unsigned_query, ..*req };
+    let scope = Scope { secret: &secret, date, region, service, amz_date };
+    let expected = signature(&without_signature, &scope, &canonical_headers, signed_headers, &sha256_hex(req.body));
+    let same = expected.len() == presented.len()
+        && expected.bytes().zip(presented.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if !same {
+        return Err(refuse(
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+        ));
+    }
+    Ok(Signer { access_key: access_key.to_string(), region: region.to_string(), service: service.to_string() })
+}
+
+/// Presigns a request's query (what [`verify_presigned`] checks), for tests and tools:
+/// the full query string to send, `host` the only signed header.
+pub fn presign_query(
+    req: &Request<'_>,
+    host: &str,
+    key: (&str, &str),
+    region: &str,
+    service: &str,
+    now_secs: i64,
+) -> String {
+    let when = OffsetDateTime::from_unix_timestamp(now_secs).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let amz_date = when.format(AMZ_DATE).expect("an OffsetDateTime has every component of AMZ_DATE");
+    let date = &amz_date[..8];
+    let (access_key, secret) = key;
+    let credential = percent::encode(&format!("{access_key}/{date}/{region}/{service}/aws4_request"));
+    let mut query = format!(
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={credential}&X-Amz-Date={amz_date}&X-Amz-SignedHeaders=host"
+    );
+    if !req.query.is_empty() {
+        query = format!("{}&{query}", req.query);
+    }
+    let scope = Scope { secret, date, region, service, amz_date: &amz_date };
+    let unsigned = Request { query: &query, ..*req };
+    let signature = signature(&unsigned, &scope, &format!("host:{host}\n"), "host", &sha256_hex(req.body));
+    format!("{query}&{PRESIGNED_SIGNATURE}={signature}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,6 +402,26 @@ mod tests {
             ]),
             br#"{"state":{"desired":{"on":true}}}"#,
         )
+    }
+
+    #[test]
+    fn presigned_queries_verify_and_tampering_is_refused() {
+        let h = headers(&[("host", "localhost:8883")]);
+        let unsigned = Request { method: "GET", path: "/mqtt", query: "", headers: &h, body: b"" };
+        let query = presign_query(&unsigned, "localhost:8883", (KEY, SECRET), "us-east-1", "iotdevicegateway", NOW);
+        let req = Request { query: &query, ..unsigned };
+        let signer = verify_presigned(&req, &["iotdevicegateway"], NOW + 60, secret).unwrap();
+        assert_eq!(signer.access_key, KEY);
+        assert!(verify_presigned(&req, &["iot"], NOW, secret).is_err(), "another service");
+        assert!(verify_presigned(&req, &["iotdevicegateway"], NOW + 3600, secret).is_err(), "expired");
+        let other_host = headers(&[("host", "elsewhere:8883")]);
+        let moved = Request { headers: &other_host, ..req };
+        assert!(verify_presigned(&moved, &["iotdevicegateway"], NOW, secret).is_err(), "another host");
+        let tampered = query.replace("X-Amz-Date=", "x=1&X-Amz-Date=");
+        let req = Request { query: &tampered, ..unsigned };
+        assert!(verify_presigned(&req, &["iotdevicegateway"], NOW, secret).is_err(), "an added parameter");
+        let req = Request { query: "X-Amz-Algorithm=AWS4-HMAC-SHA256", ..unsigned };
+        assert!(verify_presigned(&req, &["iotdevicegateway"], NOW, secret).is_err());
     }
 
     #[test]
