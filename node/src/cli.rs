@@ -190,6 +190,11 @@ impl ServeArgs {
                 Some(ms) => ms,
                 None => 60_000,
             },
+            ownership_token_secs: match file.provisioning.ownership_token_secs {
+                Some(0) => anyhow::bail!("[provisioning] ownership_token_secs must be at least 1"),
+                Some(s) => s,
+                None => 3600,
+            },
         })
     }
 }

@@ -125,6 +125,17 @@ pub struct ConfigFile {
     pub cluster: crate::cluster::ClusterFile,
     #[serde(default)]
     pub jobs: JobsFile,
+    #[serde(default)]
+    pub provisioning: ProvisioningFile,
+}
+
+/// The `[provisioning]` table.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningFile {
+    /// How long a certificate ownership token from the provisioning MQTT API stays valid,
+    /// in seconds (default 3600).
+    pub ownership_token_secs: Option<u64>,
 }
 
 /// The `[jobs]` table.
@@ -179,6 +190,9 @@ pub struct NodeConfig {
     pub cluster: Option<crate::cluster::ClusterConfig>,
     /// How long a jobs minute is, in ms (`[jobs] minute_ms`).
     pub jobs_minute_ms: u64,
+    /// How long a certificate ownership token stays valid, in seconds
+    /// (`[provisioning] ownership_token_secs`).
+    pub ownership_token_secs: u64,
 }
 
 impl NodeConfig {

@@ -16,6 +16,8 @@ pub mod jobs_runtime;
 pub mod meta;
 pub mod metrics;
 pub mod node;
+pub mod provisioning;
+pub mod provisioning_runtime;
 pub mod registry;
 pub mod rules;
 pub mod rules_cli;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::access_keys::{self, AccessKeys};
 use crate::identity::{self, Identity};
 use crate::jobs::{self, Jobs};
+use crate::provisioning::{self, resolve, Provisioning};
 use crate::registry::{self, Registry};
 use crate::rules::api::{self, TopicRules};
 use ferrite_aws::AwsError;
@@ -31,6 +32,11 @@ pub enum Command {
     AccessKey(access_keys::Command),
     /// Jobs, their executions, job templates, event configuration.
     Jobs(jobs::Command),
+    /// Provisioning templates, the registration code, bulk registration tasks.
+    Provisioning(provisioning::Command),
+    /// One provisioning: the registry and identity changes of an evaluated template,
+    /// checked and applied together.
+    Provision(resolve::Request),
 }
 
 /// What an applied command answers.
@@ -46,6 +52,10 @@ pub enum Outcome {
     AccessKey,
     /// A jobs command's answer.
     Jobs(jobs::Outcome),
+    /// A provisioning-state command's answer.
+    Provisioning(provisioning::Outcome),
+    /// What a provisioning made.
+    Provisioned(resolve::Provisioned),
 }
 
 /// What runs after a topic-rule change is applied (the rule engine reloads them).
@@ -64,6 +74,8 @@ pub struct Meta {
     pub access_keys: AccessKeys,
     /// Jobs and their executions.
     pub jobs: Jobs,
+    /// Provisioning templates, the registration code, bulk registration tasks.
+    pub provisioning: Provisioning,
     /// Called after every applied topic-rule change (the rule engine reloads).
     on_rules_changed: Option<RulesChanged>,
     /// Where the records live, read whole for a snapshot (none in unit tests).
@@ -98,9 +110,32 @@ impl Meta {
             identity: Identity::load(rows)?,
             access_keys: AccessKeys::load(rows)?,
             jobs: Jobs::load(rows)?,
+            provisioning: Provisioning::load(rows)?,
             on_rules_changed: None,
             store: None,
         })
+    }
+}
+
+impl Meta {
+    /// Applies one provisioning: every step is worked out and checked against the state
+    /// first (`resolve`), so a refused provisioning changes nothing.
+    fn provision(&self, req: &resolve::Request, writes: &mut Batch) -> Result<resolve::Provisioned, AwsError> {
+        let (steps, made) = resolve::resolve(req, &self.registry, &self.identity)?;
+        for step in steps {
+            let applied = match step {
+                resolve::Step::Registry(c) => self.registry.apply(c, writes).map(|_| ()),
+                resolve::Step::Identity(c) => self.identity.apply(c, &self.registry, writes).map(|_| ()),
+            };
+            if let Err(e) = applied {
+                // Checked above: only a bug gets here, and the steps before it stay applied
+                // on every member alike.
+                tracing::error!(error = %e.message, "a checked provisioning step failed");
+                return Err(e);
+            }
+        }
+        self.identity.touch();
+        Ok(made)
     }
 }
 
@@ -143,6 +178,8 @@ impl StateMachine for Meta {
             Command::Identity(c) => self.identity.apply(c, &self.registry, writes).map(Outcome::Identity),
             Command::AccessKey(c) => self.access_keys.apply(c, writes).map(|()| Outcome::AccessKey),
             Command::Jobs(c) => self.jobs.apply(c, &self.registry, writes).map(Outcome::Jobs),
+            Command::Provisioning(c) => self.provisioning.apply(c, writes).map(Outcome::Provisioning),
+            Command::Provision(req) => self.provision(&req, writes).map(Outcome::Provisioned),
             Command::TopicRule(c) => {
                 self.topic_rules.apply(c, writes)?;
                 if let Some(f) = &self.on_rules_changed {
@@ -178,6 +215,7 @@ impl StateMachine for Meta {
         self.identity.replace(fresh.identity);
         self.access_keys.replace(fresh.access_keys);
         self.jobs.replace(fresh.jobs);
+        self.provisioning.replace(fresh.provisioning);
         if let Some(f) = &self.on_rules_changed {
             f(&self.topic_rules);
         }

@@ -25,6 +25,7 @@ fn assemble(
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     cluster: &Cluster,
+    issuer: Arc<crate::identity::tls::CertIssuer>,
 ) -> anyhow::Result<(Arc<Services>, crate::broker::publisher::PublishQueue)> {
     let (publisher, queue) = crate::broker::publisher::channel();
     let rules = Arc::new(
@@ -59,7 +60,20 @@ fn assemble(
     });
     let view = ClusterView { node_id: cluster.member.id, address: cluster.local_addr(), net: cluster.net.clone() };
     let jobs = crate::jobs_runtime::JobsRuntime::new(meta.clone(), publisher.clone(), cfg.jobs_minute_ms);
-    let reactions = Arc::new(Reactions { shadows: shadows.clone(), rules: rules.clone(), jobs: jobs.clone() });
+    let settings = crate::provisioning_runtime::Settings {
+        region: cfg.broker.region.clone(),
+        token_secs: cfg.ownership_token_secs,
+        node_id: cluster.member.id,
+        reports_dir: cfg.data_dir.join("registration-reports"),
+    };
+    let provisioning =
+        crate::provisioning_runtime::ProvisioningRuntime::new(meta.clone(), publisher.clone(), issuer, settings);
+    let reactions = Arc::new(Reactions {
+        shadows: shadows.clone(),
+        rules: rules.clone(),
+        jobs: jobs.clone(),
+        provisioning: provisioning.clone(),
+    });
     let peers = routes.clone().map(|r| r as Arc<dyn crate::broker::hooks::Peers>);
     let broker = Broker::open(cfg.broker.clone(), store.clone(), metrics, view, &cluster.member, peers, reactions)
         .context("cannot recover broker state")?;
@@ -85,7 +99,8 @@ fn assemble(
         }
         None => None,
     };
-    Ok((Arc::new(Services { broker, meta, shadows, rules, routes, takeover, jobs }), queue))
+    provisioning.set_broker(broker.clone());
+    Ok((Arc::new(Services { broker, meta, shadows, rules, routes, takeover, jobs, provisioning }), queue))
 }
 
 /// Runs a node until SIGINT/SIGTERM.
@@ -102,14 +117,15 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         None => crate::cluster::Cluster::single(),
     };
     let (cluster_addr, node_id) = (cluster.local_addr(), cluster.member.id);
-    let (services, publishes) = assemble(&cfg, store, metrics, &cluster)?;
+    let tls = crate::identity::tls::Tls::load_or_create(&cfg.data_dir, &cfg.tls).context("cannot set up TLS")?;
+    let issuer = tls.issuer.clone();
+    let (services, publishes) = assemble(&cfg, store, metrics, &cluster, issuer.clone())?;
     let broker = services.broker.clone();
     let (credentials, created) = crate::credentials::Credentials::load_or_create(&cfg.data_dir)?;
     if let Some(dir) = &cfg.rules_dir {
         anyhow::ensure!(dir.is_dir(), "--rules-dir {}: no such directory", dir.display());
         crate::rules::reload::load_and_watch(&services.rules, dir.clone())?;
     }
-    let tls = crate::identity::tls::Tls::load_or_create(&cfg.data_dir, &cfg.tls).context("cannot set up TLS")?;
     if let Some(id) = &cfg.account_id {
         crate::registry::set_account_id(id).map_err(anyhow::Error::msg).context("account_id")?;
     }
@@ -137,7 +153,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let https_config = tls.server_config(https_alpn)?;
         let (ca_path, server_cert_path, tls_created) = (tls.ca_path.clone(), tls.server_cert_path.clone(), tls.created);
         let server_identity = tls.identity.clone();
-        let http_server = crate::http::serve(http, services.clone(), credentials, tls.issuer)?;
+        let http_server = crate::http::serve(http, services.clone(), credentials, issuer)?;
         let anonymous = [("mqtt", auth.mqtt.is_anonymous()), ("ws", auth.ws.is_anonymous())];
         let descriptors = server::admission::raise_descriptor_limit();
         let limits = server::admission::Limits::for_descriptors(descriptors, cfg.max_connections);

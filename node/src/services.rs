@@ -13,6 +13,7 @@ use crate::cluster::routes::ClusterRoutes;
 use crate::cluster::takeover::Takeover;
 use crate::jobs_runtime::JobsRuntime;
 use crate::meta::Meta;
+use crate::provisioning_runtime::ProvisioningRuntime;
 use crate::rules::RuleEngine;
 use crate::shadow::ShadowService;
 
@@ -32,6 +33,8 @@ pub struct Services {
     pub takeover: Option<Arc<Takeover>>,
     /// Jobs requests over MQTT, jobs notifications and time-driven work.
     pub jobs: Arc<JobsRuntime>,
+    /// The provisioning MQTT API, just-in-time registration, bulk registration.
+    pub provisioning: Arc<ProvisioningRuntime>,
 }
 
 impl Services {
@@ -127,6 +130,8 @@ pub struct Reactions {
     pub rules: Arc<RuleEngine>,
     /// Serves `$aws/things/+/jobs/...` requests.
     pub jobs: Arc<JobsRuntime>,
+    /// Serves the provisioning MQTT API's requests.
+    pub provisioning: Arc<ProvisioningRuntime>,
 }
 
 impl PublishObserver for Reactions {
@@ -139,6 +144,8 @@ impl PublishObserver for Reactions {
             self.shadows.handle(msg.publisher.clone(), req, &msg.payload, now_ms() / 1000);
         } else if let Some(req) = crate::jobs::topics::parse(&msg.topic) {
             self.jobs.handle(req, &msg.payload);
+        } else if let (Some(req), Some(client)) = (crate::provisioning::wire::parse(&msg.topic), &msg.publisher) {
+            self.provisioning.handle(client.clone(), req, &msg.payload);
         }
         self.rules.on_publish(msg);
     }

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 const NODE_LAYERS: &[(&str, &[&str])] = &[
     ("foundations", &["metrics", "credentials"]),
     ("broker core", &["broker"]),
-    ("domain services", &["registry", "identity", "shadow", "rules", "access_keys", "jobs"]),
-    ("replicated state and cluster routing", &["meta", "cluster", "jobs_runtime"]),
+    ("domain services", &["registry", "identity", "shadow", "rules", "access_keys", "jobs", "provisioning"]),
+    ("replicated state and cluster routing", &["meta", "cluster", "jobs_runtime", "provisioning_runtime"]),
     ("the services together", &["services"]),
     ("listeners, HTTP API and tools", &["server", "http", "bench", "rules_cli", "config"]),
     ("wiring", &["node", "cli"]),

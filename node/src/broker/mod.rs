@@ -624,6 +624,14 @@ impl Broker {
         self.sessions[shard_of(client_id)].lock().get(client_id).cloned()
     }
 
+    /// The generation of the connection attached to `client_id`'s session now, if one is:
+    /// it changes with every connection, so it tells one connection from the next.
+    pub fn connection_generation(&self, client_id: &str) -> Option<u64> {
+        let session = self.session(client_id)?;
+        let inner = session.inner.lock();
+        inner.conn.is_some().then_some(inner.generation)
+    }
+
     /// Attaches a new connection to the client's session: resumes it (clean start = 0
     /// and one exists) or starts a fresh one. A connection already attached is kicked
     /// with 0x8E (session taken over). `claim` is this node's claim of the client id in a
@@ -1015,6 +1023,19 @@ impl Broker {
         if !msg.topic.starts_with(BASIC_INGEST_PREFIX) {
             self.observer.published(msg);
         }
+    }
+
+    /// Delivers a message the node originates to one client's matching subscriptions on this
+    /// node and to no one else (the provisioning API answers the connection that asked:
+    /// its answers carry private keys). Not retained, not forwarded, no rules.
+    pub fn publish_to_client(&self, client_id: &str, msg: &Arc<Message>) {
+        let mut matches = Vec::new();
+        self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
+        matches.retain(|m| &*m.subscriber.client_id == client_id);
+        let mut batch = Batch::new();
+        let routed = self.deliver(msg, matches, &mut batch);
+        self.store.submit(batch);
+        routed.wake();
     }
 
     /// Publishes a message the node itself originates (shadow responses) at QoS 1, as if a

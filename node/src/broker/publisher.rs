@@ -13,6 +13,8 @@ use super::{Broker, Published};
 struct Request {
     msg: Arc<Message>,
     answer: Option<oneshot::Sender<Published>>,
+    /// Only this client, when set ([`Publisher::publish_to`]).
+    to: Option<Arc<str>>,
 }
 
 /// A clonable handle that publishes into the broker through a channel.
@@ -41,7 +43,7 @@ pub fn channel() -> (Publisher, PublishQueue) {
 impl Publisher {
     /// Publishes `msg` as the node itself (routed, stored without waiting, rules run).
     pub fn publish(&self, msg: Arc<Message>) {
-        if self.tx.send(Request { msg, answer: None }).is_err() {
+        if self.tx.send(Request { msg, answer: None, to: None }).is_err() {
             tracing::debug!("the node is shutting down; an internal publish was dropped");
         }
     }
@@ -49,10 +51,18 @@ impl Publisher {
     /// Publishes `msg` and waits until its durable part is written.
     pub async fn publish_and_wait(&self, msg: Arc<Message>) -> Published {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Request { msg, answer: Some(tx) }).is_err() {
+        if self.tx.send(Request { msg, answer: Some(tx), to: None }).is_err() {
             return Published { stored: false, refused_by_persistent: false };
         }
         rx.await.unwrap_or(Published { stored: false, refused_by_persistent: false })
+    }
+
+    /// Delivers `msg` to the subscriptions of `client_id` on this node only
+    /// ([`Broker::publish_to_client`]).
+    pub fn publish_to(&self, client_id: Arc<str>, msg: Arc<Message>) {
+        if self.tx.send(Request { msg, answer: None, to: Some(client_id) }).is_err() {
+            tracing::debug!("the node is shutting down; an answer to one client was dropped");
+        }
     }
 
     /// Publishes a JSON document the node originates (shadow responses) at QoS 1.
@@ -64,7 +74,11 @@ impl Publisher {
 /// Publishes everything sent through the queue's [`Publisher`]s into `broker`, in order,
 /// until every publisher is gone.
 pub async fn serve(mut queue: PublishQueue, broker: Arc<Broker>) {
-    while let Some(Request { msg, answer }) = queue.rx.recv().await {
+    while let Some(Request { msg, answer, to }) = queue.rx.recv().await {
+        if let Some(client) = to {
+            broker.publish_to_client(&client, &msg);
+            continue;
+        }
         match answer {
             None => broker.publish_now(&msg),
             Some(answer) => {

@@ -14,7 +14,7 @@ use super::error::ApiResult;
 use super::paging::{marker_page, marker_response, page_after, page_response, MarkerQuery, TokenQuery};
 use super::{proposals, Api};
 use crate::broker::message::now_ms;
-use crate::identity::certs::{self, CaCertificate, Certificate, Registration, DEVICE_STATUSES};
+use crate::identity::certs::{self, CaCertificate, Certificate, Registration, RegistrationConfig, DEVICE_STATUSES};
 use crate::identity::Command;
 use crate::registry::{arn_prefix, new_id};
 
@@ -30,8 +30,7 @@ struct ActiveQuery {
 }
 
 fn device_record(region: &str, parsed: &certs::Parsed, pem: String, ca: Option<String>, status: &str) -> Certificate {
-    let arn = format!("{}cert/{}", arn_prefix(region), parsed.id);
-    Certificate { registration: Registration::new(parsed, arn, status, pem, now_s(), new_id()), ca_certificate_id: ca }
+    Certificate::device(parsed, &arn_prefix(region), pem, ca, status, now_s())
 }
 
 /// Registers a device certificate record: AWS's `{certificateArn, certificateId}` answer.
@@ -93,10 +92,32 @@ pub async fn create_certificate_from_csr(api: web::Data<Api>, call: Call) -> Api
 struct RegisterCaBody {
     ca_certificate: Option<String>,
     verification_certificate: Option<String>,
+    registration_config: Option<RegistrationConfig>,
+    certificate_mode: Option<String>,
 }
 
-/// RegisterCACertificate. A `verificationCertificate`, when given, must be signed by the CA
-/// (proof that the caller holds the CA's key); AWS's registration-code step is not required.
+/// Checks a CA's `registrationConfig`: a JITP template body that parses, or the name of a
+/// JITP template that exists (and not both).
+fn check_registration_config(api: &Api, config: &RegistrationConfig) -> Result<(), AwsError> {
+    match (&config.template_body, &config.template_name) {
+        (Some(_), Some(_)) => {
+            Err(AwsError::invalid_request("registrationConfig takes templateBody or templateName, not both"))
+        }
+        (Some(body), None) => ferrite_aws::provisioning::parse(body)
+            .map(|_| ())
+            .map_err(|e| AwsError::invalid_request(format!("registrationConfig.templateBody: {e}"))),
+        (None, Some(name)) => match api.services.meta.state().provisioning.template(name) {
+            Some(t) if t.kind == "JITP" => Ok(()),
+            Some(_) => Err(AwsError::invalid_request(format!("The provisioning template {name} is not of type JITP"))),
+            None => Err(crate::provisioning::template_not_found(name)),
+        },
+        (None, None) => Ok(()),
+    }
+}
+
+/// RegisterCACertificate, as AWS checks it: in DEFAULT mode the `verificationCertificate`
+/// must be signed by the CA (the caller holds its key) and name the account's registration
+/// code (GetRegistrationCode) as its subject's common name; SNI_ONLY needs neither.
 pub async fn register_ca_certificate(api: web::Data<Api>, call: Call) -> ApiResult {
     let query: ActiveQuery = call.query()?;
     let b: RegisterCaBody = call.json()?;
@@ -105,16 +126,45 @@ pub async fn register_ca_certificate(api: web::Data<Api>, call: Call) -> ApiResu
     if !parsed.is_ca {
         return Err(certs::validation_error("The certificate is not a CA certificate (basic constraints CA:FALSE)"));
     }
-    if let Some(v) = b.verification_certificate {
-        let verification = certs::parse_pem(&v)?;
-        if !certs::signed_by(&verification.der, &parsed.der) {
-            return Err(certs::validation_error("The verification certificate is not signed by the CA certificate"));
+    let mode = b.certificate_mode.unwrap_or_else(|| "DEFAULT".into());
+    match mode.as_str() {
+        "DEFAULT" => {
+            let v = b.verification_certificate.ok_or_else(|| {
+                AwsError::invalid_request(
+                    "verificationCertificate is required in DEFAULT mode: a certificate signed by the CA whose common name is the registration code (GetRegistrationCode)",
+                )
+            })?;
+            let verification = certs::parse_pem(&v)?;
+            if !certs::signed_by(&verification.der, &parsed.der) {
+                return Err(certs::validation_error(
+                    "The verification certificate is not signed by the CA certificate",
+                ));
+            }
+            let code = api.services.meta.state().provisioning.registration_code();
+            let cn = certs::common_name(&verification.der);
+            if code.is_none() || cn != code {
+                return Err(certs::validation_error(
+                    "The verification certificate's common name is not the registration code (GetRegistrationCode)",
+                ));
+            }
         }
+        "SNI_ONLY" => {}
+        other => {
+            return Err(AwsError::invalid_request(format!("Invalid certificateMode {other:?}: DEFAULT or SNI_ONLY")))
+        }
+    }
+    if let Some(config) = &b.registration_config {
+        check_registration_config(&api, config)?;
     }
     let arn = format!("{}cacert/{}", arn_prefix(call.region()), parsed.id);
     let registration = Registration::new(&parsed, arn, status_of(query.set_as_active), pem, now_s(), new_id());
     let auto = if query.allow_auto_registration.unwrap_or(false) { "ENABLE" } else { "DISABLE" };
-    let record = CaCertificate { registration, auto_registration_status: auto.to_string() };
+    let record = CaCertificate {
+        registration,
+        auto_registration_status: auto.to_string(),
+        certificate_mode: mode,
+        registration_config: b.registration_config,
+    };
     let arn = record.certificate_arn.clone();
     proposals::identity_change(&api, Command::RegisterCaCertificate { record }).await?;
     Ok(HttpResponse::Ok().json(json!({ "certificateArn": arn, "certificateId": parsed.id })))
@@ -213,8 +263,13 @@ fn describe_ca(c: &CaCertificate) -> Value {
         "customerVersion": c.customer_version,
         "generationId": c.generation_id,
         "validity": { "notBefore": c.not_before, "notAfter": c.not_after },
-        "certificateMode": "DEFAULT",
+        "certificateMode": c.certificate_mode,
     }})
+}
+
+/// DescribeCACertificate's `registrationConfig`, when the CA has one.
+fn registration_config_doc(c: &CaCertificate) -> Option<Value> {
+    c.registration_config.as_ref().map(|r| serde_json::to_value(r).unwrap_or_default())
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -260,12 +315,27 @@ pub async fn describe_ca_certificate(api: web::Data<Api>, _call: Call, id: web::
         .identity
         .ca_certificate(&id)
         .ok_or_else(|| crate::registry::things::missing("CA certificate", &id))?;
-    Ok(HttpResponse::Ok().json(describe_ca(&c)))
+    let mut doc = describe_ca(&c);
+    if let Some(config) = registration_config_doc(&c) {
+        doc["registrationConfig"] = config;
+    }
+    Ok(HttpResponse::Ok().json(doc))
 }
 
-/// UpdateCACertificate: a new status and/or auto-registration status.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct UpdateCaBody {
+    registration_config: Option<RegistrationConfig>,
+    remove_auto_registration: Option<bool>,
+}
+
+/// UpdateCACertificate: a new status, auto-registration status and/or registration config.
 pub async fn update_ca_certificate(api: web::Data<Api>, call: Call, id: web::Path<String>) -> ApiResult {
     let query: CertificateQuery = call.query()?;
+    let body: UpdateCaBody = call.json()?;
+    if let Some(config) = &body.registration_config {
+        check_registration_config(&api, config)?;
+    }
     let status = query.new_status;
     if status.as_deref().is_some_and(|s| s != "ACTIVE" && s != "INACTIVE") {
         return Err(AwsError::invalid_request("newStatus must be ACTIVE or INACTIVE"));
@@ -274,10 +344,12 @@ pub async fn update_ca_certificate(api: web::Data<Api>, call: Call, id: web::Pat
     if auto.as_deref().is_some_and(|s| s != "ENABLE" && s != "DISABLE") {
         return Err(AwsError::invalid_request("newAutoRegistrationStatus must be ENABLE or DISABLE"));
     }
+    let auto = if body.remove_auto_registration == Some(true) { Some("DISABLE".to_string()) } else { auto };
     let command = Command::UpdateCaCertificate {
         id: id.into_inner(),
         status,
         auto_registration: auto,
+        registration_config: body.registration_config,
         now_s: now_s(),
         generation_id: new_id(),
     };

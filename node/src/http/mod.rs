@@ -16,6 +16,8 @@ mod jobs_data;
 mod paging;
 mod policies;
 mod proposals;
+mod provisioning;
+mod registration_tasks;
 mod routes;
 mod thing_groups;
 mod thing_types;
@@ -36,7 +38,7 @@ struct Api {
     services: Arc<Services>,
     credentials: Credentials,
     /// Signs the certificates CreateKeysAndCertificate and CreateCertificateFromCsr create.
-    issuer: crate::identity::tls::CertIssuer,
+    issuer: std::sync::Arc<crate::identity::tls::CertIssuer>,
 }
 
 async fn health(api: web::Data<Api>) -> HttpResponse {
@@ -65,7 +67,7 @@ pub fn serve(
     listener: std::net::TcpListener,
     services: Arc<Services>,
     credentials: Credentials,
-    issuer: crate::identity::tls::CertIssuer,
+    issuer: std::sync::Arc<crate::identity::tls::CertIssuer>,
 ) -> std::io::Result<actix_web::dev::Server> {
     let barrier = services.meta.clone();
     let api = web::Data::new(Api { services, credentials, issuer });

@@ -8,6 +8,7 @@ use actix_web::web::{self, delete, get, patch, post, put};
 use super::error::method_not_allowed;
 use super::{authorizers as authz, certificates as certs, cluster, data_plane as data, policies, things};
 use super::{jobs, jobs_data};
+use super::{provisioning as prov, registration_tasks as tasks};
 use super::{thing_groups as groups, thing_types as types, topic_rules as rules};
 
 /// Routes signed for `iot-jobs-data`, whose paths are also the control plane's.
@@ -45,7 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(path("/retainedMessage").route(get().to(data::list_retained_messages)))
     .service(path("/retainedMessage/{topic:.*}").route(get().to(data::get_retained_message)));
     // Things, types and groups.
-    cfg.service(path("/things").route(get().to(things::list_things)))
+    cfg.service(path("/things").route(get().to(things::list_things)).route(post().to(prov::register_thing)))
         .service(
             path("/things/{thingName}")
                 .route(post().to(things::create_thing))
@@ -202,4 +203,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(get().to(jobs::describe_event_configurations))
                 .route(patch().to(jobs::update_event_configurations)),
         );
+    // Provisioning: templates, claims, RegisterThing, registration code, bulk registration.
+    cfg.service(
+        path("/provisioning-templates").route(post().to(prov::create_template)).route(get().to(prov::list_templates)),
+    )
+    .service(
+        path("/provisioning-templates/{templateName}")
+            .route(get().to(prov::describe_template))
+            .route(patch().to(prov::update_template))
+            .route(delete().to(prov::delete_template)),
+    )
+    .service(
+        path("/provisioning-templates/{templateName}/versions")
+            .route(post().to(prov::create_version))
+            .route(get().to(prov::list_versions)),
+    )
+    .service(
+        path("/provisioning-templates/{templateName}/versions/{versionId}")
+            .route(get().to(prov::describe_version))
+            .route(delete().to(prov::delete_version)),
+    )
+    .service(path("/provisioning-templates/{templateName}/provisioning-claim").route(post().to(prov::create_claim)))
+    .service(
+        path("/registrationcode")
+            .route(get().to(prov::get_registration_code))
+            .route(delete().to(prov::delete_registration_code)),
+    )
+    .service(path("/thing-registration-tasks").route(post().to(tasks::start_task)).route(get().to(tasks::list_tasks)))
+    .service(path("/thing-registration-tasks/{taskId}").route(get().to(tasks::describe_task)))
+    .service(path("/thing-registration-tasks/{taskId}/cancel").route(put().to(tasks::stop_task)))
+    .service(path("/thing-registration-tasks/{taskId}/reports").route(get().to(tasks::list_reports)))
+    .service(path("/thing-registration-reports/{taskId}/{report}").route(get().to(tasks::report_file)));
 }

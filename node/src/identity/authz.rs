@@ -99,6 +99,36 @@ pub enum Principal {
     },
 }
 
+/// What a provisioning claim certificate (CreateProvisioningClaim) may do without any
+/// attached policy, as AWS grants it: connect, and use the provisioning MQTT API of its one
+/// template.
+fn claim_policy(arn_prefix: &str, template: &str) -> Option<Arc<PolicyDocument>> {
+    let topics = ["$aws/certificates/create/*", "$aws/certificates/create-from-csr/*"]
+        .map(str::to_string)
+        .into_iter()
+        .chain([format!("$aws/provisioning-templates/{template}/provision/*")]);
+    let (mut on_topics, mut on_filters) = (Vec::new(), Vec::new());
+    for t in topics {
+        on_topics.push(format!("{arn_prefix}topic/{t}"));
+        on_filters.push(format!("{arn_prefix}topicfilter/{t}"));
+    }
+    let doc = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            { "Effect": "Allow", "Action": "iot:Connect", "Resource": "*" },
+            { "Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": on_topics },
+            { "Effect": "Allow", "Action": "iot:Subscribe", "Resource": on_filters },
+        ],
+    });
+    match policy::parse(&doc.to_string()) {
+        Ok(d) => Some(Arc::new(d)),
+        Err(e) => {
+            tracing::error!(template, error = %e, "the provisioning claim policy does not parse");
+            None
+        }
+    }
+}
+
 /// A snapshot of the thing attached to the connection.
 #[derive(Debug, Clone)]
 struct ThingSnapshot {
@@ -240,6 +270,10 @@ impl ConnectionAuthz {
             Principal::Certificate { id, arn, .. } => {
                 let targets = certificate_targets(meta, id, arn, &self.client_id);
                 self.documents = meta.identity().documents_for(&targets).into_iter().map(|(_, d)| d).collect();
+                let claim = meta.identity().certificate(id).and_then(|c| c.provisioning_claim);
+                if let Some(doc) = claim.and_then(|template| claim_policy(&self.arn_prefix, &template)) {
+                    self.documents.push(doc);
+                }
                 self.thing = meta
                     .registry()
                     .thing(&self.client_id)

@@ -75,6 +75,10 @@ pub struct Certificate {
     pub registration: Registration,
     /// The registered CA that signed it, when registered under one.
     pub ca_certificate_id: Option<String>,
+    /// A provisioning claim (CreateProvisioningClaim): the template whose provisioning
+    /// topics alone this certificate may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning_claim: Option<String>,
 }
 
 /// A registered CA certificate.
@@ -86,6 +90,52 @@ pub struct CaCertificate {
     pub registration: Registration,
     /// ENABLE or DISABLE.
     pub auto_registration_status: String,
+    /// DEFAULT (registered with a verification certificate) or SNI_ONLY.
+    #[serde(default = "default_mode")]
+    pub certificate_mode: String,
+    /// JITP: the template (a body, or a template's name) that provisions the devices this
+    /// CA signed on their first connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_config: Option<RegistrationConfig>,
+}
+
+fn default_mode() -> String {
+    "DEFAULT".into()
+}
+
+/// A CA's `registrationConfig` (AWS's shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationConfig {
+    /// The JITP template body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_body: Option<String>,
+    /// Or the name of a JITP provisioning template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_name: Option<String>,
+    /// The role AWS would assume; kept and shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+impl Certificate {
+    /// A device certificate's first record: `arn_prefix` is `arn:aws:iot:REGION:ACCOUNT:`.
+    pub fn device(
+        parsed: &Parsed,
+        arn_prefix: &str,
+        pem: String,
+        ca: Option<String>,
+        status: &str,
+        now_s: u64,
+    ) -> Self {
+        let arn = format!("{arn_prefix}cert/{}", parsed.id);
+        let generation_id = crate::registry::new_id();
+        Certificate {
+            registration: Registration::new(parsed, arn, status, pem, now_s, generation_id),
+            ca_certificate_id: ca,
+            provisioning_claim: None,
+        }
+    }
 }
 
 impl std::ops::Deref for Certificate {
@@ -182,6 +232,13 @@ pub fn parse_der(der: &[u8]) -> Result<Parsed, AwsError> {
         not_after: v.not_after.timestamp(),
         is_ca: cert.is_ca(),
     })
+}
+
+/// The subject's common name of a certificate (DER), if it has one.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    Some(cn)
 }
 
 /// Is `leaf` (DER) signed by `ca` (DER)?
@@ -330,7 +387,7 @@ mod tests {
         let (pem, _) = self_signed("flat");
         let parsed = parse_pem(&pem).expect("parse");
         let registration = Registration::new(&parsed, "arn".into(), "ACTIVE", pem, 7, "g".into());
-        let record = Certificate { registration, ca_certificate_id: Some("ca".into()) };
+        let record = Certificate { registration, ca_certificate_id: Some("ca".into()), provisioning_claim: None };
         let stored = serde_json::to_value(&record).expect("json");
         assert_eq!(stored["certificateId"], parsed.id.as_str());
         assert_eq!(stored["caCertificateId"], "ca");
@@ -343,7 +400,7 @@ mod tests {
         let (pem, der) = self_signed("x");
         let parsed = parse_pem(&pem).expect("parse");
         let registration = Registration::new(&parsed, String::new(), "ACTIVE", pem, 0, String::new());
-        let mut record = Certificate { registration, ca_certificate_id: None };
+        let mut record = Certificate { registration, ca_certificate_id: None, provisioning_claim: None };
         let now = parsed.not_before + 10;
         assert!(refusal(&der, Some(&record), None, now).is_ok());
         assert!(refusal(&der, None, None, now).unwrap_err().contains("not registered"));

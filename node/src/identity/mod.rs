@@ -30,6 +30,8 @@ use std::sync::Arc;
 use ferrite_aws::policy;
 use ferrite_cluster::{Batch, StoreError, Table};
 use parking_lot::RwLock;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::things::{invalid, missing};
@@ -39,7 +41,8 @@ use certs::{CaCertificate, Certificate};
 use ferrite_aws::AwsError;
 use policies::{Policies, PolicyRecord, PolicyVersionRecord, Target};
 
-fn key(kind: &str, name: &str) -> Vec<u8> {
+/// The registry-table key of a `meta` record: its kind, a NUL, its name.
+pub fn key(kind: &str, name: &str) -> Vec<u8> {
     let mut k = kind.as_bytes().to_vec();
     k.push(0);
     k.extend_from_slice(name.as_bytes());
@@ -81,6 +84,9 @@ pub enum Command {
         id: String,
         status: Option<String>,
         auto_registration: Option<String>,
+        /// A new JITP registration config.
+        #[serde(default)]
+        registration_config: Option<certs::RegistrationConfig>,
         now_s: u64,
         generation_id: String,
     },
@@ -136,7 +142,9 @@ pub struct Identity {
     epoch: AtomicU64,
 }
 
-fn load<T: serde::de::DeserializeOwned>(
+/// Every stored `meta` record of one kind, with its name; an undecodable one is reported
+/// and skipped.
+pub fn load<T: serde::de::DeserializeOwned>(
     store: &impl ferrite_cluster::ReadRows,
     kind: &str,
 ) -> Result<Vec<(String, T)>, StoreError> {
@@ -298,7 +306,14 @@ impl Identity {
                 put(writes, key(CA_CERT, &record.certificate_id), &record);
                 cas.insert(record.certificate_id.clone(), record);
             }
-            Command::UpdateCaCertificate { id, status, auto_registration, now_s, generation_id } => {
+            Command::UpdateCaCertificate {
+                id,
+                status,
+                auto_registration,
+                registration_config,
+                now_s,
+                generation_id,
+            } => {
                 let mut cas = self.cas.write();
                 let mut c = cas.get(&id).cloned().ok_or_else(|| missing("CA certificate", &id))?;
                 if let Some(s) = status {
@@ -306,6 +321,9 @@ impl Identity {
                 }
                 if let Some(a) = auto_registration {
                     c.auto_registration_status = a;
+                }
+                if let Some(r) = registration_config {
+                    c.registration_config = Some(r);
                 }
                 c.last_modified_date = now_s;
                 c.customer_version += 1;
@@ -600,6 +618,20 @@ impl Identity {
     /// Is `principal` attached to `thing`?
     pub fn is_attached(&self, thing: &str, principal: &str) -> bool {
         self.thing_principals.read().get(thing).is_some_and(|p| p.contains(principal))
+    }
+
+    /// The CA that lets an unregistered certificate register itself on its first connection
+    /// (JITR and JITP): ACTIVE, auto-registration ENABLE, and the certificate's signer.
+    pub fn auto_registration_ca(&self, der: &[u8]) -> Option<CaCertificate> {
+        self.cas
+            .read()
+            .values()
+            .filter(|ca| ca.status == "ACTIVE" && ca.auto_registration_status == "ENABLE")
+            .find(|ca| {
+                CertificateDer::from_pem_slice(ca.certificate_pem.as_bytes())
+                    .is_ok_and(|ca_der| certs::signed_by(der, ca_der.as_ref()))
+            })
+            .cloned()
     }
 
     /// Checks a certificate presented at CONNECT: the record when it may connect, else why not.

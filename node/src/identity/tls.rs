@@ -76,11 +76,15 @@ pub struct Issued {
 }
 
 fn issued_params() -> anyhow::Result<CertificateParams> {
+    issued_params_for(time::Duration::days(ISSUED_VALIDITY_DAYS))
+}
+
+fn issued_params_for(validity: time::Duration) -> anyhow::Result<CertificateParams> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, "Ferrite Device");
     params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
-    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(ISSUED_VALIDITY_DAYS);
+    params.not_after = time::OffsetDateTime::now_utc() + validity;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&rand::random::<[u8; 16]>()));
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -90,8 +94,14 @@ fn issued_params() -> anyhow::Result<CertificateParams> {
 impl CertIssuer {
     /// CreateKeysAndCertificate: a new ECDSA P-256 key pair and a client certificate for it.
     pub fn issue_with_new_key(&self) -> anyhow::Result<Issued> {
+        self.issue_with_new_key_for(time::Duration::days(ISSUED_VALIDITY_DAYS))
+    }
+
+    /// A new key pair and a certificate valid for `validity` from now (CreateProvisioningClaim:
+    /// five minutes).
+    pub fn issue_with_new_key_for(&self, validity: time::Duration) -> anyhow::Result<Issued> {
         let key = KeyPair::generate()?;
-        let cert = issued_params()?.signed_by(&key, &self.issuer)?;
+        let cert = issued_params_for(validity)?.signed_by(&key, &self.issuer)?;
         let public = key.public_key_pem();
         Ok(Issued {
             certificate_pem: cert.pem(),
@@ -119,7 +129,7 @@ pub struct Tls {
     /// The server certificate every TLS listener presents (reloadable).
     pub identity: Arc<ServerIdentity>,
     /// Signs certificates the node creates.
-    pub issuer: CertIssuer,
+    pub issuer: Arc<CertIssuer>,
     /// The CA file devices trust the server with (the development CA unless configured).
     pub ca_path: PathBuf,
     /// The server certificate file.
@@ -284,7 +294,7 @@ impl Tls {
         };
         let current = std::sync::RwLock::new(Arc::new(ServerIdentity::load(&cert_path, &key_path)?));
         let identity = Arc::new(ServerIdentity { current, cert_path: cert_path.clone(), key_path });
-        let tls = Tls { identity, issuer, ca_path, server_cert_path: cert_path, created };
+        let tls = Tls { identity, issuer: Arc::new(issuer), ca_path, server_cert_path: cert_path, created };
         tls.server_config(&[]).context("the server certificate and key do not form a usable TLS identity")?;
         Ok(tls)
     }

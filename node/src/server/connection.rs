@@ -241,6 +241,9 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let reason = self.end_reason.unwrap_or(DisconnectReason::ConnectionLost);
         self.publish_presence(lifecycle::Presence::Disconnected(reason));
         if let Some(a) = self.attached.take() {
+            if self.authz.as_ref().is_some_and(|z| z.certificate_id().is_some()) {
+                self.services.provisioning.disconnected(&a.client_id);
+            }
             let will = a.will.filter(|w| self.will_still_allowed(&a.client_id, w));
             self.broker.close_session(&a.session, a.generation, will);
         }
@@ -315,6 +318,17 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             password: c.password.is_some(),
         };
         let choice = listener_auth::choose(&self.auth, &presented, meta);
+        if let (Choice::Certificate, Some(der)) = (&choice, &self.client_cert) {
+            if let Some(registering) = services.provisioning.just_in_time(der) {
+                // JITR/JITP: the certificate is registered (or provisioned) now, and this
+                // first connection is refused, as AWS does; the device connects again.
+                let protocol = c.protocol;
+                ctx.wait(registering.into_actor(self).map(move |why, act, ctx| {
+                    act.refuse_unauthorized(ctx, protocol, &client_id, &why);
+                }));
+                return;
+            }
+        }
         let principal = match choice {
             Choice::Anonymous => Ok(Principal::Unrestricted),
             Choice::Certificate => match &self.client_cert {
@@ -495,6 +509,9 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                     &format!("the will may not be published to {} ({action})", w.topic),
                 );
             }
+        }
+        if let Some(id) = self.authz.as_ref().and_then(|a| a.certificate_id()) {
+            self.services.provisioning.connected(&client_id, id);
         }
         self.keep_alive = Duration::from_secs(admission.keep_alive as u64);
         let Some(takeover) = self.services.takeover.clone() else {

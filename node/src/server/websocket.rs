@@ -25,6 +25,8 @@ where
     let config = websocket::config(services.broker.config.max_packet_size());
     let upgrade = Arc::new(parking_lot::Mutex::new(None::<Upgrade>));
     let seen = upgrade.clone();
+    // The error type is tungstenite's callback contract, not ours to shrink.
+    #[allow(clippy::result_large_err)]
     let check = move |req: &Request, resp: Response| {
         *seen.lock() = Some(Upgrade::of(req));
         websocket::check_upgrade(req, resp)
