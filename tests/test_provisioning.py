@@ -806,3 +806,68 @@ def test_register_thing_over_http_creates_the_templates_resources(node):
                          parameters={"SerialNumber": "1"})
     with pytest.raises(c.exceptions.InvalidRequestException):
         c.register_thing(templateBody="{broken", parameters={})
+
+
+def mqtt_string(s):
+    b = s.encode()
+    return len(b).to_bytes(2, "big") + b
+
+
+def packet(first, body):
+    """One MQTT packet: its first byte, the remaining length, the body."""
+    n, length = len(body), b""
+    while True:
+        byte, n = n % 128, n // 128
+        length += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            return bytes([first]) + length + body
+
+
+def test_a_client_cannot_have_more_than_eight_provisioning_requests_under_way(node):
+    """A burst of 40 CreateKeysAndCertificate requests in one write: the node takes 8 at a
+    time from one client and answers the rest `rejected` 429 Throttling, so a client
+    cannot make it issue certificates faster than it commits them."""
+    from conftest import split_packets
+    s = socket.create_connection((node.host, node.mqtt_port), timeout=10)
+    s.sendall(packet(0x10, b"\x00\x04MQTT\x04\x02\x00\x3c" + mqtt_string("burst")))
+    assert s.recv(4)[:1] == b"\x20"
+    s.sendall(packet(0x82, b"\x00\x01" + mqtt_string("$aws/certificates/create/json/+") + b"\x00"))
+    assert s.recv(5)[:1] == b"\x90"
+    burst = packet(0x30, mqtt_string("$aws/certificates/create/json") + b"{}") * 40
+    s.sendall(burst)
+    answers, data, deadline = [], b"", time.time() + 30
+    s.settimeout(1)
+    while len(answers) < 40 and time.time() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        assert chunk, "the node closed the connection"
+        data += chunk
+        # Keep only whole packets.
+        whole, i = [], 0
+        try:
+            whole = split_packets(data)
+        except IndexError:
+            continue
+        answers = [p for p in whole if p[0] >> 4 == 3]
+    topics = []
+    for p in answers:
+        i, n, mult = 1, 0, 1
+        while True:
+            n += (p[i] & 0x7F) * mult
+            mult *= 128
+            i += 1
+            if not p[i - 1] & 0x80:
+                break
+        tlen = int.from_bytes(p[i:i + 2], "big")
+        topic = p[i + 2:i + 2 + tlen].decode()
+        qos = (p[0] >> 1) & 3
+        payload = p[i + 2 + tlen + (2 if qos else 0):]
+        topics.append((topic, json.loads(payload)))
+    s.close()
+    assert len(topics) == 40, f"{len(topics)} answers"
+    rejected = [d for t, d in topics if t.endswith("/rejected")]
+    accepted = [d for t, d in topics if t.endswith("/accepted")]
+    assert len(accepted) >= 8 and rejected, (len(accepted), len(rejected))
+    assert all((d["statusCode"], d["errorCode"]) == (429, "Throttling") for d in rejected), rejected

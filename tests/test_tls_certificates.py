@@ -52,6 +52,13 @@ def openssl_ca(tmp_path, stem, common_name):
     return key, pem
 
 
+def verification(iot, tmp_path, ca_key, ca_pem):
+    """The verification certificate RegisterCACertificate wants (DEFAULT mode): signed by the
+    CA's key, with the account's registration code as its common name."""
+    code = iot.get_registration_code()["registrationCode"]
+    return openssl_device(tmp_path, "verify", code, ca_key, ca_pem, "basicConstraints=CA:FALSE\n")[1].read_text()
+
+
 def openssl_device(tmp_path, stem, common_name, ca_key, ca_pem, extensions):
     """A P-256 device certificate signed by the given CA: (key path, certificate path)."""
     key, csr, pem = tmp_path / f"{stem}.key", tmp_path / f"{stem}.csr", tmp_path / f"{stem}.pem"
@@ -159,7 +166,8 @@ def test_a_certificate_from_a_csr_and_a_registered_ca(node, tmp_path):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         iot.register_certificate(certificatePem=dev_pem.read_text(), setAsActive=True)
     assert e.value.response["Error"]["Code"] == "CertificateValidationException"
-    ca = iot.register_ca_certificate(caCertificate=ca_pem.read_text(), setAsActive=True)
+    ca = iot.register_ca_certificate(caCertificate=ca_pem.read_text(), setAsActive=True,
+                                     verificationCertificate=verification(iot, tmp_path, ca_key, ca_pem))
     reg = iot.register_certificate(certificatePem=dev_pem.read_text(), setAsActive=True)
     assert iot.describe_certificate(certificateId=reg["certificateId"])["certificateDescription"]["caCertificateId"] \
         == ca["certificateId"]
@@ -206,7 +214,8 @@ def test_secure_websocket_and_the_443_style_alpn_port_take_certificates(node, tm
 def test_ca_certificate_routes(node, tmp_path):
     iot = aws_client(node, "iot")
     ca_key, ca_pem = openssl_ca(tmp_path, "ca", "routes-ca")
-    ca = iot.register_ca_certificate(caCertificate=ca_pem.read_text(), setAsActive=True, allowAutoRegistration=True)
+    ca = iot.register_ca_certificate(caCertificate=ca_pem.read_text(), setAsActive=True, allowAutoRegistration=True,
+                                     verificationCertificate=verification(iot, tmp_path, ca_key, ca_pem))
     desc = iot.describe_ca_certificate(certificateId=ca["certificateId"])["certificateDescription"]
     assert desc["status"] == "ACTIVE" and desc["autoRegistrationStatus"] == "ENABLE"
     assert [c["certificateId"] for c in iot.list_ca_certificates()["certificates"]] == [ca["certificateId"]]

@@ -121,6 +121,8 @@ pub struct ProvisioningRuntime {
     reports_dir: std::path::PathBuf,
     /// Client id -> the certificate its connection on this node authenticated with.
     claims: parking_lot::Mutex<std::collections::HashMap<String, String>>,
+    /// Client id -> its provisioning requests under way.
+    in_flight: parking_lot::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl std::fmt::Debug for ProvisioningRuntime {
@@ -159,6 +161,7 @@ impl ProvisioningRuntime {
             node_id: s.node_id,
             reports_dir: s.reports_dir,
             claims: Default::default(),
+            in_flight: Default::default(),
         })
     }
 

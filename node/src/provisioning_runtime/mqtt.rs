@@ -15,9 +15,21 @@ use crate::identity::Command as IdentityCommand;
 use crate::meta::Command;
 use crate::provisioning::wire::{self, Operation};
 
+/// Most provisioning requests one client may have under way at once; more are rejected
+/// with 429 Throttling.
+pub const MAX_IN_FLIGHT: usize = 8;
+
 impl ProvisioningRuntime {
     /// Serves one request published by `client` on this node.
     pub fn handle(self: &Arc<Self>, client: Arc<str>, req: wire::Request, payload: &[u8]) {
+        if !self.begin_request(&client) {
+            let why = format!("More than {MAX_IN_FLIGHT} provisioning requests of this client are under way");
+            return self.answer(
+                client,
+                &req,
+                Err(Rejection { status_code: 429, error_code: "Throttling", message: why }),
+            );
+        }
         let generation = self.broker.get().and_then(|b| b.connection_generation(&client));
         let connection = format!("{client}#{}", generation.unwrap_or(0));
         let body = wire::decode(req.format, payload);
@@ -27,8 +39,32 @@ impl ProvisioningRuntime {
                 Ok(body) => me.serve(&client, &connection, &req, body).await,
                 Err(why) => Err(Rejection::bad("InvalidPayload", why)),
             };
+            me.end_request(&client);
             me.answer(client, &req, answer);
         });
+    }
+
+    /// Counts a request of `client` under way; false when it already has
+    /// [`MAX_IN_FLIGHT`] (each one may create a certificate: a client cannot make the node
+    /// issue them faster than it commits them).
+    fn begin_request(&self, client: &str) -> bool {
+        let mut in_flight = self.in_flight.lock();
+        let n = in_flight.entry(client.to_string()).or_insert(0);
+        if *n >= MAX_IN_FLIGHT {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn end_request(&self, client: &str) {
+        let mut in_flight = self.in_flight.lock();
+        if let Some(n) = in_flight.get_mut(client) {
+            *n -= 1;
+            if *n == 0 {
+                in_flight.remove(client);
+            }
+        }
     }
 
     async fn serve(
