@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod credentials;
+pub mod fleet_index;
 pub mod http;
 pub mod identity;
 pub mod jobs;

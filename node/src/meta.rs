@@ -8,6 +8,7 @@ use ferrite_cluster::{Batch, Group, GroupError, MemRows, ReadRows, StateMachine,
 use serde::{Deserialize, Serialize};
 
 use crate::access_keys::{self, AccessKeys};
+use crate::fleet_index::config::{self as indexing, Indexing};
 use crate::identity::{self, Identity};
 use crate::jobs::{self, Jobs};
 use crate::provisioning::{self, resolve, Provisioning};
@@ -37,6 +38,8 @@ pub enum Command {
     /// One provisioning: the registry and identity changes of an evaluated template,
     /// checked and applied together.
     Provision(resolve::Request),
+    /// The fleet indexing configuration.
+    Indexing(indexing::Command),
 }
 
 /// What an applied command answers.
@@ -56,7 +59,25 @@ pub enum Outcome {
     Provisioning(provisioning::Outcome),
     /// What a provisioning made.
     Provisioned(resolve::Provisioned),
+    /// The indexing configuration was set.
+    Indexing,
 }
+
+/// Which registry records an applied command changed, for the fleet index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryChange {
+    /// These things (created, updated, deleted, regrouped).
+    Things(Vec<String>),
+    /// Thing groups (their documents), not their members.
+    Groups,
+    /// Anything: read it all again (a deleted group, a restored snapshot).
+    All,
+    /// The indexing configuration.
+    Indexing,
+}
+
+/// What runs after a command changed registry records or the indexing configuration.
+pub type RegistryChanged = Box<dyn Fn(&Meta, &RegistryChange) + Send + Sync>;
 
 /// What runs after a topic-rule change is applied (the rule engine reloads them).
 pub type RulesChanged = Box<dyn Fn(&TopicRules) + Send + Sync>;
@@ -76,6 +97,10 @@ pub struct Meta {
     pub jobs: Jobs,
     /// Provisioning templates, the registration code, bulk registration tasks.
     pub provisioning: Provisioning,
+    /// The fleet indexing configuration.
+    pub indexing: Indexing,
+    /// Called after registry records or the indexing configuration changed (the fleet index).
+    on_registry_changed: std::sync::OnceLock<RegistryChanged>,
     /// Called after every applied topic-rule change (the rule engine reloads).
     on_rules_changed: Option<RulesChanged>,
     /// Where the records live, read whole for a snapshot (none in unit tests).
@@ -111,6 +136,8 @@ impl Meta {
             access_keys: AccessKeys::load(rows)?,
             jobs: Jobs::load(rows)?,
             provisioning: Provisioning::load(rows)?,
+            indexing: Indexing::load(rows)?,
+            on_registry_changed: std::sync::OnceLock::new(),
             on_rules_changed: None,
             store: None,
         })
@@ -157,6 +184,51 @@ impl StateMachine for Meta {
             tracing::error!(index, error = %e, "undecodable meta command skipped");
             crate::registry::things::internal_failure()
         })?;
+        let change = registry_change(&command);
+        let outcome = self.apply_command(command, writes);
+        if let (Ok(o), Some(mut change), Some(f)) = (&outcome, change.clone(), self.on_registry_changed.get()) {
+            if let (RegistryChange::Things(names), Outcome::Provisioned(made)) = (&mut change, o) {
+                names.extend(made.thing.iter().map(|(n, _)| n.clone()));
+            }
+            f(self, &change);
+        }
+        outcome
+    }
+
+    /// Every meta record: all of them live in the registry table.
+    fn snapshot(&self) -> Vec<u8> {
+        self.snapshot_rows()
+    }
+
+    fn restore(&self, data: &[u8], writes: &mut Batch) -> Result<(), String> {
+        self.restore_rows(data, writes)
+    }
+}
+
+/// The registry records `command` may change, for the fleet index.
+fn registry_change(command: &Command) -> Option<RegistryChange> {
+    use registry::Command as R;
+    match command {
+        Command::Registry(R::CreateThing { thing, .. }) => Some(RegistryChange::Things(vec![thing.name.clone()])),
+        Command::Registry(R::UpdateThing { name, .. } | R::DeleteThing { name, .. }) => {
+            Some(RegistryChange::Things(vec![name.clone()]))
+        }
+        Command::Registry(R::SetMembership { thing, .. }) => Some(RegistryChange::Things(vec![thing.clone()])),
+        Command::Registry(R::CreateThingGroup { .. } | R::UpdateThingGroup { .. }) => Some(RegistryChange::Groups),
+        Command::Registry(R::DeleteThingGroup { .. }) => Some(RegistryChange::All),
+        Command::Provision(_) => Some(RegistryChange::Things(Vec::new())),
+        Command::Indexing(_) => Some(RegistryChange::Indexing),
+        _ => None,
+    }
+}
+
+impl Meta {
+    /// Tells `f` of every registry change applied from now on (the fleet index).
+    pub fn on_registry_changed(&self, f: RegistryChanged) {
+        let _ = self.on_registry_changed.set(f);
+    }
+
+    fn apply_command(&self, command: Command, writes: &mut Batch) -> Result<Outcome, AwsError> {
         match command {
             Command::Registry(c) => {
                 let (deleted_thing, deleted_group) = match &c {
@@ -180,6 +252,7 @@ impl StateMachine for Meta {
             Command::Jobs(c) => self.jobs.apply(c, &self.registry, writes).map(Outcome::Jobs),
             Command::Provisioning(c) => self.provisioning.apply(c, writes).map(Outcome::Provisioning),
             Command::Provision(req) => self.provision(&req, writes).map(Outcome::Provisioned),
+            Command::Indexing(c) => self.indexing.apply(c, writes).map(|()| Outcome::Indexing),
             Command::TopicRule(c) => {
                 self.topic_rules.apply(c, writes)?;
                 if let Some(f) = &self.on_rules_changed {
@@ -191,7 +264,7 @@ impl StateMachine for Meta {
     }
 
     /// Every meta record: all of them live in the registry table.
-    fn snapshot(&self) -> Vec<u8> {
+    fn snapshot_rows(&self) -> Vec<u8> {
         let rows = match &self.store {
             Some(store) => store.scan_prefix(Table::Registry, b"").unwrap_or_else(|e| {
                 tracing::error!(error = %e, "reading the registry for a snapshot failed");
@@ -202,7 +275,7 @@ impl StateMachine for Meta {
         ferrite_cluster::encode_rows(&rows)
     }
 
-    fn restore(&self, data: &[u8], writes: &mut Batch) -> Result<(), String> {
+    fn restore_rows(&self, data: &[u8], writes: &mut Batch) -> Result<(), String> {
         let rows = ferrite_cluster::decode_rows(data).ok_or("a truncated meta snapshot")?;
         let rows = MemRows { table: Some(Table::Registry), rows: rows.into_iter().collect() };
         let fresh = Meta::load_rows(&rows).map_err(|e| e.to_string())?;
@@ -216,8 +289,13 @@ impl StateMachine for Meta {
         self.access_keys.replace(fresh.access_keys);
         self.jobs.replace(fresh.jobs);
         self.provisioning.replace(fresh.provisioning);
+        self.indexing.replace(fresh.indexing);
         if let Some(f) = &self.on_rules_changed {
             f(&self.topic_rules);
+        }
+        if let Some(f) = self.on_registry_changed.get() {
+            f(self, &RegistryChange::Indexing);
+            f(self, &RegistryChange::All);
         }
         Ok(())
     }

@@ -50,6 +50,7 @@ fn assemble(
         publisher.clone(),
         cfg.broker.shadow_requests_per_second_per_thing,
     )?);
+    let fleet_index = index_fleet(&meta, &shadows);
     let outbox = match &cluster.net {
         Some(net) => Some((net, crate::cluster::outbox::Outbox::open(net.clone(), store.clone())?)),
         None => None,
@@ -100,7 +101,34 @@ fn assemble(
         None => None,
     };
     provisioning.set_broker(broker.clone());
-    Ok((Arc::new(Services { broker, meta, shadows, rules, routes, takeover, jobs, provisioning }), queue))
+    let services = Services { broker, meta, shadows, rules, routes, takeover, jobs, provisioning, fleet_index };
+    Ok((Arc::new(services), queue))
+}
+
+/// The node's fleet index, told of every registry, configuration and shadow change from now
+/// on, then built from the state as it is.
+fn index_fleet(
+    meta: &Arc<ferrite_cluster::Group<crate::meta::Meta>>,
+    shadows: &crate::shadow::ShadowService,
+) -> Arc<crate::fleet_index::FleetIndex> {
+    use crate::meta::RegistryChange;
+    let index = Arc::new(crate::fleet_index::FleetIndex::new());
+    let follow = index.clone();
+    meta.state().on_registry_changed(Box::new(move |meta, change| match change {
+        RegistryChange::Things(names) => follow.things_changed(&meta.registry, names),
+        RegistryChange::Groups => follow.groups_changed(&meta.registry),
+        RegistryChange::All => follow.rebuild_registry(&meta.registry),
+        RegistryChange::Indexing => follow.configure(meta.indexing.get()),
+    }));
+    let follow = index.clone();
+    let stored = shadows.observe(Arc::new(move |thing, shadow, doc| follow.shadow_changed(thing, shadow, doc)));
+    let state = meta.state();
+    index.configure(state.indexing.get());
+    index.rebuild_registry(&state.registry);
+    for (thing, shadow, doc) in stored {
+        index.shadow_changed(&thing, shadow.as_deref(), Some(doc));
+    }
+    index
 }
 
 /// Runs a node until SIGINT/SIGTERM.

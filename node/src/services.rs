@@ -35,6 +35,8 @@ pub struct Services {
     pub jobs: Arc<JobsRuntime>,
     /// The provisioning MQTT API, just-in-time registration, bulk registration.
     pub provisioning: Arc<ProvisioningRuntime>,
+    /// This node's fleet index.
+    pub fleet_index: Arc<crate::fleet_index::FleetIndex>,
 }
 
 impl Services {

@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 const NODE_LAYERS: &[(&str, &[&str])] = &[
     ("foundations", &["metrics", "credentials"]),
     ("broker core", &["broker"]),
-    ("domain services", &["registry", "identity", "shadow", "rules", "access_keys", "jobs", "provisioning"]),
+    (
+        "domain services",
+        &["registry", "identity", "shadow", "rules", "access_keys", "jobs", "provisioning", "fleet_index"],
+    ),
     ("replicated state and cluster routing", &["meta", "cluster", "jobs_runtime", "provisioning_runtime"]),
     ("the services together", &["services"]),
     ("listeners, HTTP API and tools", &["server", "http", "bench", "rules_cli", "config"]),

@@ -11,6 +11,7 @@ mod certificates;
 mod cluster;
 mod data_plane;
 mod error;
+mod fleet_index;
 mod jobs;
 mod jobs_data;
 mod paging;

@@ -7,8 +7,8 @@ use actix_web::web::{self, delete, get, patch, post, put};
 
 use super::error::method_not_allowed;
 use super::{authorizers as authz, certificates as certs, cluster, data_plane as data, policies, things};
+use super::{fleet_index as index, provisioning as prov, registration_tasks as tasks};
 use super::{jobs, jobs_data};
-use super::{provisioning as prov, registration_tasks as tasks};
 use super::{thing_groups as groups, thing_types as types, topic_rules as rules};
 
 /// Routes signed for `iot-jobs-data`, whose paths are also the control plane's.
@@ -234,4 +234,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(path("/thing-registration-tasks/{taskId}/cancel").route(put().to(tasks::stop_task)))
     .service(path("/thing-registration-tasks/{taskId}/reports").route(get().to(tasks::list_reports)))
     .service(path("/thing-registration-reports/{taskId}/{report}").route(get().to(tasks::report_file)));
+    // Fleet indexing.
+    cfg.service(
+        path("/indexing/config")
+            .route(post().to(index::update_configuration))
+            .route(get().to(index::get_configuration)),
+    )
+    .service(path("/indices").route(get().to(index::list_indices)))
+    .service(path("/indices/search").route(post().to(index::search)))
+    .service(path("/indices/statistics").route(post().to(index::statistics)))
+    .service(path("/indices/cardinality").route(post().to(index::cardinality)))
+    .service(path("/indices/percentiles").route(post().to(index::percentiles)))
+    .service(path("/indices/buckets").route(post().to(index::buckets)))
+    .service(path("/indices/{indexName}").route(get().to(index::describe_index)));
 }

@@ -262,6 +262,18 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     /// Publishes a presence event for the attached client.
     fn publish_presence(&self, event: lifecycle::Presence<'_>) {
         let Some(a) = self.attached.as_ref() else { return };
+        let now = now_ms();
+        let state = match &event {
+            lifecycle::Presence::Connected { .. } => {
+                crate::fleet_index::documents::Connectivity { connected: true, timestamp: now, disconnect_reason: None }
+            }
+            lifecycle::Presence::Disconnected(reason) => crate::fleet_index::documents::Connectivity {
+                connected: false,
+                timestamp: now,
+                disconnect_reason: Some(reason.as_str().to_string()),
+            },
+        };
+        self.services.fleet_index.connectivity_changed(&a.client_id, state);
         if !lifecycle::has_events(&a.client_id) {
             return;
         }

@@ -262,6 +262,19 @@ impl Shadow {
         self.state.is_some()
     }
 
+    /// What the fleet index holds of this shadow (`shadow.reported`, `shadow.desired`,
+    /// `shadow.version`, `shadow.hasDelta`), or `None` once deleted.
+    pub fn index_doc(&self) -> Option<Value> {
+        let s = self.state.as_ref()?;
+        let has_delta = s.desired.iter().any(|(k, v)| s.reported.get(k) != Some(v));
+        Some(json!({
+            "reported": s.reported,
+            "desired": s.desired,
+            "version": self.version,
+            "hasDelta": has_delta,
+        }))
+    }
+
     /// The document as stored: `{"state": {desired, reported}, "metadata": {...}, "version",
     /// "timestamp"}`, for `/update/documents` and persistence.
     fn stored_document(&self) -> Value {

@@ -32,6 +32,7 @@ pub type Answer = Box<dyn FnOnce(Result<Value, AwsError>) + Send>;
 #[derive(Debug)]
 pub struct ShadowService {
     shards: Vec<Group<ShadowShard>>,
+    store: Arc<Store>,
     /// Where responses are published.
     publisher: Publisher,
     /// Requests one thing may make per second (0: unlimited).
@@ -65,11 +66,34 @@ impl ShadowService {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ShadowService {
             shards,
+            store: store.clone(),
             publisher,
             per_second,
             rate: Mutex::new(RateLimiter::default()),
             in_flight: Arc::default(),
         })
+    }
+
+    /// Tells `observer` of every shadow change the shards apply from now on (the fleet
+    /// index), and returns every stored shadow's indexed document now: (thing, shadow name,
+    /// document).
+    pub fn observe(&self, observer: super::shard::ShadowObserver) -> Vec<(String, Option<String>, Value)> {
+        for g in &self.shards {
+            g.state().observe(observer.clone());
+        }
+        let rows = self.store.scan_prefix(ferrite_cluster::Table::Shadows, b"").unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading shadows for the fleet index failed");
+            Vec::new()
+        });
+        rows.into_iter()
+            .filter_map(|(k, v)| {
+                let mut parts = k.splitn(2, |b| *b == 0);
+                let thing = String::from_utf8(parts.next()?.to_vec()).ok()?;
+                let shadow = String::from_utf8(parts.next().unwrap_or_default().to_vec()).ok()?;
+                let doc = super::document::Shadow::decode(&v)?.index_doc()?;
+                Some((thing, (!shadow.is_empty()).then_some(shadow), doc))
+            })
+            .collect()
     }
 
     /// The shard groups, in shard order.

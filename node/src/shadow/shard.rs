@@ -103,7 +103,23 @@ pub struct ShadowShard {
     cache_limit: usize,
     /// This shard's number and the number of shards: which things it owns.
     placement: (u32, u32),
+    /// Told of every applied change (the fleet index), once set.
+    observer: Observer,
 }
+
+/// A [`ShadowObserver`] slot, set once.
+#[derive(Default)]
+struct Observer(std::sync::OnceLock<ShadowObserver>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "Observer(set)" } else { "Observer(none)" })
+    }
+}
+
+/// What learns of every applied shadow change: the thing, the shadow's name (`None`: the
+/// classic shadow) and its indexed document (`None`: deleted).
+pub type ShadowObserver = Arc<dyn Fn(&str, Option<&str>, Option<Value>) + Send + Sync>;
 
 /// Shadows one shard keeps decoded in memory before it empties its cache.
 pub const CACHED_SHADOWS: usize = 50_000;
@@ -135,7 +151,13 @@ impl ShadowShard {
             cache: Mutex::new(HashMap::new()),
             cache_limit: CACHED_SHADOWS,
             placement: (index, shards),
+            observer: Observer::default(),
         }
+    }
+
+    /// Tells `observer` of every change applied from now on.
+    pub fn observe(&self, observer: ShadowObserver) {
+        let _ = self.observer.0.set(observer);
     }
 
     /// The same shard with another bound on its cache (tests).
@@ -229,6 +251,9 @@ impl ShadowShard {
         };
         if next != current {
             writes.put(Table::Shadows, key.clone(), next.encode());
+            if let Some(observe) = self.observer.0.get() {
+                observe(&c.thing, c.shadow.as_deref(), next.index_doc());
+            }
         }
         self.cache.lock().insert(key, next);
         Ok(applied)

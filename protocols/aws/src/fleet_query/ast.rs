@@ -1,7 +1,8 @@
 //! The syntax tree [`parse`](super::parse) builds and [`Query::matches`](super::Query::matches)
 //! walks. It is normalised: field groups (`thingName:(a OR b)`) are spread onto their terms,
-//! `-x` is `NOT x`, redundant parentheses are gone and wildcard patterns are canonical, so two
-//! queries that mean the same text-for-text render to the same string.
+//! `-x` is `NOT x`, redundant parentheses are gone and wildcard patterns are canonical, so
+//! queries that differ only in spelling (`a b` and `a AND b`) give equal trees and render to
+//! the same text.
 
 /// A boolean combination of terms. `And` and `Or` always hold two or more operands.
 #[derive(Debug, Clone, PartialEq)]

@@ -27,7 +27,18 @@ pub fn parse(query: &str) -> Result<Query, QueryError> {
     if let Some((offset, _)) = query.char_indices().nth(MAX_QUERY_CHARS) {
         return Err(QueryError::at(query, offset, format!("the query is longer than {MAX_QUERY_CHARS} characters")));
     }
-    let mut parser = Parser { cursor: Cursor::new(query), depth: 0, terms: 0, leading_wildcard: false };
+    parse_within(query, true)
+}
+
+/// [`parse`] without its two limits on the length of the text. Canonical text can be longer
+/// than the query it came from (field groups spread out, `AND` spelled out), so round-trip
+/// checks parse it with this.
+pub(crate) fn parse_any_length(query: &str) -> Result<Query, QueryError> {
+    parse_within(query, false)
+}
+
+fn parse_within(query: &str, limit_length: bool) -> Result<Query, QueryError> {
+    let mut parser = Parser { cursor: Cursor::new(query), limit_length, depth: 0, terms: 0, leading_wildcard: false };
     parser.cursor.skip_whitespace();
     if parser.cursor.peek().is_none() {
         return Err(QueryError::at(query, 0, "the query is empty"));
@@ -44,6 +55,7 @@ pub fn parse(query: &str) -> Result<Query, QueryError> {
 
 struct Parser<'q> {
     cursor: Cursor<'q>,
+    limit_length: bool,
     depth: usize,
     terms: usize,
     leading_wildcard: bool,
@@ -212,7 +224,9 @@ impl Parser<'_> {
     /// The word before `:`, `<` or `>` as a field name.
     fn field_name(&self, word: &Word, group: Option<&str>) -> Result<String, QueryError> {
         if let Some(outer) = group {
-            return Err(self.cursor.error(word.start, format!("a term inside '{outer}:(...)' cannot name another field")));
+            return Err(self
+                .cursor
+                .error(word.start, format!("a term inside '{outer}:(...)' cannot name another field")));
         }
         if word.pattern.has_wildcard() {
             return Err(self.cursor.error(word.start, "a field name cannot contain wildcards"));
@@ -296,7 +310,9 @@ impl Parser<'_> {
             Some('}') => false,
             None => return Err(self.cursor.error(at, "the range is never closed (missing ']' or '}')")),
             Some(other) => {
-                return Err(self.cursor.error(close, format!("expected ']' or '}}' to close the range, found '{other}'")));
+                return Err(self
+                    .cursor
+                    .error(close, format!("expected ']' or '}}' to close the range, found '{other}'")));
             }
         };
         let bound = |value: Option<String>, inclusive: bool| match value {
@@ -304,8 +320,7 @@ impl Parser<'_> {
             Some(value) if inclusive => Bound::Inclusive(value),
             Some(value) => Bound::Exclusive(value),
         };
-        let predicate =
-            Predicate::Range { lower: bound(lower, inclusive_lower), upper: bound(upper, inclusive_upper) };
+        let predicate = Predicate::Range { lower: bound(lower, inclusive_lower), upper: bound(upper, inclusive_upper) };
         self.term(start, Some(field), predicate)
     }
 
@@ -362,7 +377,7 @@ impl Parser<'_> {
                     return Err(self.cursor.error(at, "only one term of a query may start with a wildcard"));
                 }
                 self.leading_wildcard = true;
-                if self.cursor.query().chars().count() > MAX_LEADING_WILDCARD_QUERY_CHARS {
+                if self.limit_length && self.cursor.query().chars().count() > MAX_LEADING_WILDCARD_QUERY_CHARS {
                     let message = format!(
                         "a query with a leading wildcard can be at most {MAX_LEADING_WILDCARD_QUERY_CHARS} characters"
                     );

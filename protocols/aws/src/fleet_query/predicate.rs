@@ -1,15 +1,14 @@
-//! When one value satisfies a term's predicate. The index is untyped (the node indexes JSON as
-//! it is), so the value's JSON type decides how the query text is read:
+//! When one value satisfies a term's predicate. AWS types every indexed field (managed fields,
+//! and custom fields declared Number, String or Boolean); here the JSON type of the value is
+//! its type, so the node indexes a Number custom field as JSON numbers. Then:
 //!
-//! - a JSON number compares numerically with a query value written as a number, and matches
-//!   nothing else (no wildcards, no text);
-//! - a JSON string compares numerically when both it and the query value are numbers (registry
-//!   attributes are always strings, and AWS's examples range over them numerically); otherwise
-//!   as text, case-insensitively (AWS: "Search is case insensitive"), ordered by code point;
-//! - a JSON boolean equals `true` or `false` (any case) and is never ordered.
-//!
-//! Numbers in a query follow JSON's grammar (`-12`, `3.5`, `1e3`); `NaN`, `inf` or `0x10` are
-//! text.
+//! - a number compares numerically with a query value written as a number (JSON's grammar:
+//!   `-12`, `3.5`, `1e3`; `NaN`, `inf` or `0x10` are text), and matches nothing else: no text,
+//!   no wildcards;
+//! - a string compares as text, case-insensitively (AWS: "Search is case insensitive"),
+//!   ordered by code point, even when it looks like a number (`"10" < "9"`, as in a String
+//!   field);
+//! - a boolean equals `true` or `false` (any case) and is never ordered.
 
 use std::cmp::Ordering;
 
@@ -82,14 +81,9 @@ pub(crate) fn number(text: &str) -> Option<f64> {
     text.parse::<f64>().ok().filter(|value| value.is_finite())
 }
 
-/// A JSON value as a number the way aggregations and comparisons read it: a JSON number, or a
-/// string written as one.
+/// A JSON number as an `f64`; `None` for anything else.
 pub(crate) fn numeric(value: &Value) -> Option<f64> {
-    match value {
-        Value::Number(number) => number.as_f64().filter(|value| value.is_finite()),
-        Value::String(text) => number(text),
-        _ => None,
-    }
+    value.as_f64().filter(|value| value.is_finite())
 }
 
 fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
@@ -99,10 +93,7 @@ fn folded(text: &str) -> impl Iterator<Item = char> + '_ {
 fn equals(value: &Value, text: &str) -> bool {
     match value {
         Value::Number(_) => numeric(value).zip(number(text)).is_some_and(|(left, right)| left == right),
-        Value::String(own) => match number(own).zip(number(text)) {
-            Some((left, right)) => left == right,
-            None => folded(own).eq(folded(text)),
-        },
+        Value::String(own) => folded(own).eq(folded(text)),
         Value::Bool(flag) => text.eq_ignore_ascii_case(if *flag { "true" } else { "false" }),
         _ => false,
     }
@@ -112,10 +103,7 @@ fn equals(value: &Value, text: &str) -> bool {
 fn order(value: &Value, text: &str) -> Option<Ordering> {
     match value {
         Value::Number(_) => numeric(value)?.partial_cmp(&number(text)?),
-        Value::String(own) => match number(own).zip(number(text)) {
-            Some((left, right)) => left.partial_cmp(&right),
-            None => Some(folded(own).cmp(folded(text))),
-        },
+        Value::String(own) => Some(folded(own).cmp(folded(text))),
         _ => None,
     }
 }
@@ -196,12 +184,13 @@ mod tests {
     }
 
     #[test]
-    fn strings_compare_numerically_only_when_both_sides_are_numbers() {
-        assert_eq!(order(&json!("10"), "9"), Some(Ordering::Greater));
-        assert_eq!(order(&json!("abc"), "9"), Some(Ordering::Greater));
+    fn the_value_type_decides_numbers_are_numbers_and_strings_are_text() {
+        assert_eq!(order(&json!(10), "9"), Some(Ordering::Greater));
+        assert_eq!(order(&json!("10"), "9"), Some(Ordering::Less));
         assert_eq!(order(&json!(10), "abc"), None);
         assert_eq!(order(&json!(true), "true"), None);
-        assert!(equals(&json!("75.0"), "75") && equals(&json!(75), "75.0") && equals(&json!(false), "FALSE"));
+        assert!(equals(&json!(75), "75.0") && equals(&json!(75.0), "7.5e1") && equals(&json!(false), "FALSE"));
+        assert!(!equals(&json!("75.0"), "75") && !equals(&json!(75), "seventy"));
         assert!(equals(&json!("MyThing"), "mything"));
     }
 }

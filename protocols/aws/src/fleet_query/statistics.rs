@@ -2,10 +2,11 @@
 //! matching documents, which the node collects (one entry per document, an array for a
 //! multi-valued field; see [`field_values`](super::field_values)).
 //!
-//! AWS types each indexed field; Ferrite's index is untyped, so the values decide: the field
-//! is numeric when every value is a number (a JSON number, or a string written as one, such
-//! as a registry attribute `"42"`), and a string field otherwise. As AWS does for a string
-//! field, `GetStatistics` then returns only the count and `GetPercentiles` nothing.
+//! AWS types each indexed field; here a value's JSON type is its type (the node indexes a
+//! Number custom field as JSON numbers). Only JSON numbers are aggregated: a field with no
+//! numbers (strings, booleans) is a string field, for which, as AWS does, `GetStatistics`
+//! returns only the count and `GetPercentiles` nothing. A string that looks like a number
+//! (`"1.0"`, as registry attributes are stored) is a string.
 
 use serde_json::Value;
 
@@ -38,17 +39,19 @@ pub struct Statistics {
     pub std_deviation: Option<f64>,
 }
 
-/// The values as numbers, when every value is one (`None` for a string field or no values).
+/// The JSON numbers among the values (`None` when there are none: a string field).
 fn numbers(values: &[Value]) -> Option<Vec<f64>> {
-    let numbers: Option<Vec<f64>> = scalars(values).into_iter().map(numeric).collect();
-    numbers.filter(|numbers| !numbers.is_empty())
+    let numbers: Vec<f64> = scalars(values).into_iter().filter_map(numeric).collect();
+    Some(numbers).filter(|numbers| !numbers.is_empty())
 }
 
-/// `GetStatistics` of `values` (nulls and objects are not values; arrays are flattened).
-/// `count` is the number of values of either kind of field; the rest only for numbers.
+/// `GetStatistics` of `values` (nulls and objects are not values; arrays are flattened). For a
+/// numeric field (any JSON number among the values) every statistic is over the numbers, and
+/// `count` is how many there are: a value of another type is not a valid value of a Number
+/// field. For a string field, `count` is the number of values and the rest is `None`.
 pub fn statistics(values: &[Value]) -> Statistics {
-    let count = scalars(values).len() as u64;
     let Some(numbers) = numbers(values) else {
+        let count = scalars(values).len() as u64;
         return Statistics {
             count,
             average: None,
@@ -61,12 +64,12 @@ pub fn statistics(values: &[Value]) -> Statistics {
         };
     };
     let finite = |value: f64| Some(value).filter(|value| value.is_finite());
+    let count = numbers.len() as u64;
     let n = numbers.len() as f64;
     let sum: f64 = numbers.iter().sum();
     let average = finite(sum / n);
-    let variance = average
-        .map(|average| numbers.iter().map(|value| (value - average).powi(2)).sum::<f64>() / n)
-        .and_then(finite);
+    let variance =
+        average.map(|average| numbers.iter().map(|value| (value - average).powi(2)).sum::<f64>() / n).and_then(finite);
     Statistics {
         count,
         average,
@@ -82,8 +85,8 @@ pub fn statistics(values: &[Value]) -> Statistics {
 /// `GetPercentiles`: `(percent, value)` for each of `percents` ([`DEFAULT_PERCENTS`] when
 /// empty) in the order given, percents outside 0 to 100 left out. Exact, where AWS
 /// approximates: the value at rank `p / 100 × (n − 1)` of the sorted values, interpolated
-/// linearly between the two nearest ranks (Excel's `PERCENTILE.INC`, NumPy's default). Empty
-/// for no values or a non-numeric field.
+/// linearly between the two nearest ranks (Excel's `PERCENTILE.INC`, NumPy's default), over
+/// the JSON numbers among the values. Empty when there are none (a string field).
 pub fn percentiles(values: &[Value], percents: &[f64]) -> Vec<(f64, f64)> {
     let Some(mut numbers) = numbers(values) else { return Vec::new() };
     numbers.sort_by(f64::total_cmp);
@@ -108,7 +111,7 @@ mod tests {
 
     #[test]
     fn numeric_fields_get_every_statistic() {
-        let stats = statistics(&[json!(2), json!("4"), json!([4, 4]), json!(null), json!(5), json!(7), json!(9)]);
+        let stats = statistics(&[json!(2), json!(4), json!([4, 4]), json!(null), json!(5), json!(7), json!(9)]);
         assert_eq!(stats.count, 7);
         assert_eq!((stats.sum, stats.average), (Some(35.0), Some(5.0)));
         assert_eq!((stats.minimum, stats.maximum), (Some(2.0), Some(9.0)));
@@ -119,11 +122,17 @@ mod tests {
     }
 
     #[test]
-    fn string_fields_get_only_a_count() {
-        let stats = statistics(&[json!("a"), json!(1), json!(true)]);
-        assert_eq!(stats.count, 3);
+    fn string_fields_get_only_a_count_even_when_the_strings_look_like_numbers() {
+        let stats = statistics(&[json!("1.0"), json!("2.0"), json!(["a", true])]);
+        assert_eq!(stats.count, 4);
         assert_eq!((stats.sum, stats.average, stats.variance), (None, None, None));
         assert_eq!(statistics(&[]).count, 0);
+    }
+
+    #[test]
+    fn values_of_another_type_in_a_numeric_field_are_not_counted() {
+        let stats = statistics(&[json!(1), json!("n/a"), json!(3)]);
+        assert_eq!((stats.count, stats.average), (2, Some(2.0)));
     }
 
     #[test]
@@ -141,6 +150,7 @@ mod tests {
         assert!((forty - 29.0).abs() < 1e-9);
         assert_eq!(percentiles(&values, &[]).len(), DEFAULT_PERCENTS.len());
         assert_eq!(percentiles(&[json!(3)], &[]), DEFAULT_PERCENTS.map(|p| (p, 3.0)).to_vec());
-        assert!(percentiles(&[json!("x"), json!(1)], &[50.0]).is_empty());
+        assert_eq!(percentiles(&[json!("x"), json!(1)], &[50.0]), vec![(50.0, 1.0)]);
+        assert!(percentiles(&[json!("1"), json!("2")], &[50.0]).is_empty());
     }
 }

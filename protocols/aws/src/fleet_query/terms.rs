@@ -48,7 +48,8 @@ fn key_string(value: &Value) -> Option<String> {
 pub fn buckets(values: &[Value], max_buckets: usize) -> Vec<(String, u64)> {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for document in values {
-        let keys: BTreeSet<String> = scalars(std::slice::from_ref(document)).into_iter().filter_map(key_string).collect();
+        let keys: BTreeSet<String> =
+            scalars(std::slice::from_ref(document)).into_iter().filter_map(key_string).collect();
         for key in keys {
             *counts.entry(key).or_default() += 1;
         }

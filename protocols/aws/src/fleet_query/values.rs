@@ -49,11 +49,7 @@ pub(crate) fn any_value(doc: &Value, field: &str, test: &mut dyn FnMut(&Value) -
                 stack.extend(children.into_iter().rev());
             }
             Value::Object(_) | Value::Null => {}
-            scalar if next == segments.len() => {
-                if test(scalar) {
-                    return true;
-                }
-            }
+            scalar if next == segments.len() && test(scalar) => return true,
             _ => {}
         }
     }
@@ -72,11 +68,8 @@ pub(crate) fn any_leaf(doc: &Value, test: &mut dyn FnMut(&Value) -> bool) -> boo
                 stack.extend(children.into_iter().rev());
             }
             Value::Null => {}
-            scalar => {
-                if test(scalar) {
-                    return true;
-                }
-            }
+            scalar if test(scalar) => return true,
+            _ => {}
         }
     }
     false

@@ -31,7 +31,10 @@ fn exclusive(text: &str) -> Bound {
 fn a_field_and_a_value_is_an_exact_term() {
     assert_eq!(tree("thingName:myThing"), equals("thingName", "myThing"));
     assert_eq!(tree("attributes.myAttribute:75"), equals("attributes.myAttribute", "75"));
-    assert_eq!(tree("shadow.name.$package.reported.version:1.2"), equals("shadow.name.$package.reported.version", "1.2"));
+    assert_eq!(
+        tree("shadow.name.$package.reported.version:1.2"),
+        equals("shadow.name.$package.reported.version", "1.2")
+    );
 }
 
 #[test]

@@ -21,6 +21,7 @@ import time
 import botocore.exceptions
 import pytest
 
+from test_jobs import code_of, iot, poll  # noqa: F401  (shared helpers)
 from conftest import Client, Node, aws_client
 
 THINGS, GROUPS = "AWS_Things", "AWS_ThingGroups"
@@ -32,16 +33,8 @@ CUSTOM = [{"name": "attributes.floor", "type": "Number"}, {"name": "shadow.repor
 # Helpers
 
 
-def iot(node):
-    return aws_client(node, "iot")
-
-
 def iot_data(node):
     return aws_client(node, "iot-data")
-
-
-def code_of(error):
-    return error.response["Error"]["Code"]
 
 
 def enable(c, mode="REGISTRY_AND_SHADOW", connectivity="STATUS", named_shadows=None, custom=CUSTOM, groups="ON"):
@@ -82,18 +75,6 @@ def names(c, query, index=THINGS):
         if code_of(e) in ("IndexNotReadyException", "ResourceNotFoundException"):
             return None
         raise
-
-
-def poll(fn, want, timeout=3.0, interval=0.05):
-    """Calls fn() until it returns `want`; asserts on the last value after `timeout` seconds."""
-    deadline = time.time() + timeout
-    while True:
-        got = fn()
-        if got == want:
-            return got
-        if time.time() >= deadline:
-            assert got == want, f"still {got!r} after {timeout}s"
-        time.sleep(interval)
 
 
 def wait_found(c, query, want, index=THINGS, timeout=3.0):
@@ -326,8 +307,8 @@ def test_search_documents_carry_registry_shadow_and_connectivity(fleet):
     attributes, the shadow as a JSON string with reported and desired, and connectivity
     {connected, timestamp (ms), disconnectReason}."""
     c = iot(fleet)
-    wait_found(c, "thingName:dev-0 OR thingName:dev-15", {"dev-0", "dev-15"})
-    docs = {d["thingName"]: d for d in search_all(c, "thingName:dev-0 OR thingName:dev-15")}
+    wait_found(c, "thingName:dev-0 OR thingName:dev-15 OR thingName:dev-1", {"dev-0", "dev-15", "dev-1"})
+    docs = {d["thingName"]: d for d in search_all(c, "thingName:dev-0 OR thingName:dev-15 OR thingName:dev-1")}
     dev0 = docs["dev-0"]
     assert dev0["thingId"] == c.describe_thing(thingName="dev-0")["thingId"]
     assert dev0["thingTypeName"] == "sensor"
@@ -344,7 +325,8 @@ def test_search_documents_carry_registry_shadow_and_connectivity(fleet):
     assert dev15["connectivity"]["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
     assert dev15["connectivity"]["timestamp"] >= conn["timestamp"], "dev-15 disconnected after dev-0 connected"
     assert json.loads(dev15["shadow"])["reported"]["temp"] == 20 + 1.5 * 15
-    assert "thingTypeName" not in dev15 or dev15["thingTypeName"] is None
+    assert dev15["thingTypeName"] == "sensor"
+    assert "thingTypeName" not in docs["dev-1"], "a thing without a type has no thingTypeName"
 
 
 def test_search_pages_return_every_match_exactly_once(fleet):

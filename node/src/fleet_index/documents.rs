@@ -1,0 +1,187 @@
+//! The documents the fleet index holds and answers with: a thing's indexed document
+//! (registry fields, shadows, connectivity, as the configuration allows), a thing group's,
+//! and SearchIndex's `things` entries.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use super::config::IndexingConfiguration;
+use crate::registry::Registry;
+
+/// A device's connection state (`connectivity.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connectivity {
+    /// Connected now.
+    pub connected: bool,
+    /// When it last connected or disconnected, ms since the epoch.
+    pub timestamp: u64,
+    /// Why it disconnected (AWS's lifecycle reason), once it did.
+    pub disconnect_reason: Option<String>,
+}
+
+/// What the index knows of one thing.
+#[derive(Debug, Clone, Default)]
+pub struct ThingEntry {
+    /// The registry fields (absent: no such thing, only its shadow or connectivity is known).
+    pub registry: Option<Value>,
+    /// The classic shadow's indexed part.
+    pub shadow: Option<Value>,
+    /// Named shadows' indexed parts.
+    pub named: BTreeMap<String, Value>,
+    /// Connection state, once known.
+    pub connectivity: Option<Connectivity>,
+    /// The document queries see (none while the thing is not in the registry or things are
+    /// not indexed).
+    pub indexed: Option<Value>,
+}
+
+impl ThingEntry {
+    /// Builds the queried document again after a change.
+    pub fn rebuild(&mut self, config: &IndexingConfiguration) {
+        self.indexed = match (&self.registry, config.things_on()) {
+            (Some(Value::Object(registry)), true) => Some(self.document(registry, config)),
+            _ => None,
+        };
+    }
+
+    fn document(&self, registry: &Map<String, Value>, config: &IndexingConfiguration) -> Value {
+        let mut doc = registry.clone();
+        if config.shadows_on() {
+            let mut shadow = match &self.shadow {
+                Some(Value::Object(s)) => s.clone(),
+                _ => Map::new(),
+            };
+            let named: Map<String, Value> = self
+                .named
+                .iter()
+                .filter(|(n, _)| config.named_shadow_on(n))
+                .map(|(n, d)| (n.clone(), d.clone()))
+                .collect();
+            if !named.is_empty() {
+                shadow.insert("name".into(), Value::Object(named));
+            }
+            if !shadow.is_empty() {
+                doc.insert("shadow".into(), Value::Object(shadow));
+            }
+        }
+        if config.connectivity_on() {
+            let c = self.connectivity.clone().unwrap_or(Connectivity {
+                connected: false,
+                timestamp: 0,
+                disconnect_reason: None,
+            });
+            let mut conn = json!({ "connected": c.connected });
+            if c.timestamp > 0 {
+                conn["timestamp"] = json!(c.timestamp);
+            }
+            if let Some(r) = c.disconnect_reason {
+                conn["disconnectReason"] = json!(r);
+            }
+            doc.insert("connectivity".into(), conn);
+        }
+        let mut doc = Value::Object(doc);
+        for field in &config.things.custom_fields {
+            if let Some(kind) = &field.kind {
+                retype(&mut doc, &field.name, kind);
+            }
+        }
+        doc
+    }
+}
+
+/// Gives a custom field the type it is declared with: text holding a number becomes the
+/// number (registry attributes are strings), `"true"`/`"false"` a boolean, so that ranges,
+/// comparisons and statistics treat it as AWS does.
+fn retype(doc: &mut Value, field: &str, kind: &str) {
+    let mut at = doc;
+    for part in field.split('.') {
+        match at.get_mut(part) {
+            Some(next) => at = next,
+            None => return,
+        }
+    }
+    let Value::String(text) = &*at else { return };
+    let typed = match kind {
+        "Number" => text.trim().parse::<f64>().ok().and_then(|n| {
+            if n.fract() == 0.0 && n.abs() < 9e15 {
+                Some(Value::from(n as i64))
+            } else {
+                serde_json::Number::from_f64(n).map(Value::Number)
+            }
+        }),
+        "Boolean" => match text.as_str() {
+            "true" => Some(Value::Bool(true)),
+            "false" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(v) = typed {
+        *at = v;
+    }
+}
+
+/// A thing's registry fields, or `None` when it does not exist.
+pub fn registry_part(registry: &Registry, name: &str) -> Option<Value> {
+    let t = registry.thing(name)?;
+    let groups: Vec<String> = registry.groups_of_thing(name).into_iter().map(|(g, _)| g).collect();
+    let mut doc = json!({
+        "thingName": t.thing_name,
+        "thingId": t.thing_id,
+        "attributes": t.attributes,
+        "thingGroupNames": groups,
+        "registry": { "version": t.version },
+    });
+    if let Some(ty) = t.thing_type_name {
+        doc["thingTypeName"] = json!(ty);
+    }
+    Some(doc)
+}
+
+/// Every thing group's document, by name.
+pub fn group_documents(registry: &Registry) -> BTreeMap<String, Value> {
+    registry
+        .thing_groups(None, true)
+        .into_iter()
+        .map(|g| {
+            let parents: Vec<String> = registry
+                .thing_group(&g.name)
+                .map(|(_, chain)| chain.into_iter().map(|(n, _)| n).collect())
+                .unwrap_or_default();
+            let mut doc = json!({
+                "thingGroupName": g.name,
+                "thingGroupId": g.id,
+                "attributes": g.attributes,
+                "parentGroupNames": parents,
+            });
+            if let Some(d) = &g.description {
+                doc["thingGroupDescription"] = json!(d);
+            }
+            (g.name.clone(), doc)
+        })
+        .collect()
+}
+
+/// SearchIndex's entry for a matching thing: the registry fields, `shadow` as a JSON
+/// string, `connectivity` as an object.
+/// The registry fields come as stored (attributes are strings), not as custom fields retype
+/// them for queries.
+pub fn search_thing(entry: &ThingEntry, doc: &Value, config: &IndexingConfiguration) -> Value {
+    let mut out = json!({});
+    let registry = entry.registry.as_ref().unwrap_or(doc);
+    for key in ["thingName", "thingId", "thingTypeName", "thingGroupNames", "attributes"] {
+        if let Some(v) = registry.get(key) {
+            out[key] = v.clone();
+        }
+    }
+    if config.shadows_on() {
+        if let Some(shadow) = doc.get("shadow") {
+            out["shadow"] = json!(shadow.to_string());
+        }
+    }
+    if let Some(c) = doc.get("connectivity") {
+        out["connectivity"] = c.clone();
+    }
+    out
+}

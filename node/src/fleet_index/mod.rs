@@ -1,0 +1,205 @@
+//! Fleet indexing: each node's own index of its fleet, built from the replicated state its
+//! groups apply (registry from `meta`, shadows from their shards) and from device
+//! connectivity, and searched with AWS's query language (`ferrite_aws::fleet_query`).
+//! Nothing here is proposed: an index change costs no consensus, and every node answers
+//! queries from its own copy (AWS documents the index as eventually consistent).
+//!
+//! - `config`: the replicated indexing configuration.
+//! - `documents`: the indexed documents of things and thing groups, and SearchIndex's shapes.
+//! - this module: the index, its updates, searches and aggregations.
+
+pub mod config;
+pub mod documents;
+
+use std::collections::{BTreeMap, HashMap};
+
+use ferrite_aws::fleet_query::{self, Query};
+use parking_lot::RwLock;
+use serde_json::Value;
+
+use crate::registry::Registry;
+use config::IndexingConfiguration;
+use documents::{Connectivity, ThingEntry};
+
+/// The index of one node.
+#[derive(Debug, Default)]
+pub struct FleetIndex {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    config: IndexingConfiguration,
+    /// Thing name -> what is known of it (registry part, shadows, connectivity).
+    things: BTreeMap<String, ThingEntry>,
+    /// Thing group name -> its document.
+    groups: BTreeMap<String, Value>,
+    /// Client id -> connectivity, kept for things created after their device connected.
+    connectivity: HashMap<String, Connectivity>,
+}
+
+/// One page of matching documents, and the token of the next.
+pub type Page = (Vec<Value>, Option<String>);
+
+impl FleetIndex {
+    /// An empty index with everything off.
+    pub fn new() -> FleetIndex {
+        FleetIndex::default()
+    }
+
+    /// Takes a new configuration: every document is built again with it.
+    pub fn configure(&self, config: IndexingConfiguration) {
+        let mut inner = self.inner.write();
+        if inner.config == config {
+            return;
+        }
+        inner.config = config;
+        let Inner { config, things, .. } = &mut *inner;
+        for entry in things.values_mut() {
+            entry.rebuild(config);
+        }
+    }
+
+    /// The configuration the index follows.
+    pub fn config(&self) -> IndexingConfiguration {
+        self.inner.read().config.clone()
+    }
+
+    /// Reads the registry part of `names` again (created, updated, deleted, regrouped).
+    pub fn things_changed(&self, registry: &Registry, names: &[String]) {
+        let mut inner = self.inner.write();
+        let Inner { config, things, connectivity, .. } = &mut *inner;
+        for name in names {
+            match documents::registry_part(registry, name) {
+                Some(part) => {
+                    let entry = things.entry(name.clone()).or_default();
+                    if entry.connectivity.is_none() {
+                        entry.connectivity = connectivity.get(name).cloned();
+                    }
+                    entry.registry = Some(part);
+                    entry.rebuild(config);
+                }
+                None => {
+                    things.remove(name);
+                }
+            }
+        }
+    }
+
+    /// Reads every thing and thing group of the registry again (start, a restored snapshot,
+    /// a deleted group or type).
+    pub fn rebuild_registry(&self, registry: &Registry) {
+        let names: Vec<String> = registry.list_things(None).into_iter().map(|t| t.thing_name).collect();
+        {
+            let mut inner = self.inner.write();
+            inner.things.retain(|n, _| names.binary_search(n).is_ok());
+        }
+        self.things_changed(registry, &names);
+        self.groups_changed(registry);
+    }
+
+    /// Reads every thing group again.
+    pub fn groups_changed(&self, registry: &Registry) {
+        let docs = documents::group_documents(registry);
+        self.inner.write().groups = docs;
+    }
+
+    /// A shadow was written (`doc`: its indexed part) or deleted (`None`).
+    pub fn shadow_changed(&self, thing: &str, shadow: Option<&str>, doc: Option<Value>) {
+        let mut inner = self.inner.write();
+        let Inner { config, things, .. } = &mut *inner;
+        let entry = things.entry(thing.to_string()).or_default();
+        match shadow {
+            None => entry.shadow = doc,
+            Some(name) => match doc {
+                Some(d) => {
+                    entry.named.insert(name.to_string(), d);
+                }
+                None => {
+                    entry.named.remove(name);
+                }
+            },
+        }
+        entry.rebuild(config);
+    }
+
+    /// A device connected or disconnected (its client id is its thing's name).
+    pub fn connectivity_changed(&self, client_id: &str, state: Connectivity) {
+        let mut inner = self.inner.write();
+        let Inner { config, things, connectivity, .. } = &mut *inner;
+        if let Some(entry) = things.get_mut(client_id) {
+            entry.connectivity = Some(state.clone());
+            entry.rebuild(config);
+        }
+        connectivity.insert(client_id.to_string(), state);
+    }
+
+    /// SearchIndex on AWS_Things: the documents `query` matches, in thing name order, a
+    /// page after `after`.
+    pub fn search_things(&self, query: &Query, after: Option<&str>, size: usize) -> Page {
+        let inner = self.inner.read();
+        let start = after.map_or(std::ops::Bound::Unbounded, |a| std::ops::Bound::Excluded(a.to_string()));
+        let mut out = Vec::new();
+        let mut last = None;
+        for (name, entry) in inner.things.range((start, std::ops::Bound::Unbounded)) {
+            let Some(doc) = entry.indexed.as_ref() else { continue };
+            if !query.matches(doc) {
+                continue;
+            }
+            if out.len() == size {
+                return (out, last);
+            }
+            out.push(documents::search_thing(entry, doc, &inner.config));
+            last = Some(name.clone());
+        }
+        (out, None)
+    }
+
+    /// SearchIndex on AWS_ThingGroups.
+    pub fn search_groups(&self, query: &Query, after: Option<&str>, size: usize) -> Page {
+        let inner = self.inner.read();
+        let start = after.map_or(std::ops::Bound::Unbounded, |a| std::ops::Bound::Excluded(a.to_string()));
+        let mut out = Vec::new();
+        let mut last = None;
+        for (name, doc) in inner.groups.range((start, std::ops::Bound::Unbounded)) {
+            if !query.matches(doc) {
+                continue;
+            }
+            if out.len() == size {
+                return (out, last);
+            }
+            out.push(doc.clone());
+            last = Some(name.clone());
+        }
+        (out, None)
+    }
+
+    /// The values of `field` in the thing documents `query` matches (aggregations).
+    /// Custom fields are already of their declared type in the documents (`documents`).
+    pub fn thing_values(&self, query: &Query, field: &str) -> Vec<Value> {
+        let inner = self.inner.read();
+        let mut out = Vec::new();
+        for entry in inner.things.values() {
+            if let Some(doc) = entry.indexed.as_ref().filter(|d| query.matches(d)) {
+                out.extend(fleet_query::field_values(doc, field));
+            }
+        }
+        out
+    }
+
+    /// The names of the things `query` matches (dynamic groups).
+    pub fn matching_things(&self, query: &Query) -> Vec<String> {
+        let inner = self.inner.read();
+        inner
+            .things
+            .iter()
+            .filter(|(_, e)| e.indexed.as_ref().is_some_and(|d| query.matches(d)))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// How many things are indexed.
+    pub fn thing_count(&self) -> usize {
+        self.inner.read().things.values().filter(|e| e.indexed.is_some()).count()
+    }
+}
