@@ -22,9 +22,6 @@ from paho.mqtt.packettypes import PacketTypes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Tests of features not built yet (see pending/README.md): not part of the run.
-collect_ignore = ["pending"]
-
 
 def ferrite_bin():
     explicit = os.environ.get("FERRITE_BIN")

@@ -9,11 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::access_keys::{self, AccessKeys};
 use crate::fleet_index::config::{self as indexing, Indexing};
+use crate::fleet_index::metrics::{self as fleet_metrics, FleetMetrics};
 use crate::identity::{self, Identity};
+use crate::iot_logging::config::{self as logging, Logging};
 use crate::jobs::{self, Jobs};
 use crate::provisioning::{self, resolve, Provisioning};
 use crate::registry::{self, Registry};
 use crate::rules::api::{self, TopicRules};
+use crate::tags::{self, Tags};
 use ferrite_aws::AwsError;
 
 /// The `meta` group's id in the group log.
@@ -40,6 +43,12 @@ pub enum Command {
     Provision(resolve::Request),
     /// The fleet indexing configuration.
     Indexing(indexing::Command),
+    /// Resource tags.
+    Tags(tags::Command),
+    /// Fleet metrics.
+    FleetMetric(fleet_metrics::Command),
+    /// AWS IoT v2 logging options and levels.
+    Logging(logging::Command),
 }
 
 /// What an applied command answers.
@@ -61,6 +70,12 @@ pub enum Outcome {
     Provisioned(resolve::Provisioned),
     /// The indexing configuration was set.
     Indexing,
+    /// Tags changed.
+    Tags,
+    /// A fleet metric changed.
+    FleetMetric,
+    /// The logging configuration changed.
+    Logging,
 }
 
 /// Which registry records an applied command changed, for the fleet index.
@@ -99,6 +114,12 @@ pub struct Meta {
     pub provisioning: Provisioning,
     /// The fleet indexing configuration.
     pub indexing: Indexing,
+    /// Resource tags.
+    pub tags: Tags,
+    /// Fleet metric records.
+    pub fleet_metrics: FleetMetrics,
+    /// AWS IoT v2 logging options and levels.
+    pub logging: Logging,
     /// Called after registry records or the indexing configuration changed (the fleet index).
     on_registry_changed: std::sync::OnceLock<RegistryChanged>,
     /// Called after every applied topic-rule change (the rule engine reloads).
@@ -137,6 +158,9 @@ impl Meta {
             jobs: Jobs::load(rows)?,
             provisioning: Provisioning::load(rows)?,
             indexing: Indexing::load(rows)?,
+            tags: Tags::load(rows)?,
+            fleet_metrics: FleetMetrics::load(rows)?,
+            logging: Logging::load(rows)?,
             on_registry_changed: std::sync::OnceLock::new(),
             on_rules_changed: None,
             store: None,
@@ -185,7 +209,11 @@ impl StateMachine for Meta {
             crate::registry::things::internal_failure()
         })?;
         let change = registry_change(&command);
+        let deleted = deleted_resource(&command);
         let outcome = self.apply_command(command, writes);
+        if let (Ok(_), Some(resource)) = (&outcome, deleted) {
+            self.tags.forget(&resource, writes);
+        }
         if let (Ok(o), Some(mut change), Some(f)) = (&outcome, change.clone(), self.on_registry_changed.get()) {
             if let (RegistryChange::Things(names), Outcome::Provisioned(made)) = (&mut change, o) {
                 names.extend(made.thing.iter().map(|(n, _)| n.clone()));
@@ -205,6 +233,24 @@ impl StateMachine for Meta {
     }
 }
 
+/// The taggable resource `command` deletes, if it deletes one (`kind/name`): its tags go
+/// with it.
+fn deleted_resource(command: &Command) -> Option<String> {
+    Some(match command {
+        Command::Registry(registry::Command::DeleteThingGroup { name, .. }) => format!("thinggroup/{name}"),
+        Command::Registry(registry::Command::DeleteThingType { name, .. }) => format!("thingtype/{name}"),
+        Command::Identity(identity::Command::DeletePolicy { name }) => format!("policy/{name}"),
+        Command::Identity(identity::Command::DeleteCaCertificate { id }) => format!("cacert/{id}"),
+        Command::Identity(identity::Command::DeleteAuthorizer { name }) => format!("authorizer/{name}"),
+        Command::TopicRule(api::Command::Delete { name }) => format!("rule/{name}"),
+        Command::Jobs(jobs::Command::DeleteJob { job_id, .. }) => format!("job/{job_id}"),
+        Command::Jobs(jobs::Command::DeleteTemplate { job_template_id }) => format!("jobtemplate/{job_template_id}"),
+        Command::Provisioning(provisioning::Command::DeleteTemplate { name }) => format!("provisioningtemplate/{name}"),
+        Command::FleetMetric(fleet_metrics::Command::Delete { name, .. }) => format!("fleetmetric/{name}"),
+        _ => return None,
+    })
+}
+
 /// The registry records `command` may change, for the fleet index.
 fn registry_change(command: &Command) -> Option<RegistryChange> {
     use registry::Command as R;
@@ -214,7 +260,15 @@ fn registry_change(command: &Command) -> Option<RegistryChange> {
             Some(RegistryChange::Things(vec![name.clone()]))
         }
         Command::Registry(R::SetMembership { thing, .. }) => Some(RegistryChange::Things(vec![thing.clone()])),
-        Command::Registry(R::CreateThingGroup { .. } | R::UpdateThingGroup { .. }) => Some(RegistryChange::Groups),
+        Command::Registry(
+            R::CreateThingGroup { .. }
+            | R::UpdateThingGroup { .. }
+            | R::CreateDynamicThingGroup { .. }
+            | R::UpdateDynamicThingGroup { .. },
+        ) => Some(RegistryChange::Groups),
+        Command::Registry(R::SetDynamicMembers { add, remove, .. }) => {
+            Some(RegistryChange::Things(add.iter().chain(remove).cloned().collect()))
+        }
         Command::Registry(R::DeleteThingGroup { .. }) => Some(RegistryChange::All),
         Command::Provision(_) => Some(RegistryChange::Things(Vec::new())),
         Command::Indexing(_) => Some(RegistryChange::Indexing),
@@ -253,6 +307,9 @@ impl Meta {
             Command::Provisioning(c) => self.provisioning.apply(c, writes).map(Outcome::Provisioning),
             Command::Provision(req) => self.provision(&req, writes).map(Outcome::Provisioned),
             Command::Indexing(c) => self.indexing.apply(c, writes).map(|()| Outcome::Indexing),
+            Command::Tags(c) => self.tags.apply(c, writes).map(|()| Outcome::Tags),
+            Command::FleetMetric(c) => self.fleet_metrics.apply(c, writes).map(|()| Outcome::FleetMetric),
+            Command::Logging(c) => self.logging.apply(c, writes).map(|()| Outcome::Logging),
             Command::TopicRule(c) => {
                 self.topic_rules.apply(c, writes)?;
                 if let Some(f) = &self.on_rules_changed {
@@ -290,6 +347,9 @@ impl Meta {
         self.jobs.replace(fresh.jobs);
         self.provisioning.replace(fresh.provisioning);
         self.indexing.replace(fresh.indexing);
+        self.tags.replace(fresh.tags);
+        self.fleet_metrics.replace(fresh.fleet_metrics);
+        self.logging.replace(fresh.logging);
         if let Some(f) = &self.on_rules_changed {
             f(&self.topic_rules);
         }

@@ -74,12 +74,14 @@ fn assemble(
         rules: rules.clone(),
         jobs: jobs.clone(),
         provisioning: provisioning.clone(),
+        fleet_index: fleet_index.clone(),
     });
     let peers = routes.clone().map(|r| r as Arc<dyn crate::broker::hooks::Peers>);
     let broker = Broker::open(cfg.broker.clone(), store.clone(), metrics, view, &cluster.member, peers, reactions)
         .context("cannot recover broker state")?;
     if let (Some(routes), Some((net, outbox))) = (&routes, outbox) {
         routes.serve();
+        crate::broker::hooks::Peers::added(&**routes, crate::broker::hooks::PRESENCE_FILTER, None);
         let deliver = crate::cluster::arrivals::into_broker(&broker);
         crate::cluster::arrivals::Arrivals::serve(net.clone(), store.clone(), outbox, deliver)?;
     }
@@ -101,7 +103,10 @@ fn assemble(
         None => None,
     };
     provisioning.set_broker(broker.clone());
-    let services = Services { broker, meta, shadows, rules, routes, takeover, jobs, provisioning, fleet_index };
+    let fleet = crate::fleet_runtime::FleetRuntime::new(meta.clone(), fleet_index.clone());
+    let iot_log = Arc::new(crate::iot_logging::IotLog::start(&cfg.data_dir));
+    let services =
+        Services { broker, meta, shadows, rules, routes, takeover, jobs, provisioning, fleet_index, fleet, iot_log };
     Ok((Arc::new(services), queue))
 }
 
@@ -163,6 +168,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         broker.arm_recovered_timers();
         actix_rt::spawn(crate::broker::publisher::serve(publishes, broker.clone()));
         services.jobs.serve();
+        services.fleet.serve();
         let workers = server::Workers::start(cfg.workers);
         let mqtt = server::bind(cfg.mqtt_addr, "MQTT").await?;
         let ws = server::bind(cfg.ws_addr, "MQTT over WebSocket").await?;

@@ -37,6 +37,10 @@ pub struct Services {
     pub provisioning: Arc<ProvisioningRuntime>,
     /// This node's fleet index.
     pub fleet_index: Arc<crate::fleet_index::FleetIndex>,
+    /// Dynamic thing groups and fleet metrics.
+    pub fleet: Arc<crate::fleet_runtime::FleetRuntime>,
+    /// AWS IoT v2 log events.
+    pub iot_log: Arc<crate::iot_logging::IotLog>,
 }
 
 impl Services {
@@ -134,6 +138,8 @@ pub struct Reactions {
     pub jobs: Arc<JobsRuntime>,
     /// Serves the provisioning MQTT API's requests.
     pub provisioning: Arc<ProvisioningRuntime>,
+    /// Learns other nodes' devices' connects and disconnects.
+    pub fleet_index: Arc<crate::fleet_index::FleetIndex>,
 }
 
 impl PublishObserver for Reactions {
@@ -150,5 +156,11 @@ impl PublishObserver for Reactions {
             self.provisioning.handle(client.clone(), req, &msg.payload);
         }
         self.rules.on_publish(msg);
+    }
+
+    fn forwarded(&self, msg: &Arc<Message>) {
+        if let Some(state) = crate::fleet_index::documents::presence(&msg.topic, &msg.payload) {
+            self.fleet_index.connectivity_changed(&state.0, state.1);
+        }
     }
 }

@@ -1235,6 +1235,7 @@ impl Broker {
         groups_only: bool,
         batch: &mut Batch,
     ) -> Routed {
+        self.observer.forwarded(&msg);
         let mut matches = Vec::new();
         self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
         matches.retain(|m| m.shared.as_ref().map_or(!groups_only, |g| groups.contains(g)));

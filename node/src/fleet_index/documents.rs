@@ -20,6 +20,22 @@ pub struct Connectivity {
     pub disconnect_reason: Option<String>,
 }
 
+/// The client id and connectivity a lifecycle presence event
+/// (`$aws/events/presence/{connected|disconnected}/{clientId}`) tells, if it is one.
+pub fn presence(topic: &str, payload: &[u8]) -> Option<(String, Connectivity)> {
+    let rest = topic.strip_prefix("$aws/events/presence/")?;
+    let (kind, client) = rest.split_once('/')?;
+    let connected = match kind {
+        "connected" => true,
+        "disconnected" => false,
+        _ => return None,
+    };
+    let doc: Value = serde_json::from_slice(payload).ok()?;
+    let timestamp = doc.get("timestamp").and_then(Value::as_u64).unwrap_or(0);
+    let disconnect_reason = doc.get("disconnectReason").and_then(Value::as_str).map(str::to_string);
+    Some((client.to_string(), Connectivity { connected, timestamp, disconnect_reason }))
+}
+
 /// What the index knows of one thing.
 #[derive(Debug, Clone, Default)]
 pub struct ThingEntry {

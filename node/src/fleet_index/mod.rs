@@ -6,10 +6,12 @@
 //!
 //! - `config`: the replicated indexing configuration.
 //! - `documents`: the indexed documents of things and thing groups, and SearchIndex's shapes.
+//! - `metrics`: fleet metric records (their values are computed by `fleet_runtime`).
 //! - this module: the index, its updates, searches and aggregations.
 
 pub mod config;
 pub mod documents;
+pub mod metrics;
 
 use std::collections::{BTreeMap, HashMap};
 

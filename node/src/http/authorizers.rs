@@ -28,6 +28,7 @@ struct AuthorizerBody {
     status: Option<String>,
     signing_disabled: Option<bool>,
     enable_caching_for_http: Option<bool>,
+    tags: Option<Vec<super::tags::Tag>>,
 }
 
 /// Checks what a usable authorizer needs: an `http://` or `https://` endpoint, a valid status,
@@ -93,7 +94,8 @@ pub async fn create_authorizer(api: web::Data<Api>, call: Call, name: web::Path<
             "Invalid authorizer name {name:?}: use 1 to 128 letters, digits, _ and -"
         )));
     }
-    let b: AuthorizerBody = call.json()?;
+    let mut b: AuthorizerBody = call.json()?;
+    let tags = super::tags::tag_map(b.tags.take());
     let now = now_ms() / 1000;
     let record = AuthorizerRecord {
         authorizer_arn: format!("{}authorizer/{name}", arn_prefix(call.region())),
@@ -111,7 +113,10 @@ pub async fn create_authorizer(api: web::Data<Api>, call: Call, name: web::Path<
     };
     validate(&record)?;
     let answer = name_and_arn(&record);
+    let arn = record.authorizer_arn.clone();
+    crate::tags::check(&tags)?;
     proposals::identity_change(&api, Command::CreateAuthorizer { record }).await?;
+    super::tags::tag_created(&api, &arn, tags).await?;
     Ok(HttpResponse::Ok().json(answer))
 }
 

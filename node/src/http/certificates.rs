@@ -94,6 +94,7 @@ struct RegisterCaBody {
     verification_certificate: Option<String>,
     registration_config: Option<RegistrationConfig>,
     certificate_mode: Option<String>,
+    tags: Option<Vec<super::tags::Tag>>,
 }
 
 /// Checks a CA's `registrationConfig`: a JITP template body that parses, or the name of a
@@ -166,7 +167,10 @@ pub async fn register_ca_certificate(api: web::Data<Api>, call: Call) -> ApiResu
         registration_config: b.registration_config,
     };
     let arn = record.certificate_arn.clone();
+    let tags = super::tags::tag_map(b.tags);
+    crate::tags::check(&tags)?;
     proposals::identity_change(&api, Command::RegisterCaCertificate { record }).await?;
+    super::tags::tag_created(&api, &arn, tags).await?;
     Ok(HttpResponse::Ok().json(json!({ "certificateArn": arn, "certificateId": parsed.id })))
 }
 

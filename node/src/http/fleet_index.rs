@@ -181,15 +181,7 @@ pub async fn statistics(api: web::Data<Api>, call: Call) -> ApiResult {
     let b: SearchBody = call.json()?;
     let s = fleet_query::statistics(&values(&api, &b)?);
     let mut doc = json!({ "count": s.count });
-    for (key, v) in [
-        ("average", s.average),
-        ("sum", s.sum),
-        ("minimum", s.minimum),
-        ("maximum", s.maximum),
-        ("sumOfSquares", s.sum_of_squares),
-        ("variance", s.variance),
-        ("stdDeviation", s.std_deviation),
-    ] {
+    for (key, v) in s.named().into_iter().skip(1) {
         if let Some(v) = v {
             doc[key] = json!(v);
         }

@@ -73,6 +73,7 @@ struct CreateJobBody {
     job_template_arn: Option<String>,
     document_parameters: Option<BTreeMap<String, String>>,
     scheduling_config: Option<SchedulingConfig>,
+    tags: Option<Vec<super::tags::Tag>>,
     #[serde(flatten)]
     config: JobConfig,
 }
@@ -86,6 +87,8 @@ pub async fn create_job(api: web::Data<Api>, call: Call, id: web::Path<String>) 
     let id = id.into_inner();
     check_id("jobId", &id)?;
     let b: CreateJobBody = call.json()?;
+    let tags = super::tags::tag_map(b.tags);
+    crate::tags::check(&tags)?;
     let targets = b.targets.unwrap_or_default();
     if targets.is_empty() || targets.len() > 100 {
         return Err(AwsError::invalid_request("targets must name 1 to 100 thing or thing group ARNs"));
@@ -165,7 +168,10 @@ pub async fn create_job(api: web::Data<Api>, call: Call, id: web::Path<String>) 
         rollout,
     };
     match super::proposals::jobs(&api, Command::CreateJob { job: Box::new(job), now }).await? {
-        Outcome::Job(j) => Ok(job_answer(&j)),
+        Outcome::Job(j) => {
+            super::tags::tag_created(&api, &j.job_arn, tags).await?;
+            Ok(job_answer(&j))
+        }
         other => Err(super::proposals::unexpected(&other)),
     }
 }
@@ -441,6 +447,7 @@ struct TemplateBody {
     document: Option<String>,
     #[serde(default)]
     maintenance_windows: Vec<model::MaintenanceWindow>,
+    tags: Option<Vec<super::tags::Tag>>,
     #[serde(flatten)]
     config: JobConfig,
 }
@@ -450,6 +457,8 @@ pub async fn create_job_template(api: web::Data<Api>, call: Call, id: web::Path<
     let id = id.into_inner();
     check_id("jobTemplateId", &id)?;
     let b: TemplateBody = call.json()?;
+    let tags = super::tags::tag_map(b.tags);
+    crate::tags::check(&tags)?;
     let mut config = b.config;
     if config.description.is_none() {
         return Err(AwsError::invalid_request("description is required"));
@@ -485,6 +494,7 @@ pub async fn create_job_template(api: web::Data<Api>, call: Call, id: web::Path<
         created_at: now_ms(),
     };
     super::proposals::jobs(&api, Command::CreateTemplate { template: Box::new(template) }).await?;
+    super::tags::tag_created(&api, &arn, tags).await?;
     Ok(HttpResponse::Ok().json(json!({ "jobTemplateArn": arn, "jobTemplateId": id })))
 }
 

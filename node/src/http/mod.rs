@@ -12,14 +12,17 @@ mod cluster;
 mod data_plane;
 mod error;
 mod fleet_index;
+mod fleet_metrics;
 mod jobs;
 mod jobs_data;
+mod logging;
 mod paging;
 mod policies;
 mod proposals;
 mod provisioning;
 mod registration_tasks;
 mod routes;
+mod tags;
 mod thing_groups;
 mod thing_types;
 mod things;
@@ -54,7 +57,8 @@ async fn metrics(api: web::Data<Api>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(
         api.services.broker.metrics.render()
             + &api.services.rules.render_metrics()
-            + &api.services.render_cluster_metrics(),
+            + &api.services.render_cluster_metrics()
+            + &api.services.fleet.render(),
     )
 }
 

@@ -57,6 +57,12 @@ struct DocumentBody {
     policy_document: Option<String>,
 }
 
+/// The `tags` of a Create call's body.
+#[derive(serde::Deserialize, Default)]
+struct TagsBody {
+    tags: Option<Vec<super::tags::Tag>>,
+}
+
 /// The checked `policyDocument` of the body: a document that does not parse is refused
 /// with its line and column.
 fn document_of(call: &Call) -> Result<String, AwsError> {
@@ -83,7 +89,10 @@ pub async fn create_policy(api: web::Data<Api>, call: Call, name: web::Path<Stri
         generation_id: new_id(),
     };
     let arn = record.policy_arn.clone();
+    let tags = super::tags::tag_map(call.json::<TagsBody>()?.tags);
+    crate::tags::check(&tags)?;
     proposals::identity_change(&api, Command::CreatePolicy { record }).await?;
+    super::tags::tag_created(&api, &arn, tags).await?;
     Ok(HttpResponse::Ok().json(json!({
         "policyName": name, "policyArn": arn, "policyDocument": document, "policyVersionId": "1",
     })))

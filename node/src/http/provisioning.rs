@@ -3,8 +3,6 @@
 //! Get/DeleteRegistrationCode. Template state is `meta` group commands; provisioning runs
 //! through `provisioning_runtime`, the same path devices use.
 
-use std::collections::BTreeMap;
-
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Map, Value};
 
@@ -75,16 +73,9 @@ struct CreateBody {
     enabled: Option<bool>,
     provisioning_role_arn: Option<String>,
     pre_provisioning_hook: Option<HookBody>,
-    tags: Option<Vec<Tag>>,
+    tags: Option<Vec<super::tags::Tag>>,
     #[serde(rename = "type")]
     kind: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Tag {
-    key: String,
-    value: Option<String>,
 }
 
 /// CreateProvisioningTemplate.
@@ -105,6 +96,8 @@ pub async fn create_template(api: web::Data<Api>, call: Call) -> ApiResult {
         return Err(AwsError::invalid_request("A JITP template cannot have a preProvisioningHook"));
     }
     let role = b.provisioning_role_arn.ok_or_else(|| AwsError::invalid_request("provisioningRoleArn is required"))?;
+    let tags = super::tags::tag_map(b.tags);
+    crate::tags::check(&tags)?;
     let now = now_s();
     let arn = format!("{}provisioningtemplate/{name}", arn_prefix(call.region()));
     let record = TemplateRecord {
@@ -120,14 +113,9 @@ pub async fn create_template(api: web::Data<Api>, call: Call) -> ApiResult {
         next_version_id: 2,
         creation_date: now,
         last_modified_date: now,
-        tags: b
-            .tags
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| (t.key, t.value.unwrap_or_default()))
-            .collect::<BTreeMap<_, _>>(),
     };
     propose(&api, ProvisioningCommand::CreateTemplate { record }).await?;
+    super::tags::tag_created(&api, &arn, tags).await?;
     Ok(HttpResponse::Ok().json(json!({ "templateArn": arn, "templateName": name, "defaultVersionId": 1 })))
 }
 

@@ -7,7 +7,7 @@ use actix_web::web::{self, delete, get, patch, post, put};
 
 use super::error::method_not_allowed;
 use super::{authorizers as authz, certificates as certs, cluster, data_plane as data, policies, things};
-use super::{fleet_index as index, provisioning as prov, registration_tasks as tasks};
+use super::{fleet_index as index, fleet_metrics, logging, provisioning as prov, registration_tasks as tasks, tags};
 use super::{jobs, jobs_data};
 use super::{thing_groups as groups, thing_types as types, topic_rules as rules};
 
@@ -84,6 +84,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(path("/thing-groups").route(get().to(groups::list_thing_groups)))
         .service(path("/thing-groups/addThingToThingGroup").route(put().to(groups::add_thing_to_thing_group)))
         .service(path("/thing-groups/removeThingFromThingGroup").route(put().to(groups::remove_thing_from_thing_group)))
+        .service(path("/thing-groups/updateThingGroupsForThing").route(put().to(groups::update_thing_groups_for_thing)))
+        .service(
+            path("/dynamic-thing-groups/{name}")
+                .route(post().to(groups::create_dynamic_thing_group))
+                .route(patch().to(groups::update_dynamic_thing_group))
+                .route(delete().to(groups::delete_thing_group)),
+        )
         .service(path("/thing-groups/{name}/things").route(get().to(groups::list_things_in_thing_group)))
         .service(
             path("/thing-groups/{name}")
@@ -247,4 +254,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(path("/indices/percentiles").route(post().to(index::percentiles)))
     .service(path("/indices/buckets").route(post().to(index::buckets)))
     .service(path("/indices/{indexName}").route(get().to(index::describe_index)));
+    // Fleet metrics.
+    cfg.service(path("/fleet-metrics").route(get().to(fleet_metrics::list))).service(
+        path("/fleet-metric/{metricName}")
+            .route(put().to(fleet_metrics::create))
+            .route(get().to(fleet_metrics::describe))
+            .route(patch().to(fleet_metrics::update))
+            .route(delete().to(fleet_metrics::delete)),
+    );
+    // AWS IoT v2 logging.
+    cfg.service(path("/v2LoggingOptions").route(post().to(logging::set_options)).route(get().to(logging::get_options)))
+        .service(
+            path("/v2LoggingLevel")
+                .route(post().to(logging::set_level))
+                .route(get().to(logging::list_levels))
+                .route(delete().to(logging::delete_level)),
+        );
+    // Tags.
+    cfg.service(path("/tags").route(post().to(tags::tag_resource)).route(get().to(tags::list_tags)))
+        .service(path("/untag").route(post().to(tags::untag_resource)));
 }

@@ -28,11 +28,14 @@ struct GroupBody {
     parent_group_name: Option<String>,
     thing_group_properties: Option<Properties>,
     expected_version: Option<u64>,
+    tags: Option<Vec<super::tags::Tag>>,
 }
 
 /// CreateThingGroup.
 pub async fn create_thing_group(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
     let b: GroupBody = call.json()?;
+    let tags = super::tags::tag_map(b.tags);
+    crate::tags::check(&tags)?;
     let props = b.thing_group_properties.unwrap_or_default();
     let command = Command::CreateThingGroup {
         name: name.into_inner(),
@@ -45,6 +48,7 @@ pub async fn create_thing_group(api: web::Data<Api>, call: Call, name: web::Path
     };
     match proposals::registry(&api, command).await? {
         Outcome::Group(g) => {
+            super::tags::tag_created(&api, &g.arn, tags).await?;
             Ok(HttpResponse::Ok()
                 .json(json!({ "thingGroupName": g.name, "thingGroupArn": g.arn, "thingGroupId": g.id })))
         }
@@ -67,10 +71,100 @@ pub async fn describe_thing_group(api: web::Data<Api>, _call: Call, name: web::P
     if let Some(p) = &g.parent {
         meta["parentGroupName"] = json!(p);
     }
-    Ok(HttpResponse::Ok().json(json!({
+    let mut doc = json!({
         "thingGroupName": g.name, "thingGroupId": g.id, "thingGroupArn": g.arn, "version": g.version,
         "thingGroupProperties": props, "thingGroupMetadata": meta,
-    })))
+    });
+    if let Some(q) = &g.query {
+        doc["queryString"] = json!(q.query_string);
+        doc["indexName"] = json!(q.index_name);
+        doc["queryVersion"] = json!(q.query_version);
+        doc["status"] = json!("ACTIVE");
+    }
+    Ok(HttpResponse::Ok().json(doc))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct DynamicBody {
+    thing_group_properties: Option<Properties>,
+    index_name: Option<String>,
+    query_string: Option<String>,
+    query_version: Option<String>,
+    expected_version: Option<u64>,
+    tags: Option<Vec<super::tags::Tag>>,
+}
+
+/// A dynamic group's query: it parses, and thing indexing is on (its members come from
+/// the index).
+fn checked_query(api: &Api, index: Option<&str>, query: &str) -> Result<(), AwsError> {
+    if index.is_some_and(|i| i != "AWS_Things") {
+        return Err(AwsError::invalid_request("A dynamic thing group's indexName is AWS_Things"));
+    }
+    if !api.services.meta.state().indexing.get().things_on() {
+        return Err(AwsError::invalid_request(
+            "Dynamic thing groups need thing indexing: turn it on with UpdateIndexingConfiguration",
+        ));
+    }
+    ferrite_aws::fleet_query::parse(query).map(|_| ()).map_err(|e| {
+        let why = format!("Invalid query at line {}, column {}: {}", e.line, e.column, e.message);
+        AwsError::new(400, "InvalidQueryException", why)
+    })
+}
+
+/// CreateDynamicThingGroup.
+pub async fn create_dynamic_thing_group(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
+    let b: DynamicBody = call.json()?;
+    let query = b.query_string.ok_or_else(|| AwsError::invalid_request("queryString is required"))?;
+    checked_query(&api, b.index_name.as_deref(), &query)?;
+    let tags = super::tags::tag_map(b.tags);
+    crate::tags::check(&tags)?;
+    let props = b.thing_group_properties.unwrap_or_default();
+    let dynamic = registry::groups::DynamicQuery {
+        query_string: query,
+        index_name: b.index_name.unwrap_or_else(|| "AWS_Things".into()),
+        query_version: b.query_version.unwrap_or_else(|| "2017-09-30".into()),
+    };
+    let command = Command::CreateDynamicThingGroup {
+        name: name.into_inner(),
+        description: props.thing_group_description,
+        attributes: props.attribute_payload.unwrap_or_default().attributes,
+        query: dynamic.clone(),
+        arn_prefix: registry::arn_prefix(call.region()),
+        id: registry::new_id(),
+        now_s: now_ms() / 1000,
+    };
+    match proposals::registry(&api, command).await? {
+        Outcome::Group(g) => {
+            super::tags::tag_created(&api, &g.arn, tags).await?;
+            Ok(HttpResponse::Ok().json(json!({
+                "thingGroupName": g.name, "thingGroupArn": g.arn, "thingGroupId": g.id,
+                "indexName": dynamic.index_name, "queryString": dynamic.query_string,
+                "queryVersion": dynamic.query_version,
+            })))
+        }
+        other => Err(proposals::unexpected(&other)),
+    }
+}
+
+/// UpdateDynamicThingGroup: answers the new version.
+pub async fn update_dynamic_thing_group(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
+    let b: DynamicBody = call.json()?;
+    if let Some(q) = &b.query_string {
+        checked_query(&api, b.index_name.as_deref(), q)?;
+    }
+    let props = b.thing_group_properties.unwrap_or_default();
+    let command = Command::UpdateDynamicThingGroup {
+        name: name.into_inner(),
+        description: props.thing_group_description,
+        attributes: props.attribute_payload.map(|p| (p.attributes, p.merge)),
+        query_string: b.query_string,
+        expected_version: b.expected_version,
+    };
+    match proposals::registry(&api, command).await? {
+        Outcome::Version(version) => Ok(HttpResponse::Ok().json(json!({ "version": version }))),
+        other => Err(proposals::unexpected(&other)),
+    }
 }
 
 /// UpdateThingGroup: answers the new version.
@@ -130,6 +224,37 @@ pub async fn add_thing_to_thing_group(api: web::Data<Api>, call: Call) -> ApiRes
 /// RemoveThingFromThingGroup.
 pub async fn remove_thing_from_thing_group(api: web::Data<Api>, call: Call) -> ApiResult {
     set_membership(&api, &call, false).await
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct GroupsForThingBody {
+    thing_name: Option<String>,
+    thing_groups_to_add: Option<Vec<String>>,
+    thing_groups_to_remove: Option<Vec<String>>,
+}
+
+/// UpdateThingGroupsForThing: every group named is checked first, then the thing leaves
+/// the groups to remove and joins the groups to add.
+pub async fn update_thing_groups_for_thing(api: web::Data<Api>, call: Call) -> ApiResult {
+    let b: GroupsForThingBody = call.json()?;
+    let thing = b.thing_name.ok_or_else(|| AwsError::invalid_request("thingName is required"))?;
+    let (add, remove) = (b.thing_groups_to_add.unwrap_or_default(), b.thing_groups_to_remove.unwrap_or_default());
+    {
+        let registry = &api.services.meta.state().registry;
+        if registry.thing(&thing).is_none() {
+            return Err(crate::registry::things::missing("Thing", &thing));
+        }
+        if let Some(g) = add.iter().chain(&remove).find(|g| registry.thing_group(g).is_none()) {
+            return Err(registry::groups::not_found(g));
+        }
+    }
+    for (groups, member) in [(remove, false), (add, true)] {
+        for group in groups {
+            proposals::registry(&api, Command::SetMembership { group, thing: thing.clone(), member }).await?;
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({})))
 }
 
 #[derive(serde::Deserialize, Default)]

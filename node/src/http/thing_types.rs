@@ -24,6 +24,7 @@ struct ThingTypeProperties {
 #[serde(rename_all = "camelCase")]
 struct CreateBody {
     thing_type_properties: Option<ThingTypeProperties>,
+    tags: Option<Vec<super::tags::Tag>>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -50,7 +51,10 @@ fn document(t: &ThingType) -> serde_json::Value {
 
 /// CreateThingType.
 pub async fn create_thing_type(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
-    let p = call.json::<CreateBody>()?.thing_type_properties.unwrap_or_default();
+    let b = call.json::<CreateBody>()?;
+    let tags = super::tags::tag_map(b.tags);
+    crate::tags::check(&tags)?;
+    let p = b.thing_type_properties.unwrap_or_default();
     let command = Command::CreateThingType {
         name: name.into_inner(),
         description: p.thing_type_description,
@@ -60,9 +64,12 @@ pub async fn create_thing_type(api: web::Data<Api>, call: Call, name: web::Path<
         now_s: now_ms() / 1000,
     };
     match proposals::registry(&api, command).await? {
-        Outcome::ThingType(t) => Ok(HttpResponse::Ok().json(
+        Outcome::ThingType(t) => {
+            super::tags::tag_created(&api, &t.thing_type_arn, tags).await?;
+            Ok(HttpResponse::Ok().json(
             json!({ "thingTypeName": t.thing_type_name, "thingTypeArn": t.thing_type_arn, "thingTypeId": t.thing_type_id }),
-        )),
+        ))
+        }
         other => Err(proposals::unexpected(&other)),
     }
 }

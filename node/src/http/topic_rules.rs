@@ -91,8 +91,15 @@ async fn put_topic_rule(api: &Api, call: &Call, name: String, replace: bool) -> 
 }
 
 /// CreateTopicRule.
+/// Tags come in the `x-amz-tagging` header (`k=v&k2=v2`).
 pub async fn create_topic_rule(api: web::Data<Api>, call: Call, name: web::Path<String>) -> ApiResult {
-    put_topic_rule(&api, &call, name.into_inner(), false).await
+    let tagging = call.req.headers().get("x-amz-tagging").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let tags = super::tags::tagging_header(tagging);
+    crate::tags::check(&tags)?;
+    let name = name.into_inner();
+    let answer = put_topic_rule(&api, &call, name.clone(), false).await?;
+    super::tags::tag_created(&api, &rule_arn(call.region(), &name), tags).await?;
+    Ok(answer)
 }
 
 /// ReplaceTopicRule.

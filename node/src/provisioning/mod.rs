@@ -303,7 +303,6 @@ mod tests {
             next_version_id: 2,
             creation_date: 1,
             last_modified_date: 1,
-            tags: BTreeMap::new(),
         }
     }
 

@@ -2,8 +2,6 @@
 //! body (one of them the default), whether it is enabled, its type and its
 //! pre-provisioning hook; and the documents the API answers with.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -64,9 +62,6 @@ pub struct TemplateRecord {
     pub creation_date: u64,
     /// Unix seconds.
     pub last_modified_date: u64,
-    /// Tags given at creation.
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
 }
 
 impl TemplateRecord {

@@ -39,6 +39,21 @@ pub struct ThingGroup {
     pub version: u64,
     /// Epoch seconds.
     pub creation_date: u64,
+    /// A dynamic group's query: its members are the things the fleet index matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<DynamicQuery>,
+}
+
+/// What makes a thing group dynamic (CreateDynamicThingGroup).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DynamicQuery {
+    /// The fleet indexing query, as the caller wrote it.
+    pub query_string: String,
+    /// AWS_Things.
+    pub index_name: String,
+    /// `2017-09-30`.
+    pub query_version: String,
 }
 
 /// The error for a group that does not exist.
@@ -116,6 +131,7 @@ pub fn create(
         things: BTreeSet::new(),
         version: 1,
         creation_date: now_s,
+        query: None,
     })
 }
 

@@ -134,8 +134,29 @@ pub enum Command {
     },
     /// `DeleteThingGroup`.
     DeleteThingGroup { name: String, expected_version: Option<u64> },
-    /// `AddThingToThingGroup` (`member`) / `RemoveThingFromThingGroup`.
+    /// `AddThingToThingGroup` (`member`) / `RemoveThingFromThingGroup` (static groups only).
     SetMembership { group: String, thing: String, member: bool },
+    /// `CreateDynamicThingGroup`.
+    CreateDynamicThingGroup {
+        name: String,
+        description: Option<String>,
+        attributes: BTreeMap<String, String>,
+        query: groups::DynamicQuery,
+        arn_prefix: String,
+        id: String,
+        now_s: u64,
+    },
+    /// `UpdateDynamicThingGroup`: a new query (and description and attributes).
+    UpdateDynamicThingGroup {
+        name: String,
+        description: Option<String>,
+        attributes: Option<(BTreeMap<String, String>, bool)>,
+        query_string: Option<String>,
+        expected_version: Option<u64>,
+    },
+    /// A dynamic group's members follow its query (proposed by the `meta` leader from its
+    /// fleet index): these things join, these leave.
+    SetDynamicMembers { group: String, add: Vec<String>, remove: Vec<String> },
     /// `CreateThing`.
     CreateThing { thing: NewThing, arn_prefix: String, id: String },
     /// `UpdateThing`.
@@ -241,7 +262,67 @@ impl Registry {
                 }
                 Ok(Outcome::Done)
             }
-            Command::SetMembership { group, thing, member } => self.set_membership(&group, &thing, member, writes),
+            Command::SetMembership { group, thing, member } => {
+                if self.groups.read().get(&group).is_some_and(|g| g.query.is_some()) {
+                    return Err(things::invalid(format!(
+                        "The thing group {group} is dynamic: its members are the things its query matches"
+                    )));
+                }
+                self.set_membership(&group, &thing, member, writes)
+            }
+            Command::CreateDynamicThingGroup { name, description, attributes, query, arn_prefix, id, now_s } => {
+                let mut all = self.groups.write();
+                let mut g = groups::create(&all, &name, None, description, attributes, &arn_prefix, id, now_s)?;
+                match all.get(&name) {
+                    Some(existing) if existing.query.as_ref() == Some(&query) => {
+                        return Ok(Outcome::Group(existing.clone()))
+                    }
+                    Some(_) => {
+                        return Err(AwsError::new(
+                            409,
+                            "ResourceAlreadyExistsException",
+                            format!("Thing group {name} already exists with different properties"),
+                        ))
+                    }
+                    None => {}
+                }
+                g.query = Some(query);
+                put(writes, group_key(&name), &g);
+                all.insert(name, g.clone());
+                Ok(Outcome::Group(g))
+            }
+            Command::UpdateDynamicThingGroup { name, description, attributes, query_string, expected_version } => {
+                let mut all = self.groups.write();
+                if all.get(&name).is_some_and(|g| g.query.is_none()) {
+                    return Err(things::invalid(format!("The thing group {name} is not dynamic")));
+                }
+                let mut g = groups::update(all.get(&name), &name, description, attributes, expected_version)?;
+                if let (Some(q), Some(text)) = (g.query.as_mut(), query_string) {
+                    q.query_string = text;
+                }
+                put(writes, group_key(&name), &g);
+                let version = g.version;
+                all.insert(name, g);
+                Ok(Outcome::Version(version))
+            }
+            Command::SetDynamicMembers { group, add, remove } => {
+                let things = self.things.read();
+                let mut all = self.groups.write();
+                let Some(g) = all.get_mut(&group).filter(|g| g.query.is_some()) else {
+                    return Ok(Outcome::Done); // deleted, or no longer dynamic, since it was proposed
+                };
+                let mut changed = false;
+                for t in add.into_iter().filter(|t| things.contains_key(t)) {
+                    changed |= g.things.insert(t);
+                }
+                for t in &remove {
+                    changed |= g.things.remove(t);
+                }
+                if changed {
+                    put(writes, group_key(&group), &*g);
+                }
+                Ok(Outcome::Done)
+            }
             Command::CreateThing { thing, arn_prefix, id } => {
                 let mut things = self.things.write();
                 let thing = things::create(things.get(&thing.name), thing, &arn_prefix, id, |t| self.type_usable(t))?;
@@ -283,7 +364,7 @@ impl Registry {
             if all.get(group).is_some_and(|g| g.things.contains(thing)) {
                 return Ok(Outcome::Done);
             }
-            let current = all.values().filter(|g| g.things.contains(thing)).count();
+            let current = all.values().filter(|g| g.query.is_none() && g.things.contains(thing)).count();
             groups::check_add(&all, group, current)?;
         }
         let mut g = all.get(group).cloned().ok_or_else(|| groups::not_found(group))?;

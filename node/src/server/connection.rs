@@ -108,6 +108,9 @@ pub struct Connection<W: AsyncWrite + Unpin + 'static> {
     client_cert: Option<Arc<[u8]>>,
     /// The access key that presigned the WebSocket upgrade (or why it is refused).
     presigned: Option<Result<String, String>>,
+    /// The AWS IoT log level of this client, and the logging configuration's generation it
+    /// was computed at.
+    log_level: (u64, Option<u8>),
     /// The connection's policies and decision cache, once CONNECT is accepted.
     authz: Option<ConnectionAuthz>,
     version: Rc<Cell<Option<ProtocolVersion>>>,
@@ -165,6 +168,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 auth,
                 client_cert,
                 presigned,
+                log_level: (u64::MAX, None),
                 authz: None,
                 version,
                 attached: None,
@@ -240,6 +244,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         }
         let reason = self.end_reason.unwrap_or(DisconnectReason::ConnectionLost);
         self.publish_presence(lifecycle::Presence::Disconnected(reason));
+        self.iot_event(None, "Disconnect", None, None);
         if let Some(a) = self.attached.take() {
             if self.authz.as_ref().is_some_and(|z| z.certificate_id().is_some()) {
                 self.services.provisioning.disconnected(&a.client_id);
@@ -252,6 +257,52 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     /// Records why the connection ends, unless an earlier cause was recorded.
     fn ending(&mut self, reason: DisconnectReason) {
         self.end_reason.get_or_insert(reason);
+    }
+
+    /// Logs an AWS IoT event (`iot_logging`) of `client_id`, or of the attached client, when
+    /// its level allows. Costs one atomic load while logging is off for this client.
+    fn iot_event(
+        &mut self,
+        client_id: Option<&str>,
+        event_type: &'static str,
+        failure: Option<String>,
+        topic: Option<&str>,
+    ) {
+        let generation = self.services.meta.state().logging.generation();
+        if self.log_level == (generation, None) {
+            return;
+        }
+        let services = self.services.clone();
+        let logging = &services.meta.state().logging;
+        let client_id: Arc<str> = match (client_id, &self.attached) {
+            (Some(c), _) => c.into(),
+            (None, Some(a)) => a.client_id.clone(),
+            (None, None) => return,
+        };
+        if self.log_level.0 != generation {
+            let meta = services.meta.state();
+            let groups: Vec<String> = if logging.has_group_levels() {
+                meta.registry.groups_of_thing(&client_id).into_iter().map(|(g, _)| g).collect()
+            } else {
+                Vec::new()
+            };
+            let ip = self.peer.ip().to_string();
+            self.log_level = (generation, logging.level_for(&client_id, &ip, self.principal_identifier(), &groups));
+        }
+        let Some(verbosity) = self.log_level.1 else { return };
+        let event = crate::iot_logging::Event {
+            level: if failure.is_some() { "ERROR" } else { "INFO" },
+            status: if failure.is_some() { "Failure" } else { "Success" },
+            event_type,
+            topic: topic.map(str::to_string),
+            client_id: client_id.to_string(),
+            principal_id: self.authz.as_ref().map(|a| a.principal_identifier().to_string()),
+            source_ip: self.peer.ip().to_string(),
+            source_port: self.peer.port(),
+            reason: failure.as_ref().map(|_| "AUTHORIZATION_FAILURE".to_string()),
+            details: failure,
+        };
+        services.iot_log.log(verbosity, &event);
     }
 
     /// Who the lifecycle events say the client is.
@@ -374,6 +425,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
     /// Connect.AuthError).
     fn refuse_unauthorized(&mut self, ctx: &mut Context<Self>, version: ProtocolVersion, client_id: &str, why: &str) {
         self.broker.metrics.connect_auth_errors_total.inc();
+        self.iot_event(Some(client_id), "Connect", Some(why.to_string()), None);
         tracing::warn!(event = "Connect.AuthError", client_id = %client_id, peer = %self.peer, transport = self.transport, reason = %why, "connection refused: not authorized");
         self.refuse_connect(ctx, version, reason::NOT_AUTHORIZED, "not authorized");
     }
@@ -598,6 +650,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         });
         let ip = self.peer.ip().to_string();
         self.publish_presence(lifecycle::Presence::Connected { ip: &ip });
+        self.iot_event(None, "Connect", None, None);
         if opened.session_present {
             let mut sends = Vec::new();
             opened.session.inner.lock().state.resend_inflight(&mut sends);
@@ -754,6 +807,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                         }
                         continue;
                     }
+                    self.iot_event(None, "Publish-Out", None, Some(&out.msg.topic));
                     let a = self.attached.as_mut().expect("attached");
                     let before = self.out.len();
                     let Some(written) =
@@ -864,6 +918,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             a.session.inner.lock().state.awaiting_release.remove(&p.packet_id.unwrap_or(0));
         }
         self.commit_then_ack(ctx, batch, retained, ack);
+        self.iot_event(None, "Publish-In", None, Some(&msg.topic));
         let schedule = broker.finish_publish_deferred(routed, &msg, &mut self.deferred_wakes);
         if congested {
             // Nothing else of this actor runs during the pause.
@@ -1034,6 +1089,9 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                 act.broker.send_retained(&session, &filter, options, sub_id, fresh);
             }
             act.publish_subscriptions(true, &topics);
+            for t in &topics {
+                act.iot_event(None, "Subscribe", None, Some(t));
+            }
             act.drain_session();
             act.flush();
         };

@@ -39,6 +39,23 @@ pub struct Statistics {
     pub std_deviation: Option<f64>,
 }
 
+impl Statistics {
+    /// Every statistic by AWS's name (`count`, `average`, `sum`, `minimum`, `maximum`,
+    /// `sumOfSquares`, `variance`, `stdDeviation`), `count` as a number.
+    pub fn named(&self) -> [(&'static str, Option<f64>); 8] {
+        [
+            ("count", Some(self.count as f64)),
+            ("average", self.average),
+            ("sum", self.sum),
+            ("minimum", self.minimum),
+            ("maximum", self.maximum),
+            ("sumOfSquares", self.sum_of_squares),
+            ("variance", self.variance),
+            ("stdDeviation", self.std_deviation),
+        ]
+    }
+}
+
 /// The JSON numbers among the values (`None` when there are none: a string field).
 fn numbers(values: &[Value]) -> Option<Vec<f64>> {
     let numbers: Vec<f64> = scalars(values).into_iter().filter_map(numeric).collect();

@@ -7,22 +7,11 @@ import time
 
 import botocore.exceptions
 
+from test_jobs import poll  # noqa: F401  (shared helper)
 from conftest import Client
 from test_cluster import cluster, iot, iot_data  # noqa: F401  (cluster: the fixture)
 
 THINGS = "AWS_Things"
-
-
-def poll(fn, want, timeout, interval=0.05):
-    """Calls fn() until it returns `want`; asserts on the last value after `timeout` seconds."""
-    deadline = time.time() + timeout
-    while True:
-        got = fn()
-        if got == want:
-            return got
-        if time.time() >= deadline:
-            assert got == want, f"still {got!r} after {timeout}s"
-        time.sleep(interval)
 
 
 def names(c, query):

@@ -10,6 +10,7 @@ import botocore.exceptions
 import paho.mqtt.client as mqtt
 import pytest
 
+from test_jobs import poll as jobs_poll
 from conftest import aws_client
 from test_iot_policies import Device
 
@@ -29,16 +30,9 @@ def code_of(error):
     return error.response["Error"]["Code"]
 
 
-def poll(fn, want, timeout=2.0, interval=0.05):
-    """Calls fn() until it returns `want`; asserts on the last value after `timeout` seconds."""
-    deadline = time.time() + timeout
-    while True:
-        got = fn()
-        if got == want:
-            return got
-        if time.time() >= deadline:
-            assert got == want, f"still {got!r} after {timeout}s"
-        time.sleep(interval)
+def poll(fn, want, timeout=2.0):
+    """test_jobs.poll, within 2 s unless told otherwise."""
+    return jobs_poll(fn, want, timeout)
 
 
 def enable(c, mode="REGISTRY", custom=None):

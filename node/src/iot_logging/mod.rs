@@ -1,0 +1,168 @@
+//! AWS IoT's v2 logs: events of connects, disconnects, publishes and subscribes in AWS's
+//! JSON shape, at the level the most specific log target sets (`config`). Each event goes
+//! to a rotating file, `DATA_DIR/logs/aws-iot.log` (16 MiB, 5 older files kept), written
+//! by a thread of its own so no connection waits for the disk, and to the node's log
+//! output (target `aws_iot`).
+//!
+//! - `config`: the replicated options and target levels.
+//! - this module: the event, the level check and the writer.
+
+pub mod config;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use serde_json::{json, Map, Value};
+
+/// The size at which the file is rotated.
+const ROTATE_AT: u64 = 16 * 1024 * 1024;
+/// Older files kept (`aws-iot.log.1` .. `.5`).
+const KEEP: usize = 5;
+/// Events waiting for the writer; past this, events are dropped (and counted).
+const QUEUE: usize = 65_536;
+
+/// One event, as AWS logs it.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    /// INFO for a success, ERROR for a failure (AWS's levels).
+    pub level: &'static str,
+    /// Success or Failure.
+    pub status: &'static str,
+    /// Connect, Disconnect, Publish-In, Publish-Out, Subscribe.
+    pub event_type: &'static str,
+    /// The topic, for publishes and subscribes.
+    pub topic: Option<String>,
+    /// The client id.
+    pub client_id: String,
+    /// The certificate id, authorizer principal or key, if any.
+    pub principal_id: Option<String>,
+    /// The client's address.
+    pub source_ip: String,
+    /// The client's port.
+    pub source_port: u16,
+    /// Why it failed (failures).
+    pub reason: Option<String>,
+    /// More about it.
+    pub details: Option<String>,
+}
+
+impl Event {
+    /// The JSON line AWS writes for it.
+    pub fn document(&self, timestamp_ms: u64) -> Value {
+        let mut doc = Map::new();
+        let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(timestamp_ms) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let stamp = format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+            when.year(),
+            u8::from(when.month()),
+            when.day(),
+            when.hour(),
+            when.minute(),
+            when.second(),
+            when.millisecond()
+        );
+        doc.insert("timestamp".into(), json!(stamp));
+        doc.insert("logLevel".into(), json!(self.level));
+        doc.insert("traceId".into(), json!(crate::registry::new_id()));
+        doc.insert("accountId".into(), json!(crate::registry::account_id()));
+        doc.insert("status".into(), json!(self.status));
+        doc.insert("eventType".into(), json!(self.event_type));
+        doc.insert("protocol".into(), json!("MQTT"));
+        if let Some(t) = &self.topic {
+            doc.insert("topicName".into(), json!(t));
+        }
+        doc.insert("clientId".into(), json!(self.client_id));
+        if let Some(p) = &self.principal_id {
+            doc.insert("principalId".into(), json!(p));
+        }
+        doc.insert("sourceIp".into(), json!(self.source_ip));
+        doc.insert("sourcePort".into(), json!(self.source_port));
+        if let Some(r) = &self.reason {
+            doc.insert("reason".into(), json!(r));
+        }
+        if let Some(d) = &self.details {
+            doc.insert("details".into(), json!(d));
+        }
+        Value::Object(doc)
+    }
+}
+
+/// The node's AWS IoT log.
+pub struct IotLog {
+    tx: mpsc::SyncSender<String>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for IotLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IotLog").finish_non_exhaustive()
+    }
+}
+
+impl IotLog {
+    /// Starts the writer of `DATA_DIR/logs/aws-iot.log`.
+    pub fn start(data_dir: &std::path::Path) -> IotLog {
+        let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
+        let dir = data_dir.join("logs");
+        let spawned = std::thread::Builder::new().name("aws-iot-log".into()).spawn(move || write_all(dir, rx));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the AWS IoT log writer");
+        }
+        IotLog { tx, dropped: Default::default() }
+    }
+
+    /// Logs `event` when `verbosity` (the level that applies to its client) allows its level.
+    pub fn log(&self, verbosity: u8, event: &Event) {
+        if config::verbosity(event.level) > verbosity || verbosity == 0 {
+            return;
+        }
+        let line = event.document(crate::broker::message::now_ms()).to_string();
+        tracing::info!(target: "aws_iot", "{line}");
+        if self.tx.try_send(line).is_err() {
+            let n = self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "the AWS IoT log writer is behind; events dropped");
+            }
+        }
+    }
+}
+
+/// The writer thread: appends lines, rotating the file past [`ROTATE_AT`].
+fn write_all(dir: PathBuf, rx: mpsc::Receiver<String>) {
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        tracing::error!(dir = %dir.display(), error = %e, "cannot create the AWS IoT log directory");
+        return;
+    }
+    let path = dir.join("aws-iot.log");
+    let open = |p: &PathBuf| std::fs::OpenOptions::new().create(true).append(true).open(p);
+    let mut file = match open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot open the AWS IoT log");
+            return;
+        }
+    };
+    let mut size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    while let Ok(line) = rx.recv() {
+        if size + line.len() as u64 + 1 > ROTATE_AT {
+            for n in (1..KEEP).rev() {
+                let _ =
+                    std::fs::rename(dir.join(format!("aws-iot.log.{n}")), dir.join(format!("aws-iot.log.{}", n + 1)));
+            }
+            let _ = std::fs::rename(&path, dir.join("aws-iot.log.1"));
+            match open(&path) {
+                Ok(f) => file = f,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open a new AWS IoT log");
+                    return;
+                }
+            }
+            size = 0;
+        }
+        if writeln!(file, "{line}").is_ok() {
+            size += line.len() as u64 + 1;
+        }
+    }
+}
