@@ -254,3 +254,32 @@ def test_disable_all_logs_logs_nothing_at_all(node):
 
 # ---------------------------------------------------------------------------------------------
 # Tags
+
+
+def test_rule_matches_and_action_outcomes_are_logged(node):
+    """A rule that matches logs RuleMatch, and each of its actions RuleExecution (Success, or
+    Failure at ERROR with the reason), with the rule's name, the topic, the publishing client
+    and the rule run's trace id."""
+    c = iot(node)
+    log_options(c, "INFO")
+    for name, action in [("relay", {"republish": {"roleArn": ROLE, "topic": "relayed/out"}}),
+                         ("broken", {"http": {"url": "http://127.0.0.1:9/nothing-listens"}})]:
+        c.create_topic_rule(ruleName=name, topicRulePayload={
+            "sql": "SELECT * FROM 'rules/in'", "actions": [action], "awsIotSqlVersion": "2016-03-23"})
+    cl = Client(node, "rule-source")
+    cl.publish("rules/in", b'{"t": 1}', qos=1)
+    deadline = time.time() + 30
+    while True:
+        events = [e for e in log_events(node) if e.get("ruleName") in ("relay", "broken")]
+        matched = {e["ruleName"] for e in events if e["eventType"] == "RuleMatch" and e["status"] == "Success"}
+        done = {(e["ruleName"], e["status"]) for e in events if e["eventType"] == "RuleExecution"}
+        if matched == {"relay", "broken"} and {("relay", "Success"), ("broken", "Failure")} <= done:
+            break
+        assert time.time() < deadline, f"rule events missing: {events}"
+        time.sleep(0.1)
+    cl.close()
+    for e in events:
+        assert e["clientId"] == "rule-source" and e["topicName"] == "rules/in", e
+        assert e["traceId"] and e["accountId"] == "000000000000", e
+    failure = next(e for e in events if e["eventType"] == "RuleExecution" and e["status"] == "Failure")
+    assert failure["logLevel"] == "ERROR" and "127.0.0.1:9" in failure["details"], failure

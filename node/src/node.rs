@@ -81,7 +81,6 @@ fn assemble(
         .context("cannot recover broker state")?;
     if let (Some(routes), Some((net, outbox))) = (&routes, outbox) {
         routes.serve();
-        crate::broker::hooks::Peers::added(&**routes, crate::broker::hooks::PRESENCE_FILTER, None);
         let deliver = crate::cluster::arrivals::into_broker(&broker);
         crate::cluster::arrivals::Arrivals::serve(net.clone(), store.clone(), outbox, deliver)?;
     }
@@ -105,9 +104,28 @@ fn assemble(
     provisioning.set_broker(broker.clone());
     let fleet = crate::fleet_runtime::FleetRuntime::new(meta.clone(), fleet_index.clone());
     let iot_log = Arc::new(crate::iot_logging::IotLog::start(&cfg.data_dir));
+    log_rule_outcomes(&meta, &iot_log);
     let services =
         Services { broker, meta, shadows, rules, routes, takeover, jobs, provisioning, fleet_index, fleet, iot_log };
     Ok((Arc::new(services), queue))
+}
+
+/// Rule outcomes (RuleMatch, RuleExecution) go to the AWS IoT log at the level that applies
+/// to the client whose message the rule ran on.
+fn log_rule_outcomes(meta: &Arc<ferrite_cluster::Group<crate::meta::Meta>>, log: &Arc<crate::iot_logging::IotLog>) {
+    let (meta, log) = (meta.clone(), log.clone());
+    crate::rules::log::set_sink(Box::new(move |e| {
+        let meta = meta.state();
+        let client = e.client_id.as_deref().unwrap_or("");
+        let groups: Vec<String> = if meta.logging.has_group_levels() {
+            meta.registry.groups_of_thing(client).into_iter().map(|(g, _)| g).collect()
+        } else {
+            Vec::new()
+        };
+        if let Some(verbosity) = meta.logging.level_for(client, "", "", &groups) {
+            log.log(verbosity, &crate::iot_logging::rule_event(e));
+        }
+    }));
 }
 
 /// The node's fleet index, told of every registry, configuration and shadow change from now

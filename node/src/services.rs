@@ -158,7 +158,7 @@ impl PublishObserver for Reactions {
         self.rules.on_publish(msg);
     }
 
-    fn forwarded(&self, msg: &Arc<Message>) {
+    fn peer_presence(&self, msg: &Message) {
         if let Some(state) = crate::fleet_index::documents::presence(&msg.topic, &msg.payload) {
             self.fleet_index.connectivity_changed(&state.0, state.1);
         }

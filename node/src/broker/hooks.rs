@@ -18,14 +18,11 @@ pub trait PublishObserver: Send + Sync {
     /// A message published on this node (never one another node forwarded).
     fn published(&self, msg: &Arc<Message>);
 
-    /// A message another node forwarded here (to this node's subscribers, or to the
-    /// filters the layers above announced, `PRESENCE_FILTER`).
-    fn forwarded(&self, _msg: &Arc<Message>) {}
+    /// A lifecycle presence event of a device connected to another node, broadcast to every
+    /// node (the fleet index's connectivity); not delivered to subscribers (they get the
+    /// event through the routes as any publish).
+    fn peer_presence(&self, _msg: &Message) {}
 }
-
-/// The filter every node of a cluster announces to its peers, so that each node learns
-/// every device's connects and disconnects (the fleet index's connectivity).
-pub const PRESENCE_FILTER: &str = "$aws/events/presence/+/#";
 
 /// Nothing above the broker: for tools and tests that run the core alone.
 pub struct NoObserver;

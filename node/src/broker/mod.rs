@@ -1222,6 +1222,11 @@ impl Broker {
         removed
     }
 
+    /// A presence event another node broadcast: told to the layers above, delivered to no one.
+    pub fn peer_presence(&self, msg: &Message) {
+        self.observer.peer_presence(msg);
+    }
+
     /// Delivers a publish another node forwarded to this node's subscribers: no forward, no
     /// rules, no retained-table change (the ingress node did those). Shared groups get it
     /// only when the ingress node chose this node for them (`groups`, as
@@ -1235,7 +1240,6 @@ impl Broker {
         groups_only: bool,
         batch: &mut Batch,
     ) -> Routed {
-        self.observer.forwarded(&msg);
         let mut matches = Vec::new();
         self.router.matches(&msg.topic, |s| s.is_online(), &mut matches);
         matches.retain(|m| m.shared.as_ref().map_or(!groups_only, |g| groups.contains(g)));

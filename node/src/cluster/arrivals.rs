@@ -35,6 +35,13 @@ pub fn into_broker(broker: &Arc<Broker>) -> Deliver {
             weak.upgrade()?.apply_replica_record(bytes, batch);
             return None;
         }
+        if bytes.first() == Some(&super::routes::PRESENCE) {
+            match Message::decode(&bytes[1..]) {
+                Some(msg) => weak.upgrade()?.peer_presence(&msg),
+                None => tracing::warn!("an undecodable presence event from a peer was dropped"),
+            }
+            return None;
+        }
         let Some((serve, msg)) = super::routes::unwrap_shared(bytes).and_then(|(s, m)| Some((s, Message::decode(m)?)))
         else {
             tracing::warn!("an undecodable forwarded publish was dropped");

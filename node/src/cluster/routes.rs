@@ -37,6 +37,9 @@ use super::outbox::{Held, Outbox};
 /// message starts with its format version (1 or 2), a session replica record with 0xA5.
 pub const SHARED: u8 = 0xA6;
 
+/// The first byte of a presence event broadcast to every peer (`broadcast_presence`).
+pub const PRESENCE: u8 = 0xA7;
+
 /// What a forwarded frame asks its receiver to deliver.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Serve {
@@ -396,6 +399,19 @@ impl ClusterRoutes {
             }
         }
         (held, elsewhere)
+    }
+
+    /// Sends a lifecycle presence event to every connected peer, best effort (no outbox, no
+    /// route needed): each node's fleet index learns every device's connectivity. A peer
+    /// that is unreachable learns the device's state at its next change.
+    pub fn broadcast_presence(&self, msg: &Message) {
+        let mut frame = vec![PRESENCE];
+        msg.encode(&mut frame);
+        for (peer, _) in self.net.peers() {
+            if self.net.connected(peer) && !self.outbox.send_plain(peer, &frame) {
+                tracing::debug!(peer, "a presence event was not broadcast: the peer's queue is full");
+            }
+        }
     }
 
     /// Forwarded QoS 1/2 copies not yet acknowledged, per peer.

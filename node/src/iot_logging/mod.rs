@@ -45,6 +45,10 @@ pub struct Event {
     pub reason: Option<String>,
     /// More about it.
     pub details: Option<String>,
+    /// The rule, for rule events.
+    pub rule_name: Option<String>,
+    /// The trace id the event belongs to (a rule run's); a new one when `None`.
+    pub trace_id: Option<String>,
 }
 
 impl Event {
@@ -65,7 +69,8 @@ impl Event {
         );
         doc.insert("timestamp".into(), json!(stamp));
         doc.insert("logLevel".into(), json!(self.level));
-        doc.insert("traceId".into(), json!(crate::registry::new_id()));
+        let trace = self.trace_id.clone().unwrap_or_else(crate::registry::new_id);
+        doc.insert("traceId".into(), json!(trace));
         doc.insert("accountId".into(), json!(crate::registry::account_id()));
         doc.insert("status".into(), json!(self.status));
         doc.insert("eventType".into(), json!(self.event_type));
@@ -82,10 +87,34 @@ impl Event {
         if let Some(r) = &self.reason {
             doc.insert("reason".into(), json!(r));
         }
+        if let Some(r) = &self.rule_name {
+            doc.insert("ruleName".into(), json!(r));
+        }
         if let Some(d) = &self.details {
             doc.insert("details".into(), json!(d));
         }
         Value::Object(doc)
+    }
+}
+
+/// The log event of a rule outcome (`rules::log`).
+pub fn rule_event(e: &crate::rules::log::RuleEvent) -> Event {
+    let details = match (&e.action, &e.failure) {
+        (Some((action, resource)), Some(why)) => Some(format!("{action} to {resource:?} failed: {why}")),
+        (Some((action, resource)), None) => Some(format!("{action} to {resource:?} succeeded")),
+        (None, why) => why.clone(),
+    };
+    Event {
+        level: if e.failure.is_some() { "ERROR" } else { "INFO" },
+        status: if e.failure.is_some() { "Failure" } else { "Success" },
+        event_type: e.event_type,
+        topic: Some(e.topic.clone()),
+        client_id: e.client_id.clone().unwrap_or_default(),
+        reason: e.failure.as_ref().map(|_| "RULE_FAILURE".to_string()),
+        details,
+        rule_name: Some(e.rule.clone()),
+        trace_id: Some(e.trace_id.clone()),
+        ..Event::default()
     }
 }
 

@@ -218,6 +218,7 @@ pub fn start(
                 match execute(&job, &node).await {
                     Ok(()) => {
                         metrics.succeeded.fetch_add(1, Ordering::Relaxed);
+                        super::log::report(|| execution(&job, None));
                         break;
                     }
                     Err(why) if attempt < max_retries => {
@@ -230,6 +231,7 @@ pub fn start(
                         metrics.failed.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(action = %label, rule = %job.meta.rule, error = %why, "rule action failed");
                         send_to_error_action(&job.meta, job.rendered.kind(), &job.rendered.resource(), &why);
+                        super::log::report(|| execution(&job, Some(why.clone())));
                         break;
                     }
                 }
@@ -238,6 +240,19 @@ pub fn start(
         }
     });
     sink
+}
+
+/// The RuleExecution log event of a finished action.
+fn execution(job: &Job, failure: Option<String>) -> super::log::RuleEvent {
+    super::log::RuleEvent {
+        event_type: "RuleExecution",
+        failure,
+        rule: job.meta.rule.to_string(),
+        topic: job.meta.topic.clone(),
+        client_id: job.meta.client_id.clone(),
+        trace_id: job.meta.trace_id.clone(),
+        action: Some((aws_action_name(job.rendered.kind()).to_string(), job.rendered.resource())),
+    }
 }
 
 /// Full-jitter exponential backoff: a uniform delay in `[0, min(cap, base * 2^attempt)]`.

@@ -7,6 +7,7 @@ pub mod actions;
 pub mod api;
 pub mod files;
 pub mod index;
+pub mod log;
 pub mod reload;
 
 use std::collections::HashMap;
@@ -341,6 +342,15 @@ impl RuleEngine {
                 }
                 Ok(Some(output)) => {
                     r.metrics.passed.fetch_add(1, Ordering::Relaxed);
+                    log::report(|| log::RuleEvent {
+                        event_type: "RuleMatch",
+                        failure: None,
+                        rule: r.name.to_string(),
+                        topic: topic.to_string(),
+                        client_id: msg.publisher.as_deref().map(str::to_string),
+                        trace_id: trace.clone(),
+                        action: None,
+                    });
                     let output_is_json = match &output {
                         Output::Json(v) => !v.is_undefined(),
                         Output::Text(_) => true,
@@ -367,6 +377,15 @@ impl RuleEngine {
                 }
                 Err(e) => {
                     r.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    log::report(|| log::RuleEvent {
+                        event_type: "RuleMatch",
+                        failure: Some(format!("evaluation failed: {e}")),
+                        rule: r.name.to_string(),
+                        topic: topic.to_string(),
+                        client_id: msg.publisher.as_deref().map(str::to_string),
+                        trace_id: trace.clone(),
+                        action: None,
+                    });
                     tracing::warn!(rule = %r.name, topic, error = %e, "rule evaluation failed");
                     let why = format!("evaluation failed: {e}");
                     actions::send_failure(&meta(false), "RuleEvaluation", &r.name, &why);

@@ -301,6 +301,8 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             source_port: self.peer.port(),
             reason: failure.as_ref().map(|_| "AUTHORIZATION_FAILURE".to_string()),
             details: failure,
+            rule_name: None,
+            trace_id: None,
         };
         services.iot_log.log(verbosity, &event);
     }
@@ -331,6 +333,9 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let version = self.broker.lifecycle_versions.next();
         let (topic, doc) =
             lifecycle::presence(&a.client_id, &self.session_id, self.principal_identifier(), event, now_ms(), version);
+        if let Some(routes) = &self.services.routes {
+            routes.broadcast_presence(&crate::broker::message::Message::internal(topic.clone(), doc.clone()));
+        }
         self.broker.publish_internal(topic, doc);
     }
 
