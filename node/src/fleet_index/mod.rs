@@ -34,10 +34,71 @@ struct Inner {
     config: IndexingConfiguration,
     /// Thing name -> what is known of it (registry part, shadows, connectivity).
     things: BTreeMap<String, ThingEntry>,
+    /// Lower-cased thing name -> the names (queries match names ignoring case): a query that
+    /// names a thing, or a name prefix, reads only those.
+    by_lower_name: BTreeMap<String, std::collections::BTreeSet<String>>,
     /// Thing group name -> its document.
     groups: BTreeMap<String, Value>,
     /// Client id -> connectivity, kept for things created after their device connected.
     connectivity: HashMap<String, Connectivity>,
+}
+
+/// What a query says of the thing name, when every match must satisfy it: one name, or a
+/// name prefix (both lower-cased).
+enum NameHint {
+    Exact(String),
+    Prefix(String),
+}
+
+/// The name hint of a query: a `thingName:` term (exact, or a trailing-`*` pattern) that is
+/// the query or one of its top-level AND terms.
+fn names_hint(expr: &fleet_query::Expr) -> Option<NameHint> {
+    use fleet_query::{Expr, Piece, Predicate};
+    match expr {
+        Expr::Term(t) if t.field.as_deref() == Some("thingName") => match &t.predicate {
+            Predicate::Equals(v) => Some(NameHint::Exact(v.to_lowercase())),
+            Predicate::Wildcard(p) => match p.pieces() {
+                [Piece::Text(prefix), Piece::Any] if !prefix.is_empty() => {
+                    Some(NameHint::Prefix(prefix.to_lowercase()))
+                }
+                _ => None,
+            },
+            _ => None,
+        },
+        Expr::And(terms) => terms.iter().find_map(names_hint),
+        _ => None,
+    }
+}
+
+fn inner_names_add(by_lower: &mut BTreeMap<String, std::collections::BTreeSet<String>>, name: &str) {
+    by_lower.entry(name.to_lowercase()).or_default().insert(name.to_string());
+}
+
+fn inner_names_remove(by_lower: &mut BTreeMap<String, std::collections::BTreeSet<String>>, name: &str) {
+    let lower = name.to_lowercase();
+    if let Some(set) = by_lower.get_mut(&lower) {
+        set.remove(name);
+        if set.is_empty() {
+            by_lower.remove(&lower);
+        }
+    }
+}
+
+impl Inner {
+    /// The thing names a hint allows, in name order.
+    fn named(&self, hint: &NameHint) -> Vec<String> {
+        let mut names: Vec<String> = match hint {
+            NameHint::Exact(lower) => self.by_lower_name.get(lower).into_iter().flatten().cloned().collect(),
+            NameHint::Prefix(prefix) => self
+                .by_lower_name
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(prefix.as_str()))
+                .flat_map(|(_, v)| v.iter().cloned())
+                .collect(),
+        };
+        names.sort();
+        names
+    }
 }
 
 /// One page of matching documents, and the token of the next.
@@ -70,10 +131,11 @@ impl FleetIndex {
     /// Reads the registry part of `names` again (created, updated, deleted, regrouped).
     pub fn things_changed(&self, registry: &Registry, names: &[String]) {
         let mut inner = self.inner.write();
-        let Inner { config, things, connectivity, .. } = &mut *inner;
+        let Inner { config, things, connectivity, by_lower_name, .. } = &mut *inner;
         for name in names {
             match documents::registry_part(registry, name) {
                 Some(part) => {
+                    inner_names_add(by_lower_name, name);
                     let entry = things.entry(name.clone()).or_default();
                     if entry.connectivity.is_none() {
                         entry.connectivity = connectivity.get(name).cloned();
@@ -83,6 +145,7 @@ impl FleetIndex {
                 }
                 None => {
                     things.remove(name);
+                    inner_names_remove(by_lower_name, name);
                 }
             }
         }
@@ -95,6 +158,7 @@ impl FleetIndex {
         {
             let mut inner = self.inner.write();
             inner.things.retain(|n, _| names.binary_search(n).is_ok());
+            inner.by_lower_name.clear();
         }
         self.things_changed(registry, &names);
         self.groups_changed(registry);
@@ -140,6 +204,20 @@ impl FleetIndex {
     /// page after `after`.
     pub fn search_things(&self, query: &Query, after: Option<&str>, size: usize) -> Page {
         let inner = self.inner.read();
+        if let Some(names) = names_hint(query.expr()).map(|hint| inner.named(&hint)) {
+            let mut out = Vec::new();
+            let mut last = None;
+            for name in names.into_iter().filter(|n| after.is_none_or(|a| n.as_str() > a)) {
+                let Some(entry) = inner.things.get(&name) else { continue };
+                let Some(doc) = entry.indexed.as_ref().filter(|d| query.matches(d)) else { continue };
+                if out.len() == size {
+                    return (out, last);
+                }
+                out.push(documents::search_thing(entry, doc, &inner.config));
+                last = Some(name);
+            }
+            return (out, None);
+        }
         let start = after.map_or(std::ops::Bound::Unbounded, |a| std::ops::Bound::Excluded(a.to_string()));
         let mut out = Vec::new();
         let mut last = None;
@@ -203,5 +281,34 @@ impl FleetIndex {
     /// How many things are indexed.
     pub fn thing_count(&self) -> usize {
         self.inner.read().things.values().filter(|e| e.indexed.is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(q: &str) -> Option<String> {
+        names_hint(fleet_query::parse(q).unwrap().expr()).map(|h| match h {
+            NameHint::Exact(n) => format!("={n}"),
+            NameHint::Prefix(p) => format!("{p}*"),
+        })
+    }
+
+    #[test]
+    fn a_query_that_names_things_reads_only_those_names() {
+        assert_eq!(hint("thingName:Dev-1").as_deref(), Some("=dev-1"));
+        assert_eq!(hint("thingName:dev-1* AND attributes.a:b").as_deref(), Some("dev-1*"));
+        assert_eq!(hint("thingName:dev-1 OR attributes.a:b"), None, "an OR may match other names");
+        assert_eq!(hint("NOT thingName:dev-1"), None);
+        assert_eq!(hint("thingName:*dev"), None);
+        let mut inner = Inner::default();
+        for n in ["dev-1", "DEV-1", "dev-10", "other"] {
+            inner_names_add(&mut inner.by_lower_name, n);
+        }
+        assert_eq!(inner.named(&NameHint::Exact("dev-1".into())), ["DEV-1", "dev-1"]);
+        assert_eq!(inner.named(&NameHint::Prefix("dev-1".into())), ["DEV-1", "dev-1", "dev-10"]);
+        inner_names_remove(&mut inner.by_lower_name, "DEV-1");
+        assert_eq!(inner.named(&NameHint::Exact("dev-1".into())), ["dev-1"]);
     }
 }
