@@ -283,3 +283,28 @@ def test_rule_matches_and_action_outcomes_are_logged(node):
         assert e["traceId"] and e["accountId"] == "000000000000", e
     failure = next(e for e in events if e["eventType"] == "RuleExecution" and e["status"] == "Failure")
     assert failure["logLevel"] == "ERROR" and "127.0.0.1:9" in failure["details"], failure
+
+
+def test_events_are_written_to_standard_output_too(node):
+    """The same JSON events reach the node's standard output, one per line, after the
+    listening line."""
+    import select
+    log_options(iot(node), "INFO")
+    cl = chat(node, "stdout-client", "stdout/topic")
+    deadline, seen, pending = time.time() + 5, set(), b""
+    fd = node.proc.stdout.fileno()
+    while time.time() < deadline and not {"Connect", "Subscribe", "Publish-In"} <= seen:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if not ready:
+            continue
+        pending += os.read(fd, 65536)
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("clientId") == "stdout-client":
+                seen.add(event.get("eventType"))
+    cl.close()
+    assert {"Connect", "Subscribe", "Publish-In"} <= seen, seen

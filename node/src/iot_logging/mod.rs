@@ -1,8 +1,9 @@
-//! AWS IoT's v2 logs: events of connects, disconnects, publishes and subscribes in AWS's
-//! JSON shape, at the level the most specific log target sets (`config`). Each event goes
-//! to a rotating file, `DATA_DIR/logs/aws-iot.log` (16 MiB, 5 older files kept), written
-//! by a thread of its own so no connection waits for the disk, and to the node's log
-//! output (target `aws_iot`).
+//! AWS IoT's v2 logs: events of connects, disconnects, publishes, subscribes and rule
+//! outcomes in AWS's JSON shape, at the level the most specific log target sets (`config`).
+//! Each event goes to a rotating file, `DATA_DIR/logs/aws-iot.log` (16 MiB, 5 older files
+//! kept), and to standard output, each written by a thread of its own behind a bounded
+//! queue, so no connection waits for the disk or for whoever reads standard output (a
+//! reader that stops reading loses stdout events, never the file's).
 //!
 //! - `config`: the replicated options and target levels.
 //! - this module: the event, the level check and the writer.
@@ -121,6 +122,7 @@ pub fn rule_event(e: &crate::rules::log::RuleEvent) -> Event {
 /// The node's AWS IoT log.
 pub struct IotLog {
     tx: mpsc::SyncSender<String>,
+    stdout: mpsc::SyncSender<String>,
     dropped: std::sync::atomic::AtomicU64,
 }
 
@@ -139,7 +141,19 @@ impl IotLog {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the AWS IoT log writer");
         }
-        IotLog { tx, dropped: Default::default() }
+        let (stdout, lines) = mpsc::sync_channel::<String>(QUEUE);
+        let spawned = std::thread::Builder::new().name("aws-iot-stdout".into()).spawn(move || {
+            let mut out = std::io::stdout();
+            while let Ok(line) = lines.recv() {
+                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                    return;
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the AWS IoT log's stdout writer");
+        }
+        IotLog { tx, stdout, dropped: Default::default() }
     }
 
     /// Logs `event` when `verbosity` (the level that applies to its client) allows its level.
@@ -148,7 +162,7 @@ impl IotLog {
             return;
         }
         let line = event.document(crate::broker::message::now_ms()).to_string();
-        tracing::info!(target: "aws_iot", "{line}");
+        let _ = self.stdout.try_send(line.clone());
         if self.tx.try_send(line).is_err() {
             let n = self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
