@@ -156,6 +156,58 @@ pub fn sign(
     ]
 }
 
+/// The access key, date, region and service of a credential scope
+/// (`KEY/DATE/REGION/SERVICE/aws4_request`) scoped to one of `services`, and the key's secret.
+fn scoped<'c>(
+    credential: &'c str,
+    services: &[&str],
+    secret_of: &impl Fn(&str) -> Option<String>,
+) -> Result<(&'c str, &'c str, &'c str, &'c str, String), AwsError> {
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [access_key, date, region, service, "aws4_request"] = scope.as_slice() else {
+        return Err(refuse("IncompleteSignatureException", format!("Credential scope is malformed: {credential}")));
+    };
+    if !services.contains(service) {
+        return Err(refuse(
+            "InvalidSignatureException",
+            format!("Credential should be scoped to a valid service: {}", services.join(" or ")),
+        ));
+    }
+    let secret = secret_of(access_key).ok_or_else(|| {
+        refuse("UnrecognizedClientException", "The security token included in the request is invalid.")
+    })?;
+    Ok((access_key, date, region, service, secret))
+}
+
+/// The canonical headers of the signed ones; the host must be among them (refused with
+/// `no_host` otherwise), and every one must have arrived.
+fn canonical_headers(req: &Request<'_>, signed_headers: &str, no_host: &str) -> Result<String, AwsError> {
+    if !signed_headers.split(';').any(|name| name.eq_ignore_ascii_case("host")) {
+        return Err(refuse("IncompleteSignatureException", no_host));
+    }
+    let mut canonical = String::new();
+    for name in signed_headers.split(';') {
+        let value = header(req.headers, name)
+            .ok_or_else(|| refuse("InvalidSignatureException", format!("Signed header {name} is missing")))?;
+        let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        canonical.push_str(&format!("{}:{value}\n", name.to_ascii_lowercase()));
+    }
+    Ok(canonical)
+}
+
+/// Compares the signatures without an early exit, so timing says nothing about them.
+fn same_signature(expected: &str, presented: &str) -> Result<(), AwsError> {
+    let same = expected.len() == presented.len()
+        && expected.bytes().zip(presented.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if same {
+        return Ok(());
+    }
+    Err(refuse(
+        "InvalidSignatureException",
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+    ))
+}
+
 /// Verifies a request signed with SigV4 for one of `services`, at `now_secs`. `secret_of`
 /// returns the secret of an access key, `None` for an unknown key.
 pub fn verify(
@@ -187,19 +239,7 @@ pub fn verify(
             "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature'",
         ));
     };
-    let scope: Vec<&str> = credential.split('/').collect();
-    let [access_key, date, region, service, "aws4_request"] = scope.as_slice() else {
-        return Err(refuse("IncompleteSignatureException", format!("Credential scope is malformed: {credential}")));
-    };
-    if !services.contains(service) {
-        return Err(refuse(
-            "InvalidSignatureException",
-            format!("Credential should be scoped to a valid service: {}", services.join(" or ")),
-        ));
-    }
-    let secret = secret_of(access_key).ok_or_else(|| {
-        refuse("UnrecognizedClientException", "The security token included in the request is invalid.")
-    })?;
+    let (access_key, date, region, service, secret) = scoped(credential, services, &secret_of)?;
     let amz_date = header(req.headers, "x-amz-date")
         .ok_or_else(|| refuse("IncompleteSignatureException", "Missing X-Amz-Date header"))?;
     let signed_at = parse_amz_date(amz_date)
@@ -214,19 +254,11 @@ pub fn verify(
         return Err(refuse("InvalidSignatureException", "Credential date does not match X-Amz-Date"));
     }
     // As AWS: the host is always signed, or the request could be replayed to another node.
-    if !signed_headers.split(';').any(|name| name.eq_ignore_ascii_case("host")) {
-        return Err(refuse(
-            "IncompleteSignatureException",
-            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
-        ));
-    }
-    let mut canonical_headers = String::new();
-    for name in signed_headers.split(';') {
-        let value = header(req.headers, name)
-            .ok_or_else(|| refuse("InvalidSignatureException", format!("Signed header {name} is missing")))?;
-        let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
-        canonical_headers.push_str(&format!("{}:{value}\n", name.to_ascii_lowercase()));
-    }
+    let canonical_headers = canonical_headers(
+        req,
+        signed_headers,
+        "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+    )?;
     let body_hash = sha256_hex(req.body);
     // A declared payload hash must be the body's: otherwise the signature would cover the
     // header, not the body that arrived. UNSIGNED-PAYLOAD is S3's; AWS IoT's services always
@@ -248,15 +280,7 @@ pub fn verify(
     };
     let scope = Scope { secret: &secret, date, region, service, amz_date };
     let expected = signature(req, &scope, &canonical_headers, signed_headers, &payload_hash);
-    // Compared without an early exit, so timing says nothing about the signature.
-    let same = expected.len() == presented.len()
-        && expected.bytes().zip(presented.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if !same {
-        return Err(refuse(
-            "InvalidSignatureException",
-            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
-        ));
-    }
+    same_signature(&expected, presented)?;
     Ok(Signer { access_key: access_key.to_string(), region: region.to_string(), service: service.to_string() })
 }
 
@@ -291,19 +315,7 @@ pub fn verify_presigned(
             "A presigned request needs X-Amz-Credential, X-Amz-Date, X-Amz-SignedHeaders and X-Amz-Signature",
         ));
     };
-    let scope: Vec<&str> = credential.split('/').collect();
-    let [access_key, date, region, service, "aws4_request"] = scope.as_slice() else {
-        return Err(refuse("IncompleteSignatureException", format!("Credential scope is malformed: {credential}")));
-    };
-    if !services.contains(service) {
-        return Err(refuse(
-            "InvalidSignatureException",
-            format!("Credential should be scoped to a valid service: {}", services.join(" or ")),
-        ));
-    }
-    let secret = secret_of(access_key).ok_or_else(|| {
-        refuse("UnrecognizedClientException", "The security token included in the request is invalid.")
-    })?;
+    let (access_key, date, region, service, secret) = scoped(credential, services, &secret_of)?;
     let signed_at = parse_amz_date(amz_date)
         .ok_or_else(|| refuse("IncompleteSignatureException", format!("Invalid X-Amz-Date {amz_date}")))?;
     let expires = param("X-Amz-Expires").and_then(|e| e.parse::<i64>().ok());
@@ -317,16 +329,8 @@ pub fn verify_presigned(
     if !amz_date.starts_with(date) {
         return Err(refuse("InvalidSignatureException", "Credential date does not match X-Amz-Date"));
     }
-    if !signed_headers.split(';').any(|name| name.eq_ignore_ascii_case("host")) {
-        return Err(refuse("IncompleteSignatureException", "'Host' must be a signed header of a presigned request."));
-    }
-    let mut canonical_headers = String::new();
-    for name in signed_headers.split(';') {
-        let value = header(req.headers, name)
-            .ok_or_else(|| refuse("InvalidSignatureException", format!("Signed header {name} is missing")))?;
-        let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
-        canonical_headers.push_str(&format!("{}:{value}\n", name.to_ascii_lowercase()));
-    }
+    let canonical_headers =
+        canonical_headers(req, signed_headers, "'Host' must be a signed header of a presigned request.")?;
     let unsigned_query: Vec<&str> = req
         .query
         .split('&')
@@ -336,14 +340,7 @@ pub fn verify_presigned(
     let without_signature = Request { query: &unsigned_query, ..*req };
     let scope = Scope { secret: &secret, date, region, service, amz_date };
     let expected = signature(&without_signature, &scope, &canonical_headers, signed_headers, &sha256_hex(req.body));
-    let same = expected.len() == presented.len()
-        && expected.bytes().zip(presented.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if !same {
-        return Err(refuse(
-            "InvalidSignatureException",
-            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
-        ));
-    }
+    same_signature(&expected, presented)?;
     Ok(Signer { access_key: access_key.to_string(), region: region.to_string(), service: service.to_string() })
 }
 
