@@ -31,12 +31,15 @@ pub struct FleetRuntime {
     index: Arc<FleetIndex>,
     /// Metric name -> when and at which version it was computed, and its values.
     metrics: Mutex<HashMap<String, (Instant, u64, Values)>>,
+    /// The index's change count when every dynamic group last matched it (plus one; 0:
+    /// never): until it moves, there is nothing to compare.
+    reconciled_at: std::sync::atomic::AtomicU64,
 }
 
 impl FleetRuntime {
     /// A runtime over `meta` and this node's `index`; nothing runs until `serve`.
     pub fn new(meta: Arc<Group<Meta>>, index: Arc<FleetIndex>) -> Arc<FleetRuntime> {
-        Arc::new(FleetRuntime { meta, index, metrics: Mutex::default() })
+        Arc::new(FleetRuntime { meta, index, metrics: Mutex::default(), reconciled_at: Default::default() })
     }
 
     /// Starts the loop on the current actix runtime.
@@ -56,6 +59,11 @@ impl FleetRuntime {
     /// Proposes, for every dynamic group whose members differ from what its query matches
     /// in this node's index, the things that join and leave.
     async fn reconcile_dynamic_groups(&self) {
+        use std::sync::atomic::Ordering;
+        let seen = self.index.changes() + 1;
+        if self.reconciled_at.load(Ordering::Acquire) == seen {
+            return; // nothing changed since every group matched its query
+        }
         let changes: Vec<RegistryCommand> = {
             let meta = self.meta.state();
             let config = self.index.config();
@@ -79,6 +87,11 @@ impl FleetRuntime {
                 })
                 .collect()
         };
+        if changes.is_empty() {
+            self.reconciled_at.store(seen, Ordering::Release);
+        }
+        // Applied changes move the index, so the next round compares again (and records
+        // the count once nothing differs).
         for c in changes {
             if let Err(e) = crate::meta::propose(&self.meta, Command::Registry(c)).await {
                 tracing::warn!(error = %e.message, "a dynamic group's membership change was not committed");

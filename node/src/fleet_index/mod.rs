@@ -27,6 +27,9 @@ use documents::{Connectivity, ThingEntry};
 #[derive(Debug, Default)]
 pub struct FleetIndex {
     inner: RwLock<Inner>,
+    /// Grows with every change: what is computed from the index (dynamic group membership)
+    /// is computed again only when it moved.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -112,6 +115,7 @@ impl FleetIndex {
 
     /// Takes a new configuration: every document is built again with it.
     pub fn configure(&self, config: IndexingConfiguration) {
+        self.changed();
         let mut inner = self.inner.write();
         if inner.config == config {
             return;
@@ -123,6 +127,15 @@ impl FleetIndex {
         }
     }
 
+    fn changed(&self) {
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Grows with every change of the index.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// The configuration the index follows.
     pub fn config(&self) -> IndexingConfiguration {
         self.inner.read().config.clone()
@@ -130,6 +143,7 @@ impl FleetIndex {
 
     /// Reads the registry part of `names` again (created, updated, deleted, regrouped).
     pub fn things_changed(&self, registry: &Registry, names: &[String]) {
+        self.changed();
         let mut inner = self.inner.write();
         let Inner { config, things, connectivity, by_lower_name, .. } = &mut *inner;
         for name in names {
@@ -166,12 +180,14 @@ impl FleetIndex {
 
     /// Reads every thing group again.
     pub fn groups_changed(&self, registry: &Registry) {
+        self.changed();
         let docs = documents::group_documents(registry);
         self.inner.write().groups = docs;
     }
 
     /// A shadow was written (`doc`: its indexed part) or deleted (`None`).
     pub fn shadow_changed(&self, thing: &str, shadow: Option<&str>, doc: Option<Value>) {
+        self.changed();
         let mut inner = self.inner.write();
         let Inner { config, things, .. } = &mut *inner;
         let entry = things.entry(thing.to_string()).or_default();
@@ -191,6 +207,7 @@ impl FleetIndex {
 
     /// A device connected or disconnected (its client id is its thing's name).
     pub fn connectivity_changed(&self, client_id: &str, state: Connectivity) {
+        self.changed();
         let mut inner = self.inner.write();
         let Inner { config, things, connectivity, .. } = &mut *inner;
         if let Some(entry) = things.get_mut(client_id) {
