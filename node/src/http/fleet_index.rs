@@ -139,11 +139,16 @@ fn prepare(api: &Api, b: &SearchBody) -> Result<(String, Query), AwsError> {
         return Err(no_index(&name));
     }
     let text = b.query_string.as_deref().ok_or_else(|| AwsError::invalid_request("queryString is required"))?;
-    let query = fleet_query::parse(text).map_err(|e| {
+    Ok((name, parse_query(text)?))
+}
+
+/// A fleet indexing query, or AWS's InvalidQueryException saying where it went wrong
+/// (search, aggregations, dynamic groups, fleet metrics).
+pub(super) fn parse_query(text: &str) -> Result<Query, AwsError> {
+    fleet_query::parse(text).map_err(|e| {
         let why = format!("Invalid query at line {}, column {} (offset {}): {}", e.line, e.column, e.offset, e.message);
         AwsError::new(400, "InvalidQueryException", why)
-    })?;
-    Ok((name, query))
+    })
 }
 
 /// SearchIndex.

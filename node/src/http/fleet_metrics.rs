@@ -44,10 +44,7 @@ fn check(m: &FleetMetric) -> Result<(), AwsError> {
         return Err(AwsError::invalid_request("Fleet metrics aggregate the AWS_Things index"));
     }
     m.aggregation_type.check()?;
-    ferrite_aws::fleet_query::parse(&m.query_string).map(|_| ()).map_err(|e| {
-        let why = format!("Invalid query at line {}, column {}: {}", e.line, e.column, e.message);
-        AwsError::new(400, "InvalidQueryException", why)
-    })
+    super::fleet_index::parse_query(&m.query_string).map(|_| ())
 }
 
 async fn propose(api: &Api, command: MetricCommand) -> Result<(), AwsError> {

@@ -106,10 +106,7 @@ fn checked_query(api: &Api, index: Option<&str>, query: &str) -> Result<(), AwsE
             "Dynamic thing groups need thing indexing: turn it on with UpdateIndexingConfiguration",
         ));
     }
-    ferrite_aws::fleet_query::parse(query).map(|_| ()).map_err(|e| {
-        let why = format!("Invalid query at line {}, column {}: {}", e.line, e.column, e.message);
-        AwsError::new(400, "InvalidQueryException", why)
-    })
+    super::fleet_index::parse_query(query).map(|_| ())
 }
 
 /// CreateDynamicThingGroup.
