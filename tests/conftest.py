@@ -318,3 +318,36 @@ def aws_client(node, service, credentials_file=None):
             del os.environ["AWS_SHARED_CREDENTIALS_FILE"]
         else:
             os.environ["AWS_SHARED_CREDENTIALS_FILE"] = saved
+
+
+class JsonEndpoint:
+    """A local HTTP endpoint that answers each JSON POST with `answer(request)` (a dict),
+    recording every request: custom authorizers and pre-provisioning hooks."""
+
+    def __init__(self, answer, path):
+        import http.server
+
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(request)
+                body = json.dumps(answer(request)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}{path}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

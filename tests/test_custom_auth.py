@@ -6,9 +6,7 @@ import base64
 import json
 import queue
 import ssl
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import botocore.exceptions
 import paho.mqtt.client as mqtt
@@ -17,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from conftest import aws_client
+from conftest import JsonEndpoint, aws_client
 
 ARN = "arn:aws:iot:us-east-1:000000000000"
 
@@ -28,40 +26,21 @@ def client_scoped_policy():
         {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{ARN}:topic/devices/${{iot:ClientId}}/*"}]}
 
 
-class Authorizer:
+class Authorizer(JsonEndpoint):
     """An HTTP authorizer: accepts password "open-sesame" and records every event."""
 
     def __init__(self):
-        self.events = []
-        outer = self
+        super().__init__(self.verdict, "/authorize")
+        self.events = self.requests
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.events.append(event)
-                password = base64.b64decode(event["protocolData"]["mqtt"].get("password", "")).decode()
-                if password == "open-sesame" or event.get("token") == "good-token":
-                    answer = {"isAuthenticated": True, "principalId": "user42",
-                              "disconnectAfterInSeconds": 3600, "refreshAfterInSeconds": 600,
-                              "policyDocuments": [json.dumps(client_scoped_policy())]}
-                else:
-                    answer = {"isAuthenticated": False}
-                body = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/authorize"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
+    @staticmethod
+    def verdict(event):
+        password = base64.b64decode(event["protocolData"]["mqtt"].get("password", "")).decode()
+        if password == "open-sesame" or event.get("token") == "good-token":
+            return {"isAuthenticated": True, "principalId": "user42",
+                    "disconnectAfterInSeconds": 3600, "refreshAfterInSeconds": 600,
+                    "policyDocuments": [json.dumps(client_scoped_policy())]}
+        return {"isAuthenticated": False}
 
 
 @pytest.fixture

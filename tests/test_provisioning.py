@@ -12,11 +12,9 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import cbor2
 import paho.mqtt.client as mqtt
@@ -26,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import Client, aws_client
+from conftest import Client, JsonEndpoint, aws_client
 from test_iot_policies import Device
 
 ROLE = "arn:aws:iam::123456789012:role/Provision"
@@ -234,34 +232,13 @@ def assert_provisioned(c, thing, cert_id, location="Seattle", serial=None):
     assert DEVICE_POLICY in policies
 
 
-class Hook:
+class Hook(JsonEndpoint):
     """A pre-provisioning hook served over HTTP: records each request's JSON body and answers
     with `answer`."""
 
     def __init__(self, answer):
-        self.answer, self.requests = answer, []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                outer.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                body = json.dumps(outer.answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.answer = answer
+        super().__init__(lambda _request: self.answer, "/hook")
 
 
 @pytest.fixture
