@@ -36,11 +36,22 @@ pub fn presence(topic: &str, payload: &[u8]) -> Option<(String, Connectivity)> {
     Some((client.to_string(), Connectivity { connected, timestamp, disconnect_reason }))
 }
 
+/// A thing's registry fields as the index keeps them: compact (a million things are held in
+/// memory), and as stored (attributes are strings), which is what SearchIndex answers with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryPart {
+    thing_id: Box<str>,
+    thing_type_name: Option<Box<str>>,
+    attributes: Box<[(Box<str>, Box<str>)]>,
+    groups: Box<[Box<str>]>,
+    version: u64,
+}
+
 /// What the index knows of one thing.
 #[derive(Debug, Clone, Default)]
 pub struct ThingEntry {
     /// The registry fields (absent: no such thing, only its shadow or connectivity is known).
-    pub registry: Option<Value>,
+    pub registry: Option<RegistryPart>,
     /// The classic shadow's indexed part.
     pub shadow: Option<Value>,
     /// Named shadows' indexed parts.
@@ -48,21 +59,34 @@ pub struct ThingEntry {
     /// Connection state, once known.
     pub connectivity: Option<Connectivity>,
     /// The document queries see (none while the thing is not in the registry or things are
-    /// not indexed).
+    /// not indexed). Registry and connectivity fields are flat dotted keys
+    /// (`attributes.floor`, `connectivity.connected`) in one map: the query language finds a
+    /// key holding dots as it finds nested keys, and one map per thing instead of four is
+    /// most of the index's memory.
     pub indexed: Option<Value>,
 }
 
 impl ThingEntry {
     /// Builds the queried document again after a change.
-    pub fn rebuild(&mut self, config: &IndexingConfiguration) {
+    pub fn rebuild(&mut self, name: &str, config: &IndexingConfiguration) {
         self.indexed = match (&self.registry, config.things_on()) {
-            (Some(Value::Object(registry)), true) => Some(self.document(registry, config)),
+            (Some(registry), true) => Some(self.document(name, registry, config)),
             _ => None,
         };
     }
 
-    fn document(&self, registry: &Map<String, Value>, config: &IndexingConfiguration) -> Value {
-        let mut doc = registry.clone();
+    fn document(&self, name: &str, registry: &RegistryPart, config: &IndexingConfiguration) -> Value {
+        let mut doc = Map::new();
+        doc.insert("thingName".into(), json!(name));
+        doc.insert("thingId".into(), json!(&*registry.thing_id));
+        if let Some(ty) = &registry.thing_type_name {
+            doc.insert("thingTypeName".into(), json!(&**ty));
+        }
+        for (key, value) in registry.attributes.iter() {
+            doc.insert(format!("attributes.{key}"), json!(&**value));
+        }
+        doc.insert("thingGroupNames".into(), json!(registry.groups));
+        doc.insert("registry.version".into(), json!(registry.version));
         if config.shadows_on() {
             let mut shadow = match &self.shadow {
                 Some(Value::Object(s)) => s.clone(),
@@ -82,19 +106,16 @@ impl ThingEntry {
             }
         }
         if config.connectivity_on() {
-            let c = self.connectivity.clone().unwrap_or(Connectivity {
-                connected: false,
-                timestamp: 0,
-                disconnect_reason: None,
-            });
-            let mut conn = json!({ "connected": c.connected });
-            if c.timestamp > 0 {
-                conn["timestamp"] = json!(c.timestamp);
+            let c = self.connectivity.as_ref();
+            doc.insert("connectivity.connected".into(), json!(c.is_some_and(|c| c.connected)));
+            if let Some(c) = c {
+                if c.timestamp > 0 {
+                    doc.insert("connectivity.timestamp".into(), json!(c.timestamp));
+                }
+                if let Some(r) = &c.disconnect_reason {
+                    doc.insert("connectivity.disconnectReason".into(), json!(r));
+                }
             }
-            if let Some(r) = c.disconnect_reason {
-                conn["disconnectReason"] = json!(r);
-            }
-            doc.insert("connectivity".into(), conn);
         }
         let mut doc = Value::Object(doc);
         for field in &config.things.custom_fields {
@@ -111,10 +132,14 @@ impl ThingEntry {
 /// comparisons and statistics treat it as AWS does.
 fn retype(doc: &mut Value, field: &str, kind: &str) {
     let mut at = doc;
-    for part in field.split('.') {
-        match at.get_mut(part) {
-            Some(next) => at = next,
-            None => return,
+    if at.get(field).is_some() {
+        at = &mut at[field];
+    } else {
+        for part in field.split('.') {
+            match at.get_mut(part) {
+                Some(next) => at = next,
+                None => return,
+            }
         }
     }
     let Value::String(text) = &*at else { return };
@@ -139,20 +164,16 @@ fn retype(doc: &mut Value, field: &str, kind: &str) {
 }
 
 /// A thing's registry fields, or `None` when it does not exist.
-pub fn registry_part(registry: &Registry, name: &str) -> Option<Value> {
+pub fn registry_part(registry: &Registry, name: &str) -> Option<RegistryPart> {
     let t = registry.thing(name)?;
-    let groups: Vec<String> = registry.groups_of_thing(name).into_iter().map(|(g, _)| g).collect();
-    let mut doc = json!({
-        "thingName": t.thing_name,
-        "thingId": t.thing_id,
-        "attributes": t.attributes,
-        "thingGroupNames": groups,
-        "registry": { "version": t.version },
-    });
-    if let Some(ty) = t.thing_type_name {
-        doc["thingTypeName"] = json!(ty);
-    }
-    Some(doc)
+    let groups = registry.groups_of_thing(name).into_iter().map(|(g, _)| g.into_boxed_str()).collect();
+    Some(RegistryPart {
+        thing_id: t.thing_id.into_boxed_str(),
+        thing_type_name: t.thing_type_name.map(String::into_boxed_str),
+        attributes: t.attributes.into_iter().map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str())).collect(),
+        groups,
+        version: t.version,
+    })
 }
 
 /// Every thing group's document, by name.
@@ -183,21 +204,34 @@ pub fn group_documents(registry: &Registry) -> BTreeMap<String, Value> {
 /// string, `connectivity` as an object.
 /// The registry fields come as stored (attributes are strings), not as custom fields retype
 /// them for queries.
-pub fn search_thing(entry: &ThingEntry, doc: &Value, config: &IndexingConfiguration) -> Value {
-    let mut out = json!({});
-    let registry = entry.registry.as_ref().unwrap_or(doc);
-    for key in ["thingName", "thingId", "thingTypeName", "thingGroupNames", "attributes"] {
-        if let Some(v) = registry.get(key) {
-            out[key] = v.clone();
+pub fn search_thing(name: &str, entry: &ThingEntry, doc: &Value, config: &IndexingConfiguration) -> Value {
+    let mut out = json!({ "thingName": name });
+    if let Some(r) = &entry.registry {
+        out["thingId"] = json!(&*r.thing_id);
+        if let Some(ty) = &r.thing_type_name {
+            out["thingTypeName"] = json!(&**ty);
         }
+        out["thingGroupNames"] = json!(r.groups);
+        let attributes: Map<String, Value> = r.attributes.iter().map(|(k, v)| (k.to_string(), json!(&**v))).collect();
+        out["attributes"] = Value::Object(attributes);
     }
     if config.shadows_on() {
         if let Some(shadow) = doc.get("shadow") {
             out["shadow"] = json!(shadow.to_string());
         }
     }
-    if let Some(c) = doc.get("connectivity") {
-        out["connectivity"] = c.clone();
+    if config.connectivity_on() {
+        let c = entry.connectivity.as_ref();
+        let mut conn = json!({ "connected": c.is_some_and(|c| c.connected) });
+        if let Some(c) = c {
+            if c.timestamp > 0 {
+                conn["timestamp"] = json!(c.timestamp);
+            }
+            if let Some(r) = &c.disconnect_reason {
+                conn["disconnectReason"] = json!(r);
+            }
+        }
+        out["connectivity"] = conn;
     }
     out
 }

@@ -13,7 +13,7 @@ pub mod config;
 pub mod documents;
 pub mod metrics;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ferrite_aws::fleet_query::{self, Query};
 use parking_lot::RwLock;
@@ -37,9 +37,9 @@ struct Inner {
     config: IndexingConfiguration,
     /// Thing name -> what is known of it (registry part, shadows, connectivity).
     things: BTreeMap<String, ThingEntry>,
-    /// Lower-cased thing name -> the names (queries match names ignoring case): a query that
-    /// names a thing, or a name prefix, reads only those.
-    by_lower_name: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// (lower-cased thing name, thing name) pairs (queries match names ignoring case): a query
+    /// that names a thing, or a name prefix, reads only those.
+    by_lower_name: BTreeSet<(Box<str>, Box<str>)>,
     /// Thing group name -> its document.
     groups: BTreeMap<String, Value>,
     /// Client id -> connectivity, kept for things created after their device connected.
@@ -73,30 +73,30 @@ fn names_hint(expr: &fleet_query::Expr) -> Option<NameHint> {
     }
 }
 
-fn inner_names_add(by_lower: &mut BTreeMap<String, std::collections::BTreeSet<String>>, name: &str) {
-    by_lower.entry(name.to_lowercase()).or_default().insert(name.to_string());
+fn inner_names_add(by_lower: &mut BTreeSet<(Box<str>, Box<str>)>, name: &str) {
+    by_lower.insert((name.to_lowercase().into(), name.into()));
 }
 
-fn inner_names_remove(by_lower: &mut BTreeMap<String, std::collections::BTreeSet<String>>, name: &str) {
-    let lower = name.to_lowercase();
-    if let Some(set) = by_lower.get_mut(&lower) {
-        set.remove(name);
-        if set.is_empty() {
-            by_lower.remove(&lower);
-        }
-    }
+fn inner_names_remove(by_lower: &mut BTreeSet<(Box<str>, Box<str>)>, name: &str) {
+    by_lower.remove(&(name.to_lowercase().into(), name.into()));
 }
 
 impl Inner {
     /// The thing names a hint allows, in name order.
     fn named(&self, hint: &NameHint) -> Vec<String> {
+        let from = |lower: &str| (Box::<str>::from(lower), Box::<str>::from(""));
         let mut names: Vec<String> = match hint {
-            NameHint::Exact(lower) => self.by_lower_name.get(lower).into_iter().flatten().cloned().collect(),
+            NameHint::Exact(lower) => self
+                .by_lower_name
+                .range(from(lower)..)
+                .take_while(|(k, _)| **k == **lower)
+                .map(|(_, n)| n.to_string())
+                .collect(),
             NameHint::Prefix(prefix) => self
                 .by_lower_name
-                .range(prefix.clone()..)
+                .range(from(prefix)..)
                 .take_while(|(k, _)| k.starts_with(prefix.as_str()))
-                .flat_map(|(_, v)| v.iter().cloned())
+                .map(|(_, n)| n.to_string())
                 .collect(),
         };
         names.sort();
@@ -122,8 +122,8 @@ impl FleetIndex {
         }
         inner.config = config;
         let Inner { config, things, .. } = &mut *inner;
-        for entry in things.values_mut() {
-            entry.rebuild(config);
+        for (name, entry) in things.iter_mut() {
+            entry.rebuild(name, config);
         }
     }
 
@@ -155,7 +155,7 @@ impl FleetIndex {
                         entry.connectivity = connectivity.get(name).cloned();
                     }
                     entry.registry = Some(part);
-                    entry.rebuild(config);
+                    entry.rebuild(name, config);
                 }
                 None => {
                     things.remove(name);
@@ -202,7 +202,7 @@ impl FleetIndex {
                 }
             },
         }
-        entry.rebuild(config);
+        entry.rebuild(thing, config);
     }
 
     /// A device connected or disconnected (its client id is its thing's name).
@@ -212,7 +212,7 @@ impl FleetIndex {
         let Inner { config, things, connectivity, .. } = &mut *inner;
         if let Some(entry) = things.get_mut(client_id) {
             entry.connectivity = Some(state.clone());
-            entry.rebuild(config);
+            entry.rebuild(client_id, config);
         }
         connectivity.insert(client_id.to_string(), state);
     }
@@ -230,7 +230,7 @@ impl FleetIndex {
                 if out.len() == size {
                     return (out, last);
                 }
-                out.push(documents::search_thing(entry, doc, &inner.config));
+                out.push(documents::search_thing(&name, entry, doc, &inner.config));
                 last = Some(name);
             }
             return (out, None);
@@ -246,7 +246,7 @@ impl FleetIndex {
             if out.len() == size {
                 return (out, last);
             }
-            out.push(documents::search_thing(entry, doc, &inner.config));
+            out.push(documents::search_thing(name, entry, doc, &inner.config));
             last = Some(name.clone());
         }
         (out, None)
