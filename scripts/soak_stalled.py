@@ -438,7 +438,7 @@ def run_phase(a, name, stalled, duration):
                 next_metrics += 5
                 m = node.metrics() or {}
                 point = dict(t=round(now - start, 1), rss_mb=round(rss / 1024, 1))
-                for k in ("ferrite_connections", "ferrite_messages_sent_total") + tuple(DROP_METRICS[:2]):
+                for k in ("ferrite_connections_open", "ferrite_messages_sent_total") + tuple(DROP_METRICS[:2]):
                     point[k.replace("ferrite_", "")] = m.get(k)
                 point["disconnected_stalled"] = m.get("ferrite_clients_disconnected_stalled_total")
                 if pool:

@@ -122,7 +122,7 @@ DO http(url = 'http://127.0.0.1:{port}/ingest/${{topic(2)}}', headers = {{'x-sen
     assert headers["x-sensor"] == "abc"
     assert headers["Content-Type"] == "application/json"
     assert json.loads(body) == {"v": 1, "client": "s-1"}
-    assert wait_for(lambda: n.metric('rule_action_succeeded_total{action="to_http/http#0"}') == 1)
+    assert wait_for(lambda: n.metric('rule_action_succeeded_total{rule="to_http",action="http#0"}') == 1)
 
 
 def test_file_action_appends_ndjson(rules_node):
@@ -160,7 +160,7 @@ ON ERROR republish(topic = 'errors/${{topic(2)}}');
     assert doc["failures"][0]["failedResource"] == f"http://127.0.0.1:{port}/x"
     assert "connect" in doc["failures"][0]["errorMessage"]
     assert n.metric('rule_action_retried_total{action="flaky/http#0"}') == 1
-    assert n.metric('rule_action_failed_total{action="flaky/http#0"}') == 1
+    assert n.metric('rule_action_failed_total{rule="flaky",action="http#0"}') == 1
 
 
 def test_hot_reload_swaps_valid_sets_and_keeps_the_old_one_on_errors(rules_node):

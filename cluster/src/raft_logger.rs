@@ -1,6 +1,7 @@
 //! raft-rs logs through `slog`; the node logs through `tracing`. This drain forwards every
-//! raft record to `tracing` (target `raft`) with its key-value pairs, so elections and
-//! leader changes appear in the node's structured log next to everything else.
+//! raft record to `tracing` (target `raft`) as structured fields: `group`, `raft_id` and
+//! `term` where the record has them, the other key-value pairs in `details`. So elections and
+//! leader changes appear in the node's log (text or JSON lines) next to everything else.
 
 use std::fmt::{self, Write as _};
 
@@ -9,12 +10,31 @@ use slog::{Drain, Key, Level, OwnedKVList, Record, Serializer, KV};
 /// Forwards slog records to tracing.
 struct TracingDrain;
 
-/// Collects key-value pairs as ` key=value`.
-struct Pairs(String);
+/// Collects a record's key-value pairs: the ones the node names as fields, and the rest as
+/// `key=value` text.
+#[derive(Default)]
+struct Pairs {
+    group: String,
+    raft_id: String,
+    term: String,
+    details: String,
+}
 
 impl Serializer for Pairs {
     fn emit_arguments(&mut self, key: Key, val: &fmt::Arguments<'_>) -> slog::Result {
-        let _ = write!(self.0, " {key}={val}");
+        let slot = match key {
+            "group" => &mut self.group,
+            "raft_id" => &mut self.raft_id,
+            "term" => &mut self.term,
+            _ => {
+                let space = if self.details.is_empty() { "" } else { " " };
+                let _ = write!(self.details, "{space}{key}={val}");
+                return Ok(());
+            }
+        };
+        if slot.is_empty() {
+            let _ = write!(slot, "{val}");
+        }
         Ok(())
     }
 }
@@ -24,16 +44,19 @@ impl Drain for TracingDrain {
     type Err = slog::Never;
 
     fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
-        let mut pairs = Pairs(String::new());
-        let _ = record.kv().serialize(record, &mut pairs);
-        let _ = values.serialize(record, &mut pairs);
-        let (msg, kv) = (record.msg(), pairs.0);
+        let mut p = Pairs::default();
+        let _ = record.kv().serialize(record, &mut p);
+        let _ = values.serialize(record, &mut p);
+        let msg = record.msg();
+        let (group, raft_id, term, details) = (&p.group, &p.raft_id, &p.term, &p.details);
         match record.level() {
-            Level::Critical | Level::Error => tracing::error!(target: "raft", "{msg}{kv}"),
-            Level::Warning => tracing::warn!(target: "raft", "{msg}{kv}"),
-            Level::Info => tracing::info!(target: "raft", "{msg}{kv}"),
-            Level::Debug => tracing::debug!(target: "raft", "{msg}{kv}"),
-            Level::Trace => tracing::trace!(target: "raft", "{msg}{kv}"),
+            Level::Critical | Level::Error => {
+                tracing::error!(target: "raft", %group, %raft_id, %term, %details, "{msg}")
+            }
+            Level::Warning => tracing::warn!(target: "raft", %group, %raft_id, %term, %details, "{msg}"),
+            Level::Info => tracing::info!(target: "raft", %group, %raft_id, %term, %details, "{msg}"),
+            Level::Debug => tracing::debug!(target: "raft", %group, %raft_id, %term, %details, "{msg}"),
+            Level::Trace => tracing::trace!(target: "raft", %group, %raft_id, %term, %details, "{msg}"),
         }
         Ok(())
     }

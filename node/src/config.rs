@@ -102,15 +102,18 @@ pub struct JwtFile {
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub data_dir: Option<PathBuf>,
-    pub mqtt_addr: Option<SocketAddr>,
-    pub ws_addr: Option<SocketAddr>,
-    pub http_addr: Option<SocketAddr>,
-    pub mqtts_addr: Option<SocketAddr>,
-    pub wss_addr: Option<SocketAddr>,
-    pub https_addr: Option<SocketAddr>,
+    /// Listen addresses: `HOST:PORT`, HOST an IP address or a host name (resolved at start).
+    pub mqtt_addr: Option<String>,
+    pub ws_addr: Option<String>,
+    pub http_addr: Option<String>,
+    pub mqtts_addr: Option<String>,
+    pub wss_addr: Option<String>,
+    pub https_addr: Option<String>,
     pub region: Option<String>,
     pub account_id: Option<String>,
     pub log_level: Option<String>,
+    /// Logs as JSON lines (`--log-json`).
+    pub log_json: Option<bool>,
     pub workers: Option<usize>,
     pub rules_dir: Option<PathBuf>,
     /// Seconds a stopping node (SIGTERM) waits for deliveries and rule actions under way.
@@ -148,11 +151,9 @@ pub struct JobsFile {
 }
 
 impl ConfigFile {
-    /// Reads and parses a config file, naming the file and the problem on error.
-    pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    /// Parses a config file's text (`path` names it in errors).
+    pub fn parse(path: &Path, text: &str) -> anyhow::Result<ConfigFile> {
+        toml::from_str(text).with_context(|| format!("invalid config file {}", path.display()))
     }
 }
 
@@ -178,6 +179,8 @@ pub struct NodeConfig {
     /// The account id in ARNs, when configured.
     pub account_id: Option<String>,
     pub log_level: String,
+    /// Logs as JSON lines.
+    pub log_json: bool,
     pub workers: usize,
     /// Directory of `.sql` rule files, watched for changes (None: no rules).
     pub rules_dir: Option<PathBuf>,

@@ -105,8 +105,21 @@ fn assemble(
     let fleet = crate::fleet_runtime::FleetRuntime::new(meta.clone(), fleet_index.clone());
     let iot_log = Arc::new(crate::iot_logging::IotLog::start(&cfg.data_dir));
     log_rule_outcomes(&meta, &iot_log);
-    let services =
-        Services { broker, meta, shadows, rules, routes, takeover, jobs, provisioning, fleet_index, fleet, iot_log };
+    let data_dir = cfg.data_dir.clone();
+    let services = Services {
+        broker,
+        meta,
+        shadows,
+        rules,
+        routes,
+        takeover,
+        jobs,
+        provisioning,
+        fleet_index,
+        fleet,
+        iot_log,
+        data_dir,
+    };
     Ok((Arc::new(services), queue))
 }
 
@@ -154,8 +167,42 @@ fn index_fleet(
     index
 }
 
+/// The node's listening sockets, bound before anything else happens.
+struct ListenSockets {
+    mqtt: std::net::TcpListener,
+    ws: std::net::TcpListener,
+    http: std::net::TcpListener,
+    mqtts: std::net::TcpListener,
+    wss: std::net::TcpListener,
+    https: std::net::TcpListener,
+}
+
+impl ListenSockets {
+    fn bind(cfg: &NodeConfig) -> anyhow::Result<ListenSockets> {
+        let bind = |addr: std::net::SocketAddr, what: &str, key: &str| {
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen for {what} on {addr} ({key}): is another process using it?"))
+        };
+        Ok(ListenSockets {
+            mqtt: bind(cfg.mqtt_addr, "MQTT", "mqtt_addr")?,
+            ws: bind(cfg.ws_addr, "MQTT over WebSocket", "ws_addr")?,
+            http: bind(cfg.http_addr, "HTTP", "http_addr")?,
+            mqtts: bind(cfg.mqtts_addr, "MQTT over TLS", "mqtts_addr")?,
+            wss: bind(cfg.wss_addr, "MQTT over secure WebSocket", "wss_addr")?,
+            https: bind(cfg.https_addr, "HTTPS", "https_addr")?,
+        })
+    }
+}
+
 /// Runs a node until SIGINT/SIGTERM.
 pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
+    // Everything that can refuse the start without touching the data directory comes first,
+    // so a refused start leaves nothing behind and says why before any group starts.
+    let sockets = ListenSockets::bind(&cfg)?;
+    if let Some(id) = &cfg.account_id {
+        crate::registry::set_account_id(id).map_err(anyhow::Error::msg).context("account_id")?;
+    }
+    let auth = server::auth::listeners(&cfg)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let db_path = cfg.data_dir.join("db");
@@ -173,14 +220,10 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let (services, publishes) = assemble(&cfg, store, metrics, &cluster, issuer.clone())?;
     let broker = services.broker.clone();
     let (credentials, created) = crate::credentials::Credentials::load_or_create(&cfg.data_dir)?;
-    if let Some(dir) = &cfg.rules_dir {
-        anyhow::ensure!(dir.is_dir(), "--rules-dir {}: no such directory", dir.display());
-        crate::rules::reload::load_and_watch(&services.rules, dir.clone())?;
-    }
-    if let Some(id) = &cfg.account_id {
-        crate::registry::set_account_id(id).map_err(anyhow::Error::msg).context("account_id")?;
-    }
-    let auth = server::auth::listeners(&cfg)?;
+    let rules_said = match &cfg.rules_dir {
+        Some(dir) => Some(crate::rules::reload::load_and_watch(&services.rules, dir.clone())?),
+        None => None,
+    };
     let system = actix_rt::System::new();
     system.block_on(async move {
         broker.arm_recovered_timers();
@@ -188,13 +231,9 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         services.jobs.serve();
         services.fleet.serve();
         let workers = server::Workers::start(cfg.workers);
-        let mqtt = server::bind(cfg.mqtt_addr, "MQTT").await?;
-        let ws = server::bind(cfg.ws_addr, "MQTT over WebSocket").await?;
-        let http = std::net::TcpListener::bind(cfg.http_addr)
-            .with_context(|| format!("cannot listen for HTTP on {}", cfg.http_addr))?;
-        let mqtts = server::bind(cfg.mqtts_addr, "MQTT over TLS").await?;
-        let wss = server::bind(cfg.wss_addr, "MQTT over secure WebSocket").await?;
-        let https = server::bind(cfg.https_addr, "HTTPS").await?;
+        let ListenSockets { mqtt, ws, http, mqtts, wss, https } = sockets;
+        let (mqtt, ws, mqtts, wss, https) =
+            (server::adopt(mqtt)?, server::adopt(ws)?, server::adopt(mqtts)?, server::adopt(wss)?, server::adopt(https)?);
         let (mqtt_local, ws_local, http_local) = (mqtt.local_addr()?, ws.local_addr()?, http.local_addr()?);
         let (mqtts_local, wss_local, https_local) = (mqtts.local_addr()?, wss.local_addr()?, https.local_addr()?);
         let credentials_path = credentials.path.clone();
@@ -205,6 +244,10 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let https_config = tls.server_config(https_alpn)?;
         let (ca_path, server_cert_path, tls_created) = (tls.ca_path.clone(), tls.server_cert_path.clone(), tls.created);
         let server_identity = tls.identity.clone();
+        crate::certificate_metrics::watch_file("server", server_identity.cert_path().to_path_buf());
+        if cluster_addr.is_some() {
+            crate::certificate_metrics::watch_file("cluster", cfg.data_dir.join("cluster").join("node.pem"));
+        }
         let http_server = crate::http::serve(http, services.clone(), credentials, issuer)?;
         let anonymous = [("mqtt", auth.mqtt.is_anonymous()), ("ws", auth.ws.is_anonymous())];
         let descriptors = server::admission::raise_descriptor_limit();
@@ -251,6 +294,9 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 server_cert_path.display()
             );
         }
+        if let Some(said) = rules_said {
+            println!("{said}");
+        }
         let _ = std::io::stdout().flush();
         let rules = services.rules.clone();
         let rules_dir = cfg.rules_dir.clone();
@@ -258,7 +304,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             .wait_for_shutdown(move || {
                 tracing::info!(credentials = %credentials_path.display(), "SIGHUP: reloading rule files and the server certificate; access keys are reread from the credentials file on their next use");
                 if let Some(dir) = &rules_dir {
-                    crate::rules::reload::apply(&rules, dir, "SIGHUP");
+                    let _ = crate::rules::reload::apply(&rules, dir, "SIGHUP");
                 }
                 match server_identity.reload() {
                     Ok(()) => tracing::info!(certificate = %server_identity.cert_path().display(), "SIGHUP: TLS listeners now present the certificate read from its file"),

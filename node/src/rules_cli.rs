@@ -175,6 +175,10 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
+    if let Some(refusal) = malformed_json(&payload) {
+        eprintln!("error: {refusal}");
+        return Ok(ExitCode::FAILURE);
+    }
     let payload = Payload::new(&payload);
     let properties = MqttProperties::default();
     let ctx = MessageContext {
@@ -198,6 +202,22 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a payload that is meant as JSON (it starts with `{` or `[`) is not: the broker would
+/// see a binary payload whose fields are all undefined, and `eval` would print `{}`, which
+/// reads as a result. Other non-JSON payloads are binary on purpose (`SELECT *`, `encode`).
+fn malformed_json(payload: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(payload).ok()?.trim_start();
+    if !(text.starts_with('{') || text.starts_with('[')) {
+        return None;
+    }
+    let e = serde_json::from_str::<serde_json::Value>(text).err()?;
+    Some(format!(
+        "the payload is not valid JSON: {e} (line {}, column {}); a rule would see a binary payload with no fields",
+        e.line(),
+        e.column()
+    ))
 }
 
 fn test(file: &Path, verbose: bool, engine: Engine) -> anyhow::Result<ExitCode> {

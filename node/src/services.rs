@@ -41,6 +41,8 @@ pub struct Services {
     pub fleet: Arc<crate::fleet_runtime::FleetRuntime>,
     /// AWS IoT v2 log events.
     pub iot_log: Arc<crate::iot_logging::IotLog>,
+    /// The node's data directory (backups carry its TLS files and root access key).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Services {

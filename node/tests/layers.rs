@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// The node's layers, lowest first. Every top-level module of `node/src` must be in one.
 const NODE_LAYERS: &[(&str, &[&str])] = &[
-    ("foundations", &["metrics", "credentials"]),
+    ("foundations", &["metrics", "credentials", "logging", "process_metrics", "address"]),
     ("broker core", &["broker"]),
     (
         "domain services",
@@ -37,7 +37,20 @@ const NODE_LAYERS: &[(&str, &[&str])] = &[
         &["meta", "cluster", "jobs_runtime", "provisioning_runtime", "fleet_runtime"],
     ),
     ("the services together", &["services"]),
-    ("listeners, HTTP API and tools", &["server", "http", "bench", "rules_cli", "config"]),
+    (
+        "listeners, HTTP API and tools",
+        &[
+            "server",
+            "http",
+            "bench",
+            "rules_cli",
+            "config",
+            "config_check",
+            "certificate_metrics",
+            "backup",
+            "backup_cli",
+        ],
+    ),
     ("wiring", &["node", "cli"]),
 ];
 

@@ -235,7 +235,9 @@ async fn idle(args: BenchArgs) -> anyhow::Result<()> {
         let conn =
             connect(target_of(&args, i), source_ip(&args, i), &format!("idle-{i}"), version, 0, credentials(&args))
                 .await
-                .with_context(|| format!("idle connection {i}"))?;
+                .with_context(|| {
+                    format!("idle connection {i} cannot connect to the broker at {}", target_of(&args, i))
+                })?;
         held.push(conn);
         if (i + 1) % 5000 == 0 {
             eprintln!("{} connections open", i + 1);
@@ -248,6 +250,54 @@ async fn idle(args: BenchArgs) -> anyhow::Result<()> {
         args.duration
     );
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    Ok(())
+}
+
+/// The first connection a run lost, if any: a run that lost its broker fails naming it
+/// instead of reporting rates over the nominal duration.
+#[derive(Debug, Clone, Default)]
+struct Failure(Arc<Mutex<Option<String>>>);
+
+impl Failure {
+    fn set(&self, why: String) {
+        self.0.lock().get_or_insert(why);
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().clone()
+    }
+}
+
+/// Runs are watched each second: progress on stderr for runs longer than 5 s, and the run
+/// stops at the first lost connection.
+async fn watch(duration_s: u64, sent: &AtomicU64, received: &dyn Fn() -> u64, failure: &Failure) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let end = start + Duration::from_secs(duration_s);
+    let (mut last_sent, mut last_received, mut last_at) = (0, 0, start);
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        tokio::time::sleep((end - now).min(Duration::from_secs(1))).await;
+        if let Some(why) = failure.get() {
+            anyhow::bail!(
+                "{why} {:.1} s into the run; no report (the rates would be wrong)",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        if duration_s > 5 {
+            let (s, r, at) = (sent.load(Ordering::Relaxed), received(), Instant::now());
+            let dt = at.duration_since(last_at).as_secs_f64().max(1e-3);
+            eprintln!(
+                "[{:>4.0}s/{duration_s}s] sent {s} ({:.0}/s)  received {r} ({:.0}/s)",
+                start.elapsed().as_secs_f64(),
+                (s - last_sent) as f64 / dt,
+                r.saturating_sub(last_received) as f64 / dt
+            );
+            (last_sent, last_received, last_at) = (s, r, at);
+        }
+    }
     Ok(())
 }
 
@@ -281,6 +331,7 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
         hist: Histogram::new_with_bounds(1, 60_000_000, 3)?,
     }));
     let run_id = rand::random::<u32>();
+    let failure = Failure::default();
     // Subscribers first.
     let mut sub_tasks = Vec::new();
     for (i, filter) in sub_filters.iter().enumerate() {
@@ -299,7 +350,8 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
             version,
             options,
         )
-        .await?;
+        .await
+        .with_context(|| format!("subscriber {i} cannot connect to the broker at {}", sub_target_of(&args, i)))?;
         writer.push(&Packet::Subscribe(Subscribe {
             packet_id: 1,
             properties: Properties::default(),
@@ -311,6 +363,7 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
             other => anyhow::bail!("subscription refused: {other:?}"),
         }
         let tracker = tracker.clone();
+        let (failure, addr) = (failure.clone(), sub_target_of(&args, i));
         sub_tasks.push(tokio::spawn(async move {
             let mut pending = Vec::new();
             let handle = |p: Packet, pending: &mut Vec<(u32, u64, u64)>, writer: &mut client::PacketWriter| match p {
@@ -331,7 +384,18 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
                 Packet::PubRel(a) => writer.push(&Packet::PubComp(Ack::ok(a.packet_id))),
                 _ => {}
             };
-            while let Ok(Some(p)) = reader.next().await {
+            loop {
+                let p = match reader.next().await {
+                    Ok(Some(p)) => p,
+                    Ok(None) => {
+                        failure.set(format!("subscriber {i}: the broker at {addr} closed the connection"));
+                        break;
+                    }
+                    Err(e) => {
+                        failure.set(format!("subscriber {i}: the connection to the broker at {addr} failed: {e}"));
+                        break;
+                    }
+                };
                 handle(p, &mut pending, &mut writer);
                 // Everything already read is handled before one flush and one lock.
                 while let Ok(Some(p)) = reader.try_next() {
@@ -343,7 +407,8 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
                         t.record(i as u32, publisher, seq, lat);
                     }
                 }
-                if writer.flush().await.is_err() {
+                if let Err(e) = writer.flush().await {
+                    failure.set(format!("subscriber {i}: writing to the broker at {addr} failed: {e}"));
                     break;
                 }
             }
@@ -367,16 +432,25 @@ async fn traffic(args: BenchArgs) -> anyhow::Result<Report> {
             0,
             credentials(&args),
         )
-        .await?;
+        .await
+        .with_context(|| format!("publisher {i} cannot connect to the broker at {}", target_of(&args, i)))?;
         let (stop, sent, topic, args) = (stop.clone(), sent.clone(), topic.clone(), args.clone());
-        pub_tasks.push(tokio::spawn(publisher(i as u32, topic, qos, args, reader, writer, stop, sent, epoch)));
+        let ends = (failure.clone(), target_of(&args, i));
+        pub_tasks.push(tokio::spawn(publisher(i as u32, topic, qos, args, reader, writer, stop, sent, epoch, ends)));
     }
     let start = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    let received = || tracker.lock().received;
+    let outcome = watch(args.duration, &sent, &received, &failure).await;
     stop.store(true, Ordering::Relaxed);
     let publish_time = start.elapsed().as_secs_f64();
     for t in pub_tasks {
         let _ = t.await;
+    }
+    if let Err(e) = outcome {
+        for t in &sub_tasks {
+            t.abort();
+        }
+        return Err(e);
     }
     let total_sent = sent.load(Ordering::Relaxed);
     let expected = total_sent * fanout;
@@ -422,6 +496,7 @@ async fn publisher(
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
     epoch: Instant,
+    (failure, addr): (Failure, SocketAddr),
 ) {
     let window = Arc::new(tokio::sync::Semaphore::new(if qos == QoS::AtMostOnce { 0 } else { args.inflight.max(1) }));
     let (rel_tx, mut rel_rx) = tokio::sync::mpsc::unbounded_channel::<u16>();
@@ -458,7 +533,8 @@ async fn publisher(
                     p.forget();
                     break;
                 }
-                if writer.flush().await.is_err() {
+                if let Err(e) = writer.flush().await {
+                    failure.set(format!("publisher {id}: writing to the broker at {addr} failed: {e}"));
                     return;
                 }
                 tokio::select! {
@@ -484,8 +560,11 @@ async fn publisher(
         sent.fetch_add(1, Ordering::Relaxed);
         let due =
             interval.is_some() || writer.buffered() > 16 * 1024 || qos == QoS::AtMostOnce && seq.is_multiple_of(32);
-        if due && writer.flush().await.is_err() {
-            break;
+        if due {
+            if let Err(e) = writer.flush().await {
+                failure.set(format!("publisher {id}: writing to the broker at {addr} failed: {e}"));
+                break;
+            }
         }
     }
     let _ = writer.flush().await;

@@ -49,7 +49,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         let (mut reader, mut writer) =
             connect(target_of(&args, i), source_ip(&args, i), &thing, version, 0, credentials(&args))
                 .await
-                .with_context(|| format!("device {i}"))?;
+                .with_context(|| format!("device {i} cannot connect to the broker at {}", target_of(&args, i)))?;
         let answers = ["accepted", "rejected"]
             .map(|a| (format!("$aws/things/{thing}/shadow/update/{a}"), SubOptions { qos, ..Default::default() }));
         writer.push(&Packet::Subscribe(Subscribe {

@@ -23,6 +23,23 @@ pub enum ClusterCommand {
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,
     },
+    /// Issue a node's cluster certificate before its first start (DATA_DIR/cluster/node.pem
+    /// and node.key), so that the node itself never needs the cluster CA key: for container
+    /// set-ups where the key stays with a one-shot job. Does nothing when the node already has
+    /// its certificate.
+    ///
+    /// Example: ferrite cluster issue --ca-dir ./cluster-ca --node-id 2 --data-dir /var/lib/ferrite
+    Issue {
+        /// The directory `ferrite cluster init` wrote (cluster-ca.pem and cluster-ca.key).
+        #[arg(long, value_name = "DIR")]
+        ca_dir: PathBuf,
+        /// The node's id.
+        #[arg(long, value_name = "ID")]
+        node_id: u64,
+        /// The node's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
     /// Start a cluster of N nodes on free loopback ports to try it: prints one line per
     /// node (`node ID pid=PID listening mqtt=... ws=... http=... mqtts=... wss=... https=...`)
     /// and runs until interrupted. Starting it again with the same directory brings the same
@@ -87,7 +104,8 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
-    fn load(&self) -> anyhow::Result<(String, String)> {
+    /// The access key id and secret: from the environment, else the credentials file.
+    pub fn load(&self) -> anyhow::Result<(String, String)> {
         if let (Ok(id), Ok(secret)) = (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
             return Ok((id, secret));
         }
@@ -201,6 +219,18 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
                 device_key.display(),
                 device_cert.display()
             );
+            Ok(())
+        }
+        ClusterCommand::Issue { ca_dir, node_id, data_dir } => {
+            anyhow::ensure!(node_id > 0, "--node-id must be a positive number");
+            let cert = data_dir.join("cluster").join("node.pem");
+            if cert.exists() {
+                println!("node {node_id} already has its cluster certificate at {}", cert.display());
+                return Ok(());
+            }
+            let (ca_cert, ca_key) = (ca_dir.join(super::certs::CA_CERT_FILE), ca_dir.join(super::certs::CA_KEY_FILE));
+            super::certs::node_identity(&data_dir, node_id, &ca_cert, Some(&ca_key))?;
+            println!("issued node {node_id}'s cluster certificate to {}", cert.display());
             Ok(())
         }
         ClusterCommand::Local(args) => super::local::run(args),

@@ -31,8 +31,9 @@ use serde::Deserialize;
 pub struct ClusterFile {
     /// This node's id: a positive number, unique in the cluster, never reused.
     pub node_id: Option<u64>,
-    /// The UDP address peers reach this node's QUIC endpoint on.
-    pub addr: Option<SocketAddr>,
+    /// The UDP address peers reach this node's QUIC endpoint on (`HOST:PORT`, HOST an IP
+    /// address or a host name).
+    pub addr: Option<String>,
     /// The other initial members (or, with `join`, any running members) as `ID@HOST:PORT`.
     #[serde(default)]
     pub peers: Vec<String>,
@@ -96,7 +97,11 @@ impl ClusterConfig {
             return Ok(None);
         };
         anyhow::ensure!(node_id > 0, "the node id must be a positive number");
-        let addr = file.addr.context("a cluster node needs a cluster address: set [cluster] addr or --cluster-addr")?;
+        let addr = file
+            .addr
+            .as_deref()
+            .context("a cluster node needs a cluster address: set [cluster] addr or --cluster-addr")?;
+        let addr = crate::address::resolve_address("[cluster] addr", addr).map_err(anyhow::Error::msg)?;
         let ca_cert = file
             .ca_cert
             .clone()

@@ -6,6 +6,7 @@
 //! proposed to the group that owns the state (`proposals`), reads use applied state.
 
 mod authorizers;
+mod backup;
 mod call;
 mod certificates;
 mod cluster;
@@ -49,16 +50,23 @@ async fn health(api: web::Data<Api>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "status": "ok",
         "sessions": api.services.broker.session_count(),
-        "connections": api.services.broker.metrics.connections.get(),
+        "connections": api.services.broker.metrics.connections_open.get(),
     }))
 }
 
 async fn metrics(api: web::Data<Api>) -> HttpResponse {
+    let mut certificates = String::new();
+    let cas = api.services.meta.state().identity.ca_certificates();
+    crate::certificate_metrics::render(
+        &mut certificates,
+        cas.into_iter().map(|c| (c.registration.certificate_id, c.registration.not_after)),
+    );
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(
         api.services.broker.metrics.render()
             + &api.services.rules.render_metrics()
             + &api.services.render_cluster_metrics()
-            + &api.services.fleet.render(),
+            + &api.services.fleet.render()
+            + &certificates,
     )
 }
 
@@ -99,6 +107,25 @@ pub fn serve(
                         }
                     }
                     call.await
+                }
+            })
+            .wrap_fn({
+                let metrics = api.services.broker.metrics.clone();
+                move |req, srv| {
+                    use actix_web::dev::Service as _;
+                    let started = std::time::Instant::now();
+                    let labels = format!(
+                        "method=\"{}\",route=\"{}\"",
+                        req.method(),
+                        req.match_pattern().unwrap_or_else(|| "unknown".into())
+                    );
+                    let call = srv.call(req);
+                    let metrics = metrics.clone();
+                    async move {
+                        let answer = call.await;
+                        metrics.api_request_duration_seconds.observe(&labels, started.elapsed());
+                        answer
+                    }
                 }
             })
             .app_data(api.clone())

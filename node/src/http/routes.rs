@@ -30,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(path("/cluster/status").route(get().to(cluster::status)))
         .service(path("/cluster/sessions").route(get().to(cluster::sessions)))
         .service(path("/cluster/members").route(post().to(cluster::join)))
+        .service(path("/backup").route(get().to(super::backup::backup)))
         .service(path("/cluster/members/{id}").route(delete().to(cluster::leave)));
     // iot-data.
     cfg.service(

@@ -37,11 +37,17 @@ pub fn account_id() -> &'static str {
 
 /// Sets the account id once at start; it must be 12 digits, as AWS's are.
 pub fn set_account_id(id: &str) -> Result<(), String> {
-    if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("account id {id:?} must be 12 digits, like AWS account ids"));
-    }
+    check_account_id(id)?;
     if ACCOUNT_ID.get_or_init(|| id.to_string()) != id {
         return Err("the account id is already set".into());
+    }
+    Ok(())
+}
+
+/// Whether `id` can be an account id: 12 digits, as AWS's are.
+pub fn check_account_id(id: &str) -> Result<(), String> {
+    if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("account id {id:?} must be 12 digits, like AWS account ids"));
     }
     Ok(())
 }

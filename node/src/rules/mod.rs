@@ -117,6 +117,8 @@ pub struct RuleEngine {
     node: actions::NodeAccess,
     next_trace: AtomicU64,
     loops_stopped: AtomicU64,
+    /// Errors in the rule files as last read (`ferrite_rules_config_errors`).
+    config_errors: AtomicU64,
 }
 
 impl std::fmt::Debug for RuleEngine {
@@ -152,7 +154,13 @@ impl RuleEngine {
             node: Arc::new(actions::Node { publisher, limits, data_dir }),
             next_trace: AtomicU64::new(1),
             loops_stopped: AtomicU64::new(0),
+            config_errors: AtomicU64::new(0),
         })
+    }
+
+    /// Records how many errors the rule files had when last read.
+    pub fn set_config_errors(&self, count: usize) {
+        self.config_errors.store(count as u64, Ordering::Relaxed);
     }
 
     /// Number of rules loaded.
@@ -427,7 +435,11 @@ impl RuleEngine {
             }),
         ];
         for (name, help, get) in families {
-            let samples = labels.iter().map(|l| (format!("action=\"{}\"", escape(l)), get(&actions[*l])));
+            // Kept as `rule/action`; exported as two labels so a query can sum by rule.
+            let samples = labels.iter().map(|l| {
+                let (rule, action) = l.split_once('/').unwrap_or((l.as_str(), ""));
+                (format!("rule=\"{}\",action=\"{}\"", escape(rule), escape(action)), get(&actions[*l]))
+            });
             write_family(&mut out, name, "counter", help, samples);
         }
         write_family(
@@ -438,6 +450,13 @@ impl RuleEngine {
             [(String::new(), self.loops_stopped.load(Ordering::Relaxed))],
         );
         write_family(&mut out, "rules_loaded", "gauge", "Rules loaded", [(String::new(), self.len())]);
+        write_family(
+            &mut out,
+            "rules_config_errors",
+            "gauge",
+            "Errors in the rule files as last read (0 when they loaded; otherwise the previous set, or none, runs)",
+            [(String::new(), self.config_errors.load(Ordering::Relaxed))],
+        );
         out
     }
 }

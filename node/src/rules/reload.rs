@@ -12,11 +12,23 @@ use super::RuleEngine;
 /// How often the directory is checked for changes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Reads and checks every rule file under `dir`. `Err` holds the rendered diagnostics.
-pub fn load_dir(dir: &Path) -> Result<Vec<ferrite_rules::Rule>, String> {
-    let sources = read_rule_sources(&[dir.to_path_buf()]).map_err(|e| format!("{e:#}"))?;
-    ferrite_rules::load_rule_files(&sources)
-        .map_err(|errors| errors.iter().map(|e| e.render()).collect::<Vec<_>>().join("\n"))
+/// Why a rule directory did not load: how many errors, and their rendered diagnostics.
+#[derive(Debug)]
+pub struct LoadErrors {
+    /// How many errors (`ferrite_rules_config_errors`).
+    pub count: usize,
+    /// Each with its file:line:col.
+    pub rendered: String,
+}
+
+/// Reads and checks every rule file under `dir`.
+pub fn load_dir(dir: &Path) -> Result<Vec<ferrite_rules::Rule>, LoadErrors> {
+    let sources =
+        read_rule_sources(&[dir.to_path_buf()]).map_err(|e| LoadErrors { count: 1, rendered: format!("{e:#}") })?;
+    ferrite_rules::load_rule_files(&sources).map_err(|errors| LoadErrors {
+        count: errors.len(),
+        rendered: errors.iter().map(|e| e.render()).collect::<Vec<_>>().join("\n"),
+    })
 }
 
 type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
@@ -35,28 +47,46 @@ fn fingerprint(dir: &Path) -> Fingerprint {
 }
 
 /// Loads the rule files of `dir` into `engine` now (SIGHUP, start, a change seen by the
-/// poller); `reason` goes into the log line.
-pub fn apply(engine: &RuleEngine, dir: &Path, reason: &str) {
+/// poller); `reason` goes into the log line. The errors, if any, are also counted in
+/// `ferrite_rules_config_errors` and returned.
+pub fn apply(engine: &RuleEngine, dir: &Path, reason: &str) -> Result<usize, LoadErrors> {
     match load_dir(dir) {
         Ok(rules) => {
             let n = rules.len();
             engine.replace_file_rules(rules);
+            engine.set_config_errors(0);
             tracing::info!(dir = %dir.display(), rules = n, reason, "rules loaded");
+            Ok(n)
         }
         Err(errors) => {
+            engine.set_config_errors(errors.count);
             tracing::error!(
                 dir = %dir.display(),
+                errors = errors.count,
                 running = engine.len(),
                 reason,
-                "rule files have errors; keeping the running rules\n{errors}"
+                "rule files have errors; keeping the running rules\n{}",
+                errors.rendered
             );
+            Err(errors)
         }
     }
 }
 
-/// Loads the rules now and reloads them whenever a file under `dir` changes.
-pub fn load_and_watch(engine: &Arc<RuleEngine>, dir: PathBuf) -> anyhow::Result<()> {
-    apply(engine, &dir, "start");
+/// Loads the rules now and reloads them whenever a file under `dir` changes. A set with
+/// errors at start does not stop the node (the files can be fixed while it runs); it is said
+/// in the log, in `ferrite_rules_config_errors`, and in the line returned, which the node
+/// prints on stdout after its `listening` line.
+pub fn load_and_watch(engine: &Arc<RuleEngine>, dir: PathBuf) -> anyhow::Result<String> {
+    let said = match apply(engine, &dir, "start") {
+        Ok(n) => format!("rules: {n} loaded from {}", dir.display()),
+        Err(errors) => format!(
+            "rules: NOT LOADED: {} error(s) in {}; running without file rules until they are fixed:\n{}",
+            errors.count,
+            dir.display(),
+            errors.rendered
+        ),
+    };
     let weak = Arc::downgrade(engine);
     std::thread::Builder::new().name("rules-reload".into()).spawn(move || {
         let mut last = fingerprint(&dir);
@@ -66,9 +96,9 @@ pub fn load_and_watch(engine: &Arc<RuleEngine>, dir: PathBuf) -> anyhow::Result<
             let now = fingerprint(&dir);
             if now != last {
                 last = now;
-                apply(&engine, &dir, "changed");
+                let _ = apply(&engine, &dir, "changed");
             }
         }
     })?;
-    Ok(())
+    Ok(said)
 }

@@ -153,7 +153,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             ctx.add_stream(FramedRead::with_capacity(read, decoder, 512));
             let backlog = Backlog::default();
             let writer = Writer::new(Counted::new(write, &backlog), ctx);
-            broker.metrics.connections.inc();
+            broker.metrics.connections_open.inc();
             broker.metrics.connections_total.inc();
             Connection {
                 services,
@@ -799,6 +799,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
         let now = now_ms();
         let mut dropped = Vec::new();
         let mut sent = 0;
+        let mut latency = crate::metrics::LocalHistogram::default();
         for s in sends {
             match s {
                 SessionSend::PubRel { packet_id } => self.send(&Packet::PubRel(Ack::ok(packet_id))),
@@ -838,10 +839,14 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
                         continue;
                     }
                     sent += 1;
+                    latency.observe_us(now.saturating_sub(out.msg.created_ms) * 1000);
                 }
             }
         }
         self.broker.metrics.messages_sent_total.add(sent);
+        if !latency.is_empty() {
+            self.broker.metrics.publish_to_deliver_seconds.add(&latency);
+        }
         if !dropped.is_empty() {
             let a = self.attached.as_ref().expect("attached");
             let mut ops = Vec::new();
@@ -1227,7 +1232,7 @@ impl<W: AsyncWrite + Unpin + 'static> Actor for Connection<W> {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.deferred_wakes.wake_all();
-        self.broker.metrics.connections.dec();
+        self.broker.metrics.connections_open.dec();
         self.detach();
     }
 }

@@ -46,6 +46,13 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 
+/// Takes over a socket bound before the runtime started (the node binds every listener
+/// first, so that a taken port refuses the start before anything else happens).
+pub fn adopt(socket: std::net::TcpListener) -> anyhow::Result<TcpListener> {
+    socket.set_nonblocking(true).context("cannot make a listening socket non-blocking")?;
+    TcpListener::from_std(socket).context("cannot hand a listening socket to the runtime")
+}
+
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
