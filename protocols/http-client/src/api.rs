@@ -71,7 +71,10 @@ pub fn download(
             .await
             .map_err(|e| format!("cannot talk to the node at {addr}: {e}"))?;
         tokio::spawn(connection);
-        let mut request = hyper::Request::builder().method("GET").uri(path).header("host", host.as_str());
+        let mut request = hyper::Request::builder().method("GET").uri(path);
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            request = request.header("host", host.as_str());
+        }
         for (k, v) in &headers {
             request = request.header(k.as_str(), v.as_str());
         }
