@@ -217,6 +217,8 @@ def test_the_same_backup_seeds_a_new_cluster(make_node, tmp_path):
     cluster = LocalCluster(base).start()
     try:
         cluster.wait_for_leaders()
+        with open(os.path.join(base, "node-1", "ferrite.log"), "rb") as f:
+            assert b"\x1b[" not in f.read(), "colour codes in a node's log file"
         for m in cluster.members:
             api = aws_client(m, "iot")
             names = sorted(t["thingName"] for t in api.list_things()["things"])

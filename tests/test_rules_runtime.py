@@ -159,7 +159,7 @@ ON ERROR republish(topic = 'errors/${{topic(2)}}');
     assert doc["failures"][0]["failedAction"] == "HttpAction"
     assert doc["failures"][0]["failedResource"] == f"http://127.0.0.1:{port}/x"
     assert "connect" in doc["failures"][0]["errorMessage"]
-    assert n.metric('rule_action_retried_total{action="flaky/http#0"}') == 1
+    assert n.metric('rule_action_retried_total{rule="flaky",action="http#0"}') == 1
     assert n.metric('rule_action_failed_total{rule="flaky",action="http#0"}') == 1
 
 

@@ -172,7 +172,7 @@ pub fn limit_problems(l: &LimitsFile) -> Vec<String> {
         ("max_keep_alive_secs", l.max_keep_alive_secs.map(u64::from), 1, 65_535),
         ("max_outbound_bytes", u(l.max_outbound_bytes), 1024, u32::MAX as u64),
         ("stalled_client_timeout_secs", l.stalled_client_timeout_secs, 1, 86_400),
-        ("shadow_requests_per_second_per_thing", l.shadow_requests_per_second_per_thing.map(u64::from), 1, 1_000_000),
+        ("shadow_requests_per_second_per_thing", l.shadow_requests_per_second_per_thing.map(u64::from), 0, 1_000_000),
         ("max_connections.mqtt", u(l.max_connections.mqtt), 1, u32::MAX as u64),
         ("max_connections.ws", u(l.max_connections.ws), 1, u32::MAX as u64),
         ("max_connections.mqtts", u(l.max_connections.mqtts), 1, u32::MAX as u64),

@@ -34,4 +34,5 @@ pub mod rules_cli;
 pub mod server;
 pub mod services;
 pub mod shadow;
+pub mod stats_history;
 pub mod tags;

@@ -106,6 +106,7 @@ fn assemble(
     let iot_log = Arc::new(crate::iot_logging::IotLog::start(&cfg.data_dir));
     log_rule_outcomes(&meta, &iot_log);
     let data_dir = cfg.data_dir.clone();
+    let history = crate::stats_history::History::start(broker.metrics.clone());
     let services = Services {
         broker,
         meta,
@@ -119,6 +120,7 @@ fn assemble(
         fleet,
         iot_log,
         data_dir,
+        history,
     };
     Ok((Arc::new(services), queue))
 }
@@ -248,7 +250,15 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         if cluster_addr.is_some() {
             crate::certificate_metrics::watch_file("cluster", cfg.data_dir.join("cluster").join("node.pem"));
         }
-        let http_server = crate::http::serve(http, services.clone(), credentials, issuer)?;
+        let endpoints = crate::http::console::Endpoints {
+            mqtt: mqtt_local.port(),
+            ws: ws_local.port(),
+            http: http_local.port(),
+            mqtts: mqtts_local.port(),
+            wss: wss_local.port(),
+            https: https_local.port(),
+        };
+        let http_server = crate::http::serve(http, services.clone(), credentials, issuer, endpoints)?;
         let anonymous = [("mqtt", auth.mqtt.is_anonymous()), ("ws", auth.ws.is_anonymous())];
         let descriptors = server::admission::raise_descriptor_limit();
         let limits = server::admission::Limits::for_descriptors(descriptors, cfg.max_connections);

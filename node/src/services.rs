@@ -43,6 +43,8 @@ pub struct Services {
     pub iot_log: Arc<crate::iot_logging::IotLog>,
     /// The node's data directory (backups carry its TLS files and root access key).
     pub data_dir: std::path::PathBuf,
+    /// The last hour of headline figures, for the console.
+    pub history: Arc<crate::stats_history::History>,
 }
 
 impl Services {

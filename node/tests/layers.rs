@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// The node's layers, lowest first. Every top-level module of `node/src` must be in one.
 const NODE_LAYERS: &[(&str, &[&str])] = &[
-    ("foundations", &["metrics", "credentials", "logging", "process_metrics", "address"]),
+    ("foundations", &["metrics", "credentials", "logging", "process_metrics", "address", "stats_history"]),
     ("broker core", &["broker"]),
     (
         "domain services",

@@ -10,6 +10,7 @@ mod backup;
 mod call;
 mod certificates;
 mod cluster;
+pub mod console;
 mod data_plane;
 mod error;
 mod fleet_index;
@@ -44,6 +45,8 @@ struct Api {
     credentials: Credentials,
     /// Signs the certificates CreateKeysAndCertificate and CreateCertificateFromCsr create.
     issuer: std::sync::Arc<crate::identity::tls::CertIssuer>,
+    /// The node's listeners, for the console.
+    endpoints: console::Endpoints,
 }
 
 async fn health(api: web::Data<Api>) -> HttpResponse {
@@ -72,7 +75,17 @@ async fn metrics(api: web::Data<Api>) -> HttpResponse {
 
 /// True for API routes (not the health, metrics and cluster-status endpoints).
 fn is_api_path(path: &str) -> bool {
-    !matches!(path, "/health" | "/ready" | "/metrics" | "/cluster/status")
+    !matches!(path, "/health" | "/ready" | "/metrics" | "/cluster/status" | "/console")
+        && !path.starts_with("/console/")
+}
+
+/// `GET /stats/history` (signed): the last hour of connections and PUBLISH counts, for the
+/// console's chart.
+async fn stats_history(api: web::Data<Api>, _call: call::Call) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "intervalSeconds": crate::stats_history::INTERVAL.as_secs(),
+        "samples": api.services.history.samples(),
+    }))
 }
 
 /// Starts the HTTP server on an already-bound listener.
@@ -81,9 +94,10 @@ pub fn serve(
     services: Arc<Services>,
     credentials: Credentials,
     issuer: std::sync::Arc<crate::identity::tls::CertIssuer>,
+    endpoints: console::Endpoints,
 ) -> std::io::Result<actix_web::dev::Server> {
     let barrier = services.meta.clone();
-    let api = web::Data::new(Api { services, credentials, issuer });
+    let api = web::Data::new(Api { services, credentials, issuer, endpoints });
     Ok(HttpServer::new(move || {
         let barrier = barrier.clone();
         App::new()

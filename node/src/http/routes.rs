@@ -31,6 +31,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(path("/cluster/sessions").route(get().to(cluster::sessions)))
         .service(path("/cluster/members").route(post().to(cluster::join)))
         .service(path("/backup").route(get().to(super::backup::backup)))
+        .service(path("/stats/history").route(get().to(super::stats_history)))
+        .service(path("/console").route(get().to(super::console::index)))
+        .service(path("/console/").route(get().to(super::console::index)))
+        .service(path("/console/config.json").route(get().to(super::console::config)))
+        .service(path("/console/ca.pem").route(get().to(super::console::ca)))
+        .service(path("/console/{path:.+}").route(get().to(super::console::file)))
         .service(path("/cluster/members/{id}").route(delete().to(cluster::leave)));
     // iot-data.
     cfg.service(
