@@ -28,11 +28,12 @@ const nav = document.getElementById("nav");
 const toggle = document.querySelector(".menu-toggle");
 let leave = null;
 
+/** The page a location hash names, with its parameters still URI-encoded. */
 function routeOf(hash) {
-  const path = decodeURI(hash.replace(/^#/, "")).split("?")[0] || "/things";
+  const path = hash.replace(/^#/, "").split("?")[0] || "/things";
   for (const [re, render, title, navHref] of ROUTES) {
     const m = re.exec(path === "/" ? "/things" : path);
-    if (m) return { render, title, navHref, params: m.slice(1).map(encodeURIComponent) };
+    if (m) return { render, title, navHref, params: m.slice(1) };
   }
   return null;
 }
@@ -66,7 +67,12 @@ function show() {
     replace(main, h("h1", { tabindex: "-1" }, "Not found"), h("p", {}, "No page here. ", h("a", { href: "#/things" }, "Go to Things.")));
     return;
   }
-  const name = route.params[0] ? decodeURIComponent(route.params[0]) : "";
+  let name = "";
+  try {
+    name = route.params[0] ? decodeURIComponent(route.params[0]) : "";
+  } catch {
+    name = route.params[0];
+  }
   document.title = `${name || route.title} · Ferrite console`;
   leave = route.render(main, route.params) || null;
   // Move focus to the new page's heading, so keyboard and screen-reader users start there.

@@ -75,6 +75,7 @@ function checks() {
 
   eq("sql tokens", tokenize("SELECT upper(a) AS b FROM 't/+' WHERE x > 2.5").filter((t) => t.type !== "ws").map((t) => t.type),
     ["kw", "fn", "op", "id", "op", "kw", "id", "kw", "str", "kw", "id", "op", "num"]);
+  eq("sql comments", tokenize("a /* b */ -- c").filter((t) => t.type !== "ws").map((t) => t.type), ["id", "comment", "comment"]);
   return out;
 }
 

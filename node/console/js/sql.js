@@ -19,6 +19,7 @@ export function tokenize(sql) {
     let m;
     if ((m = /^\s+/.exec(rest))) push("ws", m[0]);
     else if ((m = /^--[^\n]*/.exec(rest))) push("comment", m[0]);
+    else if ((m = /^\/\*[\s\S]*?(?:\*\/|$)/.exec(rest))) push("comment", m[0]);
     else if ((m = /^'(?:[^'\\]|\\.|'')*'?/.exec(rest))) push("str", m[0]);
     else if ((m = /^"(?:[^"\\]|\\.)*"?/.exec(rest))) push("id", m[0]);
     else if ((m = /^`(?:[^`\\]|\\.)*`?/.exec(rest))) push("id", m[0]);

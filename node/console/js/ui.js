@@ -48,15 +48,19 @@ export function field(label, control, hint) {
   return h("div", { class: "field" }, h("label", { for: control.id }, label), control, hintEl);
 }
 
-/** A table inside a horizontally scrolling wrapper. `columns` are headings; `rows` arrays of cells. */
-export function table(columns, rows, { caption, empty = "Nothing here yet." } = {}) {
+/**
+ * A table inside a horizontally scrolling wrapper. `columns` are headings; `rows` arrays of
+ * cells. `caption` is shown above it; `label` (default: the caption) names the scrolling
+ * region for assistive technology.
+ */
+export function table(columns, rows, { caption, label, empty = "Nothing here yet." } = {}) {
   if (!rows.length) return h("p", { class: "empty" }, empty);
   return h(
     "div",
-    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption || columns.join(", ") },
+    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": label || caption || columns.join(", ") },
     h(
       "table",
-      {},
+      { style: `--cols: ${columns.length}` },
       caption ? h("caption", {}, caption) : null,
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, rows.map((r) => h("tr", {}, r.map((cell) => h("td", {}, cell))))),

@@ -88,8 +88,10 @@ export function render(main) {
         replace(charts, h("p", {}, "No samples yet: the node takes one every " + (history.intervalSeconds || 10) + " seconds."));
         return;
       }
+      // The last hour, or less while the node is younger (five minutes at least).
       const to = samples[samples.length - 1].t;
-      const from = Math.min(samples[0].t, to - 60 * 60 * 1000);
+      const from = Math.min(Math.max(samples[0].t, to - 60 * 60 * 1000), to - 5 * 60 * 1000);
+      const at = new Date(to).toLocaleTimeString();
       const received = rates(samples, "received");
       const sent = rates(samples, "sent");
       const last = (xs) => (xs.length ? xs[xs.length - 1][1] : 0);
@@ -97,12 +99,12 @@ export function render(main) {
         charts,
         h("figure", { class: "chart-box" },
           lineChart({ title: "Open MQTT connections, last hour", series: [{ name: "connections", cls: "connections", points: samples.map((s) => [s.t, s.connections]) }], from, to }),
-          h("figcaption", {}, h("span", { class: "key connections" }), `Connections: ${samples[samples.length - 1].connections} now`)),
+          h("figcaption", {}, h("span", { class: "key connections" }), `Connections: ${samples[samples.length - 1].connections} at ${at}`)),
         h("figure", { class: "chart-box" },
           lineChart({ title: "Messages per second, last hour", series: [{ name: "received", cls: "received", points: received }, { name: "sent", cls: "sent", points: sent }], from, to }),
           h("figcaption", {},
-            h("span", { class: "key received" }), `Received: ${last(received).toFixed(1)}/s  `,
-            h("span", { class: "key sent" }), `Sent: ${last(sent).toFixed(1)}/s (PUBLISH packets, averaged over ${history.intervalSeconds || 10} s)`)),
+            h("span", { class: "key received" }), `Received: ${last(received).toFixed(1)}/s`,
+            h("span", { class: "key sent" }), `Sent: ${last(sent).toFixed(1)}/s (PUBLISH packets per second, averaged over ${history.intervalSeconds || 10} s, at ${at})`)),
       );
     } catch (e) {
       replace(charts, errorBox(e, "Stats history"));
@@ -188,7 +190,7 @@ export function render(main) {
         const d = j.jobProcessDetails || {};
         return [h("span", { class: "mono" }, j.jobId), j.status, ...JOB_STATES.map(([k]) => h("span", { "data-state": k }, String(d[k] ?? 0))), progressBar(d)];
       });
-      replace(jobs, table(["Job", "Status", ...JOB_STATES.map(([, l]) => l), "Progress"], rows, { caption: "Jobs", empty: "No jobs." }));
+      replace(jobs, table(["Job", "Status", ...JOB_STATES.map(([, l]) => l), "Progress"], rows, { label: "Jobs", empty: "No jobs." }));
       const rowEls = jobs.querySelectorAll("tbody tr");
       described.forEach((j, i) => rowEls[i]?.setAttribute("data-job", j.jobId));
     } catch (e) {

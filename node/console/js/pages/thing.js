@@ -1,7 +1,8 @@
 // A thing's page: its registry entry (attributes, type, groups, principals and their
-// policies), connectivity from the fleet index, its classic and named shadows kept live over
-// MQTT, deletion with a confirm step, and the first-device flow: a certificate in one click,
-// its files, a policy from a template or JSON, and how to connect.
+// policies), connectivity from the fleet index and then from its lifecycle events, its
+// classic and named shadows kept live over MQTT, deletion with a confirm step, and the
+// first-device flow: a certificate in one click, its files, a policy from a template or
+// JSON, and how to connect.
 
 import * as api from "../api.js";
 import { config } from "../api.js";
@@ -78,7 +79,12 @@ function shadowDocument(doc) {
 }
 
 export function render(main, params) {
-  const name = decodeURIComponent(params[0]);
+  let name;
+  try {
+    name = decodeURIComponent(params[0]);
+  } catch {
+    name = params[0]; // a malformed escape: the node will say there is no such thing
+  }
   const cfg = config();
   let client = null;
   let left = false;
@@ -89,7 +95,23 @@ export function render(main, params) {
 
   const title = h("h1", { tabindex: "-1" }, name);
   const summary = h("div", {}, h("p", { class: "loading" }, "Loading…"));
-  const connectivity = h("div", {}, h("p", { class: "loading" }, "Loading…"));
+  // The state (from the fleet index, then from presence events as they come) and, when
+  // connectivity indexing is off, how to turn it on.
+  const connState = h("div", { "aria-live": "polite" });
+  const connInfo = h("div", {}, h("p", { class: "loading" }, "Loading…"));
+  const connectivity = h("div", {}, connState, connInfo);
+  let seenLive = false;
+
+  function showConnected(connected, timestamp, reason, live) {
+    replace(
+      connState,
+      h("p", { class: connected ? "state on" : "state off", "data-connected": String(!!connected) },
+        connected ? "Connected" : "Disconnected",
+        timestamp ? ` since ${when(timestamp)}` : "",
+        reason ? ` (${reason})` : "",
+        live ? " — live, from its lifecycle events" : ""),
+    );
+  }
   const groups = h("div");
   const principals = h("div");
   const liveStatus = h("p", { class: "live", "data-live": "off", role: "status" }, "Connecting for live updates…");
@@ -217,7 +239,7 @@ export function render(main, params) {
     main,
     h("p", { class: "crumbs" }, h("a", { href: "#/things" }, "Things"), " / ", name),
     title,
-    summary,
+    section("Details", summary),
     section("Connectivity", connectivity),
     section("Shadows", liveStatus, shadowList),
     section("Groups", groups),
@@ -237,8 +259,8 @@ export function render(main, params) {
           h("dt", {}, "ARN"), h("dd", { class: "mono" }, t.thingArn),
           h("dt", {}, "Thing ID"), h("dd", { class: "mono" }, t.thingId),
           h("dt", {}, "Version"), h("dd", {}, String(t.version ?? ""))),
-        h("h2", { class: "small" }, "Attributes"),
-        table(["Name", "Value"], attrs.map(([k, v]) => [k, v]), { caption: "Attributes", empty: "No attributes." }),
+        h("h3", {}, "Attributes"),
+        table(["Name", "Value"], attrs.map(([k, v]) => [k, v]), { label: "Attributes", empty: "No attributes." }),
       );
       return true;
     } catch (e) {
@@ -254,7 +276,7 @@ export function render(main, params) {
   async function loadGroups() {
     try {
       const list = await api.all((t) => api.listThingGroupsForThing(name, { maxResults: 100, nextToken: t }), "thingGroups");
-      replace(groups, table(["Group"], list.map((g) => [g.groupName]), { caption: "Groups", empty: "In no thing group." }));
+      replace(groups, table(["Group"], list.map((g) => [h("span", { class: "mono" }, g.groupName)]), { label: "Groups", empty: "In no thing group." }));
     } catch (e) {
       replace(groups, errorBox(e));
     }
@@ -275,7 +297,7 @@ export function render(main, params) {
         }
         return [h("span", { class: "mono" }, arn), policies];
       }));
-      replace(principals, table(["Principal", "Policies"], rows, { caption: "Principals", empty: "No certificate yet: create one under Connect a device." }));
+      replace(principals, table(["Principal", "Policies"], rows, { label: "Principals", empty: "No certificate yet: create one under Connect a device." }));
       const keep = select || certSelect.value;
       replace(certSelect, list.filter((a) => a.includes(":cert/")).map((a) => h("option", { value: a, selected: a === keep }, a.split("/").pop())));
       if (!certSelect.options.length) certSelect.append(h("option", { value: "" }, "(no certificate yet)"));
@@ -289,7 +311,7 @@ export function render(main, params) {
     try {
       indexing = (await api.getIndexingConfiguration()).thingIndexingConfiguration || {};
     } catch (e) {
-      replace(connectivity, errorBox(e));
+      replace(connInfo, errorBox(e));
       return;
     }
     if (indexing.thingIndexingMode === "OFF" || indexing.thingConnectivityIndexingMode !== "STATUS") {
@@ -300,33 +322,26 @@ export function render(main, params) {
           await api.updateIndexingConfiguration({ thingIndexingConfiguration: body });
           await loadConnectivity();
         } catch (e) {
-          connectivity.append(errorBox(e));
+          connInfo.append(errorBox(e));
         }
       }, { kind: "secondary" });
       replace(
-        connectivity,
-        h("p", {}, "Connectivity is known when fleet indexing indexes it (thingConnectivityIndexingMode STATUS), which is off on this node."),
+        connInfo,
+        h("p", {}, "Whether it is connected now is known when fleet indexing indexes connectivity (thingConnectivityIndexingMode STATUS), which is off on this node; until then this page shows only the connects and disconnects it sees while open."),
         h("p", {}, "Turn it on here, or with ", h("code", {}, "aws iot update-indexing-configuration --thing-indexing-configuration thingIndexingMode=REGISTRY,thingConnectivityIndexingMode=STATUS"), "."),
         turnOn,
       );
       return;
     }
+    replace(connInfo);
     try {
       const r = await api.searchIndex({ queryString: `thingName:${escapeQuery(name)}`, maxResults: 1 });
       const c = r.things?.[0]?.connectivity;
-      if (!c) {
-        replace(connectivity, h("p", {}, "The index has no connectivity for this thing yet."));
-        return;
-      }
-      replace(
-        connectivity,
-        h("p", { class: c.connected ? "state on" : "state off", "data-connected": String(!!c.connected) },
-          c.connected ? "Connected" : "Disconnected",
-          c.timestamp ? ` since ${when(c.timestamp)}` : "",
-          c.disconnectReason ? ` (${c.disconnectReason})` : ""),
-      );
+      if (seenLive) return; // a lifecycle event came while the index was asked: it is newer
+      if (!c) replace(connInfo, h("p", {}, "The index has no connectivity for this thing yet."));
+      else showConnected(c.connected, c.timestamp, c.disconnectReason, false);
     } catch (e) {
-      replace(connectivity, errorBox(e));
+      replace(connInfo, errorBox(e));
     }
   }
 
@@ -356,6 +371,16 @@ export function render(main, params) {
   }
 
   function onMessage(m) {
+    if (m.topic.startsWith("$aws/events/presence/")) {
+      try {
+        const ev = JSON.parse(new TextDecoder().decode(m.payload));
+        seenLive = true;
+        showConnected(ev.eventType === "connected", ev.timestamp, ev.disconnectReason, true);
+      } catch {
+        /* not an event document */
+      }
+      return;
+    }
     const prefix = `$aws/things/${name}/shadow/`;
     if (!m.topic.startsWith(prefix)) return;
     const rest = m.topic.slice(prefix.length);
@@ -389,6 +414,8 @@ export function render(main, params) {
       for (const f of ["update/documents", "name/+/update/documents", "delete/accepted", "name/+/delete/accepted"]) {
         await client.subscribe(`$aws/things/${name}/shadow/${f}`, 1);
       }
+      // Devices connect with the thing's name as client id: their lifecycle events.
+      await client.subscribe(`$aws/events/presence/+/${name}`, 1);
       liveStatus.dataset.live = "on";
       liveStatus.textContent = "Live: shadow changes appear here as they happen.";
     } catch (e) {
