@@ -94,6 +94,16 @@ def test_check_lists_every_problem_with_its_key(workdir):
     assert not os.path.exists(data)
 
 
+def test_check_names_certificate_files_it_cannot_read(workdir):
+    cfg = write(os.path.join(workdir, "tls.toml"),
+                '[tls]\nca_cert = "/nonexistent/ca.pem"\nca_key = "/nonexistent/ca.key"\n'
+                '[cluster]\nnode_id = 1\naddr = "127.0.0.1:7000"\nca_cert = "/nonexistent/cluster-ca.pem"\n')
+    r = ferrite("serve", "--check", "--config", cfg)
+    assert r.returncode == 1
+    for key in ["[tls] ca_cert", "[tls] ca_key", "[cluster] ca_cert"]:
+        assert f'{key} = "/nonexistent/' in r.stderr and "cannot read it" in r.stderr, (key, r.stderr)
+
+
 def test_flags_are_checked_like_keys(workdir):
     r = ferrite("serve", "--check", "--workers", "0")
     assert r.returncode == 1 and "--workers = 0: must be from 1 to 1024" in r.stderr, r.stderr

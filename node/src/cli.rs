@@ -279,12 +279,46 @@ impl ServeArgs {
         if let Err(e) = crate::server::auth::listeners(&cfg) {
             problems.push(format!("[auth]: {e:#}"));
         }
+        problems.extend(unreadable_files(&cfg));
         if !problems.is_empty() {
             let source = self.config.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default();
             anyhow::bail!("invalid configuration{source}:\n  {}", problems.join("\n  "));
         }
         Ok(cfg)
     }
+}
+
+/// The files the configuration names that cannot be read (certificates and keys), each as a
+/// problem naming its key: found before the start, not half-way through it.
+fn unreadable_files(cfg: &NodeConfig) -> Vec<String> {
+    let mut named: Vec<(&str, &std::path::Path)> = Vec::new();
+    let tls = &cfg.tls;
+    for (key, path) in [
+        ("[tls] server_cert", &tls.server_cert),
+        ("[tls] server_key", &tls.server_key),
+        ("[tls] ca_cert", &tls.ca_cert),
+        ("[tls] ca_key", &tls.ca_key),
+    ] {
+        if let Some(p) = path {
+            named.push((key, p));
+        }
+    }
+    if let Some(c) = &cfg.cluster {
+        named.push(("[cluster] ca_cert", &c.ca_cert));
+        // The key is read only to issue this node's certificate on its first start (it may be
+        // gone afterwards).
+        if let Some(k) = c.ca_key.as_ref().filter(|_| !cfg.data_dir.join("cluster").join("node.pem").exists()) {
+            named.push(("[cluster] ca_key", k));
+        }
+    }
+    named
+        .into_iter()
+        .filter_map(|(key, path)| {
+            std::fs::File::open(path)
+                .err()
+                .map(|e| format!("{key} = {:?}: cannot read it ({e})", path.display().to_string()))
+        })
+        .collect()
 }
 
 /// `ferrite serve --check`: what the configuration resolves to, or every problem in it.
