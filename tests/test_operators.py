@@ -328,3 +328,20 @@ def test_benchmark_results_are_not_tracked_files():
     assert tracked.strip() == "", tracked
     ignored = subprocess.run(["git", "check-ignore", "bench-results/results.jsonl"], cwd=ROOT, capture_output=True)
     assert ignored.returncode == 0
+
+
+def test_startup_hints_name_an_address_that_reaches_a_node_on_every_interface(workdir):
+    args = ports_args()
+    args[args.index("--http-addr") + 1] = "0.0.0.0:0"
+    p, line = start(["--data-dir", os.path.join(workdir, "d"), *args], workdir)
+    try:
+        port = re.search(r"http=0\.0\.0\.0:(\d+)", line).group(1)
+        lines = [p.stdout.readline() for _ in range(3)]
+        hint = next(l for l in lines if l.startswith("use it with"))
+        assert f"--endpoint-url http://127.0.0.1:{port} " in hint, hint
+        console = next(l for l in lines if l.startswith("web console"))
+        assert f"http://127.0.0.1:{port}/console/" in console
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/console/", timeout=5) as r:
+            assert r.status == 200 and b"<!doctype html>" in r.read()
+    finally:
+        stop(p)

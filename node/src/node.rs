@@ -293,10 +293,19 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         if created {
             println!("wrote a root access key for the HTTP API to {}", credentials_path.display());
         }
+        // A listener on every interface is reached on this machine through loopback.
+        let reach = match http_local.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::SocketAddr::from(([127, 0, 0, 1], http_local.port())),
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, http_local.port()))
+            }
+            _ => http_local,
+        };
         println!(
-            "use it with: AWS_SHARED_CREDENTIALS_FILE={} aws iot-data get-thing-shadow --endpoint-url http://{http_local} ...",
+            "use it with: AWS_SHARED_CREDENTIALS_FILE={} aws iot-data get-thing-shadow --endpoint-url http://{reach} ...",
             credentials_path.display()
         );
+        println!("web console: http://{reach}/console/ (sign in with that key)");
         if tls_created {
             println!(
                 "wrote a development CA to {} and a server certificate for localhost to {}",
