@@ -925,3 +925,12 @@ def test_screenshots_of_every_page(open_console, make_node, tmp_path):
         traffic.join()
         for d in devices + [listener]:
             d.close()
+
+
+def test_the_page_is_served_with_a_content_security_policy(node):
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{node.host}:{node.http_port}/console/", timeout=5) as r:
+        csp = r.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp, csp
+        assert r.headers["X-Frame-Options"] == "DENY"

@@ -32,6 +32,12 @@ fn asset(path: &str) -> Option<&'static [u8]> {
     assets::ASSETS.iter().find(|(name, _)| *name == path).map(|(_, bytes)| *bytes)
 }
 
+/// What the page may load and run: its own files only, WebSockets to the node's listeners,
+/// and never inside another site's frame (the console acts with the signed-in key).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data: blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
 fn serve(path: &str) -> HttpResponse {
     match asset(path) {
         Some(bytes) => HttpResponse::Ok()
@@ -39,6 +45,9 @@ fn serve(path: &str) -> HttpResponse {
             // The files change only with the binary; a page reload after an upgrade refetches.
             .insert_header(("Cache-Control", "no-cache"))
             .insert_header(("X-Content-Type-Options", "nosniff"))
+            .insert_header(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+            .insert_header(("X-Frame-Options", "DENY"))
+            .insert_header(("Referrer-Policy", "no-referrer"))
             .body(bytes),
         None => HttpResponse::NotFound().content_type("text/plain").body(format!("no console file {path:?}")),
     }
