@@ -62,16 +62,7 @@ impl<W: std::io::Write> std::io::Write for Progress<W> {
 pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
     let key = args.key.load()?;
     let partial = args.out.with_extension("partial");
-    let file = {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&partial)
-            .with_context(|| format!("cannot write {}", partial.display()))?
-    };
+    let file = crate::identity::tls::create_private(&partial)?;
     let started = Instant::now();
     let mut out = Progress { inner: std::io::BufWriter::new(file), bytes: 0, started, said: started };
     let result = ferrite_http_client::api::download(&args.http, "/backup", (&key.0, &key.1), &mut out);

@@ -237,22 +237,13 @@ impl ServeArgs {
             problems.push(format!("{e:#}"));
             None
         });
-        let jobs_minute_ms = match file.jobs.minute_ms {
-            Some(0) => {
-                problems.push("[jobs] minute_ms = 0: must be at least 1".into());
-                60_000
-            }
-            Some(ms) => ms,
-            None => 60_000,
-        };
-        let ownership_token_secs = match file.provisioning.ownership_token_secs {
-            Some(0) => {
-                problems.push("[provisioning] ownership_token_secs = 0: must be at least 1".into());
-                3600
-            }
-            Some(s) => s,
-            None => 3600,
-        };
+        let jobs_minute_ms = at_least_one(&mut problems, "[jobs] minute_ms", file.jobs.minute_ms, 60_000);
+        let ownership_token_secs = at_least_one(
+            &mut problems,
+            "[provisioning] ownership_token_secs",
+            file.provisioning.ownership_token_secs,
+            3600,
+        );
         let cfg = NodeConfig {
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("ferrite-data")),
             mqtt_addr,
@@ -285,6 +276,18 @@ impl ServeArgs {
             anyhow::bail!("invalid configuration{source}:\n  {}", problems.join("\n  "));
         }
         Ok(cfg)
+    }
+}
+
+/// `value`, or `default` when unset; 0 is a problem naming `key`.
+fn at_least_one(problems: &mut Vec<String>, key: &str, value: Option<u64>, default: u64) -> u64 {
+    match value {
+        Some(0) => {
+            problems.push(format!("{key} = 0: must be at least 1"));
+            default
+        }
+        Some(v) => v,
+        None => default,
     }
 }
 

@@ -160,7 +160,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub fn limit_problems(l: &LimitsFile) -> Vec<String> {
     const MQTT_MAX_PACKET: u64 = 268_435_455;
     let u = |v: Option<usize>| v.map(|v| v as u64);
-    let ranges: [(&str, Option<u64>, u64, u64); 16] = [
+    let ranges: [(&str, Option<u64>, u64, u64); 17] = [
         ("max_payload_bytes", u(l.max_payload_bytes), 1, MQTT_MAX_PACKET),
         ("max_client_id_bytes", u(l.max_client_id_bytes), 1, 65_535),
         ("max_topic_bytes", u(l.max_topic_bytes), 1, 65_535),
@@ -177,6 +177,7 @@ pub fn limit_problems(l: &LimitsFile) -> Vec<String> {
         ("max_connections.ws", u(l.max_connections.ws), 1, u32::MAX as u64),
         ("max_connections.mqtts", u(l.max_connections.mqtts), 1, u32::MAX as u64),
         ("max_connections.wss", u(l.max_connections.wss), 1, u32::MAX as u64),
+        ("max_connections.https", u(l.max_connections.https), 1, u32::MAX as u64),
     ];
     let mut out: Vec<String> = ranges
         .iter()
@@ -185,9 +186,6 @@ pub fn limit_problems(l: &LimitsFile) -> Vec<String> {
             (v < *min || v > *max).then(|| format!("[limits] {key} = {v}: must be from {min} to {max}"))
         })
         .collect();
-    if let Some(v) = l.max_connections.https.filter(|v| *v == 0) {
-        out.push(format!("[limits] max_connections.https = {v}: must be at least 1"));
-    }
     let defaults = crate::broker::BrokerConfig::default();
     let min_keep = l.min_keep_alive_secs.unwrap_or(defaults.min_keep_alive);
     let max_keep = l.max_keep_alive_secs.unwrap_or(defaults.max_keep_alive);

@@ -80,11 +80,7 @@ pub struct Endpoints {
 /// `GET /console/config.json`: version, region, account and the node's endpoints under the
 /// host name the browser used.
 pub(super) async fn config(api: web::Data<Api>, req: HttpRequest) -> HttpResponse {
-    let host = req.connection_info().host().to_string();
-    let host = match host.rsplit_once(':') {
-        Some((h, port)) if port.parse::<u16>().is_ok() => h.to_string(),
-        _ => host,
-    };
+    let host = super::request_host(&req);
     let e = api.endpoints;
     let at = |port: u16| format!("{host}:{port}");
     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({

@@ -79,6 +79,16 @@ fn is_api_path(path: &str) -> bool {
         && !path.starts_with("/console/")
 }
 
+/// The host name the client used to reach this node (the Host header without its port):
+/// where devices and the console reach the node's other listeners.
+fn request_host(req: &actix_web::HttpRequest) -> String {
+    let host = req.connection_info().host().to_string();
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.parse::<u16>().is_ok() => h.to_string(),
+        _ => host,
+    }
+}
+
 /// `GET /stats/history` (signed): the last hour of connections and PUBLISH counts, for the
 /// console's chart.
 async fn stats_history(api: web::Data<Api>, _call: call::Call) -> HttpResponse {

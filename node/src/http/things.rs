@@ -145,7 +145,5 @@ pub async fn list_thing_groups_for_thing(api: web::Data<Api>, _call: Call, name:
 /// DescribeEndpoint: the host name clients used to reach this node (devices connect to the
 /// same host's MQTT port).
 pub async fn describe_endpoint(call: Call) -> ApiResult {
-    let host = call.req.connection_info().host().to_string();
-    let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_string();
-    Ok(HttpResponse::Ok().json(json!({ "endpointAddress": host })))
+    Ok(HttpResponse::Ok().json(json!({ "endpointAddress": super::request_host(&call.req) })))
 }

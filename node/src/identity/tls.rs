@@ -190,17 +190,21 @@ pub(crate) fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
+/// Creates (or truncates) a file only its owner can read: keys, backups.
+pub(crate) fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    create_private(path)?.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn dev_ca_params() -> anyhow::Result<CertificateParams> {

@@ -41,11 +41,6 @@ impl Workers {
     }
 }
 
-/// Binds a TCP listener, with a message that names the address on failure.
-pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("cannot listen for {what} on {addr}"))
-}
-
 /// Takes over a socket bound before the runtime started (the node binds every listener
 /// first, so that a taken port refuses the start before anything else happens).
 pub fn adopt(socket: std::net::TcpListener) -> anyhow::Result<TcpListener> {
