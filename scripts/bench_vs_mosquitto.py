@@ -52,6 +52,7 @@ MQTTV5_LOADS = [
     ("4x4 one topic QoS 0", ["--publishers", "4", "--subscribers", "4", "--topics", "1", "--qos", "0", "--inflight", "1"], 1),
     ("fan-out 1->100 QoS 0", ["--publishers", "1", "--subscribers", "100", "--qos", "0", "--inflight", "1"], 1),
     ("fan-in 4->1 QoS 1", ["--publishers", "4", "--subscribers", "1", "--qos", "1"], 1),
+    ("p2p 4 pairs QoS 1", ["--publishers", "1", "--subscribers", "1", "--qos", "1"], 4),
     ("4x4 one topic QoS 1", ["--publishers", "4", "--subscribers", "4", "--topics", "1", "--qos", "1"], 1),
 ]
 
@@ -100,6 +101,24 @@ def mqttv5_bench(pid, port, args, procs, duration):
     # 1 means messages were lost.
     return {"rx": rx, "sent": sent, "p99": None, "lost": 0 if ratio >= 0.999 else f"ratio {ratio:.3f}",
             "cpu_s": cpu_seconds(pid) - before, "delivered": delivered}
+
+
+def mqttv5_latency(pid, port, qos, rate, duration):
+    """`mqttv5 bench --mode latency`: one publisher and one subscriber, the publisher paced
+    at `rate` msgs/s on a fixed schedule (latency counts from the intended send time)."""
+    before = cpu_seconds(pid)
+    cmd = ["mqttv5", "bench", "--mode", "latency", "--payload-size", "64", "--duration", str(duration), "--warmup", "2",
+           "--rate", str(rate), "--qos", str(qos), "-H", "127.0.0.1", "-p", str(port), "-c", f"lat-{os.getpid()}",
+           "-t", f"lat/{os.getpid()}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
+    if out.returncode != 0:
+        raise RuntimeError(f"mqttv5 latency failed: {out.stderr.strip()[-400:]}")
+    r = json.loads(out.stdout)["results"]
+    # the pump's schedule can end a few sends short of rate x duration; more missing is loss
+    ratio = r["messages"] / (rate * duration)
+    return {"rx": r["messages"] / duration, "sent": rate, "p99": r["p99_us"] / 1000,
+            "lost": 0 if ratio >= 0.99 else f"ratio {ratio:.3f}",
+            "cpu_s": cpu_seconds(pid) - before, "delivered": r["messages"]}
 
 
 def watch_mosquitto_drops(mport, path):
@@ -197,6 +216,14 @@ def main():
                     rate = max(1, int(peak / 2 / deliveries))
                     measure("ferrite bench", f"{name} @ half", run,
                             lambda pid, port: ferrite_bench(a.bin, pid, port, [*args, "--rate", str(rate)], a.duration))
+                if have_mqttv5:
+                    for qos in (0, 1):
+                        # half of Mosquitto's median rate for one pair, by the same generator
+                        name = f"p2p 4 pairs QoS {qos}"
+                        peak = statistics.median(r["rx"] for r in results[("mqttv5 bench", name)]["mosquitto"]) / 4
+                        rate = max(1, int(peak / 2))
+                        measure("mqttv5 latency", f"p2p 1 pair QoS {qos} @ half", run,
+                                lambda pid, port: mqttv5_latency(pid, port, qos, rate, a.duration))
         dropped = broker_drops(fhttp, watcher, f"{work}/mosquitto-dropped.txt")
     finally:
         for p in (ferrite, mosq):

@@ -1,11 +1,12 @@
 //! Feeds arbitrary bytes to the MQTT decoder as a server would see them before CONNECT
-//! and after a 3.1.1 or 5.0 CONNECT. The decoder must never panic, and every packet it
-//! accepts must survive a re-encode and decode unchanged.
+//! and after a 3.1.1 or 5.0 CONNECT. The decoder must never panic, every packet it
+//! accepts must survive a re-encode and decode unchanged, and `frame_size` (which the
+//! server's reader cuts packets with) must agree with what the decoder takes.
 
 #![no_main]
 
 use bytes::BytesMut;
-use ferrite_mqtt::codec::{decode, encode};
+use ferrite_mqtt::codec::{decode, encode, frame_size};
 use ferrite_mqtt::packet::{Packet, ProtocolVersion};
 use libfuzzer_sys::fuzz_target;
 
@@ -20,7 +21,16 @@ fuzz_target!(|data: &[u8]| {
 fn decode_all(data: &[u8], start: Option<ProtocolVersion>) {
     let mut buf = BytesMut::from(data);
     let mut version = start;
-    while let Ok(Some(packet)) = decode(&mut buf, version, usize::MAX) {
+    loop {
+        let size = frame_size(&buf, version, usize::MAX);
+        let before = buf.len();
+        let decoded = decode(&mut buf, version, usize::MAX);
+        match (&size, &decoded) {
+            (Ok(Some(n)), Ok(Some(_))) => assert_eq!(before - buf.len(), *n, "frame_size disagrees with decode"),
+            (Ok(None), Ok(None)) | (Err(_), Err(_)) | (Ok(Some(_)), Err(_)) => {}
+            _ => panic!("frame_size said {size:?}, decode said {decoded:?}"),
+        }
+        let Ok(Some(packet)) = decoded else { break };
         // CONNECT is written for the protocol it names; everything else for the session's.
         let encode_as = match (&packet, version) {
             (Packet::Connect(connect), _) => connect.protocol,

@@ -20,7 +20,6 @@ use bytes::BytesMut;
 use ferrite_mqtt::codec;
 use ferrite_mqtt::packet::*;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::FramedRead;
 
 use super::auth::{self as listener_auth, Choice, ListenerAuth};
 use super::backlog::{Backlog, Counted};
@@ -29,7 +28,7 @@ use super::decide::outbound::{self, Outbound};
 use super::decide::publish::{self as publish_rules, Inbound, Refusal};
 use super::decide::subscribe::{self, FilterDecision};
 use super::decide::{acks, publish::Limits};
-use super::framing::{PacketDecoder, ReadError};
+use super::framing::{PacketDecoder, PacketStream, ReadError};
 use super::Origin;
 use crate::broker::lifecycle::{self, DisconnectReason};
 use crate::broker::message::{new_id, now_ms, Message};
@@ -150,7 +149,7 @@ impl<W: AsyncWrite + Unpin + 'static> Connection<W> {
             metrics: broker.metrics.clone(),
         };
         Connection::create(move |ctx| {
-            ctx.add_stream(FramedRead::with_capacity(read, decoder, 512));
+            ctx.add_stream(PacketStream::new(read, decoder));
             let backlog = Backlog::default();
             let writer = Writer::new(Counted::new(write, &backlog), ctx);
             broker.metrics.connections_open.inc();

@@ -139,6 +139,36 @@ pub fn decode(
     version: Option<ProtocolVersion>,
     max_packet_size: usize,
 ) -> Result<Option<Packet>, DecodeError> {
+    let Some((header_len, size)) = frame_bounds(buf, version, max_packet_size)? else {
+        return Ok(None);
+    };
+    let first = buf[0];
+    let mut frame = buf.split_to(size).freeze();
+    frame.advance(header_len);
+    let mut body = Reader { buf: frame };
+    let packet = decode_body(first, &mut body, version == Some(ProtocolVersion::V5))?;
+    body.finish()?;
+    Ok(Some(packet))
+}
+
+/// The size in bytes of the packet at the front of `buf` once it has all arrived, or `None`
+/// while its fixed header is incomplete or its body has not all arrived. Checks what
+/// [`decode`] checks first (the first byte, the remaining length's encoding, the size
+/// limit), so a reader can cut packets out of a stream without decoding them twice.
+pub fn frame_size(
+    buf: &[u8],
+    version: Option<ProtocolVersion>,
+    max_packet_size: usize,
+) -> Result<Option<usize>, DecodeError> {
+    Ok(frame_bounds(buf, version, max_packet_size)?.map(|(_, size)| size))
+}
+
+/// The fixed header's length and the whole packet's size, once the whole packet is in `buf`.
+fn frame_bounds(
+    buf: &[u8],
+    version: Option<ProtocolVersion>,
+    max_packet_size: usize,
+) -> Result<Option<(usize, usize)>, DecodeError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
@@ -154,12 +184,7 @@ pub fn decode(
     if buf.len() < size {
         return Ok(None);
     }
-    let mut frame = buf.split_to(size).freeze();
-    frame.advance(header_len);
-    let mut body = Reader { buf: frame };
-    let packet = decode_body(first, &mut body, version == Some(ProtocolVersion::V5))?;
-    body.finish()?;
-    Ok(Some(packet))
+    Ok(Some((header_len, size)))
 }
 
 /// Validates the first byte (packet type and flags) before anything else is read, so bad
@@ -1368,6 +1393,21 @@ mod tests {
         assert_eq!(decode(&mut buf, Some(V311), 2), Ok(Some(Packet::PingReq)));
         let mut buf = BytesMut::from(&bytes[..]);
         assert_eq!(decode(&mut buf, Some(V311), 1), Err(DecodeError::TooLarge { size: 2, max: 1 }));
+    }
+
+    #[test]
+    fn frame_size_waits_for_the_whole_packet_and_checks_what_decode_checks() {
+        // PINGREQ then the first three bytes of a PUBLISH with remaining length 5.
+        let bytes = [0xC0, 0x00, 0x30, 0x05, 0x00];
+        assert_eq!(frame_size(&bytes[..1], Some(V311), NO_LIMIT), Ok(None));
+        assert_eq!(frame_size(&bytes, Some(V311), NO_LIMIT), Ok(Some(2)));
+        assert_eq!(frame_size(&bytes[2..], Some(V311), NO_LIMIT), Ok(None));
+        assert_eq!(
+            frame_size(&[0x30, 0xC8, 0x01], Some(V311), 100),
+            Err(DecodeError::TooLarge { size: 203, max: 100 })
+        );
+        assert!(frame_size(&[0x00, 0x00], Some(V5), NO_LIMIT).is_err());
+        assert!(frame_size(&[0xC0, 0x00], None, NO_LIMIT).is_err(), "only CONNECT comes first");
     }
 
     #[test]
