@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_vs_mosquitto import MOSQUITTO_CONF, cpu_seconds  # noqa: E402
+from bench_vs_mosquitto import FERRITE_CONF, MOSQUITTO_CONF, cpu_seconds  # noqa: E402
 
 
 def count_syscalls(pid, seconds):
@@ -76,7 +76,9 @@ def main():
     with open(f"{work}/mosquitto.conf", "w") as f:
         f.write(MOSQUITTO_CONF.format(port=mport))
     mosq = subprocess.Popen(["mosquitto", "-c", f"{work}/mosquitto.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ferrite = subprocess.Popen([a.bin, "serve", "--data-dir", f"{work}/ferrite", "--mqtt-addr", f"127.0.0.1:{fport}",
+    with open(f"{work}/ferrite.toml", "w") as f:
+        f.write(FERRITE_CONF)
+    ferrite = subprocess.Popen([a.bin, "serve", "--config", f"{work}/ferrite.toml", "--data-dir", f"{work}/ferrite", "--mqtt-addr", f"127.0.0.1:{fport}",
                                 "--http-addr", "127.0.0.1:0", "--log-level", "warn"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.5)

@@ -139,9 +139,6 @@ impl SessionState {
         self.inflight.len()
     }
 
-    /// Adds a message for the client. QoS 0 messages beyond the limit are dropped
-    /// silently by MQTT's rules; QoS 1/2 ones are dropped with an error the caller logs
-    /// and counts (they are never acknowledged to their publisher as stored).
     /// Drops the queued QoS 0 messages (for a client whose socket takes nothing); how many.
     pub fn shed_at_most_once(&mut self) -> usize {
         let before = self.queue.len();
@@ -149,6 +146,9 @@ impl SessionState {
         before - self.queue.len()
     }
 
+    /// Adds a message for the client. QoS 0 messages beyond the limit are dropped
+    /// silently by MQTT's rules; QoS 1/2 ones are dropped with an error the caller logs
+    /// and counts (they are never acknowledged to their publisher as stored).
     pub fn enqueue(&mut self, out: Outgoing) -> Result<(), QueueFull> {
         if self.queue.len() >= self.max_queue {
             return Err(QueueFull::Dropped);
