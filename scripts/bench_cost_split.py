@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_vs_mosquitto import FERRITE_CONF, MOSQUITTO_CONF, cpu_seconds  # noqa: E402
+from bench_vs_mosquitto import cpu_seconds, start_brokers, stop_brokers  # noqa: E402
 
 
 def count_syscalls(pid, seconds):
@@ -73,15 +73,7 @@ def main():
         print("note: perf cannot count raw_syscalls:sys_enter here; system call columns are empty", file=sys.stderr)
     work = tempfile.mkdtemp()
     fport, mport = int(os.environ.get("FERRITE_PORT", 27883)), int(os.environ.get("MOSQUITTO_PORT", 27884))
-    with open(f"{work}/mosquitto.conf", "w") as f:
-        f.write(MOSQUITTO_CONF.format(port=mport))
-    mosq = subprocess.Popen(["mosquitto", "-c", f"{work}/mosquitto.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    with open(f"{work}/ferrite.toml", "w") as f:
-        f.write(FERRITE_CONF)
-    ferrite = subprocess.Popen([a.bin, "serve", "--config", f"{work}/ferrite.toml", "--data-dir", f"{work}/ferrite", "--mqtt-addr", f"127.0.0.1:{fport}",
-                                "--http-addr", "127.0.0.1:0", "--log-level", "warn"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.5)
+    ferrite, mosq = start_brokers(a.bin, work, fport, mport, "127.0.0.1:0")
     rows = []
     try:
         for run in range(a.runs):
@@ -91,10 +83,7 @@ def main():
                 rows.append((name, run, r))
                 print(f"  run {run + 1} {name:9} rx/s {r['rx']:>10,.0f}", file=sys.stderr)
     finally:
-        for p in (ferrite, mosq):
-            p.terminate()
-            p.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_brokers((ferrite, mosq), work)
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
     print(f"mqttv5 bench {' '.join(load)} --payload-size 64; {a.runs} runs per broker, alternating")
     print()

@@ -64,6 +64,31 @@ MQTTV5_LOADS = [
 ]
 
 
+def start_brokers(binary, work, fport, mport, http_addr, extra=()):
+    """Starts Ferrite and Mosquitto on loopback, each configured to drop nothing
+    (FERRITE_CONF, MOSQUITTO_CONF), with their files in `work`; returns (ferrite, mosquitto)
+    once Ferrite has had time to start. `extra`: more `ferrite serve` flags."""
+    with open(f"{work}/mosquitto.conf", "w") as f:
+        f.write(MOSQUITTO_CONF.format(port=mport))
+    mosq = subprocess.Popen(["mosquitto", "-c", f"{work}/mosquitto.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(f"{work}/ferrite.toml", "w") as f:
+        f.write(FERRITE_CONF)
+    serve = [binary, "serve", "--config", f"{work}/ferrite.toml", "--data-dir", f"{work}/ferrite",
+             "--mqtt-addr", f"127.0.0.1:{fport}", "--http-addr", http_addr, "--log-level", "warn", *extra]
+    ferrite = subprocess.Popen(serve, stdout=subprocess.DEVNULL, stderr=open(f"{work}/ferrite.log", "w"))
+    time.sleep(1.5)
+    return ferrite, mosq
+
+
+def stop_brokers(procs, work):
+    """Stops what `start_brokers` started and removes `work`."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.wait(timeout=30)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def cpu_seconds(pid):
     """User + system CPU seconds the process has used."""
     with open(f"/proc/{pid}/stat") as f:
@@ -177,20 +202,13 @@ def main():
         print("note: mqttv5 not found (cargo install mqttv5-cli); its rows are skipped", file=sys.stderr)
     work = tempfile.mkdtemp()
     fport, mport = int(os.environ.get("FERRITE_PORT", 21883)), int(os.environ.get("MOSQUITTO_PORT", 21884))
-    with open(f"{work}/mosquitto.conf", "w") as f:
-        f.write(MOSQUITTO_CONF.format(port=mport))
-    mosq = subprocess.Popen(["mosquitto", "-c", f"{work}/mosquitto.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     fhttp = int(os.environ.get("FERRITE_HTTP_PORT", 21885))
-    with open(f"{work}/ferrite.toml", "w") as f:
-        f.write(FERRITE_CONF)
-    serve = [a.bin, "serve", "--config", f"{work}/ferrite.toml", "--data-dir", f"{work}/ferrite", "--mqtt-addr", f"127.0.0.1:{fport}", "--log-level", "warn",
-             "--http-addr", f"127.0.0.1:{fhttp}"]
+    extra = []
     for flag in ("--ws-addr", "--mqtts-addr", "--wss-addr", "--https-addr"):
-        serve += [flag, "127.0.0.1:0"]
+        extra += [flag, "127.0.0.1:0"]
     if a.workers:
-        serve += ["--workers", a.workers]
-    ferrite = subprocess.Popen(serve, stdout=subprocess.DEVNULL, stderr=open(f"{work}/ferrite.log", "w"))
-    time.sleep(1.5)
+        extra += ["--workers", a.workers]
+    ferrite, mosq = start_brokers(a.bin, work, fport, mport, f"127.0.0.1:{fhttp}", extra)
     watcher = watch_mosquitto_drops(mport, f"{work}/mosquitto-dropped.txt")
     brokers = {"ferrite": (ferrite.pid, fport), "mosquitto": (mosq.pid, mport)}
     bench_loads = BENCH_LOADS[:2] if a.quick else BENCH_LOADS
@@ -235,11 +253,7 @@ def main():
                                 lambda pid, port: mqttv5_latency(pid, port, qos, rate, a.duration))
         dropped = broker_drops(fhttp, watcher, f"{work}/mosquitto-dropped.txt")
     finally:
-        for p in (ferrite, mosq):
-            p.send_signal(signal.SIGTERM)
-        for p in (ferrite, mosq):
-            p.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_brokers((ferrite, mosq), work)
 
     print(f"{a.runs} runs of {a.duration} s each; median (min-max). cpu us/msg: the broker's CPU time during the measured part of the run per message delivered;"
           " lost: messages not delivered by the end of the generator's drain (late or dropped; see the dropped line).")
