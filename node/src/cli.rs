@@ -128,7 +128,9 @@ pub struct ServeArgs {
     /// `info,ferrite::rules=debug`; raft and cranelift log at warn unless named [default: info]
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
-    /// Worker threads (actix arbiters) that own client connections, at least 1 [default: CPU cores]
+    /// Worker threads (actix arbiters) that own client connections, at least 1. One per core
+    /// suits a machine of its own; where busy clients share the cores (publishers on the same
+    /// box), fewer leave them CPU, and with 1 no delivery crosses threads [default: CPU cores]
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
     /// Directory of rule files (`*.sql`, see docs/rules.md), reloaded when a file changes; a
