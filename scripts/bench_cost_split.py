@@ -3,7 +3,9 @@ delivered message beside each broker's, Ferrite and Mosquitto in the same run.
 
 On a machine where the generator shares the cores with the broker, the delivered rate is
 bounded by (cores) / (generator's cost + broker's cost) per message; this prints both
-parts, so a ratio between brokers can be read against what the generator itself takes.
+parts, so a ratio between brokers can be read against what the generator itself takes,
+and how often each side's threads went to sleep (voluntary context switches): on a
+virtual machine each sleep and wake costs tens of microseconds of CPU.
 Called by scripts/bench-cost-split. System calls are counted with `perf stat` on the
 `raw_syscalls:sys_enter` tracepoint over the middle of each run (skipped when perf cannot
 count it).
@@ -37,6 +39,18 @@ def counted(perf):
     return None
 
 
+def sleeps(pid):
+    """Voluntary context switches of all of `pid`'s threads so far: how often they slept."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                total += sum(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches"))
+        except OSError:
+            pass  # the thread ended between listing and reading
+    return total
+
+
 def one_run(broker_pid, port, args, duration, have_perf):
     warmup = 2
     cmd = ["mqttv5", "bench", "--mode", "throughput", "--payload-size", "64", "--duration", str(duration), "--warmup", str(warmup),
@@ -45,10 +59,12 @@ def one_run(broker_pid, port, args, duration, have_perf):
     # connecting takes about 0.5 s; count over the middle of the measured part
     time.sleep(warmup + 0.5)
     g0, b0 = cpu_seconds(gen.pid), cpu_seconds(broker_pid)
+    gs0, bs0 = sleeps(gen.pid), sleeps(broker_pid)
     window = max(1, duration - 2)
     perfs = [count_syscalls(gen.pid, window), count_syscalls(broker_pid, window)] if have_perf else []
     time.sleep(window)
     g1, b1 = cpu_seconds(gen.pid), cpu_seconds(broker_pid)
+    gs1, bs1 = sleeps(gen.pid), sleeps(broker_pid)
     syscalls = [counted(p) for p in perfs]
     out, _ = gen.communicate(timeout=duration + 120)
     r = json.loads(out)["results"]
@@ -56,7 +72,8 @@ def one_run(broker_pid, port, args, duration, have_perf):
     per = lambda x: x / (rate * window)
     return {"rx": rate, "gen_us": per(g1 - g0) * 1e6, "broker_us": per(b1 - b0) * 1e6,
             "gen_sys": per(syscalls[0]) if syscalls and syscalls[0] is not None else None,
-            "broker_sys": per(syscalls[1]) if syscalls and syscalls[1] is not None else None}
+            "broker_sys": per(syscalls[1]) if syscalls and syscalls[1] is not None else None,
+            "gen_sleeps": per(gs1 - gs0), "broker_sleeps": per(bs1 - bs0)}
 
 
 def main():
@@ -64,6 +81,7 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--duration", type=int, default=6)
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--workers", help="Ferrite's --workers (default: its own, one per core)")
     ap.add_argument("load", nargs=argparse.REMAINDER, help="mqttv5 bench arguments, e.g. --publishers 4 --subscribers 1 --qos 1")
     a = ap.parse_args()
     load = [x for x in a.load if x != "--"] or ["--publishers", "4", "--subscribers", "1", "--qos", "1"]
@@ -73,7 +91,8 @@ def main():
         print("note: perf cannot count raw_syscalls:sys_enter here; system call columns are empty", file=sys.stderr)
     work = tempfile.mkdtemp()
     fport, mport = int(os.environ.get("FERRITE_PORT", 27883)), int(os.environ.get("MOSQUITTO_PORT", 27884))
-    ferrite, mosq = start_brokers(a.bin, work, fport, mport, "127.0.0.1:0")
+    extra = ["--workers", a.workers] if a.workers else []
+    ferrite, mosq = start_brokers(a.bin, work, fport, mport, "127.0.0.1:0", extra)
     rows = []
     try:
         for run in range(a.runs):
@@ -85,12 +104,13 @@ def main():
     finally:
         stop_brokers((ferrite, mosq), work)
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
-    print(f"mqttv5 bench {' '.join(load)} --payload-size 64; {a.runs} runs per broker, alternating")
+    workers = f"; ferrite --workers {a.workers}" if a.workers else ""
+    print(f"mqttv5 bench {' '.join(load)} --payload-size 64; {a.runs} runs per broker, alternating{workers}")
     print()
-    print("| broker | run | delivered msgs/s | generator CPU us/msg | broker CPU us/msg | generator syscalls/msg | broker syscalls/msg |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| broker | run | delivered msgs/s | generator CPU us/msg | broker CPU us/msg | generator syscalls/msg | broker syscalls/msg | generator sleeps/msg | broker sleeps/msg |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, run, r in rows:
-        print(f"| {name} | {run + 1} | {r['rx']:,.0f} | {r['gen_us']:.1f} | {r['broker_us']:.1f} | {fmt(r['gen_sys'])} | {fmt(r['broker_sys'])} |")
+        print(f"| {name} | {run + 1} | {r['rx']:,.0f} | {r['gen_us']:.1f} | {r['broker_us']:.1f} | {fmt(r['gen_sys'])} | {fmt(r['broker_sys'])} | {r['gen_sleeps']:.3f} | {r['broker_sleeps']:.3f} |")
 
 
 if __name__ == "__main__":
