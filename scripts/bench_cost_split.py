@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_vs_mosquitto import cpu_seconds, start_brokers, stop_brokers  # noqa: E402
+from bench_vs_mosquitto import check_cpu_split, cpu_seconds, pinned, start_brokers, stop_brokers  # noqa: E402
 
 
 def count_syscalls(pid, seconds):
@@ -51,11 +51,11 @@ def sleeps(pid):
     return total
 
 
-def one_run(broker_pid, port, args, duration, have_perf):
+def one_run(broker_pid, port, args, duration, have_perf, cpus=None):
     warmup = 2
     cmd = ["mqttv5", "bench", "--mode", "throughput", "--payload-size", "64", "--duration", str(duration), "--warmup", str(warmup),
            "-H", "127.0.0.1", "-p", str(port), "-c", f"split-{os.getpid()}", *args]
-    gen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    gen = subprocess.Popen(pinned(cmd, cpus), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     # connecting takes about 0.5 s; count over the middle of the measured part
     time.sleep(warmup + 0.5)
     g0, b0 = cpu_seconds(gen.pid), cpu_seconds(broker_pid)
@@ -82,8 +82,11 @@ def main():
     ap.add_argument("--duration", type=int, default=6)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--workers", help="Ferrite's --workers (default: its own, one per core)")
+    ap.add_argument("--broker-cpus", help="taskset CPU list both brokers run on, e.g. 0-7 (with --generator-cpus)")
+    ap.add_argument("--generator-cpus", help="taskset CPU list the generator runs on, e.g. 8-15")
     ap.add_argument("load", nargs=argparse.REMAINDER, help="mqttv5 bench arguments, e.g. --publishers 4 --subscribers 1 --qos 1")
     a = ap.parse_args()
+    check_cpu_split(a.broker_cpus, a.generator_cpus)
     load = [x for x in a.load if x != "--"] or ["--publishers", "4", "--subscribers", "1", "--qos", "1"]
     have_perf = shutil.which("perf") is not None and subprocess.run(
         ["perf", "stat", "-e", "raw_syscalls:sys_enter", "true"], capture_output=True).returncode == 0
@@ -92,19 +95,21 @@ def main():
     work = tempfile.mkdtemp()
     fport, mport = int(os.environ.get("FERRITE_PORT", 27883)), int(os.environ.get("MOSQUITTO_PORT", 27884))
     extra = ["--workers", a.workers] if a.workers else []
-    ferrite, mosq = start_brokers(a.bin, work, fport, mport, "127.0.0.1:0", extra)
+    ferrite, mosq = start_brokers(a.bin, work, fport, mport, "127.0.0.1:0", extra, a.broker_cpus)
     rows = []
     try:
         for run in range(a.runs):
             order = [("ferrite", ferrite.pid, fport), ("mosquitto", mosq.pid, mport)]
             for name, pid, port in order if run % 2 == 0 else order[::-1]:
-                r = one_run(pid, port, load, a.duration, have_perf)
+                r = one_run(pid, port, load, a.duration, have_perf, a.generator_cpus)
                 rows.append((name, run, r))
                 print(f"  run {run + 1} {name:9} rx/s {r['rx']:>10,.0f}", file=sys.stderr)
     finally:
         stop_brokers((ferrite, mosq), work)
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
     workers = f"; ferrite --workers {a.workers}" if a.workers else ""
+    if a.broker_cpus:
+        workers += f"; brokers on CPUs {a.broker_cpus}, generator on CPUs {a.generator_cpus}"
     print(f"mqttv5 bench {' '.join(load)} --payload-size 64; {a.runs} runs per broker, alternating{workers}")
     print()
     print("| broker | run | delivered msgs/s | generator CPU us/msg | broker CPU us/msg | generator syscalls/msg | broker syscalls/msg | generator sleeps/msg | broker sleeps/msg |")

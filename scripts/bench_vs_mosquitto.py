@@ -7,6 +7,10 @@ spread (min-max) of every number, never the best run alone. Both brokers are con
 drop nothing: Mosquitto with `max_queued_messages 0` (no queue limit), Ferrite with a 256 MiB
 outbound bound per client (FERRITE_CONF); every row says what each lost.
 
+With --broker-cpus and --generator-cpus the brokers and the generators run on disjoint sets
+of CPUs (`taskset`), so that neither takes the other's cores: on a machine with cores to
+spare, that measures the brokers rather than how the cores were shared.
+
 Rated loads ("@ half"): ferrite bench publishes at half of Mosquitto's median peak delivered
 rate for the same load, measured earlier in the same run, and reports p99 latency there.
 """
@@ -64,19 +68,55 @@ MQTTV5_LOADS = [
 ]
 
 
-def start_brokers(binary, work, fport, mport, http_addr, extra=()):
+def cpu_set(text):
+    """The CPUs a `taskset -c` list names ("0-3,8"), checked against those this process may
+    use; None for None."""
+    if text is None:
+        return None
+    cpus = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        try:
+            cpus.update(range(int(first), int(last or first) + 1))
+        except ValueError:
+            raise SystemExit(f"not a CPU list: {text!r} (expected e.g. 0-3,8)")
+    allowed = os.sched_getaffinity(0)
+    if not cpus or not cpus <= allowed:
+        raise SystemExit(f"CPU list {text!r} names CPUs this machine does not offer (allowed: {sorted(allowed)})")
+    return cpus
+
+
+def check_cpu_split(broker_cpus, generator_cpus):
+    """Exits with a clear message unless both lists are given and disjoint, or neither."""
+    b, g = cpu_set(broker_cpus), cpu_set(generator_cpus)
+    if (b is None) != (g is None):
+        raise SystemExit("--broker-cpus and --generator-cpus go together")
+    if b is not None and b & g:
+        raise SystemExit(f"--broker-cpus and --generator-cpus share CPUs {sorted(b & g)}; they must be disjoint")
+
+
+def pinned(cmd, cpus):
+    """`cmd` run on the CPUs `cpus` names (a `taskset -c` list), or as it is for None."""
+    return ["taskset", "-c", cpus, *cmd] if cpus else list(cmd)
+
+
+def start_brokers(binary, work, fport, mport, http_addr, extra=(), cpus=None):
     """Starts Ferrite and Mosquitto on loopback, each configured to drop nothing
     (FERRITE_CONF, MOSQUITTO_CONF), with their files in `work`; returns (ferrite, mosquitto)
-    once Ferrite has had time to start. `extra`: more `ferrite serve` flags."""
+    once Ferrite has had time to start. `extra`: more `ferrite serve` flags; `cpus`: the
+    CPUs both brokers run on (a `taskset -c` list; None: any)."""
     with open(f"{work}/mosquitto.conf", "w") as f:
         f.write(MOSQUITTO_CONF.format(port=mport))
-    mosq = subprocess.Popen(["mosquitto", "-c", f"{work}/mosquitto.conf"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    mosq = subprocess.Popen(pinned(["mosquitto", "-c", f"{work}/mosquitto.conf"], cpus), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(f"{work}/ferrite.toml", "w") as f:
         f.write(FERRITE_CONF)
     serve = [binary, "serve", "--config", f"{work}/ferrite.toml", "--data-dir", f"{work}/ferrite",
              "--mqtt-addr", f"127.0.0.1:{fport}", "--http-addr", http_addr, "--log-level", "warn", *extra]
-    ferrite = subprocess.Popen(serve, stdout=subprocess.DEVNULL, stderr=open(f"{work}/ferrite.log", "w"))
+    ferrite = subprocess.Popen(pinned(serve, cpus), stdout=subprocess.DEVNULL, stderr=open(f"{work}/ferrite.log", "w"))
     time.sleep(1.5)
+    for name, p in (("ferrite", ferrite), ("mosquitto", mosq)):
+        if p.poll() is not None:
+            raise SystemExit(f"{name} exited at start (status {p.returncode}); see {work}")
     return ferrite, mosq
 
 
@@ -96,10 +136,10 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def ferrite_bench(binary, pid, port, args, duration):
+def ferrite_bench(binary, pid, port, args, duration, cpus=None):
     before = cpu_seconds(pid)
     out = subprocess.run(
-        [binary, "bench", "--target", f"127.0.0.1:{port}", "--duration", str(duration), "--drain", "2", "--json", *args],
+        pinned([binary, "bench", "--target", f"127.0.0.1:{port}", "--duration", str(duration), "--drain", "2", "--json", *args], cpus),
         capture_output=True, text=True, timeout=duration + 120,
     )
     if out.returncode != 0:
@@ -109,13 +149,13 @@ def ferrite_bench(binary, pid, port, args, duration):
             "cpu_s": cpu_seconds(pid) - before, "delivered": r["received"]}
 
 
-def mqttv5_bench(pid, port, args, procs, duration):
+def mqttv5_bench(pid, port, args, procs, duration, cpus=None):
     runs = []
     for i in range(procs):
         topic = ["-t", f"p2p/{i}"] if procs > 1 else []
         cmd = ["mqttv5", "bench", "--mode", "throughput", "--payload-size", "64", "--duration", str(duration),
                "--warmup", "2", "-H", "127.0.0.1", "-p", str(port), "-c", f"gen{i}-{os.getpid()}", *topic, *args]
-        runs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        runs.append(subprocess.Popen(pinned(cmd, cpus), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
     # The generator counts from the end of its 2 s warm-up (after about 0.5 s of connecting).
     time.sleep(2.5)
     before = cpu_seconds(pid)
@@ -135,14 +175,14 @@ def mqttv5_bench(pid, port, args, procs, duration):
             "cpu_s": cpu_seconds(pid) - before, "delivered": delivered}
 
 
-def mqttv5_latency(pid, port, qos, rate, duration):
+def mqttv5_latency(pid, port, qos, rate, duration, cpus=None):
     """`mqttv5 bench --mode latency`: one publisher and one subscriber, the publisher paced
     at `rate` msgs/s on a fixed schedule (latency counts from the intended send time)."""
     before = cpu_seconds(pid)
     cmd = ["mqttv5", "bench", "--mode", "latency", "--payload-size", "64", "--duration", str(duration), "--warmup", "2",
            "--rate", str(rate), "--qos", str(qos), "-H", "127.0.0.1", "-p", str(port), "-c", f"lat-{os.getpid()}",
            "-t", f"lat/{os.getpid()}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
+    out = subprocess.run(pinned(cmd, cpus), capture_output=True, text=True, timeout=duration + 120)
     if out.returncode != 0:
         raise RuntimeError(f"mqttv5 latency failed: {out.stderr.strip()[-400:]}")
     r = json.loads(out.stdout)["results"]
@@ -196,7 +236,11 @@ def main():
     ap.add_argument("--workers")
     ap.add_argument("--quick", action="store_true", help="two loads per generator, no rated loads")
     ap.add_argument("--out-dir", default="bench-results")
+    ap.add_argument("--broker-cpus", help="taskset CPU list both brokers run on, e.g. 0-7 (with --generator-cpus)")
+    ap.add_argument("--generator-cpus", help="taskset CPU list the load generators run on, e.g. 8-15")
     a = ap.parse_args()
+    check_cpu_split(a.broker_cpus, a.generator_cpus)
+    gen_cpus = a.generator_cpus
     have_mqttv5 = shutil.which("mqttv5") is not None
     if not have_mqttv5:
         print("note: mqttv5 not found (cargo install mqttv5-cli); its rows are skipped", file=sys.stderr)
@@ -208,7 +252,7 @@ def main():
         extra += [flag, "127.0.0.1:0"]
     if a.workers:
         extra += ["--workers", a.workers]
-    ferrite, mosq = start_brokers(a.bin, work, fport, mport, f"127.0.0.1:{fhttp}", extra)
+    ferrite, mosq = start_brokers(a.bin, work, fport, mport, f"127.0.0.1:{fhttp}", extra, a.broker_cpus)
     watcher = watch_mosquitto_drops(mport, f"{work}/mosquitto-dropped.txt")
     brokers = {"ferrite": (ferrite.pid, fport), "mosquitto": (mosq.pid, mport)}
     bench_loads = BENCH_LOADS[:2] if a.quick else BENCH_LOADS
@@ -230,10 +274,10 @@ def main():
     try:
         for run in range(a.runs):
             for name, args, _ in bench_loads:
-                measure("ferrite bench", name, run, lambda pid, port: ferrite_bench(a.bin, pid, port, args, a.duration))
+                measure("ferrite bench", name, run, lambda pid, port: ferrite_bench(a.bin, pid, port, args, a.duration, gen_cpus))
             if have_mqttv5:
                 for name, args, procs in mq_loads:
-                    measure("mqttv5 bench", name, run, lambda pid, port: mqttv5_bench(pid, port, args, procs, a.duration))
+                    measure("mqttv5 bench", name, run, lambda pid, port: mqttv5_bench(pid, port, args, procs, a.duration, gen_cpus))
             if not a.quick:
                 for name, args, deliveries in bench_loads:
                     if "QoS 2" in name:
@@ -242,7 +286,7 @@ def main():
                     peak = statistics.median(r["rx"] for r in results[("ferrite bench", name)]["mosquitto"])
                     rate = max(1, int(peak / 2 / deliveries))
                     measure("ferrite bench", f"{name} @ half", run,
-                            lambda pid, port: ferrite_bench(a.bin, pid, port, [*args, "--rate", str(rate)], a.duration))
+                            lambda pid, port: ferrite_bench(a.bin, pid, port, [*args, "--rate", str(rate)], a.duration, gen_cpus))
                 if have_mqttv5:
                     for qos in (0, 1):
                         # half of Mosquitto's median rate for one pair, by the same generator
@@ -250,7 +294,7 @@ def main():
                         peak = statistics.median(r["rx"] for r in results[("mqttv5 bench", name)]["mosquitto"]) / 4
                         rate = max(1, int(peak / 2))
                         measure("mqttv5 latency", f"p2p 1 pair QoS {qos} @ half", run,
-                                lambda pid, port: mqttv5_latency(pid, port, qos, rate, a.duration))
+                                lambda pid, port: mqttv5_latency(pid, port, qos, rate, a.duration, gen_cpus))
         dropped = broker_drops(fhttp, watcher, f"{work}/mosquitto-dropped.txt")
     finally:
         stop_brokers((ferrite, mosq), work)
@@ -258,6 +302,8 @@ def main():
     print(f"{a.runs} runs of {a.duration} s each; median (min-max). cpu us/msg: the broker's CPU time during the measured part of the run per message delivered;"
           " lost: messages not delivered by the end of the generator's drain (late or dropped; see the dropped line).")
     print(f"dropped by the brokers over the whole run: ferrite {dropped[0]}, mosquitto {dropped[1]}")
+    if a.broker_cpus:
+        print(f"brokers on CPUs {a.broker_cpus}, load generators on CPUs {a.generator_cpus} (taskset)")
     print()
     print("| generator | load | ferrite rx/s | mosquitto rx/s | ratio | ferrite p99 ms | mosquitto p99 ms | ferrite cpu us/msg | mosquitto cpu us/msg | lost f / m |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
