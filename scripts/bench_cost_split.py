@@ -81,7 +81,7 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--duration", type=int, default=6)
     ap.add_argument("--runs", type=int, default=2)
-    ap.add_argument("--workers", help="Ferrite's --workers (default: its own, one per core)")
+    ap.add_argument("--workers", help="Ferrite's --workers (default: its own, one per CPU it may run on)")
     ap.add_argument("--broker-cpus", help="taskset CPU list both brokers run on, e.g. 0-7 (with --generator-cpus)")
     ap.add_argument("--generator-cpus", help="taskset CPU list the generator runs on, e.g. 8-15")
     ap.add_argument("load", nargs=argparse.REMAINDER, help="mqttv5 bench arguments, e.g. --publishers 4 --subscribers 1 --qos 1")
@@ -107,10 +107,10 @@ def main():
     finally:
         stop_brokers((ferrite, mosq), work)
     fmt = lambda v: "-" if v is None else f"{v:.2f}"
-    workers = f"; ferrite --workers {a.workers}" if a.workers else ""
+    setup = f"; ferrite --workers {a.workers}" if a.workers else ""
     if a.broker_cpus:
-        workers += f"; brokers on CPUs {a.broker_cpus}, generator on CPUs {a.generator_cpus}"
-    print(f"mqttv5 bench {' '.join(load)} --payload-size 64; {a.runs} runs per broker, alternating{workers}")
+        setup += f"; brokers on CPUs {a.broker_cpus}, generator on CPUs {a.generator_cpus}"
+    print(f"mqttv5 bench {' '.join(load)} --payload-size 64; {a.runs} runs per broker, alternating{setup}")
     print()
     print("| broker | run | delivered msgs/s | generator CPU us/msg | broker CPU us/msg | generator syscalls/msg | broker syscalls/msg | generator sleeps/msg | broker sleeps/msg |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -116,7 +116,11 @@ def start_brokers(binary, work, fport, mport, http_addr, extra=(), cpus=None):
     time.sleep(1.5)
     for name, p in (("ferrite", ferrite), ("mosquitto", mosq)):
         if p.poll() is not None:
-            raise SystemExit(f"{name} exited at start (status {p.returncode}); see {work}")
+            for other in (ferrite, mosq):
+                if other.poll() is None:
+                    other.terminate()
+                    other.wait(timeout=30)
+            raise SystemExit(f"{name} exited at start (status {p.returncode}); its files are in {work}")
     return ferrite, mosq
 
 
